@@ -1,0 +1,82 @@
+#pragma once
+// What the class-aware samplers share: the members of each class, the per-patient cap, the cyclic
+// without-replacement draw inside a class and largest-remainder quotas.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "medload/samplers/counter_rng.h"
+
+namespace medload::samplers::detail {
+
+// Tags keep the random streams of different purposes apart.
+enum StreamTag : std::uint64_t {
+  kTagShuffle = 1,
+  kTagClassCycle = 2,
+  kTagPatientCap = 3,
+  kTagQuotaTies = 4,
+  kTagBatchClasses = 5,
+};
+
+inline std::uint64_t stream_id(std::uint64_t tag, std::uint64_t a, std::uint64_t b = 0, std::uint64_t c = 0) {
+  return mix64(mix64(mix64(tag * kGoldenGamma ^ a) + b) ^ (c * 0xd6e8feb86659fd93ULL));
+}
+
+class ClassPool {
+ public:
+  // `owner` names the options struct in error messages.
+  ClassPool(const std::vector<std::int64_t>& labels, std::size_t num_classes,
+            const std::vector<std::string>& patient_ids, std::size_t max_per_patient, const std::string& owner);
+
+  std::size_t num_classes() const { return members_.size(); }
+  std::size_t dataset_size() const { return dataset_size_; }
+  const std::vector<std::vector<std::size_t>>& members() const { return members_; }
+  std::uint64_t fingerprint() const { return fingerprint_; }
+  bool capped() const { return max_per_patient_ > 0; }
+
+  // The members eligible in (seed, epoch): all of them, or with a cap, at most max_per_patient
+  // images of each patient, chosen at random per epoch.
+  void members_for_epoch(std::uint64_t seed, std::uint64_t epoch, std::vector<std::vector<std::size_t>>& out) const;
+
+ private:
+  std::size_t dataset_size_ = 0;
+  std::vector<std::int64_t> labels_;
+  std::vector<std::vector<std::size_t>> members_;
+  std::vector<std::vector<std::size_t>> patients_;  // images of each patient with more than the cap
+  std::size_t max_per_patient_ = 0;
+  std::uint64_t fingerprint_ = 0;
+};
+
+// Draws a class's members without replacement in random order; when they run out, a new cycle
+// (a fresh permutation) starts. Cycle j of class c in epoch e is a pure function of (seed, e, c, j).
+class ClassCycler {
+ public:
+  ClassCycler(const std::vector<std::size_t>& members, std::uint64_t seed, std::uint64_t epoch, std::uint64_t cls)
+      : members_(&members), seed_(seed), epoch_(epoch), class_(cls) {}
+
+  std::size_t next() {
+    if (position_ == permutation_.size()) {
+      permutation_ = *members_;
+      CounterRng rng(seed_, stream_id(kTagClassCycle, epoch_, class_, cycle_++));
+      shuffle(permutation_.data(), permutation_.size(), rng);
+      position_ = 0;
+    }
+    return permutation_[position_++];
+  }
+
+ private:
+  const std::vector<std::size_t>* members_;
+  std::uint64_t seed_, epoch_, class_;
+  std::uint64_t cycle_ = 0;
+  std::vector<std::size_t> permutation_;
+  std::size_t position_ = 0;
+};
+
+// Splits `total` into integer quotas proportional to `shares` (largest remainder; ties broken at
+// random by (seed, epoch) so that no class is favoured epoch after epoch).
+std::vector<std::size_t> quotas(const std::vector<double>& shares, std::size_t total, std::uint64_t seed,
+                                std::uint64_t epoch);
+
+}  // namespace medload::samplers::detail

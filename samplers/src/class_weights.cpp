@@ -1,0 +1,178 @@
+#include "medload/samplers/class_weights.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "medload/core/error.h"
+#include "medload/samplers/stream_sampler.h"
+
+namespace medload::samplers {
+
+std::string to_string(ClassWeighting weighting) {
+  switch (weighting) {
+    case ClassWeighting::kInverseFrequency: return "inverse";
+    case ClassWeighting::kSqrtInverse: return "sqrt-inverse";
+    case ClassWeighting::kBalanced: return "balanced";
+    case ClassWeighting::kEffectiveNumber: return "effective-number";
+  }
+  return "unknown";
+}
+
+ClassWeighting class_weighting_from_string(const std::string& name) {
+  for (ClassWeighting w : {ClassWeighting::kInverseFrequency, ClassWeighting::kSqrtInverse, ClassWeighting::kBalanced,
+                           ClassWeighting::kEffectiveNumber}) {
+    if (to_string(w) == name) return w;
+  }
+  throw ConfigError("class weighting \"" + name + "\": expected inverse, sqrt-inverse, balanced or effective-number");
+}
+
+std::vector<std::int64_t> class_counts(const std::vector<std::int64_t>& labels, std::size_t num_classes) {
+  std::int64_t max_label = -1;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || (num_classes > 0 && static_cast<std::uint64_t>(labels[i]) >= num_classes)) {
+      throw ConfigError("labels[" + std::to_string(i) + "] = " + std::to_string(labels[i]) + " is outside [0, " +
+                        (num_classes > 0 ? std::to_string(num_classes) : "inf") + ")");
+    }
+    max_label = std::max(max_label, labels[i]);
+  }
+  std::vector<std::int64_t> counts(num_classes > 0 ? num_classes : static_cast<std::size_t>(max_label + 1), 0);
+  for (std::int64_t label : labels) ++counts[static_cast<std::size_t>(label)];
+  return counts;
+}
+
+torch::Tensor class_weights(const std::vector<std::int64_t>& counts, ClassWeightOptions options) {
+  if (counts.empty()) throw ConfigError("class_weights: counts is empty (zero classes)");
+  if (options.weighting == ClassWeighting::kEffectiveNumber && !(options.beta >= 0.0 && options.beta < 1.0)) {
+    std::ostringstream message;
+    message << "ClassWeightOptions.beta = " << options.beta << ": must be in [0, 1)";
+    throw ConfigError(message.str());
+  }
+  const std::size_t classes = counts.size();
+  double total = 0.0;
+  for (std::size_t c = 0; c < classes; ++c) {
+    if (counts[c] <= 0) {
+      throw ConfigError("class_weights: class " + std::to_string(c) + " has count " + std::to_string(counts[c]) +
+                        "; a class with no samples has no finite weight");
+    }
+    total += static_cast<double>(counts[c]);
+  }
+  std::vector<double> w(classes);
+  for (std::size_t c = 0; c < classes; ++c) {
+    const double n = static_cast<double>(counts[c]);
+    switch (options.weighting) {
+      case ClassWeighting::kInverseFrequency: w[c] = 1.0 / n; break;
+      case ClassWeighting::kSqrtInverse: w[c] = 1.0 / std::sqrt(n); break;
+      case ClassWeighting::kBalanced: w[c] = total / (static_cast<double>(classes) * n); break;
+      // (1 - beta) / (1 - beta^n) with expm1/log1p: stays accurate for beta close to 1.
+      case ClassWeighting::kEffectiveNumber:
+        w[c] = options.beta == 0.0 ? 1.0 : -std::expm1(std::log(options.beta)) / -std::expm1(n * std::log(options.beta));
+        break;
+    }
+  }
+  if (options.weighting != ClassWeighting::kBalanced) {
+    double sum = 0.0;
+    for (double v : w) sum += v;
+    for (double& v : w) v *= static_cast<double>(classes) / sum;
+  }
+  torch::Tensor result = torch::empty({static_cast<std::int64_t>(classes)}, torch::kFloat32);
+  float* out = result.data_ptr<float>();
+  for (std::size_t c = 0; c < classes; ++c) out[c] = static_cast<float>(w[c]);
+  return result;
+}
+
+namespace {
+
+torch::Tensor checked_targets(const torch::Tensor& targets, const char* what) {
+  if (!targets.defined() || targets.dim() != 2 || targets.size(0) == 0 || targets.size(1) == 0) {
+    throw ConfigError(std::string(what) + ": targets must be a non-empty [N, C] tensor of 0/1, got " +
+                      (targets.defined() ? std::to_string(targets.dim()) + "-D with " +
+                                               std::to_string(targets.numel()) + " elements"
+                                         : std::string("an undefined tensor")));
+  }
+  return (targets.to(torch::kCPU) != 0).to(torch::kUInt8).contiguous();
+}
+
+}  // namespace
+
+torch::Tensor pos_weight(const torch::Tensor& targets) {
+  const torch::Tensor t = checked_targets(targets, "pos_weight");
+  const std::int64_t n = t.size(0), classes = t.size(1);
+  const std::uint8_t* data = t.data_ptr<std::uint8_t>();
+  std::vector<std::int64_t> positives(static_cast<std::size_t>(classes), 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t c = 0; c < classes; ++c) positives[static_cast<std::size_t>(c)] += data[i * classes + c];
+  }
+  torch::Tensor result = torch::empty({classes}, torch::kFloat32);
+  float* out = result.data_ptr<float>();
+  for (std::int64_t c = 0; c < classes; ++c) {
+    const std::int64_t pos = positives[static_cast<std::size_t>(c)];
+    if (pos == 0 || pos == n) {
+      throw ConfigError("pos_weight: class " + std::to_string(c) + " has " + std::to_string(pos) + " positives of " +
+                        std::to_string(n) + " samples; pos_weight needs both positives and negatives");
+    }
+    out[c] = static_cast<float>(static_cast<double>(n - pos) / static_cast<double>(pos));
+  }
+  return result;
+}
+
+std::vector<double> multilabel_sample_weights(const torch::Tensor& targets, MultiLabelCombine combine) {
+  const torch::Tensor t = checked_targets(targets, "multilabel_sample_weights");
+  const std::int64_t n = t.size(0), classes = t.size(1);
+  const std::uint8_t* data = t.data_ptr<std::uint8_t>();
+  std::vector<double> positives(static_cast<std::size_t>(classes), 0.0);
+  double empty = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    bool any = false;
+    for (std::int64_t c = 0; c < classes; ++c) {
+      if (data[i * classes + c]) {
+        positives[static_cast<std::size_t>(c)] += 1.0;
+        any = true;
+      }
+    }
+    if (!any) empty += 1.0;
+  }
+  std::vector<double> weights(static_cast<std::size_t>(n), 0.0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    double best = 0.0, sum = 0.0;
+    int count = 0;
+    for (std::int64_t c = 0; c < classes; ++c) {
+      if (!data[i * classes + c]) continue;
+      const double w = 1.0 / positives[static_cast<std::size_t>(c)];
+      best = std::max(best, w);
+      sum += w;
+      ++count;
+    }
+    double& out = weights[static_cast<std::size_t>(i)];
+    if (count == 0) {
+      out = 1.0 / empty;
+    } else {
+      out = combine == MultiLabelCombine::kMax ? best : sum / count;
+    }
+  }
+  return weights;
+}
+
+std::vector<double> inverse_frequency_sample_weights(const std::vector<std::int64_t>& labels, std::size_t num_classes) {
+  const std::vector<std::int64_t> counts = class_counts(labels, num_classes);
+  std::vector<double> weights(labels.size());
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    weights[i] = 1.0 / static_cast<double>(counts[static_cast<std::size_t>(labels[i])]);
+  }
+  return weights;
+}
+
+std::optional<std::string> double_correction_warning(const StreamSampler& sampler, const torch::Tensor& loss_weight,
+                                                     double tolerance) {
+  if (!sampler.balances_classes() || !loss_weight.defined() || loss_weight.numel() < 2) return std::nullopt;
+  const torch::Tensor w = loss_weight.to(torch::kCPU).to(torch::kFloat64).flatten();
+  const double lo = w.min().item<double>(), hi = w.max().item<double>();
+  if (!(lo > 0.0) || hi / lo <= 1.0 + tolerance) return std::nullopt;
+  std::ostringstream message;
+  message << "medload: the " << sampler.kind() << " sampler already balances classes and the loss weights are not "
+          << "uniform (max/min = " << hi / lo << "): the imbalance is corrected twice, which biases the model "
+          << "towards the rare classes. Use one of the two (or uniform loss weights).";
+  return message.str();
+}
+
+}  // namespace medload::samplers
