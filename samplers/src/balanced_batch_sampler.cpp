@@ -31,11 +31,11 @@ class BalancedBatchStream final : public detail::Stream {
   }
 
   void prepare(std::uint64_t seed, std::uint64_t epoch) override {
-    pool_.members_for_epoch(seed, epoch, members_);
+    const std::vector<std::vector<std::size_t>>& members = pool_.members_for_epoch(seed, epoch, scratch_);
     const std::size_t p = options_.classes_per_batch, k = options_.samples_per_class;
     std::vector<std::size_t> present;
-    for (std::size_t c = 0; c < members_.size(); ++c) {
-      if (!members_[c].empty()) present.push_back(c);
+    for (std::size_t c = 0; c < members.size(); ++c) {
+      if (!members[c].empty()) present.push_back(c);
     }
     if (present.size() < p) {
       throw ConfigError("BalancedBatchSamplerOptions.classes_per_batch = " + std::to_string(p) + ", but only " +
@@ -44,8 +44,8 @@ class BalancedBatchStream final : public detail::Stream {
                         std::to_string(options_.max_per_patient));
     }
     std::vector<detail::ClassCycler> cyclers;
-    cyclers.reserve(members_.size());
-    for (std::size_t c = 0; c < members_.size(); ++c) cyclers.emplace_back(members_[c], seed, epoch, c);
+    cyclers.reserve(members.size());
+    for (std::size_t c = 0; c < members.size(); ++c) cyclers.emplace_back(members[c], seed, epoch, c);
     stream_.assign(batches_ * p * k, 0);
     std::size_t out = 0;
     for (std::size_t b = 0; b < batches_; ++b) {
@@ -75,7 +75,7 @@ class BalancedBatchStream final : public detail::Stream {
   BalancedBatchSamplerOptions options_;
   std::size_t batches_ = 0;
   std::uint64_t fingerprint_ = 0;
-  std::vector<std::vector<std::size_t>> members_;
+  std::vector<std::vector<std::size_t>> scratch_;
   std::vector<std::size_t> stream_;
 };
 

@@ -54,12 +54,12 @@ class ClassBalancedStream final : public detail::Stream {
   }
 
   void prepare(std::uint64_t seed, std::uint64_t epoch) override {
-    pool_.members_for_epoch(seed, epoch, members_);
-    const std::size_t classes = members_.size();
+    const std::vector<std::vector<std::size_t>>& members = pool_.members_for_epoch(seed, epoch, scratch_);
+    const std::size_t classes = members.size();
     std::vector<double> shares(classes, 0.0);
     std::size_t eligible = 0, largest = 0, smallest = std::numeric_limits<std::size_t>::max(), present = 0;
     for (std::size_t c = 0; c < classes; ++c) {
-      const std::size_t n = members_[c].size();
+      const std::size_t n = members[c].size();
       eligible += n;
       if (n == 0) continue;  // possible only when a patient cap removes all of a class this epoch
       ++present;
@@ -85,7 +85,7 @@ class ClassBalancedStream final : public detail::Stream {
     stream_.reserve(total);
     for (std::size_t c = 0; c < classes; ++c) {
       if (quota[c] == 0) continue;
-      detail::ClassCycler cycler(members_[c], seed, epoch, c);
+      detail::ClassCycler cycler(members[c], seed, epoch, c);
       for (std::size_t k = 0; k < quota[c]; ++k) stream_.push_back(cycler.next());
     }
     CounterRng rng(seed, detail::stream_id(detail::kTagShuffle, epoch));
@@ -105,7 +105,7 @@ class ClassBalancedStream final : public detail::Stream {
   detail::ClassPool pool_;
   ClassBalancedSamplerOptions options_;
   std::uint64_t fingerprint_ = 0;
-  std::vector<std::vector<std::size_t>> members_;
+  std::vector<std::vector<std::size_t>> scratch_;
   std::vector<std::size_t> stream_;
 };
 

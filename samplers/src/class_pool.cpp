@@ -54,12 +54,9 @@ ClassPool::ClassPool(const std::vector<std::int64_t>& labels, std::size_t num_cl
   }
 }
 
-void ClassPool::members_for_epoch(std::uint64_t seed, std::uint64_t epoch,
-                                  std::vector<std::vector<std::size_t>>& out) const {
-  if (patients_.empty()) {
-    out = members_;
-    return;
-  }
+const std::vector<std::vector<std::size_t>>& ClassPool::members_for_epoch(
+    std::uint64_t seed, std::uint64_t epoch, std::vector<std::vector<std::size_t>>& out) const {
+  if (patients_.empty()) return members_;
   std::vector<char> excluded(dataset_size_, 0);
   std::vector<std::size_t> images;
   for (std::size_t p = 0; p < patients_.size(); ++p) {
@@ -74,6 +71,7 @@ void ClassPool::members_for_epoch(std::uint64_t seed, std::uint64_t epoch,
       if (!excluded[i]) out[c].push_back(i);
     }
   }
+  return out;
 }
 
 std::vector<std::size_t> quotas(const std::vector<double>& shares, std::size_t total, std::uint64_t seed,

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "medload/samplers/counter_rng.h"
@@ -38,7 +39,9 @@ class ClassPool {
 
   // The members eligible in (seed, epoch): all of them, or with a cap, at most max_per_patient
   // images of each patient, chosen at random per epoch.
-  void members_for_epoch(std::uint64_t seed, std::uint64_t epoch, std::vector<std::vector<std::size_t>>& out) const;
+  // Returns `members()` itself when there is no cap, else `scratch` filled for the epoch.
+  const std::vector<std::vector<std::size_t>>& members_for_epoch(
+      std::uint64_t seed, std::uint64_t epoch, std::vector<std::vector<std::size_t>>& scratch) const;
 
  private:
   std::size_t dataset_size_ = 0;
@@ -57,12 +60,16 @@ class ClassCycler {
       : members_(&members), seed_(seed), epoch_(epoch), class_(cls) {}
 
   std::size_t next() {
-    if (position_ == permutation_.size()) {
+    const std::size_t n = members_->size();
+    if (position_ == n || cycle_ == 0) {
+      // A new cycle: a Fisher-Yates pass done one step per draw, so a class that is only
+      // sampled from (undersampling a majority) costs a copy, not a full shuffle.
       permutation_ = *members_;
-      CounterRng rng(seed_, stream_id(kTagClassCycle, epoch_, class_, cycle_++));
-      shuffle(permutation_.data(), permutation_.size(), rng);
+      rng_ = CounterRng(seed_, stream_id(kTagClassCycle, epoch_, class_, cycle_++));
       position_ = 0;
     }
+    const std::size_t j = position_ + static_cast<std::size_t>(rng_.next_below(n - position_));
+    std::swap(permutation_[position_], permutation_[j]);
     return permutation_[position_++];
   }
 
@@ -70,6 +77,7 @@ class ClassCycler {
   const std::vector<std::size_t>* members_;
   std::uint64_t seed_, epoch_, class_;
   std::uint64_t cycle_ = 0;
+  CounterRng rng_{0, 0};
   std::vector<std::size_t> permutation_;
   std::size_t position_ = 0;
 };

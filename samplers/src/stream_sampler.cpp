@@ -95,6 +95,15 @@ void StreamSampler::fill_local(std::size_t begin, std::size_t count, std::size_t
   // round wraps to the stream's start so that every rank gets as many indices as the others.
   const std::size_t block = stream.block();
   const std::size_t blocks = stream.length() / block;
+  if (block == 1) {
+    // One strided run up to the end of the stream, then the wrapped padding (< W indices).
+    const std::size_t rank = cursor_->rank;
+    const std::size_t in_stream = blocks > rank ? (blocks - rank + world - 1) / world : 0;
+    const std::size_t direct = begin < in_stream ? std::min(count, in_stream - begin) : 0;
+    if (direct > 0) stream.fill_strided(begin * world + rank, world, direct, out);
+    for (std::size_t i = direct; i < count; ++i) stream.fill(((begin + i) * world + rank) % blocks, 1, out + i);
+    return;
+  }
   std::size_t done = 0;
   while (done < count) {
     const std::size_t local = begin + done;
