@@ -22,7 +22,7 @@ print(f"machine: {ours['context'].get('num_cpus')} CPUs, load avg {ours['context
 print(f"{'N':>11} {'medload ns/idx':>15} {'peer sampler':>13} {'ratio':>7} {'peer multinomial':>17} {'ratio':>7}")
 for b in ours["benchmarks"]:
     n = b["name"].split("/")[1]
-    mine = b["ns_per_index"]
+    mine = 1e9 / b["items_per_second"]
     p = peer["sizes"].get(n, {})
     if "error" in p or not p:
         print(f"{n:>11} {mine:>15.2f} {'fails':>13}")

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "medload/core/error.h"
+#include "medload/samplers/counter_rng.h"
 #include "weights_check.h"
 
 namespace medload::samplers {
@@ -85,6 +86,41 @@ AliasTable::AliasTable(const std::vector<double>& weights) {
       threshold_[column] = q >= 1.0 ? std::numeric_limits<std::uint32_t>::max() : to_threshold(q);
       alias_[column] = q >= 1.0 ? column : alias;
     });
+  }
+}
+
+void AliasTable::draw_stream(std::uint64_t key, std::uint64_t begin, std::uint64_t stride, std::size_t count,
+                             std::size_t* out) const noexcept {
+  constexpr std::uint64_t kSecond = std::uint64_t{1} << 63;
+  if (wide_) {
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::uint64_t c = begin + i * stride;
+      out[i] = static_cast<std::size_t>(draw(random_u64(key, c), random_u64(key, kSecond + c)));
+    }
+    return;
+  }
+  // Small tables sit in cache: the plain loop is as fast and simpler.
+  if (size_ <= (std::uint64_t{1} << 15)) {
+    for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<std::size_t>(draw(random_u64(key, begin + i * stride), 0));
+    return;
+  }
+  constexpr std::size_t kChunk = 64;
+  std::uint64_t column[kChunk];
+  std::uint32_t fraction[kChunk];
+  const std::uint64_t* table = packed_.data();
+  for (std::size_t done = 0; done < count; done += kChunk) {
+    const std::size_t n = count - done < kChunk ? count - done : kChunk;
+    const std::uint64_t first = begin + done * stride;
+    for (std::size_t i = 0; i < n; ++i) {
+      const unsigned __int128 product = static_cast<unsigned __int128>(random_u64(key, first + i * stride)) * size_;
+      column[i] = static_cast<std::uint64_t>(product >> 64);
+      fraction[i] = static_cast<std::uint32_t>(static_cast<std::uint64_t>(product) >> 32);
+      __builtin_prefetch(table + column[i]);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t entry = table[column[i]];
+      out[done + i] = static_cast<std::size_t>(fraction[i] < static_cast<std::uint32_t>(entry) ? column[i] : (entry >> 32));
+    }
   }
 }
 

@@ -22,22 +22,8 @@ class WeightedStream final : public detail::Stream {
     fill_strided(begin, 1, count, out);
   }
 
-  // A tight loop of independent table reads: the CPU overlaps their cache misses, which is what
-  // keeps large tables (1e7, 1e8 entries) fast.
   void fill_strided(std::size_t begin, std::size_t stride, std::size_t count, std::size_t* out) const override {
-    const AliasTable& table = *table_;
-    if (!table.needs_two_words()) {
-      for (std::size_t i = 0; i < count; ++i) {
-        out[i] = static_cast<std::size_t>(table.draw(random_u64(key_, begin + i * stride), 0));
-      }
-      return;
-    }
-    // Beyond 2^32 columns the second word comes from a disjoint half of the counter space.
-    constexpr std::uint64_t kSecond = std::uint64_t{1} << 63;
-    for (std::size_t i = 0; i < count; ++i) {
-      const std::uint64_t k = begin + i * stride;
-      out[i] = static_cast<std::size_t>(table.draw(random_u64(key_, k), random_u64(key_, kSecond + k)));
-    }
+    table_->draw_stream(key_, begin, stride, count, out);
   }
 
  private:

@@ -52,6 +52,17 @@ TEST(AliasTable, DrawsFollowTheWeightsByChiSquare) {
   EXPECT_GT(testing::chi_square_p_value(observed, weights), testing::kAlpha);
 }
 
+TEST(AliasTable, PrefetchingStreamDrawsEqualSingleDraws) {
+  std::vector<double> weights(100000);
+  CounterRng rng(6, 0);
+  for (double& w : weights) w = rng.next_double();
+  AliasTable table(weights);
+  const std::uint64_t key = stream_key(3, 1);
+  std::vector<std::size_t> out(1000);
+  table.draw_stream(key, 5, 3, out.size(), out.data());
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], table.draw(random_u64(key, 5 + 3 * i), 0)) << i;
+}
+
 TEST(AliasTable, RejectsBadWeightsNamingIndexAndValue) {
   EXPECT_NE(error_of({}).find("zero samples"), std::string::npos);
   EXPECT_NE(error_of({0.0, 0.0}).find("all 2 weights are zero"), std::string::npos);

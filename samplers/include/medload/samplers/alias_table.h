@@ -44,6 +44,13 @@ class AliasTable {
     return fraction < threshold_[column] ? column : alias_[column];
   }
 
+  /// Draws `count` categories for counters begin, begin + stride, ... of the counter-based stream
+  /// `key` (see counter_rng.h): out[i] = draw(random_u64(key, c), random_u64(key, 2^63 + c)) for
+  /// c = begin + i * stride. Works in chunks that prefetch their table entries first, so the
+  /// cache misses of large tables overlap instead of queueing.
+  void draw_stream(std::uint64_t key, std::uint64_t begin, std::uint64_t stride, std::size_t count,
+                   std::size_t* out) const noexcept;
+
   /// Whether draw() reads its second argument (N >= 2^32).
   bool needs_two_words() const noexcept { return wide_; }
 
