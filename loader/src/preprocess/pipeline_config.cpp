@@ -1,0 +1,76 @@
+#include "medload/loader/preprocess/pipeline_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "json_fields.h"
+#include "medload/core/error.h"
+#include "medload/core/hash.h"
+
+#ifdef MEDLOAD_HAVE_AUGMENT
+#include "medload/augment/augment_options.h"
+#endif
+
+namespace medload::loader {
+
+namespace {
+
+// Fills the defaults of the augment part and validates it when medload::augment is built;
+// otherwise the part must at least be an object and is kept as given.
+nlohmann::json normalise_augment(const nlohmann::json& j) {
+#ifdef MEDLOAD_HAVE_AUGMENT
+  return medload::augment::AugmentOptions::from_json(j).to_json();
+#else
+  if (!j.is_object()) throw ConfigError("augment must be a JSON object, not " + j.dump());
+  return j;
+#endif
+}
+
+}  // namespace
+
+PipelineConfig PipelineConfig::from_json(const nlohmann::json& j) {
+  const detail::ObjectReader top(j, "config", {"validate", "preprocess", "augment"});
+  PipelineConfig config;
+  if (top.has("validate")) config.validate = ValidationOptions::from_json(top.at("validate"));
+  if (top.has("preprocess")) config.preprocess = PreprocessOptions::from_json(top.at("preprocess"));
+  config.augment = normalise_augment(top.has("augment") ? top.at("augment")
+                                                        : nlohmann::json::object());
+  return config;
+}
+
+nlohmann::json PipelineConfig::to_json() const {
+  return {{"validate", validate.to_json()},
+          {"preprocess", preprocess.to_json()},
+          {"augment", normalise_augment(augment)}};
+}
+
+std::string PipelineConfig::canonical_json() const {
+  // nlohmann::json objects are std::maps: keys come out sorted. Numbers went through typed
+  // fields, so 2, 2.0 and 2e0 in a file all print as 2.0 (shortest round-trip form).
+  return to_json().dump();
+}
+
+std::string PipelineConfig::config_hash() const {
+  return hash_hex(hash64_text(canonical_json()));
+}
+
+PipelineConfig load_pipeline_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open the config file " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw IoError("cannot read the config file " + path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ConfigError("the config file " + path + " is not valid JSON: " + e.what());
+  }
+  try {
+    return PipelineConfig::from_json(j);
+  } catch (const ConfigError& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
+}
+
+}  // namespace medload::loader
