@@ -45,7 +45,9 @@ class BalancedBatchStream final : public detail::Stream {
     }
     std::vector<detail::ClassCycler> cyclers;
     cyclers.reserve(members.size());
-    for (std::size_t c = 0; c < members.size(); ++c) cyclers.emplace_back(members[c], seed, epoch, c);
+    // Each present class is expected to be drawn batches x P x K / |present| times.
+    const std::size_t expected = batches_ * p * k / present.size();
+    for (std::size_t c = 0; c < members.size(); ++c) cyclers.emplace_back(members[c], seed, epoch, c, expected);
     stream_.assign(batches_ * p * k, 0);
     std::size_t out = 0;
     for (std::size_t b = 0; b < batches_; ++b) {

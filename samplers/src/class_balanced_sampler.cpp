@@ -85,7 +85,7 @@ class ClassBalancedStream final : public detail::Stream {
     stream_.reserve(total);
     for (std::size_t c = 0; c < classes; ++c) {
       if (quota[c] == 0) continue;
-      detail::ClassCycler cycler(members[c], seed, epoch, c);
+      detail::ClassCycler cycler(members[c], seed, epoch, c, quota[c]);
       for (std::size_t k = 0; k < quota[c]; ++k) stream_.push_back(cycler.next());
     }
     CounterRng rng(seed, detail::stream_id(detail::kTagShuffle, epoch));

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -54,31 +55,54 @@ class ClassPool {
 
 // Draws a class's members without replacement in random order; when they run out, a new cycle
 // (a fresh permutation) starts. Cycle j of class c in epoch e is a pure function of (seed, e, c, j).
+// The permutation is a Fisher-Yates pass done one step per draw. When far fewer draws than members
+// are expected (undersampling a majority class), the swaps are kept in a hash map instead of a
+// copy of the class: the same sequence, without touching every member.
 class ClassCycler {
  public:
-  ClassCycler(const std::vector<std::size_t>& members, std::uint64_t seed, std::uint64_t epoch, std::uint64_t cls)
-      : members_(&members), seed_(seed), epoch_(epoch), class_(cls) {}
+  ClassCycler(const std::vector<std::size_t>& members, std::uint64_t seed, std::uint64_t epoch, std::uint64_t cls,
+              std::size_t expected_draws)
+      : members_(&members), seed_(seed), epoch_(epoch), class_(cls),
+        // Below ~256k members a copy is cheaper than hashing.
+        sparse_(members.size() > (std::size_t{1} << 18) && expected_draws < members.size() / 8) {
+    if (sparse_) swapped_.reserve(expected_draws + expected_draws / 2 + 16);
+  }
 
   std::size_t next() {
     const std::size_t n = members_->size();
     if (position_ == n || cycle_ == 0) {
-      // A new cycle: a Fisher-Yates pass done one step per draw, so a class that is only
-      // sampled from (undersampling a majority) costs a copy, not a full shuffle.
-      permutation_ = *members_;
       rng_ = CounterRng(seed_, stream_id(kTagClassCycle, epoch_, class_, cycle_++));
       position_ = 0;
+      if (sparse_) {
+        if (cycle_ > 1) swapped_.clear();
+      } else {
+        permutation_ = *members_;
+      }
     }
     const std::size_t j = position_ + static_cast<std::size_t>(rng_.next_below(n - position_));
-    std::swap(permutation_[position_], permutation_[j]);
-    return permutation_[position_++];
+    if (!sparse_) {
+      std::swap(permutation_[position_], permutation_[j]);
+      return permutation_[position_++];
+    }
+    const std::size_t at_j = value(j);
+    swapped_[j] = value(position_);
+    ++position_;
+    return at_j;
   }
 
  private:
+  std::size_t value(std::size_t k) const {
+    const auto it = swapped_.find(k);
+    return it == swapped_.end() ? (*members_)[k] : it->second;
+  }
+
   const std::vector<std::size_t>* members_;
   std::uint64_t seed_, epoch_, class_;
+  bool sparse_;
   std::uint64_t cycle_ = 0;
   CounterRng rng_{0, 0};
   std::vector<std::size_t> permutation_;
+  std::unordered_map<std::size_t, std::size_t> swapped_;
   std::size_t position_ = 0;
 };
 

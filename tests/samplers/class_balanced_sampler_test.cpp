@@ -198,3 +198,30 @@ TEST(ClassBalancedSampler, BadInputIsAClearErrorNamingTheValue) {
 
 }  // namespace
 }  // namespace medload::samplers
+
+// The cycler's sparse mode (a hash map of swaps, for classes drawn far less than their size) is
+// an optimisation only: it must yield exactly the dense mode's sequence, cycles included.
+#include "../../samplers/src/class_pool.h"
+
+namespace medload::samplers {
+namespace {
+
+TEST(ClassCycler, SparseAndDenseModesYieldTheSameSequence) {
+  // Sparse mode needs a class of more than 2^18 members; run into a second cycle.
+  std::vector<std::size_t> members((std::size_t{1} << 18) + 100);
+  for (std::size_t i = 0; i < members.size(); ++i) members[i] = 1000 + 3 * i;
+  detail::ClassCycler dense(members, 5, 2, 1, /*expected_draws=*/members.size());
+  detail::ClassCycler sparse(members, 5, 2, 1, /*expected_draws=*/1);
+  std::vector<char> drawn(members.size() * 3 + 1000, 0);
+  for (std::size_t k = 0; k < members.size() + 5000; ++k) {
+    const std::size_t d = dense.next();
+    ASSERT_EQ(d, sparse.next()) << "draw " << k;
+    if (k < members.size()) {
+      ASSERT_EQ(drawn[d], 0) << "repeated inside the first cycle at draw " << k;
+      drawn[d] = 1;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace medload::samplers
