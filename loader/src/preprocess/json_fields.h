@@ -21,12 +21,14 @@ inline std::string format_number(double value) {
 
 class ObjectReader {
  public:
-  /// `prefix` is the dotted path of `object` ("preprocess.clahe"); `allowed` its known keys.
+  /// `prefix` is the dotted path of `object` ("preprocess.clahe", "" for the top level);
+  /// `allowed` its known keys.
   ObjectReader(const nlohmann::json& object, std::string prefix,
                std::initializer_list<const char*> allowed)
       : object_(object), prefix_(std::move(prefix)) {
     if (!object_.is_object()) {
-      throw ConfigError(prefix_ + " must be a JSON object, not " + object_.dump());
+      throw ConfigError((prefix_.empty() ? std::string("the pipeline config") : prefix_) +
+                        " must be a JSON object, not " + object_.dump());
     }
     for (const auto& item : object_.items()) {
       bool known = false;
@@ -41,7 +43,10 @@ class ObjectReader {
     }
   }
 
-  std::string key(const std::string& name) const { return prefix_ + "." + name; }
+  /// The full dotted key of `name` (the top level has an empty prefix).
+  std::string key(const std::string& name) const {
+    return prefix_.empty() ? name : prefix_ + "." + name;
+  }
 
   bool has(const char* name) const { return object_.contains(name); }
   const nlohmann::json& at(const char* name) const { return object_.at(name); }
