@@ -72,7 +72,9 @@ void BM_Sampler_Weighted(benchmark::State& state) {
 }
 
 void BM_Sampler_WeightedDistributed8(benchmark::State& state) {
-  run(state, [](std::size_t n) { return DistributedSampler(WeightedRandomSampler(weights(n), {7}), {8, 3, false}); });
+  run(state, [](std::size_t n) {
+    return DistributedSampler(WeightedRandomSampler(weights(n), {7}), {8, 3, false});
+  });
 }
 
 void BM_Sampler_Oversample(benchmark::State& state) {

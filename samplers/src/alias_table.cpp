@@ -41,7 +41,7 @@ void build(const std::vector<double>& weights, long double total, Emit&& emit) {
     }
   }
   // Pair each small column with a large one; the large one's remainder goes back to a list.
-  std::size_t small_top = small_end;  // stack of small: work[0, small_top)
+  std::size_t small_top = small_end;    // stack of small: work[0, small_top)
   std::size_t large_top = large_begin;  // stack of large: work[large_top, n)
   while (small_top > 0 && large_top < n) {
     const Index s = work[--small_top];
@@ -101,7 +101,8 @@ void AliasTable::draw_stream(std::uint64_t key, std::uint64_t begin, std::uint64
   }
   // Small tables sit in cache: the plain loop is as fast and simpler.
   if (size_ <= (std::uint64_t{1} << 15)) {
-    for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<std::size_t>(draw(random_u64(key, begin + i * stride), 0));
+    for (std::size_t i = 0; i < count; ++i)
+      out[i] = static_cast<std::size_t>(draw(random_u64(key, begin + i * stride), 0));
     return;
   }
   constexpr std::size_t kChunk = 64;
@@ -112,14 +113,16 @@ void AliasTable::draw_stream(std::uint64_t key, std::uint64_t begin, std::uint64
     const std::size_t n = count - done < kChunk ? count - done : kChunk;
     const std::uint64_t first = begin + done * stride;
     for (std::size_t i = 0; i < n; ++i) {
-      const unsigned __int128 product = static_cast<unsigned __int128>(random_u64(key, first + i * stride)) * size_;
+      const unsigned __int128 product =
+          static_cast<unsigned __int128>(random_u64(key, first + i * stride)) * size_;
       column[i] = static_cast<std::uint64_t>(product >> 64);
       fraction[i] = static_cast<std::uint32_t>(static_cast<std::uint64_t>(product) >> 32);
       __builtin_prefetch(table + column[i]);
     }
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint64_t entry = table[column[i]];
-      out[done + i] = static_cast<std::size_t>(fraction[i] < static_cast<std::uint32_t>(entry) ? column[i] : (entry >> 32));
+      out[done + i] = static_cast<std::size_t>(
+          fraction[i] < static_cast<std::uint32_t>(entry) ? column[i] : (entry >> 32));
     }
   }
 }

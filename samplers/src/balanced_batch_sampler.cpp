@@ -16,8 +16,9 @@ class BalancedBatchStream final : public detail::Stream {
         options_(std::move(options)) {
     const std::size_t p = options_.classes_per_batch, k = options_.samples_per_class;
     if (p == 0 || p > pool_.num_classes()) {
-      throw ConfigError("BalancedBatchSamplerOptions.classes_per_batch = " + std::to_string(p) + ": must be in [1, " +
-                        std::to_string(pool_.num_classes()) + "] (the number of classes)");
+      throw ConfigError("BalancedBatchSamplerOptions.classes_per_batch = " + std::to_string(p) +
+                        ": must be in [1, " + std::to_string(pool_.num_classes()) +
+                        "] (the number of classes)");
     }
     if (k == 0) throw ConfigError("BalancedBatchSamplerOptions.samples_per_class = 0: must be >= 1");
     if (p * k > pool_.dataset_size()) {
@@ -25,7 +26,8 @@ class BalancedBatchStream final : public detail::Stream {
                         std::to_string(p * k) + " is larger than the dataset (" +
                         std::to_string(pool_.dataset_size()) + " samples)");
     }
-    batches_ = options_.num_batches > 0 ? options_.num_batches : std::max<std::size_t>(1, pool_.dataset_size() / (p * k));
+    batches_ = options_.num_batches > 0 ? options_.num_batches
+                                        : std::max<std::size_t>(1, pool_.dataset_size() / (p * k));
     fingerprint_ = mix64(pool_.fingerprint() ^ mix64(p * 1000003 + k));
     fingerprint_ = mix64(fingerprint_ + options_.num_batches);
   }
@@ -38,16 +40,17 @@ class BalancedBatchStream final : public detail::Stream {
       if (!members[c].empty()) present.push_back(c);
     }
     if (present.size() < p) {
-      throw ConfigError("BalancedBatchSamplerOptions.classes_per_batch = " + std::to_string(p) + ", but only " +
-                        std::to_string(present.size()) + " classes have eligible samples in epoch " +
-                        std::to_string(epoch) + " under max_per_patient = " +
-                        std::to_string(options_.max_per_patient));
+      throw ConfigError("BalancedBatchSamplerOptions.classes_per_batch = " + std::to_string(p) +
+                        ", but only " + std::to_string(present.size()) +
+                        " classes have eligible samples in epoch " + std::to_string(epoch) +
+                        " under max_per_patient = " + std::to_string(options_.max_per_patient));
     }
     std::vector<detail::ClassCycler> cyclers;
     cyclers.reserve(members.size());
     // Each present class is expected to be drawn batches x P x K / |present| times.
     const std::size_t expected = batches_ * p * k / present.size();
-    for (std::size_t c = 0; c < members.size(); ++c) cyclers.emplace_back(members[c], seed, epoch, c, expected);
+    for (std::size_t c = 0; c < members.size(); ++c)
+      cyclers.emplace_back(members[c], seed, epoch, c, expected);
     stream_.assign(batches_ * p * k, 0);
     std::size_t out = 0;
     for (std::size_t b = 0; b < batches_; ++b) {
@@ -83,7 +86,8 @@ class BalancedBatchStream final : public detail::Stream {
 
 }  // namespace
 
-BalancedBatchSampler::BalancedBatchSampler(const std::vector<std::int64_t>& labels, BalancedBatchSamplerOptions options)
+BalancedBatchSampler::BalancedBatchSampler(const std::vector<std::int64_t>& labels,
+                                           BalancedBatchSamplerOptions options)
     : StreamSampler(std::make_shared<BalancedBatchStream>(labels, options), options.seed),
       batch_size_(options.classes_per_batch * options.samples_per_class) {}
 

@@ -13,16 +13,21 @@ namespace medload::samplers {
 
 std::string to_string(BalanceMode mode) {
   switch (mode) {
-    case BalanceMode::kOversample: return "oversample";
-    case BalanceMode::kUndersample: return "undersample";
-    case BalanceMode::kSqrt: return "sqrt";
-    case BalanceMode::kTarget: return "target";
+    case BalanceMode::kOversample:
+      return "oversample";
+    case BalanceMode::kUndersample:
+      return "undersample";
+    case BalanceMode::kSqrt:
+      return "sqrt";
+    case BalanceMode::kTarget:
+      return "target";
   }
   return "unknown";
 }
 
 BalanceMode balance_mode_from_string(const std::string& name) {
-  for (BalanceMode mode : {BalanceMode::kOversample, BalanceMode::kUndersample, BalanceMode::kSqrt, BalanceMode::kTarget}) {
+  for (BalanceMode mode :
+       {BalanceMode::kOversample, BalanceMode::kUndersample, BalanceMode::kSqrt, BalanceMode::kTarget}) {
     if (to_string(mode) == name) return mode;
   }
   throw ConfigError("balance mode \"" + name + "\": expected oversample, undersample, sqrt or target");
@@ -33,7 +38,8 @@ namespace {
 class ClassBalancedStream final : public detail::Stream {
  public:
   ClassBalancedStream(const std::vector<std::int64_t>& labels, ClassBalancedSamplerOptions options)
-      : pool_(labels, options.num_classes, options.patient_ids, options.max_per_patient, "ClassBalancedSamplerOptions"),
+      : pool_(labels, options.num_classes, options.patient_ids, options.max_per_patient,
+              "ClassBalancedSamplerOptions"),
         options_(std::move(options)) {
     const std::size_t classes = pool_.num_classes();
     if (options_.mode == BalanceMode::kTarget) {
@@ -49,7 +55,8 @@ class ClassBalancedStream final : public detail::Stream {
     fingerprint_ = mix64(pool_.fingerprint() ^ (static_cast<std::uint64_t>(options_.mode) + 1));
     fingerprint_ = mix64(fingerprint_ + options_.num_samples);
     if (!options_.target.empty()) {
-      fingerprint_ = mix64(fingerprint_ ^ hash64(options_.target.data(), options_.target.size() * sizeof(double)));
+      fingerprint_ =
+          mix64(fingerprint_ ^ hash64(options_.target.data(), options_.target.size() * sizeof(double)));
     }
   }
 
@@ -67,17 +74,29 @@ class ClassBalancedStream final : public detail::Stream {
       smallest = std::min(smallest, n);
       switch (options_.mode) {
         case BalanceMode::kOversample:
-        case BalanceMode::kUndersample: shares[c] = 1.0; break;
-        case BalanceMode::kSqrt: shares[c] = std::sqrt(static_cast<double>(n)); break;
-        case BalanceMode::kTarget: shares[c] = options_.target[c]; break;
+        case BalanceMode::kUndersample:
+          shares[c] = 1.0;
+          break;
+        case BalanceMode::kSqrt:
+          shares[c] = std::sqrt(static_cast<double>(n));
+          break;
+        case BalanceMode::kTarget:
+          shares[c] = options_.target[c];
+          break;
       }
     }
     std::size_t total = options_.num_samples;
     if (total == 0) {
       switch (options_.mode) {
-        case BalanceMode::kOversample: total = present * largest; break;
-        case BalanceMode::kUndersample: total = present * smallest; break;
-        default: total = eligible; break;
+        case BalanceMode::kOversample:
+          total = present * largest;
+          break;
+        case BalanceMode::kUndersample:
+          total = present * smallest;
+          break;
+        default:
+          total = eligible;
+          break;
       }
     }
     const std::vector<std::size_t> quota = detail::quotas(shares, total, seed, epoch);
@@ -111,7 +130,8 @@ class ClassBalancedStream final : public detail::Stream {
 
 }  // namespace
 
-ClassBalancedSampler::ClassBalancedSampler(const std::vector<std::int64_t>& labels, ClassBalancedSamplerOptions options)
+ClassBalancedSampler::ClassBalancedSampler(const std::vector<std::int64_t>& labels,
+                                           ClassBalancedSamplerOptions options)
     : StreamSampler(std::make_shared<ClassBalancedStream>(labels, options), options.seed) {}
 
 }  // namespace medload::samplers

@@ -14,7 +14,8 @@ ClassPool::ClassPool(const std::vector<std::int64_t>& labels, std::size_t num_cl
                      const std::vector<std::string>& patient_ids, std::size_t max_per_patient,
                      const std::string& owner)
     : dataset_size_(labels.size()), labels_(labels), max_per_patient_(max_per_patient) {
-  if (labels.empty()) throw ConfigError(owner + ": labels is empty (zero samples); a sampler needs at least one");
+  if (labels.empty())
+    throw ConfigError(owner + ": labels is empty (zero samples); a sampler needs at least one");
   std::int64_t max_label = -1;
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || (num_classes > 0 && static_cast<std::uint64_t>(labels[i]) >= num_classes)) {

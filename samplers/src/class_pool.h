@@ -30,7 +30,8 @@ class ClassPool {
  public:
   // `owner` names the options struct in error messages.
   ClassPool(const std::vector<std::int64_t>& labels, std::size_t num_classes,
-            const std::vector<std::string>& patient_ids, std::size_t max_per_patient, const std::string& owner);
+            const std::vector<std::string>& patient_ids, std::size_t max_per_patient,
+            const std::string& owner);
 
   std::size_t num_classes() const { return members_.size(); }
   std::size_t dataset_size() const { return dataset_size_; }
@@ -60,9 +61,12 @@ class ClassPool {
 // copy of the class: the same sequence, without touching every member.
 class ClassCycler {
  public:
-  ClassCycler(const std::vector<std::size_t>& members, std::uint64_t seed, std::uint64_t epoch, std::uint64_t cls,
-              std::size_t expected_draws)
-      : members_(&members), seed_(seed), epoch_(epoch), class_(cls),
+  ClassCycler(const std::vector<std::size_t>& members, std::uint64_t seed, std::uint64_t epoch,
+              std::uint64_t cls, std::size_t expected_draws)
+      : members_(&members),
+        seed_(seed),
+        epoch_(epoch),
+        class_(cls),
         // Below ~256k members a copy is cheaper than hashing.
         sparse_(members.size() > (std::size_t{1} << 18) && expected_draws < members.size() / 8) {
     if (sparse_) swapped_.reserve(expected_draws + expected_draws / 2 + 16);

@@ -11,32 +11,38 @@ namespace medload::samplers {
 
 std::string to_string(ClassWeighting weighting) {
   switch (weighting) {
-    case ClassWeighting::kInverseFrequency: return "inverse";
-    case ClassWeighting::kSqrtInverse: return "sqrt-inverse";
-    case ClassWeighting::kBalanced: return "balanced";
-    case ClassWeighting::kEffectiveNumber: return "effective-number";
+    case ClassWeighting::kInverseFrequency:
+      return "inverse";
+    case ClassWeighting::kSqrtInverse:
+      return "sqrt-inverse";
+    case ClassWeighting::kBalanced:
+      return "balanced";
+    case ClassWeighting::kEffectiveNumber:
+      return "effective-number";
   }
   return "unknown";
 }
 
 ClassWeighting class_weighting_from_string(const std::string& name) {
-  for (ClassWeighting w : {ClassWeighting::kInverseFrequency, ClassWeighting::kSqrtInverse, ClassWeighting::kBalanced,
-                           ClassWeighting::kEffectiveNumber}) {
+  for (ClassWeighting w : {ClassWeighting::kInverseFrequency, ClassWeighting::kSqrtInverse,
+                           ClassWeighting::kBalanced, ClassWeighting::kEffectiveNumber}) {
     if (to_string(w) == name) return w;
   }
-  throw ConfigError("class weighting \"" + name + "\": expected inverse, sqrt-inverse, balanced or effective-number");
+  throw ConfigError("class weighting \"" + name +
+                    "\": expected inverse, sqrt-inverse, balanced or effective-number");
 }
 
 std::vector<std::int64_t> class_counts(const std::vector<std::int64_t>& labels, std::size_t num_classes) {
   std::int64_t max_label = -1;
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || (num_classes > 0 && static_cast<std::uint64_t>(labels[i]) >= num_classes)) {
-      throw ConfigError("labels[" + std::to_string(i) + "] = " + std::to_string(labels[i]) + " is outside [0, " +
-                        (num_classes > 0 ? std::to_string(num_classes) : "inf") + ")");
+      throw ConfigError("labels[" + std::to_string(i) + "] = " + std::to_string(labels[i]) +
+                        " is outside [0, " + (num_classes > 0 ? std::to_string(num_classes) : "inf") + ")");
     }
     max_label = std::max(max_label, labels[i]);
   }
-  std::vector<std::int64_t> counts(num_classes > 0 ? num_classes : static_cast<std::size_t>(max_label + 1), 0);
+  std::vector<std::int64_t> counts(num_classes > 0 ? num_classes : static_cast<std::size_t>(max_label + 1),
+                                   0);
   for (std::int64_t label : labels) ++counts[static_cast<std::size_t>(label)];
   return counts;
 }
@@ -52,8 +58,8 @@ torch::Tensor class_weights(const std::vector<std::int64_t>& counts, ClassWeight
   double total = 0.0;
   for (std::size_t c = 0; c < classes; ++c) {
     if (counts[c] <= 0) {
-      throw ConfigError("class_weights: class " + std::to_string(c) + " has count " + std::to_string(counts[c]) +
-                        "; a class with no samples has no finite weight");
+      throw ConfigError("class_weights: class " + std::to_string(c) + " has count " +
+                        std::to_string(counts[c]) + "; a class with no samples has no finite weight");
     }
     total += static_cast<double>(counts[c]);
   }
@@ -61,12 +67,20 @@ torch::Tensor class_weights(const std::vector<std::int64_t>& counts, ClassWeight
   for (std::size_t c = 0; c < classes; ++c) {
     const double n = static_cast<double>(counts[c]);
     switch (options.weighting) {
-      case ClassWeighting::kInverseFrequency: w[c] = 1.0 / n; break;
-      case ClassWeighting::kSqrtInverse: w[c] = 1.0 / std::sqrt(n); break;
-      case ClassWeighting::kBalanced: w[c] = total / (static_cast<double>(classes) * n); break;
+      case ClassWeighting::kInverseFrequency:
+        w[c] = 1.0 / n;
+        break;
+      case ClassWeighting::kSqrtInverse:
+        w[c] = 1.0 / std::sqrt(n);
+        break;
+      case ClassWeighting::kBalanced:
+        w[c] = total / (static_cast<double>(classes) * n);
+        break;
       // (1 - beta) / (1 - beta^n) with expm1/log1p: stays accurate for beta close to 1.
       case ClassWeighting::kEffectiveNumber:
-        w[c] = options.beta == 0.0 ? 1.0 : -std::expm1(std::log(options.beta)) / -std::expm1(n * std::log(options.beta));
+        w[c] = options.beta == 0.0
+                   ? 1.0
+                   : -std::expm1(std::log(options.beta)) / -std::expm1(n * std::log(options.beta));
         break;
     }
   }
@@ -101,15 +115,17 @@ torch::Tensor pos_weight(const torch::Tensor& targets) {
   const std::uint8_t* data = t.data_ptr<std::uint8_t>();
   std::vector<std::int64_t> positives(static_cast<std::size_t>(classes), 0);
   for (std::int64_t i = 0; i < n; ++i) {
-    for (std::int64_t c = 0; c < classes; ++c) positives[static_cast<std::size_t>(c)] += data[i * classes + c];
+    for (std::int64_t c = 0; c < classes; ++c)
+      positives[static_cast<std::size_t>(c)] += data[i * classes + c];
   }
   torch::Tensor result = torch::empty({classes}, torch::kFloat32);
   float* out = result.data_ptr<float>();
   for (std::int64_t c = 0; c < classes; ++c) {
     const std::int64_t pos = positives[static_cast<std::size_t>(c)];
     if (pos == 0 || pos == n) {
-      throw ConfigError("pos_weight: class " + std::to_string(c) + " has " + std::to_string(pos) + " positives of " +
-                        std::to_string(n) + " samples; pos_weight needs both positives and negatives");
+      throw ConfigError("pos_weight: class " + std::to_string(c) + " has " + std::to_string(pos) +
+                        " positives of " + std::to_string(n) +
+                        " samples; pos_weight needs both positives and negatives");
     }
     out[c] = static_cast<float>(static_cast<double>(n - pos) / static_cast<double>(pos));
   }
@@ -153,7 +169,8 @@ std::vector<double> multilabel_sample_weights(const torch::Tensor& targets, Mult
   return weights;
 }
 
-std::vector<double> inverse_frequency_sample_weights(const std::vector<std::int64_t>& labels, std::size_t num_classes) {
+std::vector<double> inverse_frequency_sample_weights(const std::vector<std::int64_t>& labels,
+                                                     std::size_t num_classes) {
   const std::vector<std::int64_t> counts = class_counts(labels, num_classes);
   std::vector<double> weights(labels.size());
   for (std::size_t i = 0; i < labels.size(); ++i) {
@@ -162,15 +179,17 @@ std::vector<double> inverse_frequency_sample_weights(const std::vector<std::int6
   return weights;
 }
 
-std::optional<std::string> double_correction_warning(const StreamSampler& sampler, const torch::Tensor& loss_weight,
-                                                     double tolerance) {
+std::optional<std::string> double_correction_warning(const StreamSampler& sampler,
+                                                     const torch::Tensor& loss_weight, double tolerance) {
   if (!sampler.balances_classes() || !loss_weight.defined() || loss_weight.numel() < 2) return std::nullopt;
   const torch::Tensor w = loss_weight.to(torch::kCPU).to(torch::kFloat64).flatten();
   const double lo = w.min().item<double>(), hi = w.max().item<double>();
   if (!(lo > 0.0) || hi / lo <= 1.0 + tolerance) return std::nullopt;
   std::ostringstream message;
-  message << "medload: the " << sampler.kind() << " sampler already balances classes and the loss weights are not "
-          << "uniform (max/min = " << hi / lo << "): the imbalance is corrected twice, which biases the model "
+  message << "medload: the " << sampler.kind()
+          << " sampler already balances classes and the loss weights are not "
+          << "uniform (max/min = " << hi / lo
+          << "): the imbalance is corrected twice, which biases the model "
           << "towards the rare classes. Use one of the two (or uniform loss weights).";
   return message.str();
 }

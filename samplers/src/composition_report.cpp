@@ -14,18 +14,20 @@
 namespace medload::samplers {
 
 CompositionReport composition_report(const StreamSampler& sampler, const std::vector<std::int64_t>& labels,
-                                     std::size_t epochs, std::size_t world_size, std::vector<std::string> class_names) {
+                                     std::size_t epochs, std::size_t world_size,
+                                     std::vector<std::string> class_names) {
   if (labels.size() != sampler.dataset_size()) {
-    throw ConfigError("composition_report: labels has " + std::to_string(labels.size()) + " entries but the " +
-                      sampler.kind() + " sampler indexes " + std::to_string(sampler.dataset_size()) + " samples");
+    throw ConfigError("composition_report: labels has " + std::to_string(labels.size()) +
+                      " entries but the " + sampler.kind() + " sampler indexes " +
+                      std::to_string(sampler.dataset_size()) + " samples");
   }
   if (epochs == 0) throw ConfigError("composition_report: epochs = 0; must be >= 1");
   if (world_size == 0) throw ConfigError("composition_report: world_size = 0; must be >= 1");
   std::size_t classes = class_names.size();
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0) {
-      throw ConfigError("composition_report: labels[" + std::to_string(i) + "] = " + std::to_string(labels[i]) +
-                        " is negative");
+      throw ConfigError("composition_report: labels[" + std::to_string(i) +
+                        "] = " + std::to_string(labels[i]) + " is negative");
     }
     classes = std::max(classes, static_cast<std::size_t>(labels[i]) + 1);
   }
@@ -42,7 +44,8 @@ CompositionReport composition_report(const StreamSampler& sampler, const std::ve
   for (std::int64_t label : labels) ++report.dataset_class_counts[static_cast<std::size_t>(label)];
 
   std::vector<DistributedSampler> ranks;
-  for (std::size_t r = 0; r < world_size; ++r) ranks.emplace_back(sampler, DistributedOptions{world_size, r, false});
+  for (std::size_t r = 0; r < world_size; ++r)
+    ranks.emplace_back(sampler, DistributedOptions{world_size, r, false});
 
   std::vector<std::uint32_t> seen(labels.size(), 0);
   double seconds = 0.0;
@@ -70,7 +73,8 @@ CompositionReport composition_report(const StreamSampler& sampler, const std::ve
       for (std::size_t c = 0; c < classes; ++c) epoch.class_counts[c] += rank.class_counts[c];
       epoch.ranks.push_back(std::move(rank));
     }
-    epoch.duplicate_rate = epoch.draws == 0 ? 0.0 : 1.0 - static_cast<double>(epoch.unique) / static_cast<double>(epoch.draws);
+    epoch.duplicate_rate =
+        epoch.draws == 0 ? 0.0 : 1.0 - static_cast<double>(epoch.unique) / static_cast<double>(epoch.draws);
     for (const RankComposition& rank : epoch.ranks) {
       if (rank.draws == 0 || epoch.draws == 0) continue;
       for (std::size_t c = 0; c < classes; ++c) {
@@ -119,7 +123,8 @@ std::string CompositionReport::to_text() const {
       << (world_size == 1 ? " rank" : " ranks") << "\n";
   char line[256];
   for (const EpochComposition& e : epochs) {
-    std::snprintf(line, sizeof line, "epoch %zu: %zu draws, %zu unique, duplicate rate %.4f, max rank share deviation %.4f\n",
+    std::snprintf(line, sizeof line,
+                  "epoch %zu: %zu draws, %zu unique, duplicate rate %.4f, max rank share deviation %.4f\n",
                   e.epoch, e.draws, e.unique, e.duplicate_rate, e.max_rank_share_deviation);
     out << line;
     std::snprintf(line, sizeof line, "  %-24s %10s %10s %8s\n", "class", "dataset", "drawn", "share");
@@ -127,7 +132,8 @@ std::string CompositionReport::to_text() const {
     for (std::size_t c = 0; c < class_names.size(); ++c) {
       const std::string name = class_names[c].empty() ? std::to_string(c) : class_names[c];
       std::snprintf(line, sizeof line, "  %-24s %10zu %10zu %8.4f\n", name.c_str(), dataset_class_counts[c],
-                    e.class_counts[c], e.draws ? static_cast<double>(e.class_counts[c]) / static_cast<double>(e.draws) : 0.0);
+                    e.class_counts[c],
+                    e.draws ? static_cast<double>(e.class_counts[c]) / static_cast<double>(e.draws) : 0.0);
       out << line;
     }
     if (e.ranks.size() > 1) {

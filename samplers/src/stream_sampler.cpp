@@ -101,7 +101,8 @@ void StreamSampler::fill_local(std::size_t begin, std::size_t count, std::size_t
     const std::size_t in_stream = blocks > rank ? (blocks - rank + world - 1) / world : 0;
     const std::size_t direct = begin < in_stream ? std::min(count, in_stream - begin) : 0;
     if (direct > 0) stream.fill_strided(begin * world + rank, world, direct, out);
-    for (std::size_t i = direct; i < count; ++i) stream.fill(((begin + i) * world + rank) % blocks, 1, out + i);
+    for (std::size_t i = direct; i < count; ++i)
+      stream.fill(((begin + i) * world + rank) % blocks, 1, out + i);
     return;
   }
   std::size_t done = 0;
@@ -175,7 +176,8 @@ void StreamSampler::load(torch::serialize::InputArchive& archive) {
     throw FormatError("sampler state: \"" + kPrefix + "kind\" is \"" + saved_kind.toStringRef() +
                       "\" in the saved state but \"" + kind() + "\" in this sampler");
   }
-  check_equal("fingerprint", read_int(archive, "fingerprint"), static_cast<std::int64_t>(stream_->fingerprint()));
+  check_equal("fingerprint", read_int(archive, "fingerprint"),
+              static_cast<std::int64_t>(stream_->fingerprint()));
   check_equal("world_size", read_int(archive, "world_size"), static_cast<std::int64_t>(cursor_->world_size));
   check_equal("rank", read_int(archive, "rank"), static_cast<std::int64_t>(cursor_->rank));
   check_equal("drop_last", read_int(archive, "drop_last"), static_cast<std::int64_t>(cursor_->drop_last));
@@ -190,7 +192,8 @@ void StreamSampler::load(torch::serialize::InputArchive& archive) {
   const std::size_t length = size();
   if (static_cast<std::size_t>(position) > length) {
     throw FormatError("sampler state: \"" + kPrefix + "position\" is " + std::to_string(position) +
-                      " but epoch " + std::to_string(epoch) + " has only " + std::to_string(length) + " indices");
+                      " but epoch " + std::to_string(epoch) + " has only " + std::to_string(length) +
+                      " indices");
   }
   cursor_->position = static_cast<std::size_t>(position);
   cursor_->resume_pending = true;

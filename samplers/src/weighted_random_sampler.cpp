@@ -22,7 +22,8 @@ class WeightedStream final : public detail::Stream {
     fill_strided(begin, 1, count, out);
   }
 
-  void fill_strided(std::size_t begin, std::size_t stride, std::size_t count, std::size_t* out) const override {
+  void fill_strided(std::size_t begin, std::size_t stride, std::size_t count,
+                    std::size_t* out) const override {
     table_->draw_stream(key_, begin, stride, count, out);
   }
 

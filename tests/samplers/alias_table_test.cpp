@@ -60,7 +60,8 @@ TEST(AliasTable, PrefetchingStreamDrawsEqualSingleDraws) {
   const std::uint64_t key = stream_key(3, 1);
   std::vector<std::size_t> out(1000);
   table.draw_stream(key, 5, 3, out.size(), out.data());
-  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], table.draw(random_u64(key, 5 + 3 * i), 0)) << i;
+  for (std::size_t i = 0; i < out.size(); ++i)
+    ASSERT_EQ(out[i], table.draw(random_u64(key, 5 + 3 * i), 0)) << i;
 }
 
 TEST(AliasTable, RejectsBadWeightsNamingIndexAndValue) {

@@ -16,8 +16,8 @@ namespace {
 
 using testing::labels_with_counts;
 
-std::vector<std::size_t> per_class(const std::vector<std::size_t>& indices, const std::vector<std::int64_t>& labels,
-                                   std::size_t classes) {
+std::vector<std::size_t> per_class(const std::vector<std::size_t>& indices,
+                                   const std::vector<std::int64_t>& labels, std::size_t classes) {
   std::vector<std::size_t> counts(classes, 0);
   for (std::size_t i : indices) ++counts[static_cast<std::size_t>(labels[i])];
   return counts;
@@ -32,7 +32,8 @@ double prefix_p_value(ClassBalancedSampler& sampler, const std::vector<std::int6
   for (std::size_t e = 0; e < epochs; ++e) {
     sampler.set_epoch(e);
     const auto indices = sampler.epoch_indices();
-    for (std::size_t k = 0; k < indices.size() / 4; ++k) observed[static_cast<std::size_t>(labels[indices[k]])] += 1.0;
+    for (std::size_t k = 0; k < indices.size() / 4; ++k)
+      observed[static_cast<std::size_t>(labels[indices[k]])] += 1.0;
   }
   return testing::chi_square_p_value(observed, shares);
 }

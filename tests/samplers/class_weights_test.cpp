@@ -24,17 +24,20 @@ std::vector<double> values(const torch::Tensor& t) {
 
 void expect_near(const std::vector<double>& actual, const std::vector<double>& expected) {
   ASSERT_EQ(actual.size(), expected.size());
-  for (std::size_t i = 0; i < actual.size(); ++i) EXPECT_NEAR(actual[i], expected[i], 1e-5 * std::max(1.0, expected[i])) << i;
+  for (std::size_t i = 0; i < actual.size(); ++i)
+    EXPECT_NEAR(actual[i], expected[i], 1e-5 * std::max(1.0, expected[i])) << i;
 }
 
 TEST(ClassWeights, ExactValuesForEveryScheme) {
   const std::vector<std::int64_t> counts{10, 30, 60};
   // 1/n normalised to sum C = 3: (0.1, 0.0333, 0.01667) * 3 / 0.15.
-  expect_near(values(class_weights(counts, {ClassWeighting::kInverseFrequency})), {2.0, 2.0 / 3.0, 1.0 / 3.0});
+  expect_near(values(class_weights(counts, {ClassWeighting::kInverseFrequency})),
+              {2.0, 2.0 / 3.0, 1.0 / 3.0});
   const double s = 1 / std::sqrt(10.0) + 1 / std::sqrt(30.0) + 1 / std::sqrt(60.0);
   expect_near(values(class_weights(counts, {ClassWeighting::kSqrtInverse})),
               {3 / std::sqrt(10.0) / s, 3 / std::sqrt(30.0) / s, 3 / std::sqrt(60.0) / s});
-  expect_near(values(class_weights(counts, {ClassWeighting::kBalanced})), {100.0 / 30, 100.0 / 90, 100.0 / 180});
+  expect_near(values(class_weights(counts, {ClassWeighting::kBalanced})),
+              {100.0 / 30, 100.0 / 90, 100.0 / 180});
   // Cui et al.: (1 - beta) / (1 - beta^n), beta = 0.9, normalised to sum C.
   std::vector<double> en;
   double sum = 0;

@@ -47,7 +47,9 @@ TEST(CompositionReport, PerRankCountsSumToTheEpochAndJsonCarriesThem) {
   EXPECT_EQ(j["world_size"], 4);
   EXPECT_EQ(j["epochs"][0]["ranks"].size(), 4u);
   EXPECT_EQ(j["epochs"][0]["draws"], 100);
-  EXPECT_EQ(j["epochs"][0]["class_counts"][0].get<std::size_t>() + j["epochs"][0]["class_counts"][1].get<std::size_t>(), 100u);
+  EXPECT_EQ(j["epochs"][0]["class_counts"][0].get<std::size_t>() +
+                j["epochs"][0]["class_counts"][1].get<std::size_t>(),
+            100u);
   EXPECT_NE(report.to_text().find("rank 3: 25 draws"), std::string::npos) << report.to_text();
 }
 

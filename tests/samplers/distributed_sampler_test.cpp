@@ -58,7 +58,8 @@ TEST(DistributedSampler, BalancedBatchesStayWholeOnEachRank) {
     ASSERT_EQ(slice.size(), 4u * 6u);  // 10 batches over 3 ranks: 4 each, 2 wrapped
     for (std::size_t b = 0; b < 4; ++b) {
       const std::size_t global_batch = (b * 3 + r) % 10;
-      EXPECT_TRUE(std::equal(slice.begin() + static_cast<std::ptrdiff_t>(b * 6), slice.begin() + static_cast<std::ptrdiff_t>(b * 6 + 6),
+      EXPECT_TRUE(std::equal(slice.begin() + static_cast<std::ptrdiff_t>(b * 6),
+                             slice.begin() + static_cast<std::ptrdiff_t>(b * 6 + 6),
                              stream.begin() + static_cast<std::ptrdiff_t>(global_batch * 6)));
     }
   }
@@ -110,7 +111,9 @@ TEST(DistributedSampler, BadRanksNameTheValue) {
 class IndexDataset : public torch::data::datasets::Dataset<IndexDataset, torch::Tensor> {
  public:
   explicit IndexDataset(std::size_t size) : size_(size) {}
-  torch::Tensor get(std::size_t index) override { return torch::full({1}, static_cast<std::int64_t>(index), torch::kInt64); }
+  torch::Tensor get(std::size_t index) override {
+    return torch::full({1}, static_cast<std::int64_t>(index), torch::kInt64);
+  }
   torch::optional<std::size_t> size() const override { return size_; }
 
  private:
@@ -120,12 +123,14 @@ class IndexDataset : public torch::data::datasets::Dataset<IndexDataset, torch::
 TEST(DistributedSampler, WorksWithTorchMakeDataLoaderAndFollowsSetEpoch) {
   WeightedRandomSampler global(std::vector<double>(40, 1.0), {44});
   DistributedSampler rank(global, {2, 1, false});
-  auto loader = torch::data::make_data_loader(IndexDataset(40), rank, torch::data::DataLoaderOptions().batch_size(4));
+  auto loader =
+      torch::data::make_data_loader(IndexDataset(40), rank, torch::data::DataLoaderOptions().batch_size(4));
   for (std::size_t epoch = 0; epoch < 2; ++epoch) {
     rank.set_epoch(epoch);  // the handle we kept steers the loader's copy
     std::vector<std::size_t> seen;
     for (auto& batch : *loader) {
-      for (const torch::Tensor& example : batch) seen.push_back(static_cast<std::size_t>(example.item<std::int64_t>()));
+      for (const torch::Tensor& example : batch)
+        seen.push_back(static_cast<std::size_t>(example.item<std::int64_t>()));
     }
     EXPECT_EQ(seen, rank.epoch_indices()) << "epoch " << epoch;
     EXPECT_EQ(seen.size(), 20u);

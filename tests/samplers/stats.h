@@ -61,7 +61,8 @@ inline double chi_square(const std::vector<double>& observed, const std::vector<
 
 // The p-value of a chi-square goodness-of-fit test (degrees of freedom = cells with nonzero
 // expectation - 1).
-inline double chi_square_p_value(const std::vector<double>& observed, const std::vector<double>& probabilities) {
+inline double chi_square_p_value(const std::vector<double>& observed,
+                                 const std::vector<double>& probabilities) {
   std::size_t cells = 0;
   for (double p : probabilities) cells += p > 0.0;
   const double statistic = chi_square(observed, probabilities);

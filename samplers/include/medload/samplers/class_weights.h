@@ -69,7 +69,8 @@ std::vector<double> inverse_frequency_sample_weights(const std::vector<std::int6
 /// A warning message when `sampler` already balances classes and `loss_weight` (class weights or
 /// pos_weight) is not uniform (max / min > 1 + tolerance): the imbalance would be corrected
 /// twice and the model then over-predicts the rare classes. nullopt when there is nothing to say.
-std::optional<std::string> double_correction_warning(const StreamSampler& sampler, const torch::Tensor& loss_weight,
+std::optional<std::string> double_correction_warning(const StreamSampler& sampler,
+                                                     const torch::Tensor& loss_weight,
                                                      double tolerance = 0.1);
 
 }  // namespace medload::samplers

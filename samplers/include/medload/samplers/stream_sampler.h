@@ -36,7 +36,8 @@ class Stream {
   /// Writes stream positions [begin, begin + count) of the prepared epoch to `out`.
   virtual void fill(std::size_t begin, std::size_t count, std::size_t* out) const = 0;
   /// Writes positions begin, begin + stride, ... (`count` of them, all < length()) to `out`.
-  virtual void fill_strided(std::size_t begin, std::size_t stride, std::size_t count, std::size_t* out) const {
+  virtual void fill_strided(std::size_t begin, std::size_t stride, std::size_t count,
+                            std::size_t* out) const {
     for (std::size_t i = 0; i < count; ++i) fill(begin + i * stride, 1, out + i);
   }
   /// Samples in the dataset the stream indexes.
