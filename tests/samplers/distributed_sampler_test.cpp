@@ -137,5 +137,25 @@ TEST(DistributedSampler, WorksWithTorchMakeDataLoaderAndFollowsSetEpoch) {
   }
 }
 
+TEST(DistributedSampler, ADataLoaderCreatedAfterLoadResumesMidEpoch) {
+  WeightedRandomSampler global(std::vector<double>(64, 1.0), {45});
+  DistributedSampler rank(global, {2, 0, false});
+  rank.set_epoch(3);
+  rank.next(4);
+  rank.next(4);
+  const std::string state = testing::save_state(rank);
+  const auto rest = testing::drain(rank, 4);
+
+  DistributedSampler resumed(global, {2, 0, false});
+  testing::load_state(resumed, state);
+  auto loader =
+      torch::data::make_data_loader(IndexDataset(64), resumed, torch::data::DataLoaderOptions().batch_size(4));
+  std::vector<std::size_t> seen;
+  for (auto& batch : *loader) {
+    for (const torch::Tensor& example : batch) seen.push_back(static_cast<std::size_t>(example.item<std::int64_t>()));
+  }
+  EXPECT_EQ(seen, rest);
+}
+
 }  // namespace
 }  // namespace medload::samplers
