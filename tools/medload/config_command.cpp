@@ -24,9 +24,10 @@ Runner add_config_command(CLI::App& command) {
   auto* print = command.add_flag("--print-default", args->print_default,
                                  "Print the default pipeline config (validate, preprocess, "
                                  "augment) as JSON, every key with its default");
-  auto* check = command.add_option("--check", args->check,
-                                    "Validate the config FILE (unknown keys and out-of-range "
-                                    "values are errors, exit 2) and print its hash")
+  auto* check = command
+                    .add_option("--check", args->check,
+                                "Validate the config FILE (unknown keys and out-of-range "
+                                "values are errors, exit 2) and print its hash")
                     ->type_name("FILE");
   print->excludes(check);
   check->excludes(print);
@@ -51,8 +52,7 @@ Runner add_config_command(CLI::App& command) {
     // Built without the ingest stage: the "validate" part (and so the whole config and its
     // hash) does not exist in this build.
     if (args->print_default) {
-      std::cout << nlohmann::json{{"preprocess", loader::PreprocessOptions{}.to_json()}}.dump(2)
-                << '\n';
+      std::cout << nlohmann::json{{"preprocess", loader::PreprocessOptions{}.to_json()}}.dump(2) << '\n';
       std::cerr << "medload config: this build has no ingest stage; only the preprocess part "
                    "is shown\n";
       return kExitOk;

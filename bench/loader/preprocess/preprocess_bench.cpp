@@ -67,9 +67,8 @@ DecodedImage make_radiograph(int size, int bits) {
 }
 
 const DecodedImage& radiograph(int size, int bits) {
-  static const DecodedImage kImages[2][2] = {
-      {make_radiograph(256, 8), make_radiograph(256, 12)},
-      {make_radiograph(2048, 8), make_radiograph(2048, 12)}};
+  static const DecodedImage kImages[2][2] = {{make_radiograph(256, 8), make_radiograph(256, 12)},
+                                             {make_radiograph(2048, 8), make_radiograph(2048, 12)}};
   return kImages[size > 256 ? 1 : 0][bits > 8 ? 1 : 0];
 }
 
@@ -95,7 +94,8 @@ void run(benchmark::State& state, const DecodedImage& img, const PreprocessOptio
   const double n = static_cast<double>(state.iterations());
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(img.pixels.size()));
-  auto ms = [&](std::int64_t ns) { return benchmark::Counter(static_cast<double>(ns) / n / 1e6, benchmark::Counter::kAvgThreads);
+  auto ms = [&](std::int64_t ns) {
+    return benchmark::Counter(static_cast<double>(ns) / n / 1e6, benchmark::Counter::kAvgThreads);
   };
   state.counters["intensity_ms"] = ms(sum.intensity_ns);
   state.counters["roi_crop_ms"] = ms(sum.roi_crop_ns);
@@ -120,19 +120,62 @@ constexpr char kLetterbox[] = "letterbox";
 constexpr char kClahe[] = "clahe";
 constexpr char kBilateral[] = "bilateral";
 
-BENCHMARK(BM_Preprocess_FullChain)->ArgName("bits")->Arg(8)->Arg(12)
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->Threads(1)->Threads(2);
-BENCHMARK_TEMPLATE(BM_Step, kIntensity)->Name("BM_Preprocess_Intensity")->ArgNames({"bits", "size"})
-    ->Args({8, 2048})->Args({12, 2048})->Unit(benchmark::kMillisecond)->UseRealTime()->Threads(1)->Threads(2);
-BENCHMARK_TEMPLATE(BM_Step, kRoiCrop)->Name("BM_Preprocess_RoiCrop")->ArgNames({"bits", "size"})
-    ->Args({8, 2048})->Args({12, 2048})->Unit(benchmark::kMillisecond)->UseRealTime()->Threads(1)->Threads(2);
-BENCHMARK_TEMPLATE(BM_Step, kLetterbox)->Name("BM_Preprocess_Letterbox")->ArgNames({"bits", "size"})
-    ->Args({8, 2048})->Args({12, 2048})->Unit(benchmark::kMillisecond)->UseRealTime()->Threads(1)->Threads(2);
-BENCHMARK_TEMPLATE(BM_Step, kClahe)->Name("BM_Preprocess_Clahe")->ArgNames({"bits", "size"})
-    ->Args({8, 256})->Args({12, 256})->Args({8, 2048})->Args({12, 2048})
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->Threads(1)->Threads(2);
-BENCHMARK_TEMPLATE(BM_Step, kBilateral)->Name("BM_Preprocess_Bilateral")->ArgNames({"bits", "size"})
-    ->Args({8, 256})->Args({12, 256})->Args({8, 2048})->Args({12, 2048})
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->Threads(1)->Threads(2);
+BENCHMARK(BM_Preprocess_FullChain)
+    ->ArgName("bits")
+    ->Arg(8)
+    ->Arg(12)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(2);
+BENCHMARK_TEMPLATE(BM_Step, kIntensity)
+    ->Name("BM_Preprocess_Intensity")
+    ->ArgNames({"bits", "size"})
+    ->Args({8, 2048})
+    ->Args({12, 2048})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(2);
+BENCHMARK_TEMPLATE(BM_Step, kRoiCrop)
+    ->Name("BM_Preprocess_RoiCrop")
+    ->ArgNames({"bits", "size"})
+    ->Args({8, 2048})
+    ->Args({12, 2048})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(2);
+BENCHMARK_TEMPLATE(BM_Step, kLetterbox)
+    ->Name("BM_Preprocess_Letterbox")
+    ->ArgNames({"bits", "size"})
+    ->Args({8, 2048})
+    ->Args({12, 2048})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(2);
+BENCHMARK_TEMPLATE(BM_Step, kClahe)
+    ->Name("BM_Preprocess_Clahe")
+    ->ArgNames({"bits", "size"})
+    ->Args({8, 256})
+    ->Args({12, 256})
+    ->Args({8, 2048})
+    ->Args({12, 2048})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(2);
+BENCHMARK_TEMPLATE(BM_Step, kBilateral)
+    ->Name("BM_Preprocess_Bilateral")
+    ->ArgNames({"bits", "size"})
+    ->Args({8, 256})
+    ->Args({12, 256})
+    ->Args({8, 2048})
+    ->Args({12, 2048})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(2);
 
 }  // namespace

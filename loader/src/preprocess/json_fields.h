@@ -23,8 +23,7 @@ class ObjectReader {
  public:
   /// `prefix` is the dotted path of `object` ("preprocess.clahe", "" for the top level);
   /// `allowed` its known keys.
-  ObjectReader(const nlohmann::json& object, std::string prefix,
-               std::initializer_list<const char*> allowed)
+  ObjectReader(const nlohmann::json& object, std::string prefix, std::initializer_list<const char*> allowed)
       : object_(object), prefix_(std::move(prefix)) {
     if (!object_.is_object()) {
       throw ConfigError((prefix_.empty() ? std::string("the pipeline config") : prefix_) +
@@ -44,9 +43,7 @@ class ObjectReader {
   }
 
   /// The full dotted key of `name` (the top level has an empty prefix).
-  std::string key(const std::string& name) const {
-    return prefix_.empty() ? name : prefix_ + "." + name;
-  }
+  std::string key(const std::string& name) const { return prefix_.empty() ? name : prefix_ + "." + name; }
 
   bool has(const char* name) const { return object_.contains(name); }
   const nlohmann::json& at(const char* name) const { return object_.at(name); }
@@ -61,8 +58,8 @@ class ObjectReader {
     if (!has(name)) return;
     const auto& v = object_.at(name);
     // 8 and 8.0 are the same setting; 8.5 is not an integer.
-    if (!v.is_number() || (v.is_number_float() && v.get<double>() != static_cast<double>(
-                                                        static_cast<long long>(v.get<double>())))) {
+    if (!v.is_number() || (v.is_number_float() &&
+                           v.get<double>() != static_cast<double>(static_cast<long long>(v.get<double>())))) {
       throw ConfigError(key(name) + " must be an integer, not " + v.dump());
     }
     const double d = v.get<double>();
@@ -92,8 +89,8 @@ class ObjectReader {
 /// Throws "<key> is <value>; allowed <lo>..<hi>" unless lo <= value <= hi (NaN is outside).
 inline void check_range(const std::string& key, double value, double lo, double hi) {
   if (!(value >= lo && value <= hi)) {
-    throw ConfigError(key + " is " + format_number(value) + "; allowed " + format_number(lo) +
-                      ".." + format_number(hi));
+    throw ConfigError(key + " is " + format_number(value) + "; allowed " + format_number(lo) + ".." +
+                      format_number(hi));
   }
 }
 

@@ -33,8 +33,7 @@ PipelineConfig PipelineConfig::from_json(const nlohmann::json& j) {
   PipelineConfig config;
   if (top.has("validate")) config.validate = ValidationOptions::from_json(top.at("validate"));
   if (top.has("preprocess")) config.preprocess = PreprocessOptions::from_json(top.at("preprocess"));
-  config.augment = normalise_augment(top.has("augment") ? top.at("augment")
-                                                        : nlohmann::json::object());
+  config.augment = normalise_augment(top.has("augment") ? top.at("augment") : nlohmann::json::object());
   return config;
 }
 
@@ -50,9 +49,7 @@ std::string PipelineConfig::canonical_json() const {
   return to_json().dump();
 }
 
-std::string PipelineConfig::config_hash() const {
-  return hash_hex(hash64_text(canonical_json()));
-}
+std::string PipelineConfig::config_hash() const { return hash_hex(hash64_text(canonical_json())); }
 
 PipelineConfig load_pipeline_config(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -27,10 +27,17 @@ void Geometry::map_to_output(double x_orig, double y_orig, double& x, double& y)
 }
 
 nlohmann::json Geometry::to_json() const {
-  return {{"original_height", original_height}, {"original_width", original_width},
-          {"crop_x", crop_x}, {"crop_y", crop_y}, {"crop_w", crop_w}, {"crop_h", crop_h},
-          {"scale", scale}, {"pad_top", pad_top}, {"pad_left", pad_left},
-          {"pad_bottom", pad_bottom}, {"pad_right", pad_right}};
+  return {{"original_height", original_height},
+          {"original_width", original_width},
+          {"crop_x", crop_x},
+          {"crop_y", crop_y},
+          {"crop_w", crop_w},
+          {"crop_h", crop_h},
+          {"scale", scale},
+          {"pad_top", pad_top},
+          {"pad_left", pad_left},
+          {"pad_bottom", pad_bottom},
+          {"pad_right", pad_right}};
 }
 
 StageTimes& StageTimes::operator+=(const StageTimes& other) {
@@ -46,9 +53,8 @@ StageTimes& StageTimes::operator+=(const StageTimes& other) {
 }
 
 nlohmann::json StageTimes::to_json() const {
-  return {{"grayscale_ns", grayscale_ns}, {"intensity_ns", intensity_ns},
-          {"roi_crop_ns", roi_crop_ns},   {"letterbox_ns", letterbox_ns},
-          {"clahe_ns", clahe_ns},         {"bilateral_ns", bilateral_ns},
+  return {{"grayscale_ns", grayscale_ns}, {"intensity_ns", intensity_ns}, {"roi_crop_ns", roi_crop_ns},
+          {"letterbox_ns", letterbox_ns}, {"clahe_ns", clahe_ns},         {"bilateral_ns", bilateral_ns},
           {"output_ns", output_ns},       {"total_ns", total_ns}};
 }
 
@@ -62,10 +68,14 @@ std::int64_t elapsed_ns(Clock::time_point since) {
 
 int cv_depth(PixelType type) {
   switch (type) {
-    case PixelType::kUInt8: return CV_8U;
-    case PixelType::kUInt16: return CV_16U;
-    case PixelType::kInt16: return CV_16S;
-    case PixelType::kFloat32: return CV_32F;
+    case PixelType::kUInt8:
+      return CV_8U;
+    case PixelType::kUInt16:
+      return CV_16U;
+    case PixelType::kInt16:
+      return CV_16S;
+    case PixelType::kFloat32:
+      return CV_32F;
   }
   return CV_8U;
 }
@@ -103,8 +113,8 @@ struct Stretch {
 // floor(low/100 * (n-1)) and the value at rank ceil(high/100 * (n-1)) of the sorted samples.
 // `offset` turns a value into a bin (32768 for int16).
 template <typename T>
-void histogram_percentiles(const cv::Mat& m, int bins, int offset, double low, double high,
-                           double& lo_value, double& hi_value) {
+void histogram_percentiles(const cv::Mat& m, int bins, int offset, double low, double high, double& lo_value,
+                           double& hi_value) {
   // Two interleaved histograms: neighbouring pixels are often equal, and incrementing the same
   // counter back to back stalls on the store. 32-bit counters hold up to 4G pixels per half.
   std::vector<std::uint64_t> hist(static_cast<std::size_t>(bins), 0);
@@ -122,7 +132,8 @@ void histogram_percentiles(const cv::Mat& m, int bins, int offset, double low, d
     n += static_cast<std::uint64_t>(row_elems);
   }
   for (int b = 0; b < bins; ++b) {
-    hist[static_cast<std::size_t>(b)] = std::uint64_t{h0[static_cast<std::size_t>(b)]} + h1[static_cast<std::size_t>(b)];
+    hist[static_cast<std::size_t>(b)] =
+        std::uint64_t{h0[static_cast<std::size_t>(b)]} + h1[static_cast<std::size_t>(b)];
   }
   const auto lo_rank = static_cast<std::uint64_t>(std::floor(low / 100.0 * static_cast<double>(n - 1)));
   const auto hi_rank = static_cast<std::uint64_t>(std::ceil(high / 100.0 * static_cast<double>(n - 1)));
@@ -142,8 +153,8 @@ void histogram_percentiles(const cv::Mat& m, int bins, int offset, double low, d
   hi_value = bins - 1 - offset;
 }
 
-void float_percentiles(const cv::Mat& m, double low, double high, double& lo_value,
-                       double& hi_value, const std::string& name) {
+void float_percentiles(const cv::Mat& m, double low, double high, double& lo_value, double& hi_value,
+                       const std::string& name) {
   std::vector<float> values;
   values.reserve(m.total() * static_cast<std::size_t>(m.channels()));
   const int row_elems = m.cols * m.channels();
@@ -202,15 +213,19 @@ cv::Mat apply_float(const cv::Mat& src, F f) {
 template <typename F>
 cv::Mat map_values(const cv::Mat& src, F f8, F f16) {
   switch (src.depth()) {
-    case CV_8U: return apply_lut<std::uint8_t, std::uint8_t>(src, 256, 0, f8);
-    case CV_16U: return apply_lut<std::uint16_t, std::uint16_t>(src, 65536, 0, f16);
-    case CV_16S: return apply_lut<std::int16_t, std::uint16_t>(src, 65536, 32768, f16);
-    default: return apply_float(src, f16);
+    case CV_8U:
+      return apply_lut<std::uint8_t, std::uint8_t>(src, 256, 0, f8);
+    case CV_16U:
+      return apply_lut<std::uint16_t, std::uint16_t>(src, 65536, 0, f16);
+    case CV_16S:
+      return apply_lut<std::int16_t, std::uint16_t>(src, 65536, 32768, f16);
+    default:
+      return apply_float(src, f16);
   }
 }
 
-cv::Mat intensity_step(const cv::Mat& src, const DecodedImage& image,
-                       const IntensityOptions& o, bool& windowed) {
+cv::Mat intensity_step(const cv::Mat& src, const DecodedImage& image, const IntensityOptions& o,
+                       bool& windowed) {
   const bool deep = src.depth() != CV_8U;
   if (!o.enabled) {
     if (src.depth() == CV_32F) {
@@ -224,8 +239,8 @@ cv::Mat intensity_step(const cv::Mat& src, const DecodedImage& image,
     }
     return src;
   }
-  if (o.use_dicom_window && image.window_center && image.window_width &&
-      *image.window_width >= 1.0 && std::isfinite(*image.window_center)) {
+  if (o.use_dicom_window && image.window_center && image.window_width && *image.window_width >= 1.0 &&
+      std::isfinite(*image.window_center)) {
     windowed = true;
     const Window w8{*image.window_center, *image.window_width, 255.0};
     const Window w16{*image.window_center, *image.window_width, 65535.0};
@@ -262,8 +277,8 @@ cv::Mat intensity_step(const cv::Mat& src, const DecodedImage& image,
 // ROI crop
 
 struct Segment {
-  int begin, end;         // rows [begin, end)
-  std::uint64_t mass;     // foreground pixels in it
+  int begin, end;      // rows [begin, end)
+  std::uint64_t mass;  // foreground pixels in it
 };
 
 // For integer pixels, v > threshold  <=>  v > floor(threshold): comparing in T keeps the loops
@@ -307,8 +322,10 @@ cv::Rect roi_box(const cv::Mat& work, const RoiCropOptions& o, bool& fallback) {
   std::vector<int> rows;
   const auto t8 = static_cast<std::uint8_t>(std::min(255.0, std::floor(threshold)));
   const auto t16 = static_cast<std::uint16_t>(std::min(65535.0, std::floor(threshold)));
-  if (gray.depth() == CV_8U) row_counts<std::uint8_t>(gray, t8, rows);
-  else row_counts<std::uint16_t>(gray, t16, rows);
+  if (gray.depth() == CV_8U)
+    row_counts<std::uint8_t>(gray, t8, rows);
+  else
+    row_counts<std::uint16_t>(gray, t16, rows);
   const int row_min = std::max(1, static_cast<int>(std::ceil(0.005 * gray.cols)));
 
   std::vector<Segment> segments;
@@ -339,8 +356,10 @@ cv::Rect roi_box(const cv::Mat& work, const RoiCropOptions& o, bool& fallback) {
   }
 
   std::vector<int> cols;
-  if (gray.depth() == CV_8U) col_counts<std::uint8_t>(gray, top, bottom, t8, cols);
-  else col_counts<std::uint16_t>(gray, top, bottom, t16, cols);
+  if (gray.depth() == CV_8U)
+    col_counts<std::uint8_t>(gray, top, bottom, t8, cols);
+  else
+    col_counts<std::uint16_t>(gray, top, bottom, t16, cols);
   const int col_min = std::max(1, static_cast<int>(std::ceil(0.005 * (bottom - top))));
   int left = -1, right = -1;
   for (int c = 0; c < gray.cols; ++c) {
@@ -374,27 +393,24 @@ int interpolation_flag(const std::string& name) {
 
 void check_input(const DecodedImage& image) {
   if (image.height <= 0 || image.width <= 0) {
-    throw FormatError("preprocess: " + name_of(image) + " is empty (" +
-                      std::to_string(image.height) + "x" + std::to_string(image.width) + ")");
+    throw FormatError("preprocess: " + name_of(image) + " is empty (" + std::to_string(image.height) + "x" +
+                      std::to_string(image.width) + ")");
   }
   if (image.channels != 1 && image.channels != 3) {
     throw FormatError("preprocess: " + name_of(image) + " has " + std::to_string(image.channels) +
                       " channels; 1 or 3 are accepted");
   }
-  const std::size_t expected = static_cast<std::size_t>(image.height) *
-                               static_cast<std::size_t>(image.width) *
-                               static_cast<std::size_t>(image.channels) *
-                               static_cast<std::size_t>(bytes_per_element(image.type));
+  const std::size_t expected =
+      static_cast<std::size_t>(image.height) * static_cast<std::size_t>(image.width) *
+      static_cast<std::size_t>(image.channels) * static_cast<std::size_t>(bytes_per_element(image.type));
   if (image.pixels.size() != expected) {
-    throw FormatError("preprocess: " + name_of(image) + " has " +
-                      std::to_string(image.pixels.size()) + " pixel bytes; " +
-                      std::to_string(image.height) + "x" + std::to_string(image.width) + "x" +
-                      std::to_string(image.channels) + " needs " + std::to_string(expected));
+    throw FormatError("preprocess: " + name_of(image) + " has " + std::to_string(image.pixels.size()) +
+                      " pixel bytes; " + std::to_string(image.height) + "x" + std::to_string(image.width) +
+                      "x" + std::to_string(image.channels) + " needs " + std::to_string(expected));
   }
 }
 
-PreprocessedImage run_chain(const DecodedImage& image, const PreprocessOptions& options,
-                            StageTimes& t) {
+PreprocessedImage run_chain(const DecodedImage& image, const PreprocessOptions& options, StageTimes& t) {
   PreprocessedImage out;
   Geometry& g = out.geometry;
   g.original_height = image.height;
@@ -442,9 +458,8 @@ PreprocessedImage run_chain(const DecodedImage& image, const PreprocessOptions& 
     const int size = options.letterbox.size;
     const int longer = std::max(box.width, box.height);
     g.scale = static_cast<double>(size) / longer;
-    const int new_w = box.width == longer
-                          ? size
-                          : std::clamp(static_cast<int>(std::lround(box.width * g.scale)), 1, size);
+    const int new_w =
+        box.width == longer ? size : std::clamp(static_cast<int>(std::lround(box.width * g.scale)), 1, size);
     const int new_h = box.height == longer
                           ? size
                           : std::clamp(static_cast<int>(std::lround(box.height * g.scale)), 1, size);
@@ -462,8 +477,8 @@ PreprocessedImage run_chain(const DecodedImage& image, const PreprocessOptions& 
   // 5a. CLAHE (OpenCV takes 8- and 16-bit single channel; colour works on the luma of YCrCb).
   if (options.clahe.enabled) {
     start = Clock::now();
-    auto clahe = cv::createCLAHE(options.clahe.clip_limit,
-                                 cv::Size(options.clahe.tile_grid, options.clahe.tile_grid));
+    auto clahe =
+        cv::createCLAHE(options.clahe.clip_limit, cv::Size(options.clahe.tile_grid, options.clahe.tile_grid));
     cv::Mat result;
     if (roi.channels() == 1) {
       clahe->apply(roi, result);
@@ -524,8 +539,7 @@ PreprocessedImage run_chain(const DecodedImage& image, const PreprocessOptions& 
 
 }  // namespace
 
-PreprocessedImage preprocess(const DecodedImage& image, const PreprocessOptions& options,
-                             StageTimes* times) {
+PreprocessedImage preprocess(const DecodedImage& image, const PreprocessOptions& options, StageTimes* times) {
   options.validate();
   check_input(image);
   const auto start = Clock::now();

@@ -10,9 +10,7 @@ using detail::ObjectReader;
 
 namespace {
 
-const char* dtype_name(PixelType type) {
-  return type == PixelType::kUInt16 ? "uint16" : "uint8";
-}
+const char* dtype_name(PixelType type) { return type == PixelType::kUInt16 ? "uint16" : "uint8"; }
 
 }  // namespace
 
@@ -21,8 +19,7 @@ void PreprocessOptions::validate() const {
   check_range(p + "intensity.low_percentile", intensity.low_percentile, 0.0, 50.0);
   check_range(p + "intensity.high_percentile", intensity.high_percentile, 50.0, 100.0);
   if (!(intensity.low_percentile < intensity.high_percentile)) {
-    throw ConfigError(p + "intensity.low_percentile (" +
-                      detail::format_number(intensity.low_percentile) +
+    throw ConfigError(p + "intensity.low_percentile (" + detail::format_number(intensity.low_percentile) +
                       ") must be below preprocess.intensity.high_percentile (" +
                       detail::format_number(intensity.high_percentile) + ")");
   }
@@ -48,17 +45,17 @@ void PreprocessOptions::validate() const {
 
 PreprocessOptions PreprocessOptions::from_json(const nlohmann::json& j) {
   PreprocessOptions o;
-  const ObjectReader top(j, "preprocess",
-                         {"grayscale", "intensity", "roi_crop", "letterbox", "clahe", "bilateral",
-                          "output_dtype"});
+  const ObjectReader top(
+      j, "preprocess",
+      {"grayscale", "intensity", "roi_crop", "letterbox", "clahe", "bilateral", "output_dtype"});
   if (top.has("grayscale")) {
     const ObjectReader r(top.at("grayscale"), top.key("grayscale"), {"enabled"});
     r.read("enabled", o.grayscale.enabled);
   }
   if (top.has("intensity")) {
-    const ObjectReader r(top.at("intensity"), top.key("intensity"),
-                         {"enabled", "use_dicom_window", "percentile_clip", "low_percentile",
-                          "high_percentile"});
+    const ObjectReader r(
+        top.at("intensity"), top.key("intensity"),
+        {"enabled", "use_dicom_window", "percentile_clip", "low_percentile", "high_percentile"});
     r.read("enabled", o.intensity.enabled);
     r.read("use_dicom_window", o.intensity.use_dicom_window);
     r.read("percentile_clip", o.intensity.percentile_clip);
@@ -67,8 +64,8 @@ PreprocessOptions PreprocessOptions::from_json(const nlohmann::json& j) {
   }
   if (top.has("roi_crop")) {
     const ObjectReader r(top.at("roi_crop"), top.key("roi_crop"),
-                         {"enabled", "threshold", "margin", "remove_text_bands",
-                          "max_text_band_fraction", "max_crop_fraction"});
+                         {"enabled", "threshold", "margin", "remove_text_bands", "max_text_band_fraction",
+                          "max_crop_fraction"});
     r.read("enabled", o.roi_crop.enabled);
     r.read("threshold", o.roi_crop.threshold);
     r.read("margin", o.roi_crop.margin);
@@ -77,8 +74,7 @@ PreprocessOptions PreprocessOptions::from_json(const nlohmann::json& j) {
     r.read("max_crop_fraction", o.roi_crop.max_crop_fraction);
   }
   if (top.has("letterbox")) {
-    const ObjectReader r(top.at("letterbox"), top.key("letterbox"),
-                         {"enabled", "size", "interpolation"});
+    const ObjectReader r(top.at("letterbox"), top.key("letterbox"), {"enabled", "size", "interpolation"});
     r.read("enabled", o.letterbox.enabled);
     r.read("size", o.letterbox.size);
     r.read("interpolation", o.letterbox.interpolation);
@@ -105,8 +101,7 @@ PreprocessOptions PreprocessOptions::from_json(const nlohmann::json& j) {
     } else if (dtype == "uint16") {
       o.output_dtype = PixelType::kUInt16;
     } else {
-      throw ConfigError("preprocess.output_dtype is \"" + dtype +
-                        "\"; allowed \"uint8\", \"uint16\"");
+      throw ConfigError("preprocess.output_dtype is \"" + dtype + "\"; allowed \"uint8\", \"uint16\"");
     }
   }
   o.validate();

@@ -90,7 +90,8 @@ TEST(PreprocessCorpus, DefaultChainGivesWellFormedOutputOnRealImages) {
       EXPECT_EQ(out.height, 256);
       EXPECT_EQ(out.width, 256);
       EXPECT_EQ(out.channels, 1);
-      EXPECT_EQ(out.pixels.size(), 256u * 256u * static_cast<std::size_t>(bytes_per_element(o->output_dtype)));
+      EXPECT_EQ(out.pixels.size(),
+                256u * 256u * static_cast<std::size_t>(bytes_per_element(o->output_dtype)));
       const auto& g = out.geometry;
       EXPECT_GE(g.crop_x, 0);
       EXPECT_GE(g.crop_y, 0);

@@ -113,7 +113,9 @@ TEST(PipelineConfig, ErrorsNameTheKey) {
     }
     return "";
   };
-  EXPECT_NE(message({{"preproces", json::object()}}).find("unknown key preproces; allowed keys: validate, preprocess, augment"), std::string::npos);
+  EXPECT_NE(message({{"preproces", json::object()}})
+                .find("unknown key preproces; allowed keys: validate, preprocess, augment"),
+            std::string::npos);
   EXPECT_EQ(message({{"preprocess", {{"letterbox", {{"size", 3}}}}}}),
             "preprocess.letterbox.size is 3; allowed 16..4096");
   EXPECT_NE(message(json::array()).find("must be a JSON object"), std::string::npos);

@@ -57,25 +57,31 @@ TEST(PreprocessOptions, OutOfRangeValuesNameTheKeyAndTheRange) {
   EXPECT_EQ(error_of({{"clahe", {{"clip_limit", 0}}}}), "preprocess.clahe.clip_limit is 0; allowed 0.1..100");
   EXPECT_EQ(error_of({{"intensity", {{"high_percentile", 100.5}}}}),
             "preprocess.intensity.high_percentile is 100.5; allowed 50..100");
-  EXPECT_EQ(error_of({{"bilateral", {{"diameter", 16}}}}), "preprocess.bilateral.diameter is 16; allowed 1..15");
+  EXPECT_EQ(error_of({{"bilateral", {{"diameter", 16}}}}),
+            "preprocess.bilateral.diameter is 16; allowed 1..15");
   EXPECT_EQ(error_of({{"roi_crop", {{"max_crop_fraction", 1.0}}}}),
             "preprocess.roi_crop.max_crop_fraction is 1; allowed 0..0.99");
-  EXPECT_NE(error_of({{"letterbox", {{"interpolation", "nearest"}}}}).find("preprocess.letterbox.interpolation"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of({{"letterbox", {{"interpolation", "nearest"}}}}).find("preprocess.letterbox.interpolation"),
+      std::string::npos);
   EXPECT_NE(error_of({{"output_dtype", "float32"}}).find("preprocess.output_dtype"), std::string::npos);
 }
 
 TEST(PreprocessOptions, UnknownKeysAreErrors) {
-  EXPECT_NE(error_of({{"clahe", {{"tiles", 8}}}}).find("unknown key preprocess.clahe.tiles"), std::string::npos);
-  EXPECT_NE(error_of({{"sharpen", json::object()}}).find("unknown key preprocess.sharpen"), std::string::npos);
+  EXPECT_NE(error_of({{"clahe", {{"tiles", 8}}}}).find("unknown key preprocess.clahe.tiles"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"sharpen", json::object()}}).find("unknown key preprocess.sharpen"),
+            std::string::npos);
 }
 
 TEST(PreprocessOptions, WrongJsonTypesAreErrors) {
-  EXPECT_NE(error_of({{"clahe", {{"enabled", "yes"}}}}).find("preprocess.clahe.enabled must be true or false"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of({{"clahe", {{"enabled", "yes"}}}}).find("preprocess.clahe.enabled must be true or false"),
+      std::string::npos);
   EXPECT_NE(error_of({{"letterbox", {{"size", 256.5}}}}).find("preprocess.letterbox.size must be an integer"),
             std::string::npos);
-  EXPECT_NE(error_of({{"letterbox", 256}}).find("preprocess.letterbox must be a JSON object"), std::string::npos);
+  EXPECT_NE(error_of({{"letterbox", 256}}).find("preprocess.letterbox must be a JSON object"),
+            std::string::npos);
   // 256.0 is the integer 256.
   EXPECT_EQ(PreprocessOptions::from_json({{"letterbox", {{"size", 256.0}}}}).letterbox.size, 256);
 }

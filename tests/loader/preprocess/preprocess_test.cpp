@@ -133,9 +133,9 @@ TEST(PreprocessLetterbox, PadsATallImageLeftAndRight) {
 
 TEST(PreprocessRoiCrop, FindsTheBoxOfABorderedImageWithATextBand) {
   auto img = bordered_image(400, 500, 60, 80, 380, 260);
-  draw_text_band(img, 20, 12, 30, 200);   // annotation at the top, above a dark gap
-  draw_text_band(img, 370, 10, 300, 480); // and one at the bottom
-  at<std::uint8_t>(img, 200, 5) = 255;    // a speck of noise in the border
+  draw_text_band(img, 20, 12, 30, 200);    // annotation at the top, above a dark gap
+  draw_text_band(img, 370, 10, 300, 480);  // and one at the bottom
+  at<std::uint8_t>(img, 200, 5) = 255;     // a speck of noise in the border
   auto o = all_off();
   o.roi_crop.enabled = true;
   o.roi_crop.margin = 0;
@@ -470,6 +470,39 @@ TEST(Geometry, MapsOutputCoordinatesBackToTheOriginal) {
   g.map_to_original(128 - g.pad_right, 128 - g.pad_bottom, xo, yo);
   EXPECT_NEAR(xo, g.crop_x + g.crop_w, 0.5 / g.scale);
   EXPECT_NEAR(yo, g.crop_y + g.crop_h, 1e-9);
+}
+
+}  // namespace
+}  // namespace medload::loader
+
+namespace medload::loader {
+namespace {
+
+TEST(PreprocessGrayscale, KeepsSixteenBitAndSignedColourThroughTheDefaultChain) {
+  for (PixelType type : {PixelType::kUInt16, PixelType::kInt16}) {
+    DecodedImage img = type == PixelType::kUInt16 ? testing::make_image<std::uint16_t>(64, 96, 3, type, 100)
+                                                  : testing::make_image<std::int16_t>(64, 96, 3, type, -100);
+    // A brighter red square in the middle.
+    for (int y = 20; y < 44; ++y) {
+      for (int x = 30; x < 66; ++x) {
+        if (type == PixelType::kUInt16)
+          testing::at<std::uint16_t>(img, y, x, 2) = 3000;
+        else
+          testing::at<std::int16_t>(img, y, x, 2) = 1500;
+      }
+    }
+    PreprocessOptions o;
+    o.grayscale.enabled = false;
+    o.output_dtype = PixelType::kUInt16;
+    const auto out = preprocess(img, o);
+    EXPECT_EQ(out.channels, 3);
+    EXPECT_EQ(out.type, PixelType::kUInt16);
+    ASSERT_EQ(out.pixels.size(), 256u * 256u * 3u * 2u);
+    // The square stays red: its red channel is above its blue channel at the centre.
+    const int cy = 128, cx = 128;
+    EXPECT_GT(testing::value_at<std::uint16_t>(out.pixels, 256, 3, cy, cx, 2),
+              testing::value_at<std::uint16_t>(out.pixels, 256, 3, cy, cx, 0));
+  }
 }
 
 }  // namespace

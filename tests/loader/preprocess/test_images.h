@@ -27,13 +27,15 @@ DecodedImage make_image(int height, int width, int channels, PixelType type, T f
 
 template <typename T>
 T& at(DecodedImage& img, int y, int x, int c = 0) {
-  return reinterpret_cast<T*>(img.pixels.data())[(static_cast<std::size_t>(y) * img.width + x) * img.channels + c];
+  return reinterpret_cast<T*>(
+      img.pixels.data())[(static_cast<std::size_t>(y) * img.width + x) * img.channels + c];
 }
 
 template <typename T>
 T value_at(const std::vector<std::uint8_t>& pixels, int width, int channels, int y, int x, int c = 0) {
   T v;
-  std::memcpy(&v, pixels.data() + ((static_cast<std::size_t>(y) * width + x) * channels + c) * sizeof(T), sizeof(T));
+  std::memcpy(&v, pixels.data() + ((static_cast<std::size_t>(y) * width + x) * channels + c) * sizeof(T),
+              sizeof(T));
   return v;
 }
 
@@ -52,8 +54,7 @@ void draw_disc(DecodedImage& img, double cx, double cy, double r, T value) {
 
 /// 8-bit gray radiograph stand-in: black border, textured "anatomy" rectangle
 /// [x0, x0+w) x [y0, y0+h) with values 100..200, faint background noise (0..10).
-inline DecodedImage bordered_image(int height, int width, int x0, int y0, int w, int h,
-                                   unsigned seed = 7) {
+inline DecodedImage bordered_image(int height, int width, int x0, int y0, int w, int h, unsigned seed = 7) {
   DecodedImage img = make_image<std::uint8_t>(height, width, 1, PixelType::kUInt8, 0);
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> noise(0, 10), tissue(100, 200);

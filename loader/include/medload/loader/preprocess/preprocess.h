@@ -59,9 +59,9 @@ struct StageTimes {
 
 /// One preprocessed image, ready to be written to the cache.
 struct PreprocessedImage {
-  int height = 0;    ///< rows
-  int width = 0;     ///< columns
-  int channels = 1;  ///< 1, or 3 (B,G,R) when grayscale is switched off for colour input
+  int height = 0;                      ///< rows
+  int width = 0;                       ///< columns
+  int channels = 1;                    ///< 1, or 3 (B,G,R) when grayscale is switched off for colour input
   PixelType type = PixelType::kUInt8;  ///< kUInt8 or kUInt16 (PreprocessOptions::output_dtype)
   /// Row-major, channels interleaved, height * width * channels * bytes_per_element(type) bytes
   /// (native byte order).

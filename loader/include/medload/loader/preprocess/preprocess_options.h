@@ -76,9 +76,9 @@ struct ClaheOptions {
 /// converted back, so precision is not lost.
 struct BilateralOptions {
   bool enabled = true;
-  int diameter = 5;            ///< neighbourhood diameter in pixels. Range 1..15.
-  double sigma_color = 10.0;   ///< in 8-bit intensity units (0..255). Range 0.1..255.
-  double sigma_space = 3.0;    ///< in pixels. Range 0.1..50.
+  int diameter = 5;           ///< neighbourhood diameter in pixels. Range 1..15.
+  double sigma_color = 10.0;  ///< in 8-bit intensity units (0..255). Range 0.1..255.
+  double sigma_space = 3.0;   ///< in pixels. Range 0.1..50.
 };
 
 /// The whole chain. Validated when built by `from_json` or by `validate()`.
