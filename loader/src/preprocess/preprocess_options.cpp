@@ -28,10 +28,10 @@ void PreprocessOptions::validate() const {
   check_range(p + "roi_crop.max_text_band_fraction", roi_crop.max_text_band_fraction, 0.01, 0.5);
   check_range(p + "roi_crop.max_crop_fraction", roi_crop.max_crop_fraction, 0.0, 0.99);
   check_range(p + "letterbox.size", letterbox.size, 16, 4096);
-  if (letterbox.interpolation != "area" && letterbox.interpolation != "linear" &&
-      letterbox.interpolation != "cubic") {
+  if (letterbox.interpolation != "area" && letterbox.interpolation != "area_fast" &&
+      letterbox.interpolation != "linear" && letterbox.interpolation != "cubic") {
     throw ConfigError(p + "letterbox.interpolation is \"" + letterbox.interpolation +
-                      "\"; allowed \"area\", \"linear\", \"cubic\"");
+                      "\"; allowed \"area\", \"area_fast\", \"linear\", \"cubic\"");
   }
   check_range(p + "clahe.clip_limit", clahe.clip_limit, 0.1, 100.0);
   check_range(p + "clahe.tile_grid", clahe.tile_grid, 1, 64);

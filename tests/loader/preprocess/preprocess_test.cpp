@@ -507,3 +507,55 @@ TEST(PreprocessGrayscale, KeepsSixteenBitAndSignedColourThroughTheDefaultChain) 
 
 }  // namespace
 }  // namespace medload::loader
+
+namespace medload::loader {
+namespace {
+
+TEST(PreprocessLetterbox, AreaFastStaysCloseToExactAreaAndRecordsTheGrownBox) {
+  // A smooth 8-bit image (a wide disc with a gradient) in a black border, 1000 x 1300.
+  auto img = testing::make_image<std::uint8_t>(1000, 1300, 1, PixelType::kUInt8, 0);
+  for (int y = 0; y < 1000; ++y) {
+    for (int x = 0; x < 1300; ++x) {
+      const double dx = x + 0.5 - 650.0, dy = y + 0.5 - 500.0;
+      if (dx * dx + dy * dy <= 430.0 * 430.0) {
+        testing::at<std::uint8_t>(img, y, x) = static_cast<std::uint8_t>(60 + (x - 220) / 6);
+      }
+    }
+  }
+  PreprocessOptions o;
+  o.clahe.enabled = false;
+  o.bilateral.enabled = false;
+  o.roi_crop.margin = 3;
+  const auto exact = preprocess(img, o);
+  o.letterbox.interpolation = "area_fast";
+  const auto fast = preprocess(img, o);
+  const auto& ge = exact.geometry;
+  const auto& gf = fast.geometry;
+  // k = floor(866 / 256) = 3: the box grows to multiples of 3 and contains the exact one.
+  EXPECT_EQ(gf.crop_w % 3, 0);
+  EXPECT_EQ(gf.crop_h % 3, 0);
+  EXPECT_LE(gf.crop_x, ge.crop_x);
+  EXPECT_LE(gf.crop_y, ge.crop_y);
+  EXPECT_GE(gf.crop_x + gf.crop_w, ge.crop_x + ge.crop_w);
+  EXPECT_GE(gf.crop_y + gf.crop_h, ge.crop_y + ge.crop_h);
+  EXPECT_LT(gf.crop_w - ge.crop_w, 3);
+  // Away from the disc's edge the two agree to within a grey level or two.
+  double diff = 0;
+  int n = 0;
+  for (int y = 96; y < 160; ++y) {
+    for (int x = 96; x < 160; ++x) {
+      diff += std::abs(int{exact.pixels[static_cast<std::size_t>(y) * 256 + x]} -
+                       int{fast.pixels[static_cast<std::size_t>(y) * 256 + x]});
+      ++n;
+    }
+  }
+  EXPECT_LT(diff / n, 1.5);
+  // And it keeps the disc round (the shape: moments of the thresholded image).
+  auto shape = fast;
+  for (auto& v : shape.pixels) v = v > 30 ? 1 : 0;
+  const Moments m = moments_of(shape);
+  EXPECT_NEAR(m.mu20 / m.mu02, 1.0, 0.01);
+}
+
+}  // namespace
+}  // namespace medload::loader

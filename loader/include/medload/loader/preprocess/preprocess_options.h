@@ -60,7 +60,9 @@ struct RoiCropOptions {
 struct LetterboxOptions {
   bool enabled = true;  ///< false: the (cropped) image keeps its size
   int size = 256;       ///< output side in pixels (224, 256, 512, ...). Range 16..4096.
-  /// "area" (cv::INTER_AREA, the right choice for downscaling), "linear" or "cubic".
+  /// "area" (cv::INTER_AREA: exact pixel-area averaging, the right choice for downscaling),
+  /// "area_fast" (an integer-factor box average first, then area: about 4x faster at 2048 px,
+  /// slightly softer, the crop box may grow by up to k-1 pixels), "linear" or "cubic".
   std::string interpolation = "area";
 };
 
