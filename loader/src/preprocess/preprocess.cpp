@@ -385,6 +385,93 @@ cv::Rect roi_box(const cv::Mat& work, const RoiCropOptions& o, bool& fallback) {
   return box;
 }
 
+// CLAHE for 16-bit images with the clip limit meaning what it means for 8-bit images.
+// OpenCV's CV_16U CLAHE uses 65536-bin tile histograms and clips at
+// max(clip_limit * tile_area / 65536, 1) = 1 count per bin for any tile under 2^16 pixels, so
+// clip_limit has no effect and the result is close to the identity (measured: the same output
+// for clip limits 1 to 40). Here a 16-bit value v sits at t = v / 257 on the 8-bit scale; the
+// tile histograms have 256 bins (round(t)), clipped and redistributed exactly as OpenCV does for
+// 8-bit images, and each tile's mapping is the 8-bit CLAHE mapping at the integers, linearly
+// interpolated in between. So 257 * b maps as 8-bit CLAHE maps b, and the values between keep
+// their 16-bit precision. Tiles and the bilinear blend of the four nearest tiles follow OpenCV.
+cv::Mat clahe16(const cv::Mat& src, double clip_limit, int grid) {
+  CV_Assert(src.type() == CV_16UC1);
+  constexpr int kBins = 256;
+  cv::Mat padded = src;
+  if (src.cols % grid != 0 || src.rows % grid != 0) {
+    cv::copyMakeBorder(src, padded, 0, (grid - src.rows % grid) % grid, 0, (grid - src.cols % grid) % grid,
+                       cv::BORDER_REFLECT_101);
+  }
+  const int tw = padded.cols / grid, th = padded.rows / grid;
+  const int area = tw * th;
+  const int clip = std::max(static_cast<int>(clip_limit * area / kBins), 1);
+  // Per tile: at[b] = the mapping of level b (clipped CDF up to and including bin b), rise[b] =
+  // at[b + 1] - at[b]; both in 0..65535 output units.
+  std::vector<float> at(static_cast<std::size_t>(grid) * grid * kBins);
+  std::vector<float> rise(at.size(), 0.0f);
+  const float scale = 65535.0f / static_cast<float>(area);
+  for (int ty = 0; ty < grid; ++ty) {
+    for (int tx = 0; tx < grid; ++tx) {
+      int hist[kBins] = {};
+      for (int y = ty * th; y < (ty + 1) * th; ++y) {
+        const std::uint16_t* p = padded.ptr<std::uint16_t>(y) + tx * tw;
+        for (int x = 0; x < tw; ++x) ++hist[(p[x] + 128) / 257];
+      }
+      int excess = 0;
+      for (int& h : hist) {
+        if (h > clip) {
+          excess += h - clip;
+          h = clip;
+        }
+      }
+      const int batch = excess / kBins;
+      int residual = excess - batch * kBins;
+      for (int& h : hist) h += batch;
+      if (residual > 0) {
+        const int step = std::max(kBins / residual, 1);
+        for (int b = 0; b < kBins && residual > 0; b += step, --residual) ++hist[b];
+      }
+      float* a = at.data() + (static_cast<std::size_t>(ty) * grid + tx) * kBins;
+      float* r = rise.data() + (static_cast<std::size_t>(ty) * grid + tx) * kBins;
+      int sum = 0;
+      for (int b = 0; b < kBins; ++b) {
+        sum += hist[b];
+        a[b] = static_cast<float>(sum) * scale;
+        if (b + 1 < kBins) r[b] = static_cast<float>(hist[b + 1]) * scale;
+      }
+    }
+  }
+  cv::Mat dst(src.size(), CV_16UC1);
+  const float inv_tw = 1.0f / static_cast<float>(tw), inv_th = 1.0f / static_cast<float>(th);
+  auto map = [&](int tile, int b, float f) {
+    const std::size_t i = static_cast<std::size_t>(tile) * kBins + static_cast<std::size_t>(b);
+    return at[i] + rise[i] * f;
+  };
+  for (int y = 0; y < src.rows; ++y) {
+    const float tyf = static_cast<float>(y) * inv_th - 0.5f;
+    int ty1 = static_cast<int>(std::floor(tyf));
+    const float ya = tyf - static_cast<float>(ty1);
+    const int ty2 = std::min(ty1 + 1, grid - 1);
+    ty1 = std::max(ty1, 0);
+    const std::uint16_t* p = src.ptr<std::uint16_t>(y);
+    std::uint16_t* q = dst.ptr<std::uint16_t>(y);
+    for (int x = 0; x < src.cols; ++x) {
+      const float txf = static_cast<float>(x) * inv_tw - 0.5f;
+      int tx1 = static_cast<int>(std::floor(txf));
+      const float xa = txf - static_cast<float>(tx1);
+      const int tx2 = std::min(tx1 + 1, grid - 1);
+      tx1 = std::max(tx1, 0);
+      const float t = static_cast<float>(p[x]) * (1.0f / 257.0f);
+      const int b = std::min(static_cast<int>(t), kBins - 2);
+      const float f = t - static_cast<float>(b);
+      const float top = map(ty1 * grid + tx1, b, f) * (1.0f - xa) + map(ty1 * grid + tx2, b, f) * xa;
+      const float bottom = map(ty2 * grid + tx1, b, f) * (1.0f - xa) + map(ty2 * grid + tx2, b, f) * xa;
+      q[x] = cv::saturate_cast<std::uint16_t>(top * (1.0f - ya) + bottom * ya);
+    }
+  }
+  return dst;
+}
+
 int interpolation_flag(const std::string& name) {  // "area" and "area_fast" are INTER_AREA
   if (name == "linear") return cv::INTER_LINEAR;
   if (name == "cubic") return cv::INTER_CUBIC;
@@ -498,21 +585,30 @@ PreprocessedImage run_chain(const DecodedImage& image, const PreprocessOptions& 
     t.letterbox_ns = elapsed_ns(start);
   }
 
-  // 5a. CLAHE (OpenCV takes 8- and 16-bit single channel; colour works on the luma of YCrCb).
+  // 5a. CLAHE (8-bit: OpenCV's; 16-bit: clahe16 above; colour works on the luma of YCrCb).
   if (options.clahe.enabled) {
     start = Clock::now();
-    auto clahe =
-        cv::createCLAHE(options.clahe.clip_limit, cv::Size(options.clahe.tile_grid, options.clahe.tile_grid));
+    // No more tiles than pixels per side (small images with the letterbox off); the border
+    // that rounds the image up to whole tiles must be smaller than the image.
+    const int grid = std::max(1, std::min({options.clahe.tile_grid, roi.rows, roi.cols}));
+    auto clahe = cv::createCLAHE(options.clahe.clip_limit, cv::Size(grid, grid));
+    const auto apply = [&](const cv::Mat& plane, cv::Mat& out) {
+      if (plane.depth() == CV_16U) {
+        out = clahe16(plane, options.clahe.clip_limit, grid);
+      } else {
+        clahe->apply(plane, out);
+      }
+    };
     cv::Mat result;
     if (roi.channels() == 1) {
-      clahe->apply(roi, result);
+      apply(roi, result);
     } else {
       cv::Mat ycrcb;
       cv::cvtColor(roi, ycrcb, cv::COLOR_BGR2YCrCb);
       std::vector<cv::Mat> planes;
       cv::split(ycrcb, planes);
       cv::Mat y;
-      clahe->apply(planes[0], y);
+      apply(planes[0], y);
       planes[0] = y;
       cv::merge(planes, ycrcb);
       cv::cvtColor(ycrcb, result, cv::COLOR_YCrCb2BGR);

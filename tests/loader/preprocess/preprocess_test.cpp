@@ -559,3 +559,74 @@ TEST(PreprocessLetterbox, AreaFastStaysCloseToExactAreaAndRecordsTheGrownBox) {
 
 }  // namespace
 }  // namespace medload::loader
+
+namespace medload::loader {
+namespace {
+
+TEST(PreprocessClahe, SixteenBitFollowsEightBitAndItsClipLimit) {
+  // The same smooth pattern as 8-bit and as 16-bit (x 257).
+  auto img8 = testing::make_image<std::uint8_t>(256, 256, 1, PixelType::kUInt8, 0);
+  auto img16 = testing::make_image<std::uint16_t>(256, 256, 1, PixelType::kUInt16, 0);
+  for (int y = 0; y < 256; ++y) {
+    for (int x = 0; x < 256; ++x) {
+      const double v =
+          100 + 60 * std::sin(x / 20.0) * std::cos(y / 30.0) + 20.0 * ((x * 7 + y * 13) % 5) / 4.0;
+      testing::at<std::uint8_t>(img8, y, x) = static_cast<std::uint8_t>(v);
+      testing::at<std::uint16_t>(img16, y, x) =
+          static_cast<std::uint16_t>(static_cast<std::uint8_t>(v) * 257);
+    }
+  }
+  auto o = all_off();
+  o.clahe.enabled = true;
+  o.output_dtype = PixelType::kUInt16;
+  auto mean_abs_diff = [](const PreprocessedImage& a, const PreprocessedImage& b) {
+    double d = 0;
+    for (int i = 0; i < 256 * 256; ++i) {
+      d += std::abs(testing::value_at<std::uint16_t>(a.pixels, 256, 1, i / 256, i % 256) -
+                    testing::value_at<std::uint16_t>(b.pixels, 256, 1, i / 256, i % 256));
+    }
+    return d / (256.0 * 256.0) / 257.0;  // in 8-bit grey levels
+  };
+  for (double clip : {1.0, 2.0, 4.0}) {
+    o.clahe.clip_limit = clip;
+    const auto out8 = preprocess(img8, o);
+    const auto out16 = preprocess(img16, o);
+    EXPECT_LT(mean_abs_diff(out8, out16), 0.6) << "clip " << clip;
+  }
+  // The clip limit matters for 16-bit work (it did not with OpenCV's CV_16U CLAHE).
+  o.clahe.clip_limit = 1.0;
+  const auto low = preprocess(img16, o);
+  o.clahe.clip_limit = 4.0;
+  const auto high = preprocess(img16, o);
+  EXPECT_GT(mean_abs_diff(low, high), 5.0);
+}
+
+TEST(PreprocessClahe, SixteenBitKeepsMoreThan256Levels) {
+  auto img = testing::make_image<std::uint16_t>(256, 256, 1, PixelType::kUInt16, 0);
+  for (int y = 0; y < 256; ++y) {
+    for (int x = 0; x < 256; ++x)
+      testing::at<std::uint16_t>(img, y, x) = static_cast<std::uint16_t>(x * 256 + y);
+  }
+  auto o = all_off();
+  o.clahe.enabled = true;
+  o.output_dtype = PixelType::kUInt16;
+  const auto out = preprocess(img, o);
+  std::set<std::uint16_t> levels;
+  for (int i = 0; i < 256 * 256; ++i)
+    levels.insert(testing::value_at<std::uint16_t>(out.pixels, 256, 1, i / 256, i % 256));
+  EXPECT_GT(levels.size(), 4096u);
+}
+
+TEST(PreprocessClahe, TakesImagesSmallerThanTheTileGrid) {
+  auto img = testing::make_image<std::uint16_t>(5, 40, 1, PixelType::kUInt16, 1000);
+  testing::at<std::uint16_t>(img, 2, 20) = 3000;
+  auto o = all_off();
+  o.clahe.enabled = true;
+  o.clahe.tile_grid = 16;
+  EXPECT_EQ(preprocess(img, o).height, 5);
+  auto img8 = testing::make_image<std::uint8_t>(5, 40, 1, PixelType::kUInt8, 10);
+  EXPECT_EQ(preprocess(img8, o).width, 40);
+}
+
+}  // namespace
+}  // namespace medload::loader
