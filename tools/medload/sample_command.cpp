@@ -1,18 +1,234 @@
-// medload sample: placeholder until its component lands; it says so and fails.
+// medload sample CACHE.h5 --sampler weighted|oversample|undersample|sqrt|balanced-batch
+//                [--split train] [--epochs E] [--seed S] [--world-size W] [--json]
+// medload sample --labels LABELS.csv --sampler ...   (the same report for a labels table)
+// What a sampler draws: per-class counts per epoch, duplicates, per-rank counts and ns per index
+// (medload::samplers::composition_report).
+//
+// Reading labels from a cache needs the cache stage's reader; until this build has it, a cache
+// argument fails with a message saying so, and --labels gives the report for a CSV table.
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
 
+#include <algorithm>
 #include "command.h"
+#include "medload/core/error.h"
+#include "medload/samplers/balanced_batch_sampler.h"
+#include "medload/samplers/class_balanced_sampler.h"
+#include "medload/samplers/class_weights.h"
+#include "medload/samplers/composition_report.h"
+#include "medload/samplers/weighted_random_sampler.h"
 
 namespace medload::cli {
+namespace {
+
+struct SampleArgs {
+  std::string cache;
+  std::string labels_csv;
+  std::string sampler;
+  std::string split = "train";
+  std::size_t epochs = 1;
+  std::uint64_t seed = 0;
+  std::size_t world_size = 1;
+  bool json = false;
+  std::size_t classes_per_batch = 2;
+  std::size_t samples_per_class = 4;
+  std::size_t max_per_patient = 0;
+};
+
+// The labelled samples of one split: labels, patient ids and class names.
+struct SplitData {
+  std::vector<std::int64_t> labels;
+  std::vector<std::string> patient_ids;
+  std::vector<std::string> class_names;
+  std::size_t unlabelled = 0;
+};
+
+// Splits one CSV line (no quoting: labels and patient ids are plain tokens).
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> fields;
+  std::stringstream stream(line);
+  std::string field;
+  while (std::getline(stream, field, ',')) {
+    while (!field.empty() && (field.back() == '\r' || field.back() == ' ')) field.pop_back();
+    while (!field.empty() && field.front() == ' ') field.erase(field.begin());
+    fields.push_back(field);
+  }
+  return fields;
+}
+
+bool is_integer(const std::string& text) {
+  if (text.empty()) return false;
+  for (std::size_t i = text[0] == '-' ? 1 : 0; i < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return false;
+  }
+  return text != "-";
+}
+
+// A labels table: a header naming a `label` column (class index or class name) and optionally a
+// `patient_id` column. Empty labels and negative indices are unlabelled samples, left out.
+SplitData read_labels_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError("Unable to open the labels table " + path);
+  std::string line;
+  if (!std::getline(in, line)) throw FormatError(path + ": empty; expected a header with a label column");
+  const std::vector<std::string> header = split_csv(line);
+  std::ptrdiff_t label_column = -1, patient_column = -1;
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    if (header[c] == "label") label_column = static_cast<std::ptrdiff_t>(c);
+    if (header[c] == "patient_id") patient_column = static_cast<std::ptrdiff_t>(c);
+  }
+  if (label_column < 0) throw FormatError(path + ": the header \"" + line + "\" has no \"label\" column");
+  std::vector<std::string> raw, patients;
+  std::size_t row = 1;
+  while (std::getline(in, line)) {
+    ++row;
+    if (line.empty() || line == "\r") continue;
+    const std::vector<std::string> fields = split_csv(line);
+    if (static_cast<std::ptrdiff_t>(fields.size()) <= std::max(label_column, patient_column)) {
+      throw FormatError(path + ": row " + std::to_string(row) + " has " + std::to_string(fields.size()) +
+                        " fields; the header has " + std::to_string(header.size()));
+    }
+    raw.push_back(fields[static_cast<std::size_t>(label_column)]);
+    patients.push_back(patient_column >= 0 ? fields[static_cast<std::size_t>(patient_column)] : "");
+  }
+  bool numeric = true;
+  for (const std::string& label : raw) numeric = numeric && (label.empty() || is_integer(label));
+  SplitData data;
+  std::map<std::string, std::int64_t> names;
+  if (!numeric) {
+    for (const std::string& label : raw) {
+      if (!label.empty()) names.emplace(label, 0);
+    }
+    std::int64_t next = 0;
+    for (auto& [name, index] : names) {
+      index = next++;
+      data.class_names.push_back(name);
+    }
+  }
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    std::int64_t label = -1;
+    if (!raw[i].empty()) label = numeric ? std::stoll(raw[i]) : names.at(raw[i]);
+    if (label < 0) {
+      ++data.unlabelled;
+      continue;
+    }
+    data.labels.push_back(label);
+    data.patient_ids.push_back(patients[i]);
+  }
+  if (numeric) {
+    std::int64_t max_label = -1;
+    for (std::int64_t label : data.labels) max_label = std::max(max_label, label);
+    data.class_names.assign(static_cast<std::size_t>(max_label + 1), "");
+  }
+  return data;
+}
+
+SplitData read_split(const SampleArgs& args) {
+  if (!args.labels_csv.empty()) {
+    if (args.split != "all" && args.split != "train") {
+      throw ConfigError("--split " + args.split + ": a labels table has no splits; use --split all");
+    }
+    return read_labels_csv(args.labels_csv);
+  }
+  throw IoError("medload sample " + args.cache +
+                ": this build has no cache reader yet (the cache stage); pass the labels as a table with "
+                "--labels LABELS.csv");
+}
+
+std::unique_ptr<samplers::StreamSampler> make_sampler(const SampleArgs& args, const SplitData& data) {
+  using namespace medload::samplers;
+  const std::size_t classes = data.class_names.size();
+  if (args.sampler == "weighted") {
+    return std::make_unique<WeightedRandomSampler>(inverse_frequency_sample_weights(data.labels, classes),
+                                                   WeightedRandomSamplerOptions{args.seed, 0});
+  }
+  if (args.sampler == "balanced-batch") {
+    BalancedBatchSamplerOptions options;
+    options.classes_per_batch = args.classes_per_batch;
+    options.samples_per_class = args.samples_per_class;
+    options.seed = args.seed;
+    options.num_classes = classes;
+    options.patient_ids = data.patient_ids;
+    options.max_per_patient = args.max_per_patient;
+    return std::make_unique<BalancedBatchSampler>(data.labels, options);
+  }
+  ClassBalancedSamplerOptions options;
+  options.mode = balance_mode_from_string(args.sampler);
+  options.seed = args.seed;
+  options.num_classes = classes;
+  options.patient_ids = data.patient_ids;
+  options.max_per_patient = args.max_per_patient;
+  return std::make_unique<ClassBalancedSampler>(data.labels, options);
+}
+
+}  // namespace
 
 Runner add_sample_command(CLI::App& command) {
-  command.allow_extras();
-  return [] {
-    std::cerr << "medload sample: not available in this build yet\n";
-    return kExitFailure;
+  auto args = std::make_shared<SampleArgs>();
+  command.description(
+      "What a sampler draws from a cache: per-class counts, duplicates, per-rank counts, ns per index");
+  auto* cache = command.add_option("cache", args->cache, "The cache (CACHE.h5)");
+  auto* labels = command.add_option("--labels", args->labels_csv,
+                                    "A CSV table with a `label` column (index or name) and an optional "
+                                    "`patient_id` column, instead of a cache");
+  cache->excludes(labels);
+  labels->excludes(cache);
+  command.add_option("--sampler", args->sampler, "The sampler")
+      ->required()
+      ->check(CLI::IsMember({"weighted", "oversample", "undersample", "sqrt", "balanced-batch"}));
+  command.add_option("--split", args->split, "Which split's samples: train, val, test or all")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"train", "val", "test", "all"}));
+  command.add_option("--epochs", args->epochs, "Epochs to draw")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command.add_option("--seed", args->seed, "Sampler seed")->capture_default_str();
+  command.add_option("--world-size", args->world_size, "Ranks sharing the stream")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command.add_option("--classes-per-batch", args->classes_per_batch, "balanced-batch: P classes per batch")
+      ->capture_default_str();
+  command.add_option("--samples-per-class", args->samples_per_class, "balanced-batch: K samples per class")
+      ->capture_default_str();
+  command
+      .add_option("--max-per-patient", args->max_per_patient,
+                  "At most this many images of one patient per epoch (class-aware samplers; 0: no cap)")
+      ->capture_default_str();
+  command.add_flag("--json", args->json, "Print the report as JSON");
+  return [args] {
+    if (args->cache.empty() && args->labels_csv.empty()) {
+      throw ConfigError("medload sample: give a cache (CACHE.h5) or --labels LABELS.csv");
+    }
+    if (args->sampler == "weighted" && args->max_per_patient > 0) {
+      throw ConfigError("--max-per-patient " + std::to_string(args->max_per_patient) +
+                        ": the weighted sampler has no patient cap; use a class-aware sampler");
+    }
+    const SplitData data = read_split(*args);
+    if (data.labels.empty()) {
+      throw ConfigError((args->cache.empty() ? args->labels_csv : args->cache) + ": split \"" + args->split +
+                        "\" has no labelled samples");
+    }
+    const auto sampler = make_sampler(*args, data);
+    const samplers::CompositionReport report =
+        samplers::composition_report(*sampler, data.labels, args->epochs, args->world_size, data.class_names);
+    if (args->json) {
+      std::cout << report.to_json() << "\n";
+    } else {
+      std::cout << (args->cache.empty() ? args->labels_csv : args->cache) << ", split " << args->split << ": "
+                << data.labels.size() << " labelled samples";
+      if (data.unlabelled > 0) std::cout << " (" << data.unlabelled << " unlabelled left out)";
+      std::cout << "\n" << report.to_text();
+    }
+    return kExitOk;
   };
 }
 
