@@ -7,11 +7,7 @@
 #include <string>
 
 #include "command.h"
-#include "medload/loader/preprocess/preprocess_options.h"
-
-#ifdef MEDLOAD_HAVE_PIPELINE_CONFIG
 #include "medload/loader/preprocess/pipeline_config.h"
-#endif
 
 namespace medload::cli {
 
@@ -40,26 +36,14 @@ Runner add_config_command(CLI::App& command) {
       std::cerr << "medload config: give --print-default or --check FILE (see --help)\n";
       return kExitUsage;
     }
-#ifdef MEDLOAD_HAVE_PIPELINE_CONFIG
     if (args->print_default) {
-      std::cout << loader::PipelineConfig{}.to_json().dump(2) << '\n';
+      const loader::PipelineConfig defaults;
+      std::cout << defaults.to_json().dump(2) << '\n';
       return kExitOk;
     }
     const loader::PipelineConfig config = loader::load_pipeline_config(args->check);
     std::cout << args->check << ": valid\nconfig hash: " << config.config_hash() << '\n';
     return kExitOk;
-#else
-    // Built without the ingest stage: the "validate" part (and so the whole config and its
-    // hash) does not exist in this build.
-    if (args->print_default) {
-      std::cout << nlohmann::json{{"preprocess", loader::PreprocessOptions{}.to_json()}}.dump(2) << '\n';
-      std::cerr << "medload config: this build has no ingest stage; only the preprocess part "
-                   "is shown\n";
-      return kExitOk;
-    }
-    std::cerr << "medload config: --check needs the ingest stage, which is not in this build\n";
-    return kExitFailure;
-#endif
   };
 }
 

@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "json_fields.h"
+#include "medload/core/json_fields.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 
@@ -29,7 +29,7 @@ nlohmann::json normalise_augment(const nlohmann::json& j) {
 }  // namespace
 
 PipelineConfig PipelineConfig::from_json(const nlohmann::json& j) {
-  const detail::ObjectReader top(j, "", {"validate", "preprocess", "augment"});
+  const medload::detail::ObjectReader top(j, "", {"validate", "preprocess", "augment"});
   PipelineConfig config;
   if (top.has("validate")) config.validate = ValidationOptions::from_json(top.at("validate"));
   if (top.has("preprocess")) config.preprocess = PreprocessOptions::from_json(top.at("preprocess"));

@@ -1,12 +1,12 @@
 #include "medload/loader/preprocess/preprocess_options.h"
 
-#include "json_fields.h"
+#include "medload/core/json_fields.h"
 #include "medload/core/error.h"
 
 namespace medload::loader {
 
-using detail::check_range;
-using detail::ObjectReader;
+using medload::detail::check_range;
+using medload::detail::ObjectReader;
 
 namespace {
 
@@ -19,9 +19,9 @@ void PreprocessOptions::validate() const {
   check_range(p + "intensity.low_percentile", intensity.low_percentile, 0.0, 50.0);
   check_range(p + "intensity.high_percentile", intensity.high_percentile, 50.0, 100.0);
   if (!(intensity.low_percentile < intensity.high_percentile)) {
-    throw ConfigError(p + "intensity.low_percentile (" + detail::format_number(intensity.low_percentile) +
+    throw ConfigError(p + "intensity.low_percentile (" + medload::detail::format_number(intensity.low_percentile) +
                       ") must be below preprocess.intensity.high_percentile (" +
-                      detail::format_number(intensity.high_percentile) + ")");
+                      medload::detail::format_number(intensity.high_percentile) + ")");
   }
   check_range(p + "roi_crop.threshold", roi_crop.threshold, 0.0, 0.9);
   check_range(p + "roi_crop.margin", roi_crop.margin, 0, 1024);

@@ -4,13 +4,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <initializer_list>
 #include <sstream>
 #include <string>
 
 #include "medload/core/error.h"
 
-namespace medload::loader::detail {
+namespace medload::detail {
 
 /// Formats a number for messages the way a user typed it (2 not 2.000000).
 inline std::string format_number(double value) {
@@ -68,6 +69,14 @@ class ObjectReader {
     }
     value = static_cast<int>(d);
   }
+  void read(const char* name, std::int64_t& value) const {
+    if (!has(name)) return;
+    const auto& v = object_.at(name);
+    if (!v.is_number_integer() && !(v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))) {
+      throw ConfigError(key(name) + " must be an integer, not " + v.dump());
+    }
+    value = v.is_number_float() ? static_cast<std::int64_t>(v.get<double>()) : v.get<std::int64_t>();
+  }
   void read(const char* name, double& value) const {
     if (!has(name)) return;
     const auto& v = object_.at(name);
@@ -94,4 +103,4 @@ inline void check_range(const std::string& key, double value, double lo, double 
   }
 }
 
-}  // namespace medload::loader::detail
+}  // namespace medload::detail

@@ -1,0 +1,176 @@
+// decode_file: one file from bytes to validated frames. Used in-process and inside the forked
+// workers of the Scanner.
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "decoders.h"
+#include "medload/core/hash.h"
+#include "medload/loader/ingest/scanner.h"
+#include "scan_internal.h"
+
+namespace medload::loader {
+
+namespace detail {
+
+namespace {
+
+template <typename T>
+void moments(const std::uint8_t* bytes, std::size_t count, double& sum, double& sum_sq) {
+  // Two accumulators per pass keep the dependency chain short; the order is fixed, so the result
+  // is deterministic.
+  const T* p = reinterpret_cast<const T*>(bytes);
+  double s = 0, q = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const double v = static_cast<double>(p[i]);
+    s += v;
+    q += v * v;
+  }
+  sum += s;
+  sum_sq += q;
+}
+
+// Standard deviation of a frame's values over all channels.
+double pixel_std(const DecodedImage& image) {
+  const std::size_t count = static_cast<std::size_t>(image.height) * image.width * image.channels;
+  if (count == 0) return 0;
+  double sum = 0, sum_sq = 0;
+  switch (image.type) {
+    case PixelType::kUInt8: moments<std::uint8_t>(image.pixels.data(), count, sum, sum_sq); break;
+    case PixelType::kUInt16: moments<std::uint16_t>(image.pixels.data(), count, sum, sum_sq); break;
+    case PixelType::kInt16: moments<std::int16_t>(image.pixels.data(), count, sum, sum_sq); break;
+    case PixelType::kFloat32: moments<float>(image.pixels.data(), count, sum, sum_sq); break;
+  }
+  const double mean = sum / static_cast<double>(count);
+  return std::sqrt(std::max(0.0, sum_sq / static_cast<double>(count) - mean * mean));
+}
+
+std::string format_double(double v) {
+  std::ostringstream out;
+  out.precision(3);
+  out << v;
+  return out.str();
+}
+
+void fill_missing(std::string& field, const std::string& from_header) {
+  if (field.empty()) field = from_header;
+}
+
+}  // namespace
+
+bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& bytes, std::string& error) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) {
+    error = std::strerror(errno);
+    return false;
+  }
+  const std::streamoff size = in.tellg();
+  if (size < 0) {
+    error = "cannot tell its size";
+    return false;
+  }
+  bytes.resize(static_cast<std::size_t>(size));
+  in.seekg(0);
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) {
+    error = "read failed after " + std::to_string(in.gcount()) + " bytes";
+    return false;
+  }
+  return true;
+}
+
+void validate_frames(const ValidationOptions& options, FileOutcome& outcome, std::vector<DecodedImage>& frames) {
+  if (!outcome.ok || frames.empty()) return;
+  const DecodedImage& first = frames.front();
+  if (std::min(first.height, first.width) < options.min_side) {
+    reject(outcome, Reason::kTooSmall,
+           std::to_string(first.width) + "x" + std::to_string(first.height) + " pixels; the smallest side must be at least " +
+               std::to_string(options.min_side) + " (validate.min_side)");
+    frames.clear();
+    return;
+  }
+  // Blank: every frame constant or nearly so, relative to the value range of its bit depth.
+  double largest_fraction = 0;
+  for (const auto& frame : frames) {
+    const int bits = std::clamp(frame.bits_stored, 1, 32);
+    const double range = std::ldexp(1.0, bits) - 1;
+    largest_fraction = std::max(largest_fraction, pixel_std(frame) / range);
+    if (largest_fraction > options.blank_std_fraction) break;
+  }
+  if (largest_fraction <= options.blank_std_fraction) {
+    reject(outcome, Reason::kBlank,
+           (frames.size() > 1 ? "every frame is" : std::string("the image is")) +
+               std::string(" constant or nearly so: pixel standard deviation ") + format_double(largest_fraction * 100) +
+               "% of the " + std::to_string(first.bits_stored) + "-bit range (limit " +
+               format_double(options.blank_std_fraction * 100) + "%, validate.blank_std_fraction)");
+    frames.clear();
+    return;
+  }
+  std::uint64_t h = 0;
+  for (const auto& frame : frames) {
+    const std::uint64_t shape[] = {static_cast<std::uint64_t>(frame.height), static_cast<std::uint64_t>(frame.width),
+                                   static_cast<std::uint64_t>(frame.channels), static_cast<std::uint64_t>(frame.type)};
+    h = hash64(shape, sizeof shape, h);
+    h = hash64(frame.pixels.data(), frame.pixels.size(), h);
+  }
+  outcome.pixel_hash = h;
+}
+
+}  // namespace detail
+
+FileOutcome decode_file(const SourceFile& source, const ValidationOptions& options, std::vector<DecodedImage>& frames) {
+  using detail::Format;
+  FileOutcome outcome;
+  outcome.path = source.report_path;
+  std::vector<std::uint8_t> bytes;
+  std::string error;
+  if (!detail::read_file_bytes(source.path, bytes, error)) {
+    detail::reject(outcome, Reason::kUnreadable, "cannot read the file: " + error);
+    return outcome;
+  }
+  if (bytes.empty()) {
+    detail::reject(outcome, Reason::kEmptyFile, "the file has 0 bytes");
+    return outcome;
+  }
+  outcome.content_hash = hash64(bytes.data(), bytes.size(), 0);
+  const Format format = detail::sniff_format(bytes.data(), bytes.size());
+  if (format == Format::kUnknown) {
+    std::ostringstream first;
+    for (std::size_t i = 0; i < std::min<std::size_t>(8, bytes.size()); ++i) {
+      first << (i ? " " : "") << std::hex << (bytes[i] >> 4) << (bytes[i] & 15);
+    }
+    detail::reject(outcome, Reason::kUnreadable,
+                   "not an image format medload reads (PNG, JPEG, TIFF, BMP, DICOM); the file starts with " +
+                       first.str());
+    return outcome;
+  }
+  outcome.format = std::string(detail::format_name(format));
+  const Format promised = detail::format_from_extension(source.path);
+  if (promised != Format::kUnknown && promised != format) outcome.warnings.emplace_back("extension_mismatch");
+
+  SampleInfo info = source.info;
+  std::vector<DecodedImage> decoded;
+  if (format == Format::kDicom) {
+    SampleInfo header;
+    detail::decode_dicom(source.path, bytes.data(), bytes.size(), options, outcome, decoded, header);
+    // The manifest wins; the header fills what it leaves empty.
+    detail::fill_missing(info.patient_id, header.patient_id);
+    detail::fill_missing(info.modality, header.modality);
+    detail::fill_missing(info.series_uid, header.series_uid);
+    detail::fill_missing(info.view, header.view);
+    detail::fill_missing(info.site, header.site);
+  } else {
+    detail::decode_raster(format, bytes.data(), bytes.size(), options, outcome, decoded);
+  }
+  detail::validate_frames(options, outcome, decoded);
+  for (auto& frame : decoded) {
+    frame.source_path = source.report_path;
+    frame.info = info;
+    frames.push_back(std::move(frame));
+  }
+  return outcome;
+}
+
+}  // namespace medload::loader

@@ -1,0 +1,288 @@
+// Crash containment: decoding in forked worker processes, talking over a socket pair.
+// Wire format, both ways: messages of [u64 length][bytes]. A request is one JSON message (the
+// SourceFile); a reply is one JSON message (the outcome and frame headers) followed by one
+// message of pixels per frame.
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "decoders.h"
+#include "medload/core/error.h"
+#include "medload/core/hash.h"
+#include "medload/loader/ingest/scanner.h"
+#include "scan_internal.h"
+
+namespace medload::loader {
+
+namespace detail {
+
+namespace {
+
+PreDecodeHook& hook_storage() {
+  static PreDecodeHook hook;
+  return hook;
+}
+
+nlohmann::json info_to_json(const SampleInfo& info) {
+  return {{"labels", info.labels}, {"patient_id", info.patient_id}, {"modality", info.modality},
+          {"series_uid", info.series_uid}, {"view", info.view}, {"site", info.site}, {"metadata", info.metadata}};
+}
+
+SampleInfo info_from_json(const nlohmann::json& j) {
+  SampleInfo info;
+  info.labels = j.at("labels").get<std::vector<std::string>>();
+  info.patient_id = j.at("patient_id").get<std::string>();
+  info.modality = j.at("modality").get<std::string>();
+  info.series_uid = j.at("series_uid").get<std::string>();
+  info.view = j.at("view").get<std::string>();
+  info.site = j.at("site").get<std::string>();
+  info.metadata = j.at("metadata").get<std::map<std::string, std::string>>();
+  return info;
+}
+
+nlohmann::json outcome_to_json(const FileOutcome& o) {
+  return {{"path", o.path}, {"ok", o.ok}, {"reason", o.reason ? static_cast<int>(*o.reason) : -1},
+          {"detail", o.detail}, {"warnings", o.warnings}, {"frames", o.frames}, {"height", o.height},
+          {"width", o.width}, {"bits_stored", o.bits_stored}, {"format", o.format},
+          {"content_hash", o.content_hash}, {"pixel_hash", o.pixel_hash}};
+}
+
+FileOutcome outcome_from_json(const nlohmann::json& j) {
+  FileOutcome o;
+  o.path = j.at("path").get<std::string>();
+  o.ok = j.at("ok").get<bool>();
+  if (const int r = j.at("reason").get<int>(); r >= 0) o.reason = static_cast<Reason>(r);
+  o.detail = j.at("detail").get<std::string>();
+  o.warnings = j.at("warnings").get<std::vector<std::string>>();
+  o.frames = j.at("frames").get<int>();
+  o.height = j.at("height").get<int>();
+  o.width = j.at("width").get<int>();
+  o.bits_stored = j.at("bits_stored").get<int>();
+  o.format = j.at("format").get<std::string>();
+  o.content_hash = j.at("content_hash").get<std::uint64_t>();
+  o.pixel_hash = j.at("pixel_hash").get<std::uint64_t>();
+  return o;
+}
+
+nlohmann::json frame_header(const DecodedImage& f) {
+  nlohmann::json j = {{"height", f.height}, {"width", f.width}, {"channels", f.channels},
+                      {"type", static_cast<int>(f.type)}, {"bits_stored", f.bits_stored},
+                      {"was_monochrome1", f.was_monochrome1}, {"source_path", f.source_path},
+                      {"frame_index", f.frame_index}, {"frame_count", f.frame_count}, {"format", f.format},
+                      {"info", info_to_json(f.info)}};
+  if (f.window_center) j["window_center"] = *f.window_center;
+  if (f.window_width) j["window_width"] = *f.window_width;
+  return j;
+}
+
+DecodedImage frame_from_header(const nlohmann::json& j) {
+  DecodedImage f;
+  f.height = j.at("height").get<int>();
+  f.width = j.at("width").get<int>();
+  f.channels = j.at("channels").get<int>();
+  f.type = static_cast<PixelType>(j.at("type").get<int>());
+  f.bits_stored = j.at("bits_stored").get<int>();
+  f.was_monochrome1 = j.at("was_monochrome1").get<bool>();
+  f.source_path = j.at("source_path").get<std::string>();
+  f.frame_index = j.at("frame_index").get<int>();
+  f.frame_count = j.at("frame_count").get<int>();
+  f.format = j.at("format").get<std::string>();
+  f.info = info_from_json(j.at("info"));
+  if (j.contains("window_center")) f.window_center = j.at("window_center").get<double>();
+  if (j.contains("window_width")) f.window_width = j.at("window_width").get<double>();
+  return f;
+}
+
+bool send_all(int fd, const void* data, std::size_t size) {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool send_message(int fd, const void* data, std::size_t size) {
+  const std::uint64_t length = size;
+  return send_all(fd, &length, sizeof length) && send_all(fd, data, size);
+}
+
+bool send_text(int fd, const std::string& text) { return send_message(fd, text.data(), text.size()); }
+
+enum class ReadStatus { kOk, kClosed, kTimedOut };
+
+// Reads exactly `size` bytes, waiting at most until `deadline` (none when `deadline` is max).
+ReadStatus read_all(int fd, void* data, std::size_t size, std::chrono::steady_clock::time_point deadline) {
+  auto* p = static_cast<char*>(data);
+  while (size > 0) {
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return ReadStatus::kTimedOut;
+      pollfd pfd{fd, POLLIN, 0};
+      const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30)));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) return ReadStatus::kTimedOut;
+      if (ready < 0) return ReadStatus::kClosed;
+    }
+    const ssize_t n = ::recv(fd, p, size, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ReadStatus::kClosed;
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return ReadStatus::kOk;
+}
+
+ReadStatus read_message(int fd, std::vector<char>& out, std::chrono::steady_clock::time_point deadline) {
+  std::uint64_t length = 0;
+  if (const auto s = read_all(fd, &length, sizeof length, deadline); s != ReadStatus::kOk) return s;
+  out.resize(length);
+  return read_all(fd, out.data(), length, deadline);
+}
+
+[[noreturn]] void worker_main(int fd, const ValidationOptions& options) {
+  std::vector<char> request;
+  while (read_message(fd, request, std::chrono::steady_clock::time_point::max()) == ReadStatus::kOk) {
+    const auto j = nlohmann::json::parse(request.begin(), request.end());
+    SourceFile source;
+    source.path = j.at("path").get<std::string>();
+    source.report_path = j.at("report_path").get<std::string>();
+    source.info = info_from_json(j.at("info"));
+    if (const auto& hook = hook_storage()) hook(source.path);
+    std::vector<DecodedImage> frames;
+    const FileOutcome outcome = decode_file(source, options, frames);
+    nlohmann::json reply = {{"outcome", outcome_to_json(outcome)}, {"frames", nlohmann::json::array()}};
+    for (const auto& f : frames) reply["frames"].push_back(frame_header(f));
+    bool sent = send_text(fd, reply.dump());
+    for (const auto& f : frames) sent = sent && send_message(fd, f.pixels.data(), f.pixels.size());
+    if (!sent) break;
+  }
+  ::_exit(0);
+}
+
+std::string describe_signal(int sig) {
+  const char* name = ::strsignal(sig);
+  return "signal " + std::to_string(sig) + (name ? std::string(", ") + name : std::string());
+}
+
+}  // namespace
+
+void set_pre_decode_hook(PreDecodeHook hook) { hook_storage() = std::move(hook); }
+
+DecodeWorker::DecodeWorker(const ValidationOptions& options) : options_(options) { start(); }
+
+DecodeWorker::~DecodeWorker() { stop(); }
+
+void DecodeWorker::start() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    throw IoError(std::string("cannot create a decoder worker's socket: ") + std::strerror(errno));
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw IoError(std::string("cannot fork a decoder worker: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+#ifdef __linux__
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the scan
+#endif
+    worker_main(fds[1], options_);
+  }
+  ::close(fds[1]);
+  pid_ = pid;
+  fd_ = fds[0];
+}
+
+void DecodeWorker::stop() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (pid_ > 0) {
+    // Other workers hold copies of this socket, so closing it does not end the worker: kill it.
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid_ = -1;
+}
+
+FileOutcome DecodeWorker::decode(const SourceFile& source, std::vector<DecodedImage>& frames) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options_.file_timeout_s);
+  const nlohmann::json request = {{"path", source.path}, {"report_path", source.report_path},
+                                  {"info", info_to_json(source.info)}};
+  std::vector<char> message;
+  ReadStatus status = send_text(fd_, request.dump()) ? read_message(fd_, message, deadline) : ReadStatus::kClosed;
+  if (status == ReadStatus::kOk) {
+    const auto reply = nlohmann::json::parse(message.begin(), message.end());
+    FileOutcome outcome = outcome_from_json(reply.at("outcome"));
+    std::vector<DecodedImage> decoded;
+    for (const auto& header : reply.at("frames")) {
+      DecodedImage frame = frame_from_header(header);
+      std::vector<char> pixels;
+      status = read_message(fd_, pixels, deadline);
+      if (status != ReadStatus::kOk) break;
+      frame.pixels.assign(pixels.begin(), pixels.end());
+      decoded.push_back(std::move(frame));
+    }
+    if (status == ReadStatus::kOk) {
+      for (auto& f : decoded) frames.push_back(std::move(f));
+      return outcome;
+    }
+  }
+  // The worker died or hung on this file: report it and start a fresh one.
+  FileOutcome outcome;
+  outcome.path = source.report_path;
+  std::string detail;
+  if (status == ReadStatus::kTimedOut) {
+    detail = "the decoder did not finish within " + std::to_string(options_.file_timeout_s) +
+             " s (validate.file_timeout_s); its worker process was killed";
+    stop();
+  } else {
+    int wstatus = 0;
+    pid_t done = 0;
+    while ((done = ::waitpid(pid_, &wstatus, 0)) < 0 && errno == EINTR) {
+    }
+    if (done == pid_ && WIFSIGNALED(wstatus)) {
+      detail = "the decoder crashed on this file (" + describe_signal(WTERMSIG(wstatus)) + "); the scan went on";
+    } else if (done == pid_ && WIFEXITED(wstatus)) {
+      detail = "the decoder's worker process exited with code " + std::to_string(WEXITSTATUS(wstatus)) +
+               " on this file; the scan went on";
+    } else {
+      detail = "the decoder's worker process stopped answering on this file";
+    }
+    if (done == pid_) pid_ = -1;
+    stop();
+  }
+  detail::reject(outcome, Reason::kDecoderCrash, detail);
+  // Keep what is known without the decoder: the file's size and hash are cheap to recompute.
+  std::vector<std::uint8_t> bytes;
+  std::string error;
+  if (read_file_bytes(source.path, bytes, error) && !bytes.empty()) {
+    outcome.content_hash = hash64(bytes.data(), bytes.size(), 0);
+    outcome.format = std::string(format_name(sniff_format(bytes.data(), bytes.size())));
+  }
+  start();
+  return outcome;
+}
+
+}  // namespace detail
+
+}  // namespace medload::loader
