@@ -1,0 +1,154 @@
+#pragma once
+/// The options of per-batch augmentation (DESIGN.md §7): one struct per operation, each with a
+/// probability and a range, plus the safety policy. Every field has a default inside medical
+/// limits; `AugmentOptions::from_json` fills missing keys with the defaults and rejects unknown
+/// keys, values outside their allowed range, and values past a medical limit with a ConfigError
+/// naming the key and the limit, e.g.
+///   "augment.rotation.max_degrees is 15; the medical limit is 10 (set augment.unsafe_override to allow)".
+///
+/// Intensities are relative to the full range of the tensor: 255 for uint8, 1.0 for float32
+/// (float32 batches are augmented before mean/std normalisation, with values in [0, 1]).
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace medload::augment {
+
+/// Rotation about the image centre, degrees uniform in [-max_degrees, max_degrees]; positive is
+/// clockwise on screen (torchvision's convention).
+struct RotationOptions {
+  double probability = 0.5;  ///< chance the sample is rotated. Range 0..1.
+  double max_degrees = 7.0;  ///< range 0..180; medical limit 10 (above needs unsafe_override).
+};
+
+/// Translation, each axis uniform in [-max_fraction, max_fraction] of the image width / height.
+struct TranslationOptions {
+  double probability = 0.5;    ///< Range 0..1.
+  double max_fraction = 0.05;  ///< range 0..0.5; medical limit 0.1.
+};
+
+/// Isotropic scale about the centre, uniform in [min, max] (> 1 zooms in).
+struct ScaleOptions {
+  double probability = 0.5;  ///< Range 0..1.
+  double min = 0.95;         ///< range 0.5..2, <= max; medical limit 0.9.
+  double max = 1.05;         ///< range 0.5..2, >= min; medical limit 1.1.
+};
+
+/// Mirror left-right. Off by default (laterality, dextrocardia): a probability above 0 needs
+/// AugmentOptions::allow_horizontal_flip, and the override is recorded in every AppliedParams.
+struct HorizontalFlipOptions {
+  double probability = 0.0;  ///< Range 0..1.
+};
+
+/// Mirror top-bottom. Never medically valid for radiographs: a probability above 0 needs
+/// AugmentOptions::unsafe_override (recorded).
+struct VerticalFlipOptions {
+  double probability = 0.0;  ///< Range 0..1.
+};
+
+/// Gamma (x -> x^gamma on [0, 1]), log-uniform in [min, max] (1 is the identity).
+struct GammaOptions {
+  double probability = 0.5;  ///< Range 0..1.
+  double min = 0.7;          ///< range 0.1..10, <= max; medical limit 0.5.
+  double max = 1.5;          ///< range 0.1..10, >= min; medical limit 2.
+};
+
+/// Brightness as torchvision's adjust_brightness: x -> factor * x, factor uniform in [min, max].
+struct BrightnessOptions {
+  double probability = 0.5;  ///< Range 0..1.
+  double min = 0.9;          ///< range 0..10, <= max; medical limit 0.7.
+  double max = 1.1;          ///< range 0..10, >= min; medical limit 1.3.
+};
+
+/// Contrast as torchvision's adjust_contrast: x -> factor * x + (1 - factor) * mean, where mean
+/// is the mean of the (grayscale of a 3-channel) sample after the previous steps; factor
+/// uniform in [min, max].
+struct ContrastOptions {
+  double probability = 0.5;  ///< Range 0..1.
+  double min = 0.9;          ///< range 0..10, <= max; medical limit 0.7.
+  double max = 1.1;          ///< range 0..10, >= min; medical limit 1.3.
+};
+
+/// Additive Gaussian (electronic) noise, sigma uniform in [0, max_sigma] of the full range.
+struct GaussianNoiseOptions {
+  double probability = 0.25;  ///< Range 0..1.
+  double max_sigma = 0.02;    ///< range 0..1; medical limit 0.05.
+};
+
+/// Signal-dependent Poisson (quantum) noise: a pixel at relative intensity x in [0, 1] becomes
+/// a count of mean and variance x * photons, then is scaled back. photons is log-uniform in
+/// [min_photons, max_photons] per sample: fewer photons, more noise.
+struct PoissonNoiseOptions {
+  double probability = 0.25;   ///< Range 0..1.
+  double min_photons = 500;    ///< range 1..1e9, <= max_photons; medical limit 100 (noisier below).
+  double max_photons = 5000;   ///< range 1..1e9, >= min_photons.
+};
+
+/// Mild detector blur: Gaussian, sigma uniform in [min_sigma, max_sigma] pixels.
+struct BlurOptions {
+  double probability = 0.1;  ///< Range 0..1.
+  double min_sigma = 0.3;    ///< range 0..10, <= max_sigma.
+  double max_sigma = 1.0;    ///< range 0..10, >= min_sigma; medical limit 2.
+};
+
+/// Lower resolution: resize down by a factor uniform in [min_factor, max_factor] (area), then
+/// back up to the original size (linear).
+struct DownsampleOptions {
+  double probability = 0.1;  ///< Range 0..1.
+  double min_factor = 0.5;   ///< range 0.05..1, <= max_factor; medical limit 0.25.
+  double max_factor = 0.9;   ///< range 0.05..1, >= min_factor.
+};
+
+/// Every augmentation option. Order of application per sample: flips, one affine warp
+/// (rotation, translation, scale, flips), down-then-up sampling, blur, gamma, brightness,
+/// contrast, Poisson noise, Gaussian noise, then clamping to the full range (and rounding for
+/// uint8).
+struct AugmentOptions {
+  /// false: augmentation is the identity (the loader's hook does nothing).
+  bool enabled = true;
+  /// The key of all randomness: a sample's parameters are a pure function of
+  /// (seed, epoch, sample id).
+  std::uint64_t seed = 0;
+  /// Allows horizontal_flip.probability > 0. Recorded in every AppliedParams.
+  bool allow_horizontal_flip = false;
+  /// Allows values past a medical limit and vertical flips. Recorded in every AppliedParams.
+  bool unsafe_override = false;
+
+  RotationOptions rotation;
+  TranslationOptions translation;
+  ScaleOptions scale;
+  HorizontalFlipOptions horizontal_flip;
+  VerticalFlipOptions vertical_flip;
+  GammaOptions gamma;
+  BrightnessOptions brightness;
+  ContrastOptions contrast;
+  GaussianNoiseOptions gaussian_noise;
+  PoissonNoiseOptions poisson_noise;
+  BlurOptions blur;
+  DownsampleOptions downsample;
+
+  /// Checks every range and the safety policy; throws medload::ConfigError naming the full key
+  /// ("augment.rotation.max_degrees"), its value and the range or medical limit.
+  void validate() const;
+
+  /// The options in `j` (the "augment" object of a pipeline config), defaults for missing keys,
+  /// then validate(). Throws ConfigError on unknown keys, wrong JSON types, bad values.
+  static AugmentOptions from_json(const nlohmann::json& j);
+
+  /// Every field, defaults included, as the JSON object from_json reads.
+  nlohmann::json to_json() const;
+
+  /// The overrides this config relies on, as human-readable lines (empty when none): e.g.
+  /// "allow_horizontal_flip: horizontal_flip.probability is 0.5", "unsafe_override:
+  /// rotation.max_degrees is 15; the medical limit is 10".
+  std::vector<std::string> active_overrides() const;
+
+  /// The defaults with every operation at probability 1 (flips stay off): the "full chain"
+  /// used by benchmarks, the preview and tests.
+  static AugmentOptions full_chain();
+};
+
+}  // namespace medload::augment

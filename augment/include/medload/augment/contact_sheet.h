@@ -1,0 +1,38 @@
+#pragma once
+/// The preview contact sheet (`medload preview`): rows are samples, columns are augmented draws,
+/// for a person to check that nothing anatomically wrong comes out of an augmentation config.
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "medload/augment/augmenter.h"
+
+namespace medload::augment {
+
+/// How the sheet is laid out.
+struct ContactSheetOptions {
+  /// Augmented columns per sample; column k is the sample's draw in epoch k. Range 1..32.
+  int draws = 4;
+  /// Side of one tile in pixels (images are letterboxed into it). Range 32..1024.
+  int tile = 192;
+  /// A first column with the sample as stored (unaugmented).
+  bool show_original = true;
+  /// A caption under each augmented tile with the main drawn parameters.
+  bool show_params = true;
+};
+
+/// Draws the sheet. `images`: uint8 `[N,C,H,W]` (C = 1 or 3) or `[N,H,W]`, CPU; `sample_ids`
+/// (N ids: the augmentation of row i is keyed by sample_ids[i]) and `row_labels` (N texts, e.g.
+/// "#12 pneumonia") label the rows; column headers name the epoch. Returns uint8 `[H,W,3]` BGR.
+/// Throws ConfigError on bad shapes, counts or options.
+torch::Tensor make_contact_sheet(const torch::Tensor& images, const std::vector<std::int64_t>& sample_ids,
+                                 const std::vector<std::string>& row_labels, Augmenter& augmenter,
+                                 const ContactSheetOptions& options = {});
+
+/// Writes a uint8 `[H,W,3]` BGR (or `[H,W]` gray) image as PNG. Throws IoError naming the path.
+void write_png(const torch::Tensor& image, const std::string& path);
+
+}  // namespace medload::augment

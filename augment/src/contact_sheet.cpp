@@ -1,0 +1,136 @@
+#include "medload/augment/contact_sheet.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <cstdio>
+
+#include "medload/core/error.h"
+
+namespace medload::augment {
+
+namespace {
+
+constexpr int kHeader = 28;      // column titles
+constexpr int kCaption = 18;     // parameter line under a tile
+constexpr int kLabelWidth = 170; // row labels
+constexpr int kGap = 4;
+const cv::Scalar kText(235, 235, 235);
+const cv::Scalar kAccent(80, 200, 255);  // overrides and warnings, amber in BGR
+
+void put(cv::Mat& sheet, const std::string& text, cv::Point at, double scale, const cv::Scalar& colour) {
+  cv::putText(sheet, text, at, cv::FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv::LINE_AA);
+}
+
+// Letterboxes one uint8 [C,H,W] sample (C = 1 or 3) into a tile x tile BGR image.
+cv::Mat tile_of(const torch::Tensor& sample, int tile) {
+  const int c = static_cast<int>(sample.size(0)), h = static_cast<int>(sample.size(1)), w = static_cast<int>(sample.size(2));
+  torch::Tensor hwc = sample.permute({1, 2, 0}).contiguous();
+  cv::Mat img(h, w, c == 1 ? CV_8UC1 : CV_8UC3, hwc.data_ptr<std::uint8_t>());
+  cv::Mat bgr;
+  if (c == 1) {
+    cv::cvtColor(img, bgr, cv::COLOR_GRAY2BGR);
+  } else {
+    bgr = img.clone();
+  }
+  const double s = std::min(static_cast<double>(tile) / w, static_cast<double>(tile) / h);
+  const int tw = std::max(1, static_cast<int>(std::lround(w * s))), th = std::max(1, static_cast<int>(std::lround(h * s)));
+  cv::Mat resized;
+  cv::resize(bgr, resized, cv::Size(tw, th), 0, 0, s < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  cv::Mat out(tile, tile, CV_8UC3, cv::Scalar(0, 0, 0));
+  resized.copyTo(out(cv::Rect((tile - tw) / 2, (tile - th) / 2, tw, th)));
+  return out;
+}
+
+std::string caption(const AppliedParams& p) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "r%+.1f s%.2f g%.2f%s%s", p.rotation_degrees, p.scale, p.gamma,
+                p.horizontal_flip ? " HFLIP" : "", p.vertical_flip ? " VFLIP" : "");
+  return buf;
+}
+
+}  // namespace
+
+torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vector<std::int64_t>& sample_ids,
+                                 const std::vector<std::string>& row_labels, Augmenter& augmenter,
+                                 const ContactSheetOptions& options) {
+  if (options.draws < 1 || options.draws > 32) {
+    throw ConfigError("contact sheet draws is " + std::to_string(options.draws) + "; allowed 1..32");
+  }
+  if (options.tile < 32 || options.tile > 1024) {
+    throw ConfigError("contact sheet tile is " + std::to_string(options.tile) + "; allowed 32..1024");
+  }
+  torch::Tensor images = images_in.dim() == 3 ? images_in.unsqueeze(1) : images_in;
+  if (images.dim() != 4 || images.scalar_type() != torch::kUInt8 || !images.device().is_cpu() ||
+      (images.size(1) != 1 && images.size(1) != 3)) {
+    throw ConfigError("a contact sheet needs uint8 [N,C,H,W] (C = 1 or 3) or [N,H,W] CPU images");
+  }
+  const auto n = static_cast<std::size_t>(images.size(0));
+  if (n == 0 || sample_ids.size() != n || row_labels.size() != n) {
+    throw ConfigError("a contact sheet needs one sample id and one label per image (" + std::to_string(n) +
+                      " images, " + std::to_string(sample_ids.size()) + " ids, " + std::to_string(row_labels.size()) +
+                      " labels)");
+  }
+  images = images.contiguous();
+  const int tile = options.tile;
+  const int columns = options.draws + (options.show_original ? 1 : 0);
+  const int cell_h = tile + (options.show_params ? kCaption : 0) + kGap;
+  const int width = kLabelWidth + columns * (tile + kGap);
+  const int overrides = static_cast<int>(augmenter.options().active_overrides().size());
+  const int top = kHeader + overrides * 18;
+  cv::Mat sheet(top + static_cast<int>(n) * cell_h, width, CV_8UC3, cv::Scalar(24, 24, 24));
+
+  for (int col = 0; col < columns; ++col) {
+    const bool original = options.show_original && col == 0;
+    const std::string title = original ? "as stored" : "epoch " + std::to_string(col - (options.show_original ? 1 : 0));
+    put(sheet, title, cv::Point(kLabelWidth + col * (tile + kGap) + 4, 19), 0.55, kText);
+  }
+  int line = kHeader + 12;
+  for (const std::string& o : augmenter.options().active_overrides()) {
+    put(sheet, "OVERRIDE " + o, cv::Point(6, line), 0.45, kAccent);
+    line += 18;
+  }
+
+  for (int draw = 0; draw < options.draws; ++draw) {
+    torch::Tensor batch = images.clone();
+    const std::vector<AppliedParams> params = augmenter.apply(batch, sample_ids, draw);
+    const int col = draw + (options.show_original ? 1 : 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const int y = top + static_cast<int>(i) * cell_h, x = kLabelWidth + col * (tile + kGap);
+      tile_of(batch[static_cast<std::int64_t>(i)], tile).copyTo(sheet(cv::Rect(x, y, tile, tile)));
+      if (options.show_params) {
+        const bool flagged = params[i].horizontal_flip || params[i].vertical_flip;
+        put(sheet, caption(params[i]), cv::Point(x + 2, y + tile + 13), 0.38, flagged ? kAccent : kText);
+      }
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const int y = top + static_cast<int>(i) * cell_h;
+    if (options.show_original) {
+      tile_of(images[static_cast<std::int64_t>(i)], tile).copyTo(sheet(cv::Rect(kLabelWidth, y, tile, tile)));
+    }
+    put(sheet, row_labels[i], cv::Point(6, y + 22), 0.5, kText);
+    put(sheet, "id " + std::to_string(sample_ids[i]), cv::Point(6, y + 44), 0.45, kText);
+  }
+  return torch::from_blob(sheet.data, {sheet.rows, sheet.cols, 3}, torch::kUInt8).clone();
+}
+
+void write_png(const torch::Tensor& image_in, const std::string& path) {
+  torch::Tensor image = image_in.contiguous();
+  if (image.scalar_type() != torch::kUInt8 || !image.device().is_cpu() ||
+      !(image.dim() == 2 || (image.dim() == 3 && image.size(2) == 3))) {
+    throw ConfigError("write_png needs a uint8 [H,W,3] or [H,W] CPU image for " + path);
+  }
+  const cv::Mat mat(static_cast<int>(image.size(0)), static_cast<int>(image.size(1)),
+                    image.dim() == 2 ? CV_8UC1 : CV_8UC3, image.data_ptr());
+  bool ok = false;
+  try {
+    ok = cv::imwrite(path, mat);
+  } catch (const cv::Exception& e) {
+    throw IoError("cannot write the PNG " + path + ": " + e.what());
+  }
+  if (!ok) throw IoError("cannot write the PNG " + path);
+}
+
+}  // namespace medload::augment

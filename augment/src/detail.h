@@ -1,0 +1,100 @@
+#pragma once
+// Private pieces shared by the CPU (OpenCV) and tensor (CUDA) paths: the counter-based
+// generator, the noise field, the warp matrix and the point operations. Both paths compute
+// the same functions of AppliedParams; the noise field is bit-identical between them.
+
+#include <cmath>
+#include <cstdint>
+
+#include "medload/augment/augmenter.h"
+
+namespace medload::augment::detail {
+
+inline constexpr std::uint64_t kGoldenGamma = 0x9e3779b97f4a7c15ULL;
+
+// SplitMix64's output function (Stafford's Mix13): a bijection with full avalanche.
+constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Draw `counter` of the stream `key`: 64 uniform bits (SplitMix64 with a counter).
+constexpr std::uint64_t random_u64(std::uint64_t key, std::uint64_t counter) noexcept {
+  return mix64(key + (counter + 1) * kGoldenGamma);
+}
+
+// 64 uniform bits to a double in [0, 1) with 53 random bits.
+constexpr double unit_double(std::uint64_t bits) noexcept { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
+
+// The key of one sample's randomness: a pure function of (seed, epoch, sample id).
+constexpr std::uint64_t sample_key(std::uint64_t seed, std::int64_t epoch, std::int64_t sample_id) noexcept {
+  const std::uint64_t k = mix64(mix64(seed + kGoldenGamma) ^ (static_cast<std::uint64_t>(epoch) * 0xd1b54a32d192ed03ULL));
+  return mix64(k ^ (static_cast<std::uint64_t>(sample_id) * 0x2545f4914f6cdd1dULL + 0x632be59bd9b4e019ULL));
+}
+
+// The two noise fields of a sample are streams of its noise key.
+constexpr std::uint64_t poisson_key(std::uint64_t noise_key) noexcept { return mix64(noise_key ^ 0x5bd1e9955bd1e995ULL); }
+constexpr std::uint64_t gaussian_key(std::uint64_t noise_key) noexcept { return mix64(noise_key ^ 0x1b873593cc9e2d51ULL); }
+
+// The scale that makes an Irwin-Hall sum of four 16-bit uniforms unit-variance:
+// var = 4 * (65536^2 - 1) / 12, so z = (sum - 131070) * sqrt(3) / 65536 (to 1e-10).
+inline const float kNoiseScale = static_cast<float>(std::sqrt(3.0) / 65536.0);
+
+// Standard-normal-like noise at `index` of the field `key`: the sum of the four 16-bit words
+// of one draw, centred and scaled (Irwin-Hall, n = 4: mean 0, variance 1, tails cut at 3.46).
+// Integer until the last step, so the tensor path reproduces it exactly.
+inline float noise_at(std::uint64_t key, std::uint64_t index) noexcept {
+  const std::uint64_t r = random_u64(key, index);
+  const std::int64_t sum = static_cast<std::int64_t>((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) + (r >> 48));
+  return static_cast<float>(sum - 131070) * kNoiseScale;
+}
+
+// The inverse warp in pixel-index coordinates: input(x, y) = M * (x_out, y_out, 1), with the
+// centre of the image at ((W-1)/2, (H-1)/2) as torchvision.transforms.functional.affine.
+struct Warp {
+  double m[6];
+};
+
+inline Warp inverse_warp(const AppliedParams& p, int width, int height) {
+  constexpr double kPi = 3.14159265358979323846;
+  const double theta = p.rotation_degrees * kPi / 180.0;
+  const double c = std::cos(theta), s = std::sin(theta);
+  const double fx = p.horizontal_flip ? -1.0 : 1.0, fy = p.vertical_flip ? -1.0 : 1.0;
+  // A = F * R(-theta) / scale: the inverse of "scale * R(theta) after the flips".
+  const double a00 = fx * c / p.scale, a01 = fx * s / p.scale;
+  const double a10 = -fy * s / p.scale, a11 = fy * c / p.scale;
+  const double cx = (width - 1) * 0.5, cy = (height - 1) * 0.5;
+  const double tx = p.translate_x * width, ty = p.translate_y * height;
+  // in = A * (out - C - T) + C
+  return Warp{{a00, a01, cx - a00 * (cx + tx) - a01 * (cy + ty), a10, a11, cy - a10 * (cx + tx) - a11 * (cy + ty)}};
+}
+
+// Gamma then brightness on a relative intensity, each clamped to [0, 1] as torchvision does.
+inline double gamma_brightness(double x, const AppliedParams& p) noexcept {
+  double y = p.gamma == 1.0 ? x : std::pow(x, p.gamma);
+  y = std::fmin(std::fmax(y, 0.0), 1.0);
+  y = std::fmin(std::fmax(y * p.brightness, 0.0), 1.0);
+  return y;
+}
+
+// Contrast: blend with `mean`, clamped.
+inline double contrast(double y, double mean, const AppliedParams& p) noexcept {
+  if (p.contrast == 1.0) return y;
+  return std::fmin(std::fmax(p.contrast * y + (1.0 - p.contrast) * mean, 0.0), 1.0);
+}
+
+// Gaussian blur kernel size for `sigma` pixels: 2 * ceil(3 sigma) + 1.
+inline int blur_kernel_size(double sigma) noexcept { return 2 * static_cast<int>(std::ceil(3.0 * sigma)) + 1; }
+
+// Down-sampled size for a factor (at least one pixel).
+inline int downsampled(int size, double factor) noexcept {
+  const int s = static_cast<int>(std::lround(size * factor));
+  return s < 1 ? 1 : s;
+}
+
+// The tensor (CUDA) path: applies `params` to `batch` (float32 or uint8 [B,C,H,W], any device)
+// with tensor ops. Defined in tensor_path.cpp.
+void apply_tensor_path(torch::Tensor& batch, const std::vector<AppliedParams>& params);
+
+}  // namespace medload::augment::detail
