@@ -9,6 +9,7 @@
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmimage/diregist.h>  // colour (RGB, YBR, palette) support for DicomImage
 #include <dcmtk/dcmimgle/dcmimage.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
@@ -17,6 +18,7 @@
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
 #include <gdcmPixelFormat.h>
+#include <gdcmTrace.h>
 
 #include <cmath>
 #include <cstring>
@@ -296,6 +298,9 @@ void prepare_dicom() {
   std::call_once(once, [] {
     // DCMTK logs warnings about malformed files to stderr; the report says what matters.
     OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+    gdcm::Trace::SetWarning(false);
+    gdcm::Trace::SetError(false);
+    gdcm::Trace::SetDebug(false);
     DJDecoderRegistration::registerCodecs();
     DJLSDecoderRegistration::registerCodecs();
     DcmRLEDecoderRegistration::registerCodecs();

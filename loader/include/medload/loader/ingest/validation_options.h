@@ -26,7 +26,7 @@ struct ValidationOptions {
   int min_side = 32;
   /// An image whose pixel standard deviation is at most this fraction of its value range
   /// (2^bits_stored - 1) is `blank` (constant or near-constant). Range 0 .. 0.5; 0 = exactly constant only.
-  double blank_std_fraction = 0.002;
+  double blank_std_fraction = 0.001;
   /// Reject files whose decoded pixels equal an earlier file's as `duplicate`.
   bool reject_duplicates = true;
   // How the work runs, not what it accepts: set by the caller, not part of the JSON config or
