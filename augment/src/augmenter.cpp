@@ -355,7 +355,13 @@ void Augmenter::replay(torch::Tensor& batch, const std::vector<AppliedParams>& p
     apply_tensor_path(batch, params);
     return;
   }
-  if (!batch.is_contiguous()) batch = batch.contiguous();
+  if (!batch.is_contiguous()) {
+    // In place for the caller: augment a contiguous copy, then write it back into the view.
+    torch::Tensor work = batch.contiguous();
+    replay(work, params);
+    batch.copy_(work);
+    return;
+  }
   const int channels = static_cast<int>(batch.size(1)), h = static_cast<int>(batch.size(2)),
             w = static_cast<int>(batch.size(3));
   const std::size_t sample_size = static_cast<std::size_t>(channels) * h * w;
