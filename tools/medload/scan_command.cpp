@@ -26,23 +26,30 @@ Runner add_scan_command(CLI::App& command) {
     bool quiet = false;
   };
   auto args = std::make_shared<Args>();
-  command.add_option("ROOT", args->root, "Folder of images (first-level folders are the classes) or, "
-                                         "with --manifest, the folder its paths are relative to")
+  command
+      .add_option("ROOT", args->root,
+                  "Folder of images (first-level folders are the classes) or, "
+                  "with --manifest, the folder its paths are relative to")
       ->required();
-  command.add_option("--manifest", args->manifest,
-                     "CSV manifest: path,label,patient_id[,metadata...]; an empty label is unlabeled, a|b "
-                     "is multi-label; paths relative to the manifest's folder")
+  command
+      .add_option("--manifest", args->manifest,
+                  "CSV manifest: path,label,patient_id[,metadata...]; an empty label is unlabeled, a|b "
+                  "is multi-label; paths relative to the manifest's folder")
       ->type_name("M.csv");
-  command.add_option("--report", args->report, "Write the JSON report here (one entry per file, counts by reason)")
+  command
+      .add_option("--report", args->report,
+                  "Write the JSON report here (one entry per file, counts by reason)")
       ->type_name("scan.json");
   command.add_option("--threads", args->threads, "Decoding threads and worker processes (0 = all cores)")
       ->check(CLI::Range(0, 256))
       ->default_val(0);
-  command.add_option("--max-pixels", args->max_pixels,
-                     "Reject images with more pixels than this as too_large, from the header, before decoding")
+  command
+      .add_option("--max-pixels", args->max_pixels,
+                  "Reject images with more pixels than this as too_large, from the header, before decoding")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{4'000'000'000}))
       ->default_val(args->max_pixels);
-  command.add_option("--min-side", args->min_side, "Reject images with a side shorter than this as too_small")
+  command
+      .add_option("--min-side", args->min_side, "Reject images with a side shorter than this as too_small")
       ->check(CLI::Range(1, 65535))
       ->default_val(args->min_side);
   command.add_flag("--in-process", args->in_process,
@@ -63,7 +70,8 @@ Runner add_scan_command(CLI::App& command) {
     const loader::Scanner scanner(options);
     const auto sources = loader::list_sources(
         args->root, args->manifest.empty() ? std::nullopt : std::optional<std::string>(args->manifest));
-    Progress progress("scan", sources.size(), "files", args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto);
+    Progress progress("scan", sources.size(), "files",
+                      args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto);
     const loader::ScanReport report = scanner.scan(sources, {}, &progress);
     progress.finish();
     if (!args->report.empty()) write_file_atomically(args->report, report.to_json().dump(2) + "\n");

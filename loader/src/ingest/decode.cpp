@@ -39,10 +39,18 @@ double pixel_std(const DecodedImage& image) {
   if (count == 0) return 0;
   double sum = 0, sum_sq = 0;
   switch (image.type) {
-    case PixelType::kUInt8: moments<std::uint8_t>(image.pixels.data(), count, sum, sum_sq); break;
-    case PixelType::kUInt16: moments<std::uint16_t>(image.pixels.data(), count, sum, sum_sq); break;
-    case PixelType::kInt16: moments<std::int16_t>(image.pixels.data(), count, sum, sum_sq); break;
-    case PixelType::kFloat32: moments<float>(image.pixels.data(), count, sum, sum_sq); break;
+    case PixelType::kUInt8:
+      moments<std::uint8_t>(image.pixels.data(), count, sum, sum_sq);
+      break;
+    case PixelType::kUInt16:
+      moments<std::uint16_t>(image.pixels.data(), count, sum, sum_sq);
+      break;
+    case PixelType::kInt16:
+      moments<std::int16_t>(image.pixels.data(), count, sum, sum_sq);
+      break;
+    case PixelType::kFloat32:
+      moments<float>(image.pixels.data(), count, sum, sum_sq);
+      break;
   }
   const double mean = sum / static_cast<double>(count);
   return std::sqrt(std::max(0.0, sum_sq / static_cast<double>(count) - mean * mean));
@@ -81,13 +89,15 @@ bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& bytes, 
   return true;
 }
 
-void validate_frames(const ValidationOptions& options, FileOutcome& outcome, std::vector<DecodedImage>& frames) {
+void validate_frames(const ValidationOptions& options, FileOutcome& outcome,
+                     std::vector<DecodedImage>& frames) {
   if (!outcome.ok || frames.empty()) return;
   const DecodedImage& first = frames.front();
   if (std::min(first.height, first.width) < options.min_side) {
     reject(outcome, Reason::kTooSmall,
-           std::to_string(first.width) + "x" + std::to_string(first.height) + " pixels; the smallest side must be at least " +
-               std::to_string(options.min_side) + " (validate.min_side)");
+           std::to_string(first.width) + "x" + std::to_string(first.height) +
+               " pixels; the smallest side must be at least " + std::to_string(options.min_side) +
+               " (validate.min_side)");
     frames.clear();
     return;
   }
@@ -102,16 +112,18 @@ void validate_frames(const ValidationOptions& options, FileOutcome& outcome, std
   if (largest_fraction <= options.blank_std_fraction) {
     reject(outcome, Reason::kBlank,
            (frames.size() > 1 ? "every frame is" : std::string("the image is")) +
-               std::string(" constant or nearly so: pixel standard deviation ") + format_double(largest_fraction * 100) +
-               "% of the " + std::to_string(first.bits_stored) + "-bit range (limit " +
-               format_double(options.blank_std_fraction * 100) + "%, validate.blank_std_fraction)");
+               std::string(" constant or nearly so: pixel standard deviation ") +
+               format_double(largest_fraction * 100) + "% of the " + std::to_string(first.bits_stored) +
+               "-bit range (limit " + format_double(options.blank_std_fraction * 100) +
+               "%, validate.blank_std_fraction)");
     frames.clear();
     return;
   }
   std::uint64_t h = 0;
   for (const auto& frame : frames) {
-    const std::uint64_t shape[] = {static_cast<std::uint64_t>(frame.height), static_cast<std::uint64_t>(frame.width),
-                                   static_cast<std::uint64_t>(frame.channels), static_cast<std::uint64_t>(frame.type)};
+    const std::uint64_t shape[] = {
+        static_cast<std::uint64_t>(frame.height), static_cast<std::uint64_t>(frame.width),
+        static_cast<std::uint64_t>(frame.channels), static_cast<std::uint64_t>(frame.type)};
     h = hash64(shape, sizeof shape, h);
     h = hash64(frame.pixels.data(), frame.pixels.size(), h);
   }
@@ -120,7 +132,8 @@ void validate_frames(const ValidationOptions& options, FileOutcome& outcome, std
 
 }  // namespace detail
 
-FileOutcome decode_file(const SourceFile& source, const ValidationOptions& options, std::vector<DecodedImage>& frames) {
+FileOutcome decode_file(const SourceFile& source, const ValidationOptions& options,
+                        std::vector<DecodedImage>& frames) {
   using detail::Format;
   FileOutcome outcome;
   outcome.path = source.report_path;

@@ -23,8 +23,8 @@ inline void reject(FileOutcome& outcome, Reason reason, std::string detail) {
 
 /// PNG, JPEG, TIFF, BMP through OpenCV's imdecode, after the header's size is checked against
 /// the limits. 8/16-bit, gray or colour (alpha dropped, B,G,R order).
-void decode_raster(Format format, const std::uint8_t* data, std::size_t size, const ValidationOptions& options,
-                   FileOutcome& outcome, std::vector<DecodedImage>& frames);
+void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
+                   const ValidationOptions& options, FileOutcome& outcome, std::vector<DecodedImage>& frames);
 
 /// DICOM through DCMTK (JPEG 2000 through GDCM), with DICOM pixel semantics: Modality LUT,
 /// MONOCHROME1 inversion, signed pixels, BitsStored; header fields into `info`.

@@ -35,12 +35,18 @@ enum class Scalar { kU8, kS8, kU16, kS16, kU32, kS32 };
 
 double stored_value(const void* data, Scalar scalar, std::size_t i) {
   switch (scalar) {
-    case Scalar::kU8: return static_cast<const std::uint8_t*>(data)[i];
-    case Scalar::kS8: return static_cast<const std::int8_t*>(data)[i];
-    case Scalar::kU16: return static_cast<const std::uint16_t*>(data)[i];
-    case Scalar::kS16: return static_cast<const std::int16_t*>(data)[i];
-    case Scalar::kU32: return static_cast<const std::uint32_t*>(data)[i];
-    case Scalar::kS32: return static_cast<const std::int32_t*>(data)[i];
+    case Scalar::kU8:
+      return static_cast<const std::uint8_t*>(data)[i];
+    case Scalar::kS8:
+      return static_cast<const std::int8_t*>(data)[i];
+    case Scalar::kU16:
+      return static_cast<const std::uint16_t*>(data)[i];
+    case Scalar::kS16:
+      return static_cast<const std::int16_t*>(data)[i];
+    case Scalar::kU32:
+      return static_cast<const std::uint32_t*>(data)[i];
+    case Scalar::kS32:
+      return static_cast<const std::int32_t*>(data)[i];
   }
   return 0;
 }
@@ -140,7 +146,9 @@ void monochrome_frames(const PixelHeader& h, const void* data, Scalar scalar, bo
       double s = stored_value(data, scalar, base + i);
       if (invert) s = low + high - s;
       switch (type) {
-        case PixelType::kUInt8: image.pixels[i] = static_cast<std::uint8_t>(s); break;
+        case PixelType::kUInt8:
+          image.pixels[i] = static_cast<std::uint8_t>(s);
+          break;
         case PixelType::kUInt16: {
           const auto v = static_cast<std::uint16_t>(s);
           std::memcpy(&image.pixels[2 * i], &v, 2);
@@ -161,14 +169,16 @@ void monochrome_frames(const PixelHeader& h, const void* data, Scalar scalar, bo
     if (h.window_center && h.window_width) {
       // The window is given in output units; after the inversion the same tissue sits at the
       // mirrored value: v' = slope * (low + high) + 2 * intercept - v.
-      image.window_center = invert ? slope * (low + high) + 2 * intercept - *h.window_center : *h.window_center;
+      image.window_center =
+          invert ? slope * (low + high) + 2 * intercept - *h.window_center : *h.window_center;
       image.window_width = h.window_width;
     }
     frames.push_back(std::move(image));
   }
 }
 
-void colour_frame(const PixelHeader& h, const std::uint8_t* rgb, long frame, std::vector<DecodedImage>& frames) {
+void colour_frame(const PixelHeader& h, const std::uint8_t* rgb, long frame,
+                  std::vector<DecodedImage>& frames) {
   DecodedImage image;
   image.height = h.rows;
   image.width = h.columns;
@@ -213,18 +223,31 @@ bool decode_with_dcmtk(DcmFileFormat& file, E_TransferSyntax xfer, const PixelHe
     }
     Scalar scalar;
     switch (inter->getRepresentation()) {
-      case EPR_Uint8: scalar = Scalar::kU8; break;
-      case EPR_Sint8: scalar = Scalar::kS8; break;
-      case EPR_Uint16: scalar = Scalar::kU16; break;
-      case EPR_Sint16: scalar = Scalar::kS16; break;
-      case EPR_Uint32: scalar = Scalar::kU32; break;
-      default: scalar = Scalar::kS32; break;
+      case EPR_Uint8:
+        scalar = Scalar::kU8;
+        break;
+      case EPR_Sint8:
+        scalar = Scalar::kS8;
+        break;
+      case EPR_Uint16:
+        scalar = Scalar::kU16;
+        break;
+      case EPR_Sint16:
+        scalar = Scalar::kS16;
+        break;
+      case EPR_Uint32:
+        scalar = Scalar::kU32;
+        break;
+      default:
+        scalar = Scalar::kS32;
+        break;
     }
-    const std::size_t needed = static_cast<std::size_t>(h.rows) * h.columns * static_cast<std::size_t>(h.frames);
+    const std::size_t needed =
+        static_cast<std::size_t>(h.rows) * h.columns * static_cast<std::size_t>(h.frames);
     if (inter->getCount() < needed) {
       reject(outcome, Reason::kTruncated,
-             "the pixel data decodes to " + std::to_string(inter->getCount()) + " values, the header declares " +
-                 std::to_string(needed));
+             "the pixel data decodes to " + std::to_string(inter->getCount()) +
+                 " values, the header declares " + std::to_string(needed));
       return false;
     }
     monochrome_frames(h, inter->getData(), scalar, !h.has_modality_lut_sequence, frames);
@@ -270,21 +293,38 @@ bool decode_with_gdcm(const std::string& path, const PixelHeader& h, FileOutcome
   Scalar scalar;
   std::size_t bytes = 2;
   switch (format.GetScalarType()) {
-    case gdcm::PixelFormat::UINT8: scalar = Scalar::kU8; bytes = 1; break;
-    case gdcm::PixelFormat::INT8: scalar = Scalar::kS8; bytes = 1; break;
-    case gdcm::PixelFormat::UINT16: scalar = Scalar::kU16; break;
-    case gdcm::PixelFormat::INT16: scalar = Scalar::kS16; break;
-    case gdcm::PixelFormat::UINT32: scalar = Scalar::kU32; bytes = 4; break;
-    case gdcm::PixelFormat::INT32: scalar = Scalar::kS32; bytes = 4; break;
+    case gdcm::PixelFormat::UINT8:
+      scalar = Scalar::kU8;
+      bytes = 1;
+      break;
+    case gdcm::PixelFormat::INT8:
+      scalar = Scalar::kS8;
+      bytes = 1;
+      break;
+    case gdcm::PixelFormat::UINT16:
+      scalar = Scalar::kU16;
+      break;
+    case gdcm::PixelFormat::INT16:
+      scalar = Scalar::kS16;
+      break;
+    case gdcm::PixelFormat::UINT32:
+      scalar = Scalar::kU32;
+      bytes = 4;
+      break;
+    case gdcm::PixelFormat::INT32:
+      scalar = Scalar::kS32;
+      bytes = 4;
+      break;
     default:
-      reject(outcome, Reason::kUnsupported, "JPEG 2000 pixel format " + std::string(format.GetScalarTypeAsString()));
+      reject(outcome, Reason::kUnsupported,
+             "JPEG 2000 pixel format " + std::string(format.GetScalarTypeAsString()));
       return false;
   }
   const std::size_t needed = plane * static_cast<std::size_t>(h.frames) * bytes;
   if (buffer.size() < needed) {
     reject(outcome, Reason::kTruncated,
-           "the JPEG 2000 pixel data decodes to " + std::to_string(buffer.size()) + " bytes, the header declares " +
-               std::to_string(needed));
+           "the JPEG 2000 pixel data decodes to " + std::to_string(buffer.size()) +
+               " bytes, the header declares " + std::to_string(needed));
     return false;
   }
   monochrome_frames(h, buffer.data(), scalar, true, frames);
@@ -314,10 +354,12 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
   prepare_dicom();
   outcome.format = "dicom";
   DcmFileFormat file;
-  const OFCondition loaded = file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+  const OFCondition loaded =
+      file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
   if (loaded.bad()) {
     const std::string why = loaded.text();
-    const bool cut = why.find("premature") != std::string::npos || why.find("end of stream") != std::string::npos ||
+    const bool cut = why.find("premature") != std::string::npos ||
+                     why.find("end of stream") != std::string::npos ||
                      why.find("Premature") != std::string::npos;
     reject(outcome, cut ? Reason::kTruncated : Reason::kUnreadable,
            (cut ? "the DICOM data ends early (" : "DCMTK cannot parse the DICOM file (") + why + ", " +
@@ -335,7 +377,8 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
     std::string sop = trimmed(text(ds, DCM_SOPClassUID));
     if (sop.empty()) {
       OFString media;
-      if (file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, media).good()) sop = media.c_str();
+      if (file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, media).good())
+        sop = media.c_str();
     }
     const char* name = sop.empty() ? nullptr : dcmFindNameOfUID(sop.c_str());
     reject(outcome, Reason::kUnsupported,
@@ -372,10 +415,11 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
           (static_cast<std::uint64_t>(pixels) * h.samples_per_pixel * h.bits_allocated + 7) / 8;
       if (length < expected) {
         reject(outcome, Reason::kTruncated,
-               "pixel data is " + std::to_string(length) + " bytes, the header declares " + std::to_string(expected) +
-                   " (" + std::to_string(h.columns) + "x" + std::to_string(h.rows) + " x " +
-                   std::to_string(h.frames) + " frames x " + std::to_string(h.samples_per_pixel) + " samples x " +
-                   std::to_string(h.bits_allocated) + " bits)");
+               "pixel data is " + std::to_string(length) + " bytes, the header declares " +
+                   std::to_string(expected) + " (" + std::to_string(h.columns) + "x" +
+                   std::to_string(h.rows) + " x " + std::to_string(h.frames) + " frames x " +
+                   std::to_string(h.samples_per_pixel) + " samples x " + std::to_string(h.bits_allocated) +
+                   " bits)");
         return;
       }
     }

@@ -24,7 +24,8 @@ RasterHeader fail(std::string detail) {
 }
 
 RasterHeader png_header(const std::uint8_t* d, std::size_t n) {
-  if (n < 33 || std::memcmp(d + 12, "IHDR", 4) != 0) return fail("the PNG header (IHDR) is missing or cut short");
+  if (n < 33 || std::memcmp(d + 12, "IHDR", 4) != 0)
+    return fail("the PNG header (IHDR) is missing or cut short");
   RasterHeader h;
   h.width = be32(d + 16);
   h.height = be32(d + 20);
@@ -57,7 +58,8 @@ RasterHeader jpeg_header(const std::uint8_t* d, std::size_t n) {
       h.ok = true;
       return h;
     }
-    if (marker == 0xDA || marker == 0xD9) return fail("the JPEG has no frame header (SOF) before its scan data");
+    if (marker == 0xDA || marker == 0xD9)
+      return fail("the JPEG has no frame header (SOF) before its scan data");
     i += 2 + length;
   }
   return fail("the JPEG header ends before its frame header (SOF)");
@@ -69,7 +71,8 @@ RasterHeader tiff_header(const std::uint8_t* d, std::size_t n) {
   auto u32 = [&](std::size_t at) { return little ? le32(d + at) : be32(d + at); };
   if (n < 8) return fail("the TIFF header is cut short");
   const std::size_t ifd = u32(4);
-  if (ifd + 2 > n) return fail("the TIFF directory offset " + std::to_string(ifd) + " is past the end of the file");
+  if (ifd + 2 > n)
+    return fail("the TIFF directory offset " + std::to_string(ifd) + " is past the end of the file");
   const std::size_t entries = u16(ifd);
   RasterHeader h;
   for (std::size_t e = 0; e < entries; ++e) {
@@ -110,12 +113,18 @@ RasterHeader bmp_header(const std::uint8_t* d, std::size_t n) {
 
 std::string_view format_name(Format format) {
   switch (format) {
-    case Format::kPng: return "png";
-    case Format::kJpeg: return "jpeg";
-    case Format::kTiff: return "tiff";
-    case Format::kBmp: return "bmp";
-    case Format::kDicom: return "dicom";
-    case Format::kUnknown: break;
+    case Format::kPng:
+      return "png";
+    case Format::kJpeg:
+      return "jpeg";
+    case Format::kTiff:
+      return "tiff";
+    case Format::kBmp:
+      return "bmp";
+    case Format::kDicom:
+      return "dicom";
+    case Format::kUnknown:
+      break;
   }
   return "";
 }
@@ -155,11 +164,16 @@ Format format_from_extension(const std::string& path) {
 
 RasterHeader read_raster_header(Format format, const std::uint8_t* data, std::size_t size) {
   switch (format) {
-    case Format::kPng: return png_header(data, size);
-    case Format::kJpeg: return jpeg_header(data, size);
-    case Format::kTiff: return tiff_header(data, size);
-    case Format::kBmp: return bmp_header(data, size);
-    default: return fail("not a raster format");
+    case Format::kPng:
+      return png_header(data, size);
+    case Format::kJpeg:
+      return jpeg_header(data, size);
+    case Format::kTiff:
+      return tiff_header(data, size);
+    case Format::kBmp:
+      return bmp_header(data, size);
+    default:
+      return fail("not a raster format");
   }
 }
 
@@ -172,7 +186,8 @@ bool has_end_marker(Format format, const std::uint8_t* d, std::size_t n) {
   }
   if (format == Format::kJpeg) {
     std::size_t end = n;
-    while (end > 2 && (d[end - 1] == 0x00 || d[end - 1] == 0xFF || d[end - 1] == 0x0A || d[end - 1] == 0x0D)) {
+    while (end > 2 &&
+           (d[end - 1] == 0x00 || d[end - 1] == 0xFF || d[end - 1] == 0x0A || d[end - 1] == 0x0D)) {
       if (d[end - 2] == 0xFF && d[end - 1] == 0xD9) break;
       --end;
     }

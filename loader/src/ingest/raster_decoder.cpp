@@ -50,8 +50,9 @@ bool copy_pixels(const cv::Mat& mat, DecodedImage& image) {
 
 }  // namespace
 
-void decode_raster(Format format, const std::uint8_t* data, std::size_t size, const ValidationOptions& options,
-                   FileOutcome& outcome, std::vector<DecodedImage>& frames) {
+void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
+                   const ValidationOptions& options, FileOutcome& outcome,
+                   std::vector<DecodedImage>& frames) {
   const RasterHeader header = read_raster_header(format, data, size);
   const std::string name(format_name(format));
   if (!header.ok) {
@@ -64,15 +65,16 @@ void decode_raster(Format format, const std::uint8_t* data, std::size_t size, co
   const std::int64_t pixels = header.width * header.height;
   if (pixels > options.max_pixels) {
     reject(outcome, Reason::kTooLarge,
-           "the " + name + " header declares " + std::to_string(header.width) + "x" + std::to_string(header.height) +
-               " = " + std::to_string(pixels) + " pixels; the limit is " + std::to_string(options.max_pixels) +
-               " (validate.max_pixels)");
+           "the " + name + " header declares " + std::to_string(header.width) + "x" +
+               std::to_string(header.height) + " = " + std::to_string(pixels) + " pixels; the limit is " +
+               std::to_string(options.max_pixels) + " (validate.max_pixels)");
     return;
   }
   if (!has_end_marker(format, data, size)) {
     reject(outcome, Reason::kTruncated,
            "the " + name + " data ends after " + std::to_string(size) + " bytes without its end marker (" +
-               (format == Format::kPng ? std::string("IEND chunk") : std::string("end-of-image FF D9")) + ")");
+               (format == Format::kPng ? std::string("IEND chunk") : std::string("end-of-image FF D9")) +
+               ")");
     return;
   }
   cv::Mat mat;

@@ -18,7 +18,8 @@ namespace medload::loader::detail {
 bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& bytes, std::string& error);
 
 /// too_small, blank, and the pixel hash of an ok file's frames (frames cleared when rejected).
-void validate_frames(const ValidationOptions& options, FileOutcome& outcome, std::vector<DecodedImage>& frames);
+void validate_frames(const ValidationOptions& options, FileOutcome& outcome,
+                     std::vector<DecodedImage>& frames);
 
 /// A forked process that decodes files one at a time, so that a decoder which aborts, crashes
 /// or hangs takes down only this worker. The parent side is used by one thread at a time.

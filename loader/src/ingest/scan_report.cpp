@@ -8,9 +8,9 @@
 namespace medload::loader {
 
 namespace {
-constexpr std::array<std::string_view, 9> kCodes = {"empty_file", "unreadable", "truncated",
+constexpr std::array<std::string_view, 9> kCodes = {"empty_file",  "unreadable", "truncated",
                                                     "unsupported", "blank",      "too_small",
-                                                    "too_large",  "duplicate",  "decoder_crash"};
+                                                    "too_large",   "duplicate",  "decoder_crash"};
 }
 
 std::string_view reason_code(Reason reason) { return kCodes[static_cast<std::size_t>(reason)]; }
@@ -23,12 +23,13 @@ std::optional<Reason> reason_from_code(std::string_view code) {
 }
 
 nlohmann::json FileOutcome::to_json() const {
-  nlohmann::json j = {{"path", path},
-                      {"status", ok ? "ok" : "rejected"},
-                      {"reason", reason ? nlohmann::json(std::string(reason_code(*reason))) : nlohmann::json()},
-                      {"detail", detail},
-                      {"frames", frames},
-                      {"format", format}};
+  nlohmann::json j = {
+      {"path", path},
+      {"status", ok ? "ok" : "rejected"},
+      {"reason", reason ? nlohmann::json(std::string(reason_code(*reason))) : nlohmann::json()},
+      {"detail", detail},
+      {"frames", frames},
+      {"format", format}};
   if (height > 0) {
     j["height"] = height;
     j["width"] = width;

@@ -18,13 +18,15 @@ namespace medload::loader {
 
 Scanner::Scanner(ValidationOptions options) : options_(options) { options_.validate(); }
 
-ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& on_image, Progress* progress) const {
+ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& on_image,
+                         Progress* progress) const {
   const auto started = std::chrono::steady_clock::now();
   ScanReport report;
   report.files.resize(sources.size());
   if (sources.empty()) return report;
 
-  int threads = options_.threads > 0 ? options_.threads : static_cast<int>(std::thread::hardware_concurrency());
+  int threads =
+      options_.threads > 0 ? options_.threads : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::clamp<int>(threads, 1, static_cast<int>(std::min<std::size_t>(sources.size(), 256)));
 
   // Codecs and the dictionary are ready before any fork, so each worker starts warm.

@@ -85,7 +85,9 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
     if (header.empty()) {
       header = std::move(fields);
       if (std::find(header.begin(), header.end(), "path") == header.end()) {
-        throw FormatError(where() + ": the manifest header has no 'path' column (columns: path,label,patient_id[,metadata...])");
+        throw FormatError(
+            where() +
+            ": the manifest header has no 'path' column (columns: path,label,patient_id[,metadata...])");
       }
       continue;
     }
@@ -118,7 +120,8 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
     }
     sources.push_back(std::move(source));
   }
-  if (header.empty()) throw FormatError(manifest.string() + ": the manifest is empty (expected a header line)");
+  if (header.empty())
+    throw FormatError(manifest.string() + ": the manifest is empty (expected a header line)");
   return sources;
 }
 
@@ -153,10 +156,12 @@ std::vector<std::string> parse_csv_line(const std::string& line, const std::stri
 std::vector<SourceFile> list_sources(const std::string& root, const std::optional<std::string>& manifest) {
   std::error_code ec;
   if (manifest) {
-    if (!fs::is_regular_file(*manifest, ec)) throw IoError("the manifest " + *manifest + " does not exist or is not a file");
+    if (!fs::is_regular_file(*manifest, ec))
+      throw IoError("the manifest " + *manifest + " does not exist or is not a file");
     return read_manifest(*manifest);
   }
-  if (!fs::is_directory(root, ec)) throw IoError("the input folder " + root + " does not exist or is not a folder");
+  if (!fs::is_directory(root, ec))
+    throw IoError("the input folder " + root + " does not exist or is not a folder");
   return list_folder(fs::path(root));
 }
 

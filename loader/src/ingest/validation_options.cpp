@@ -16,8 +16,8 @@ void ValidationOptions::validate() const {
 }
 
 ValidationOptions ValidationOptions::from_json(const nlohmann::json& j) {
-  const medload::detail::ObjectReader in(j, "validate",
-                                          {"max_pixels", "min_side", "blank_std_fraction", "reject_duplicates"});
+  const medload::detail::ObjectReader in(
+      j, "validate", {"max_pixels", "min_side", "blank_std_fraction", "reject_duplicates"});
   ValidationOptions o;
   in.read("max_pixels", o.max_pixels);
   in.read("min_side", o.min_side);

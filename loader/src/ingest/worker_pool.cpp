@@ -36,8 +36,10 @@ PreDecodeHook& hook_storage() {
 }
 
 nlohmann::json info_to_json(const SampleInfo& info) {
-  return {{"labels", info.labels}, {"patient_id", info.patient_id}, {"modality", info.modality},
-          {"series_uid", info.series_uid}, {"view", info.view}, {"site", info.site}, {"metadata", info.metadata}};
+  return {{"labels", info.labels},     {"patient_id", info.patient_id},
+          {"modality", info.modality}, {"series_uid", info.series_uid},
+          {"view", info.view},         {"site", info.site},
+          {"metadata", info.metadata}};
 }
 
 SampleInfo info_from_json(const nlohmann::json& j) {
@@ -53,10 +55,18 @@ SampleInfo info_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json outcome_to_json(const FileOutcome& o) {
-  return {{"path", o.path}, {"ok", o.ok}, {"reason", o.reason ? static_cast<int>(*o.reason) : -1},
-          {"detail", o.detail}, {"warnings", o.warnings}, {"frames", o.frames}, {"height", o.height},
-          {"width", o.width}, {"bits_stored", o.bits_stored}, {"format", o.format},
-          {"content_hash", o.content_hash}, {"pixel_hash", o.pixel_hash}};
+  return {{"path", o.path},
+          {"ok", o.ok},
+          {"reason", o.reason ? static_cast<int>(*o.reason) : -1},
+          {"detail", o.detail},
+          {"warnings", o.warnings},
+          {"frames", o.frames},
+          {"height", o.height},
+          {"width", o.width},
+          {"bits_stored", o.bits_stored},
+          {"format", o.format},
+          {"content_hash", o.content_hash},
+          {"pixel_hash", o.pixel_hash}};
 }
 
 FileOutcome outcome_from_json(const nlohmann::json& j) {
@@ -77,10 +87,11 @@ FileOutcome outcome_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json frame_header(const DecodedImage& f) {
-  nlohmann::json j = {{"height", f.height}, {"width", f.width}, {"channels", f.channels},
-                      {"type", static_cast<int>(f.type)}, {"bits_stored", f.bits_stored},
-                      {"was_monochrome1", f.was_monochrome1}, {"source_path", f.source_path},
-                      {"frame_index", f.frame_index}, {"frame_count", f.frame_count}, {"format", f.format},
+  nlohmann::json j = {{"height", f.height},           {"width", f.width},
+                      {"channels", f.channels},       {"type", static_cast<int>(f.type)},
+                      {"bits_stored", f.bits_stored}, {"was_monochrome1", f.was_monochrome1},
+                      {"source_path", f.source_path}, {"frame_index", f.frame_index},
+                      {"frame_count", f.frame_count}, {"format", f.format},
                       {"info", info_to_json(f.info)}};
   if (f.window_center) j["window_center"] = *f.window_center;
   if (f.window_width) j["window_width"] = *f.window_width;
@@ -131,7 +142,8 @@ ReadStatus read_all(int fd, void* data, std::size_t size, std::chrono::steady_cl
   auto* p = static_cast<char*>(data);
   while (size > 0) {
     if (deadline != std::chrono::steady_clock::time_point::max()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return ReadStatus::kTimedOut;
       pollfd pfd{fd, POLLIN, 0};
       const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30)));
@@ -226,10 +238,11 @@ void DecodeWorker::stop() {
 
 FileOutcome DecodeWorker::decode(const SourceFile& source, std::vector<DecodedImage>& frames) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options_.file_timeout_s);
-  const nlohmann::json request = {{"path", source.path}, {"report_path", source.report_path},
-                                  {"info", info_to_json(source.info)}};
+  const nlohmann::json request = {
+      {"path", source.path}, {"report_path", source.report_path}, {"info", info_to_json(source.info)}};
   std::vector<char> message;
-  ReadStatus status = send_text(fd_, request.dump()) ? read_message(fd_, message, deadline) : ReadStatus::kClosed;
+  ReadStatus status =
+      send_text(fd_, request.dump()) ? read_message(fd_, message, deadline) : ReadStatus::kClosed;
   if (status == ReadStatus::kOk) {
     const auto reply = nlohmann::json::parse(message.begin(), message.end());
     FileOutcome outcome = outcome_from_json(reply.at("outcome"));
@@ -261,7 +274,8 @@ FileOutcome DecodeWorker::decode(const SourceFile& source, std::vector<DecodedIm
     while ((done = ::waitpid(pid_, &wstatus, 0)) < 0 && errno == EINTR) {
     }
     if (done == pid_ && WIFSIGNALED(wstatus)) {
-      detail = "the decoder crashed on this file (" + describe_signal(WTERMSIG(wstatus)) + "); the scan went on";
+      detail =
+          "the decoder crashed on this file (" + describe_signal(WTERMSIG(wstatus)) + "); the scan went on";
     } else if (done == pid_ && WIFEXITED(wstatus)) {
       detail = "the decoder's worker process exited with code " + std::to_string(WEXITSTATUS(wstatus)) +
                " on this file; the scan went on";

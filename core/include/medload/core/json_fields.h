@@ -72,7 +72,9 @@ class ObjectReader {
   void read(const char* name, std::int64_t& value) const {
     if (!has(name)) return;
     const auto& v = object_.at(name);
-    if (!v.is_number_integer() && !(v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))) {
+    if (!v.is_number_integer() &&
+        !(v.is_number_float() &&
+          v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))) {
       throw ConfigError(key(name) + " must be an integer, not " + v.dump());
     }
     value = v.is_number_float() ? static_cast<std::int64_t>(v.get<double>()) : v.get<std::int64_t>();

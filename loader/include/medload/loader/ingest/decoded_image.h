@@ -31,10 +31,10 @@ struct SampleInfo {
   std::vector<std::string> labels;
   /// Patient identifier; empty when neither the manifest nor the header has one.
   std::string patient_id;
-  std::string modality;     ///< DICOM (0008,0060), e.g. "CT", "MR", "XA"; or from the manifest
-  std::string series_uid;   ///< DICOM (0020,000E)
-  std::string view;         ///< DICOM ViewPosition (0018,5101), e.g. "PA"
-  std::string site;         ///< institution (0008,0080) or the manifest's site column
+  std::string modality;    ///< DICOM (0008,0060), e.g. "CT", "MR", "XA"; or from the manifest
+  std::string series_uid;  ///< DICOM (0020,000E)
+  std::string view;        ///< DICOM ViewPosition (0018,5101), e.g. "PA"
+  std::string site;        ///< institution (0008,0080) or the manifest's site column
   /// Further metadata columns of the manifest (age, sex, ...) as text, by column name.
   std::map<std::string, std::string> metadata;
 };
@@ -58,10 +58,10 @@ struct DecodedImage {
   /// True when the source was MONOCHROME1 (already inverted in `pixels`).
   bool was_monochrome1 = false;
 
-  std::string source_path;   ///< the input file, as listed in the scan report
-  int frame_index = 0;       ///< 0-based frame within a multi-frame source
-  int frame_count = 1;       ///< frames in the source
-  std::string format;        ///< decoder that produced it: "png", "jpeg", "tiff", "bmp", "dicom"
+  std::string source_path;  ///< the input file, as listed in the scan report
+  int frame_index = 0;      ///< 0-based frame within a multi-frame source
+  int frame_count = 1;      ///< frames in the source
+  std::string format;       ///< decoder that produced it: "png", "jpeg", "tiff", "bmp", "dicom"
   SampleInfo info;
 };
 

@@ -33,19 +33,19 @@ std::optional<Reason> reason_from_code(std::string_view code);
 
 /// The outcome of one input file.
 struct FileOutcome {
-  std::string path;               ///< SourceFile::report_path
-  bool ok = false;                ///< true: usable; false: rejected for `reason`
-  std::optional<Reason> reason;   ///< set when rejected
-  std::string detail;             ///< for a person: why, with the numbers
+  std::string path;                   ///< SourceFile::report_path
+  bool ok = false;                    ///< true: usable; false: rejected for `reason`
+  std::optional<Reason> reason;       ///< set when rejected
+  std::string detail;                 ///< for a person: why, with the numbers
   std::vector<std::string> warnings;  ///< on ok files, e.g. "extension_mismatch"
-  int frames = 0;                 ///< frames decoded (a multi-frame DICOM is one entry)
-  int height = 0;                 ///< rows of the (first) frame, when known
-  int width = 0;                  ///< columns
-  int bits_stored = 0;            ///< bits per sample in the source, when known
-  std::string format;             ///< "png", "jpeg", "tiff", "bmp", "dicom", or "" when unknown
-  std::string duplicate_of;       ///< for a duplicate: the report path of the first copy
-  std::uint64_t content_hash = 0; ///< XXH64 of the file's bytes (0 when unreadable)
-  std::uint64_t pixel_hash = 0;   ///< XXH64 of the decoded frames (0 when not decoded)
+  int frames = 0;                     ///< frames decoded (a multi-frame DICOM is one entry)
+  int height = 0;                     ///< rows of the (first) frame, when known
+  int width = 0;                      ///< columns
+  int bits_stored = 0;                ///< bits per sample in the source, when known
+  std::string format;                 ///< "png", "jpeg", "tiff", "bmp", "dicom", or "" when unknown
+  std::string duplicate_of;           ///< for a duplicate: the report path of the first copy
+  std::uint64_t content_hash = 0;     ///< XXH64 of the file's bytes (0 when unreadable)
+  std::uint64_t pixel_hash = 0;       ///< XXH64 of the decoded frames (0 when not decoded)
 
   /// {"path", "status": "ok"|"rejected", "reason": null|code, "detail", "frames", "format",
   ///  "warnings" (when any), "duplicate_of" (for duplicates), "content_hash" (hex)}

@@ -1,0 +1,166 @@
+// The Scanner: crash containment, timeouts, determinism across thread counts, the callback.
+
+#include <gtest/gtest.h>
+
+#include <gdcmImageReader.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "medload/loader/ingest/scanner.h"
+#include "test_util.h"
+
+namespace medload::loader {
+namespace {
+
+using test::TempDir;
+using test::textured;
+using test::write_image;
+
+// Removes the hook when a test ends, whatever happens.
+struct HookGuard {
+  explicit HookGuard(detail::PreDecodeHook hook) { detail::set_pre_decode_hook(std::move(hook)); }
+  ~HookGuard() { detail::set_pre_decode_hook({}); }
+};
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+void make_images(const TempDir& dir, const std::vector<std::string>& names) {
+  unsigned seed = 10;
+  for (const auto& name : names) write_image(dir / name, textured(48, 48, CV_8UC1, seed++));
+}
+
+TEST(Scanner, DecoderThatAbortsOrSegfaultsMarksOnlyItsFileAndTheScanGoesOn) {
+  TempDir dir("crash");
+  make_images(dir, {"a.png", "abort_me.png", "b.png", "segv_me.png", "c.png", "d.png"});
+  HookGuard hook([](const std::string& path) {
+    if (contains(path, "abort_me")) std::abort();
+    if (contains(path, "segv_me")) std::raise(SIGSEGV);
+  });
+  ValidationOptions options;
+  options.threads = 2;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(report.files.size(), 6u);
+  int crashes = 0;
+  for (const auto& f : report.files) {
+    const bool bad = contains(f.path, "_me");
+    EXPECT_EQ(f.ok, !bad) << f.path << ": " << f.detail;
+    if (bad) {
+      ASSERT_TRUE(f.reason) << f.path;
+      EXPECT_EQ(*f.reason, Reason::kDecoderCrash) << f.path;
+      EXPECT_TRUE(contains(f.detail, "the scan went on")) << f.detail;
+      EXPECT_NE(f.content_hash, 0u);  // still identified by its bytes
+      ++crashes;
+    }
+  }
+  EXPECT_EQ(crashes, 2);
+}
+
+TEST(Scanner, RealFileThatAbortsGdcmIsContained) {
+  // Debian's GDCM 3.0.21 is built with assertions: reading pydicom's rtdose_1frame.dcm fails
+  // an assertion in gdcm::Attribute and aborts the whole process. Here the worker's decoder is
+  // GDCM itself, run on the real file.
+  TempDir dir("gdcm");
+  std::filesystem::copy_file(test::fixture("dicom/rtdose_1frame.dcm"), dir / "rtdose_1frame.dcm");
+  std::filesystem::copy_file(test::fixture("dicom/MR_small.dcm"), dir / "MR_small.dcm");
+  HookGuard hook([](const std::string& path) {
+    gdcm::ImageReader reader;
+    reader.SetFileName(path.c_str());
+    if (reader.Read()) {
+      std::vector<char> buffer(reader.GetImage().GetBufferLength());
+      reader.GetImage().GetBuffer(buffer.data());
+    }
+  });
+  ValidationOptions options;
+  options.threads = 1;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(report.files.size(), 2u);
+  EXPECT_TRUE(report.files[0].ok) << report.files[0].path << ": " << report.files[0].detail;  // MR_small.dcm
+  ASSERT_TRUE(report.files[1].reason);
+  EXPECT_EQ(*report.files[1].reason, Reason::kDecoderCrash) << report.files[1].detail;
+}
+
+TEST(Scanner, HungDecoderIsKilledAfterTheTimeout) {
+  TempDir dir("hang");
+  make_images(dir, {"a.png", "hang_me.png", "z.png"});  // sorted: a, hang_me, z
+  HookGuard hook([](const std::string& path) {
+    if (contains(path, "hang_me")) std::this_thread::sleep_for(std::chrono::hours(1));
+  });
+  ValidationOptions options;
+  options.threads = 1;
+  options.file_timeout_s = 1;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  EXPECT_TRUE(report.files[0].ok);
+  ASSERT_TRUE(report.files[1].reason);
+  EXPECT_EQ(*report.files[1].reason, Reason::kDecoderCrash);
+  EXPECT_TRUE(contains(report.files[1].detail, "did not finish within 1 s")) << report.files[1].detail;
+  EXPECT_TRUE(report.files[2].ok);  // the replacement worker decodes the rest
+}
+
+TEST(Scanner, SameOutcomesWithOneTwoAndFourThreadsInProcessOrWorkers) {
+  TempDir dir("threads");
+  std::vector<std::string> names;
+  for (int i = 0; i < 24; ++i) names.push_back("f" + std::to_string(100 + i) + ".png");
+  make_images(dir, names);
+  const cv::Mat copy = textured(48, 48, CV_8UC1, 10);  // the pixels of f100.png, several times
+  for (int i = 0; i < 4; ++i) write_image(dir / ("dup" + std::to_string(i) + ".png"), copy);
+  test::write_bytes(dir / "empty.png", "");
+  const auto sources = list_sources(dir.path().string());
+  nlohmann::json reference;
+  for (Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
+    for (int threads : {1, 2, 4}) {
+      ValidationOptions options;
+      options.threads = threads;
+      options.isolation = isolation;
+      ScanReport report = Scanner(options).scan(sources);
+      report.seconds = 0;
+      const auto j = report.to_json();
+      if (reference.is_null()) reference = j;
+      EXPECT_EQ(j, reference) << threads << " threads";
+    }
+  }
+  EXPECT_EQ(reference.at("counts").at("by_reason").at("duplicate"), 4);
+  EXPECT_EQ(reference.at("files")[0].at("reason"), nullptr);  // dup0.png: the first copy in input order
+}
+
+TEST(Scanner, CallbackGetsEveryFrameOfOkFilesOnlyWithTheirInfo) {
+  TempDir dir("callback");
+  make_images(dir, {"cls_a/1.png", "cls_b/2.png"});
+  std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "cls_a/multi.dcm");
+  test::write_bytes(dir / "cls_b/bad.png", "x");
+  std::mutex mutex;
+  std::vector<std::pair<std::size_t, int>> seen;  // (file index, frame index)
+  std::vector<std::string> labels(4);
+  ValidationOptions options;
+  options.threads = 2;
+  const auto sources = list_sources(dir.path().string());
+  const ScanReport report = Scanner(options).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
+    std::lock_guard lock(mutex);
+    seen.emplace_back(file, frame.frame_index);
+    labels[file] = frame.info.labels.at(0);
+  });
+  std::sort(seen.begin(), seen.end());
+  // sorted sources: cls_a/1.png, cls_a/multi.dcm, cls_b/2.png, cls_b/bad.png
+  const std::vector<std::pair<std::size_t, int>> expected = {{0, 0}, {1, 0}, {1, 1}, {2, 0}};
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(labels[1], "cls_a");
+  EXPECT_EQ(labels[2], "cls_b");
+  EXPECT_EQ(report.ok_count(), 3u);
+}
+
+TEST(Scanner, ExceptionFromTheCallbackStopsTheScanAndIsRethrown) {
+  TempDir dir("throw");
+  make_images(dir, {"a.png", "b.png", "c.png"});
+  ValidationOptions options;
+  options.threads = 2;
+  EXPECT_THROW(
+      Scanner(options).scan(list_sources(dir.path().string()),
+                            [](std::size_t, DecodedImage&&) { throw std::runtime_error("disk full"); }),
+      std::runtime_error);
+}
+
+}  // namespace
+}  // namespace medload::loader

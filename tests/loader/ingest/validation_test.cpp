@@ -1,0 +1,248 @@
+// Every reason code on generated files, the limits, and ValidationOptions' JSON.
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstring>
+
+#include "medload/core/error.h"
+#include "medload/loader/ingest/scanner.h"
+#include "test_util.h"
+
+namespace medload::loader {
+namespace {
+
+using test::TempDir;
+using test::textured;
+using test::write_bytes;
+using test::write_image;
+
+FileOutcome decode_one(const std::string& path, std::vector<DecodedImage>& frames,
+                       ValidationOptions options = {}) {
+  SourceFile source;
+  source.path = path;
+  source.report_path = std::filesystem::path(path).filename().string();
+  return decode_file(source, options, frames);
+}
+
+FileOutcome decode_one(const std::string& path, ValidationOptions options = {}) {
+  std::vector<DecodedImage> frames;
+  return decode_one(path, frames, options);
+}
+
+void expect_reason(const FileOutcome& o, Reason reason) {
+  EXPECT_FALSE(o.ok) << o.path;
+  ASSERT_TRUE(o.reason.has_value()) << o.path;
+  EXPECT_EQ(reason_code(*o.reason), reason_code(reason)) << o.path << ": " << o.detail;
+  EXPECT_FALSE(o.detail.empty());
+}
+
+// Writes a gray 8-bit PNG of zeros of any size, streaming the deflate so nothing large is held.
+void write_zero_png(const std::string& path, std::uint32_t width, std::uint32_t height) {
+  auto be = [](std::uint32_t v) {
+    std::string s(4, '\0');
+    for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
+    return s;
+  };
+  auto chunk = [&](const std::string& type, const std::string& data) {
+    uLong crc = crc32(0, reinterpret_cast<const Bytef*>(type.data()), 4);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size()));
+    return be(static_cast<std::uint32_t>(data.size())) + type + data + be(static_cast<std::uint32_t>(crc));
+  };
+  std::string ihdr = be(width) + be(height) + std::string("\x08\x00\x00\x00\x00", 5);
+  std::string idat;
+  z_stream z{};
+  deflateInit(&z, Z_BEST_SPEED);
+  std::vector<unsigned char> row(width + 1, 0), out(1 << 20);
+  for (std::uint32_t r = 0; r < height; ++r) {
+    z.next_in = row.data();
+    z.avail_in = static_cast<uInt>(row.size());
+    do {
+      z.next_out = out.data();
+      z.avail_out = static_cast<uInt>(out.size());
+      deflate(&z, r + 1 == height ? Z_FINISH : Z_NO_FLUSH);
+      idat.append(reinterpret_cast<char*>(out.data()), out.size() - z.avail_out);
+    } while (z.avail_out == 0 || (r + 1 == height && z.avail_in > 0));
+  }
+  deflateEnd(&z);
+  write_bytes(path, std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", idat) +
+                        chunk("IEND", ""));
+}
+
+TEST(Validation, ZeroByteFileIsEmptyFile) {
+  TempDir dir("empty");
+  write_bytes(dir / "empty.png", "");
+  expect_reason(decode_one(dir / "empty.png"), Reason::kEmptyFile);
+}
+
+TEST(Validation, TextFileNamedPngIsUnreadable) {
+  TempDir dir("text");
+  write_bytes(dir / "notes.png", "patient notes, not an image\n");
+  const FileOutcome o = decode_one(dir / "notes.png");
+  expect_reason(o, Reason::kUnreadable);
+  EXPECT_NE(o.detail.find("not an image format"), std::string::npos) << o.detail;
+}
+
+TEST(Validation, MissingFileIsUnreadable) {
+  expect_reason(decode_one("/nonexistent/medload.png"), Reason::kUnreadable);
+}
+
+TEST(Validation, DecompressionBombIsTooLargeFromTheHeaderWithoutDecoding) {
+  TempDir dir("bomb");
+  write_zero_png(dir / "bomb.png", 50000, 50000);  // 2.5 gigapixels of zeros, a few MB on disk
+  const FileOutcome o = decode_one(dir / "bomb.png");
+  expect_reason(o, Reason::kTooLarge);
+  EXPECT_NE(o.detail.find("50000x50000"), std::string::npos) << o.detail;
+  EXPECT_NE(o.detail.find("validate.max_pixels"), std::string::npos) << o.detail;
+  // The same file through the command, in-process: the process never holds the 2.5 GB image.
+  const auto r = test::run_medload("scan " + dir.path().string() + " --in-process -q");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("too_large: 1"), std::string::npos) << r.output;
+  EXPECT_LT(r.max_rss_kib, 1024L * 1024) << "peak memory of the scan, KiB";
+}
+
+TEST(Validation, BlankImageIsBlankAndANoisyDarkImageIsNot) {
+  TempDir dir("blank");
+  write_image(dir / "black.png", cv::Mat(64, 64, CV_8UC1, cv::Scalar(0)));
+  write_image(dir / "gray16.png", cv::Mat(64, 64, CV_16UC1, cv::Scalar(1000)));
+  cv::Mat dark = textured(64, 64, CV_8UC1, 3) / 8;  // dim, but an image
+  write_image(dir / "dark.png", dark);
+  expect_reason(decode_one(dir / "black.png"), Reason::kBlank);
+  expect_reason(decode_one(dir / "gray16.png"), Reason::kBlank);
+  EXPECT_TRUE(decode_one(dir / "dark.png").ok);
+}
+
+TEST(Validation, TinyImageIsTooSmallAndTheLimitIsConfigurable) {
+  TempDir dir("tiny");
+  write_image(dir / "tiny.png", textured(20, 40, CV_8UC1, 1));
+  const FileOutcome o = decode_one(dir / "tiny.png");
+  expect_reason(o, Reason::kTooSmall);
+  EXPECT_NE(o.detail.find("40x20"), std::string::npos) << o.detail;
+  ValidationOptions relaxed;
+  relaxed.min_side = 16;
+  EXPECT_TRUE(decode_one(dir / "tiny.png", relaxed).ok);
+}
+
+TEST(Validation, PngNamedJpgDecodesByContentWithAWarning) {
+  TempDir dir("mismatch");
+  write_image(dir / "scan.jpg", textured(48, 48, CV_8UC1, 2), ".png");
+  std::vector<DecodedImage> frames;
+  const FileOutcome o = decode_one(dir / "scan.jpg", frames);
+  EXPECT_TRUE(o.ok) << o.detail;
+  EXPECT_EQ(o.format, "png");
+  EXPECT_EQ(o.warnings, std::vector<std::string>{"extension_mismatch"});
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].format, "png");
+}
+
+TEST(Validation, RasterFormatsDecodeIn8And16BitGrayAndColour) {
+  TempDir dir("raster");
+  struct Case {
+    std::string name;
+    int type;
+    PixelType expected;
+    int channels;
+  };
+  const std::vector<Case> cases = {
+      {"g8.png", CV_8UC1, PixelType::kUInt8, 1}, {"g16.png", CV_16UC1, PixelType::kUInt16, 1},
+      {"c8.png", CV_8UC3, PixelType::kUInt8, 3}, {"c16.png", CV_16UC3, PixelType::kUInt16, 3},
+      {"g8.tif", CV_8UC1, PixelType::kUInt8, 1}, {"g16.tif", CV_16UC1, PixelType::kUInt16, 1},
+      {"c8.bmp", CV_8UC3, PixelType::kUInt8, 3}, {"g8.jpg", CV_8UC1, PixelType::kUInt8, 1},
+      {"c8.jpg", CV_8UC3, PixelType::kUInt8, 3}};
+  for (const auto& c : cases) {
+    const cv::Mat m = textured(40, 56, c.type, 7);
+    write_image(dir / c.name, m, c.name.substr(c.name.find('.')));
+    std::vector<DecodedImage> frames;
+    const FileOutcome o = decode_one(dir / c.name, frames);
+    ASSERT_TRUE(o.ok) << c.name << ": " << o.detail;
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].type, c.expected) << c.name;
+    EXPECT_EQ(frames[0].channels, c.channels) << c.name;
+    EXPECT_EQ(frames[0].height, 40);
+    EXPECT_EQ(frames[0].width, 56);
+    EXPECT_EQ(frames[0].bits_stored, CV_MAT_DEPTH(c.type) == CV_16U ? 16 : 8);
+    if (c.name.find(".jpg") == std::string::npos) {  // lossless formats give the pixels back
+      EXPECT_EQ(std::memcmp(frames[0].pixels.data(), m.data, frames[0].pixels.size()), 0) << c.name;
+    }
+  }
+}
+
+TEST(Validation, TruncatedPngAndJpegAreTruncated) {
+  TempDir dir("trunc");
+  std::vector<std::uint8_t> png, jpg;
+  cv::imencode(".png", textured(64, 64, CV_8UC1, 4), png);
+  cv::imencode(".jpg", textured(64, 64, CV_8UC1, 4), jpg);
+  write_bytes(dir / "cut.png", std::string(png.begin(), png.begin() + static_cast<long>(png.size() / 2)));
+  write_bytes(dir / "cut.jpg", std::string(jpg.begin(), jpg.begin() + static_cast<long>(jpg.size() / 2)));
+  write_bytes(dir / "header.png", std::string(png.begin(), png.begin() + 20));
+  expect_reason(decode_one(dir / "cut.png"), Reason::kTruncated);
+  expect_reason(decode_one(dir / "cut.jpg"), Reason::kTruncated);
+  expect_reason(decode_one(dir / "header.png"), Reason::kTruncated);
+}
+
+TEST(Validation, DuplicatePixelsAreRejectedNamingTheFirstCopy) {
+  TempDir dir("dup");
+  const cv::Mat m = textured(48, 48, CV_8UC1, 5);
+  write_image(dir / "a/first.png", m);
+  write_image(dir / "b/copy.png", m);
+  write_image(dir / "b/copy.tif", m, ".tif");  // same pixels, another container
+  write_image(dir / "c/other.png", textured(48, 48, CV_8UC1, 6));
+  ValidationOptions options;
+  options.isolation = Isolation::kInProcess;
+  options.threads = 2;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(report.files.size(), 4u);
+  EXPECT_TRUE(report.files[0].ok);
+  expect_reason(report.files[1], Reason::kDuplicate);
+  EXPECT_EQ(report.files[1].duplicate_of, "a/first.png");
+  expect_reason(report.files[2], Reason::kDuplicate);
+  EXPECT_EQ(report.files[2].duplicate_of, "a/first.png");
+  EXPECT_TRUE(report.files[3].ok);
+}
+
+TEST(ValidationOptions, JsonRoundTripAndErrorsNameTheKeyAndRange) {
+  ValidationOptions o;
+  o.min_side = 64;
+  EXPECT_EQ(ValidationOptions::from_json(o.to_json()).min_side, 64);
+  try {
+    ValidationOptions::from_json({{"min_side", 0}});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("validate.min_side is 0; allowed 1..65535"), std::string::npos)
+        << e.what();
+  }
+  try {
+    ValidationOptions::from_json({{"max_pixel", 5}});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown key validate.max_pixel"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ValidationOptions::from_json({{"blank_std_fraction", 0.9}}), ConfigError);
+  EXPECT_THROW(ValidationOptions::from_json({{"reject_duplicates", "yes"}}), ConfigError);
+}
+
+TEST(ScanReport, JsonHasOneEntryPerFileAndCountsByReason) {
+  TempDir dir("report");
+  write_image(dir / "ok.png", textured(48, 48, CV_8UC1, 8));
+  write_bytes(dir / "empty.png", "");
+  write_bytes(dir / "text.png", "hello");
+  ValidationOptions options;
+  options.isolation = Isolation::kInProcess;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  const auto j = report.to_json();
+  ASSERT_EQ(j.at("files").size(), 3u);
+  EXPECT_EQ(j.at("counts").at("total"), 3);
+  EXPECT_EQ(j.at("counts").at("ok"), 1);
+  EXPECT_EQ(j.at("counts").at("rejected"), 2);
+  EXPECT_EQ(j.at("counts").at("by_reason").at("empty_file"), 1);
+  EXPECT_EQ(j.at("counts").at("by_reason").at("unreadable"), 1);
+  const auto& first = j.at("files")[0];  // sorted: empty.png, ok.png, text.png
+  EXPECT_EQ(first.at("path"), "empty.png");
+  EXPECT_EQ(first.at("status"), "rejected");
+  EXPECT_EQ(first.at("reason"), "empty_file");
+  EXPECT_TRUE(j.at("files")[1].at("reason").is_null());
+  EXPECT_EQ(j.at("files")[1].at("status"), "ok");
+}
+
+}  // namespace
+}  // namespace medload::loader
