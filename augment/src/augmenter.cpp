@@ -193,19 +193,17 @@ void augment_sample_u8(std::uint8_t* data, int channels, int h, int w, const App
     }
     return;
   }
-  // Poisson: y + sqrt(y / photons) * z, with sqrt(y / photons) tabulated per grey level.
-  std::array<float, 256> poisson_sd{};
-  for (int v = 0; v < 256; ++v) {
-    poisson_sd[v] = poisson ? static_cast<float>(std::sqrt(static_cast<double>(table[v]) / p.poisson_photons)) : 0.0f;
-  }
-  const float sigma = static_cast<float>(p.gaussian_sigma);
-  const std::uint64_t pkey = poisson_key(p.noise_key), gkey = gaussian_key(p.noise_key);
+  // Poisson and Gaussian noise as one Gaussian: y + sqrt(y / photons + sigma^2) * z, with the
+  // standard deviation tabulated per grey level.
+  const float inv_photons = poisson ? static_cast<float>(1.0 / p.poisson_photons) : 0.0f;
+  const float sigma = static_cast<float>(p.gaussian_sigma), variance = sigma * sigma;
+  std::array<float, 256> sd{};
+  for (int v = 0; v < 256; ++v) sd[v] = std::sqrt(table[v] * inv_photons + variance);
+  const std::uint64_t key = noise_field_key(p.noise_key);
   const std::size_t n = plane_size * channels;
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint8_t v = data[i];
-    float y = table[v];
-    if (poisson) y += poisson_sd[v] * noise_at(pkey, i);
-    if (gaussian) y += sigma * noise_at(gkey, i);
+    float y = table[v] + sd[v] * noise_at(key, i);
     y = std::min(std::max(y, 0.0f), 1.0f);
     data[i] = static_cast<std::uint8_t>(std::nearbyint(y * 255.0f));
   }
@@ -246,13 +244,11 @@ void augment_sample_f32(float* data, int channels, int h, int w, const AppliedPa
   const bool poisson = p.poisson_photons > 0.0, gaussian = p.gaussian_sigma > 0.0;
   if (poisson || gaussian) {
     const float inv_photons = poisson ? static_cast<float>(1.0 / p.poisson_photons) : 0.0f;
-    const float sigma = static_cast<float>(p.gaussian_sigma);
-    const std::uint64_t pkey = poisson_key(p.noise_key), gkey = gaussian_key(p.noise_key);
+    const float sigma = static_cast<float>(p.gaussian_sigma), variance = sigma * sigma;
+    const std::uint64_t key = noise_field_key(p.noise_key);
     for (std::size_t i = 0; i < n; ++i) {
-      float y = std::min(std::max(data[i], 0.0f), 1.0f);
-      if (poisson) y += std::sqrt(y * inv_photons) * noise_at(pkey, i);
-      if (gaussian) y += sigma * noise_at(gkey, i);
-      data[i] = std::min(std::max(y, 0.0f), 1.0f);
+      const float y = std::min(std::max(data[i], 0.0f), 1.0f);
+      data[i] = std::min(std::max(y + std::sqrt(y * inv_photons + variance) * noise_at(key, i), 0.0f), 1.0f);
     }
   } else {
     for (std::size_t i = 0; i < n; ++i) data[i] = std::min(std::max(data[i], 0.0f), 1.0f);

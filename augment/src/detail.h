@@ -33,9 +33,12 @@ constexpr std::uint64_t sample_key(std::uint64_t seed, std::int64_t epoch, std::
   return mix64(k ^ (static_cast<std::uint64_t>(sample_id) * 0x2545f4914f6cdd1dULL + 0x632be59bd9b4e019ULL));
 }
 
-// The two noise fields of a sample are streams of its noise key.
-constexpr std::uint64_t poisson_key(std::uint64_t noise_key) noexcept { return mix64(noise_key ^ 0x5bd1e9955bd1e995ULL); }
-constexpr std::uint64_t gaussian_key(std::uint64_t noise_key) noexcept { return mix64(noise_key ^ 0x1b873593cc9e2d51ULL); }
+// The key of a sample's noise field. Poisson and Gaussian noise share one field: both are
+// applied as zero-mean Gaussians (Poisson by its normal approximation, exact to within the
+// accuracy that matters at >= 100 photons), and the sum of two independent Gaussians is one
+// Gaussian with the summed variance, y + sqrt(y / photons + sigma^2) * z, which costs one draw
+// per pixel instead of two.
+constexpr std::uint64_t noise_field_key(std::uint64_t noise_key) noexcept { return mix64(noise_key ^ 0x5bd1e9955bd1e995ULL); }
 
 // The scale that makes an Irwin-Hall sum of four 16-bit uniforms unit-variance:
 // var = 4 * (65536^2 - 1) / 12, so z = (sum - 131070) * sqrt(3) / 65536 (to 1e-10).

@@ -112,8 +112,8 @@ void apply_tensor_path(torch::Tensor& batch, const std::vector<AppliedParams>& p
   }
 
   // Point operations with [B,1,1,1] parameters (identity values leave a sample unchanged).
-  std::vector<float> gamma(b), brightness(b), contrast(b), inv_photons(b), sigma(b);
-  std::vector<std::uint64_t> pkeys(b), gkeys(b);
+  std::vector<float> gamma(b), brightness(b), contrast(b), inv_photons(b), variance(b);
+  std::vector<std::uint64_t> keys(b);
   bool any_point = false, any_noise = false;
   for (std::int64_t i = 0; i < b; ++i) {
     const AppliedParams& p = params[i];
@@ -121,9 +121,9 @@ void apply_tensor_path(torch::Tensor& batch, const std::vector<AppliedParams>& p
     brightness[i] = static_cast<float>(p.brightness);
     contrast[i] = static_cast<float>(p.contrast);
     inv_photons[i] = p.poisson_photons > 0.0 ? static_cast<float>(1.0 / p.poisson_photons) : 0.0f;
-    sigma[i] = static_cast<float>(p.gaussian_sigma);
-    pkeys[i] = poisson_key(p.noise_key);
-    gkeys[i] = gaussian_key(p.noise_key);
+    const float sigma = static_cast<float>(p.gaussian_sigma);
+    variance[i] = sigma * sigma;
+    keys[i] = noise_field_key(p.noise_key);
     any_point = any_point || p.gamma != 1.0 || p.brightness != 1.0 || p.contrast != 1.0;
     any_noise = any_noise || p.poisson_photons > 0.0 || p.gaussian_sigma > 0.0;
   }
@@ -146,10 +146,9 @@ void apply_tensor_path(torch::Tensor& batch, const std::vector<AppliedParams>& p
     }
     if (any_noise) {
       const std::int64_t n = c * h * w;
-      torch::Tensor zp = noise_field(pkeys, n, device).view({b, c, h, w});
-      x = x.add(x.mul(per_sample(inv_photons, device)).sqrt().mul(zp));
-      torch::Tensor zg = noise_field(gkeys, n, device).view({b, c, h, w});
-      x = x.add(zg.mul(per_sample(sigma, device))).clamp(0.0, 1.0);
+      torch::Tensor z = noise_field(keys, n, device).view({b, c, h, w});
+      torch::Tensor sd = x.mul(per_sample(inv_photons, device)).add(per_sample(variance, device)).sqrt();
+      x = x.add(sd.mul(z)).clamp(0.0, 1.0);
     }
   }
   if (u8) {
