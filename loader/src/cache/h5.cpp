@@ -1,0 +1,492 @@
+#include "h5.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+namespace medload::loader::h5 {
+
+void silence_errors() noexcept {
+  // The thread-safe library keeps the automatic-printing setting per thread.
+  thread_local bool silenced = false;
+  if (!silenced) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    silenced = true;
+  }
+}
+
+namespace {
+
+herr_t collect_message(unsigned n, const H5E_error2_t* entry, void* data) {
+  auto* messages = static_cast<std::vector<std::string>*>(data);
+  if (entry->desc != nullptr && entry->desc[0] != '\0') messages->emplace_back(entry->desc);
+  return 0;
+}
+
+std::string base_name(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+std::string last_error_message() {
+  std::vector<std::string> messages;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_message, &messages);
+  H5Eclear2(H5E_DEFAULT);
+  // The outermost message says what failed at the API, the innermost why; keep both, once each.
+  if (messages.empty()) return "";
+  std::string text = messages.front();
+  if (messages.size() > 1 && messages.back() != messages.front()) text += ": " + messages.back();
+  return text;
+}
+
+std::string file_name(hid_t id) {
+  if (id < 0) return "";
+  const ssize_t size = H5Fget_name(id, nullptr, 0);
+  if (size <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return "";
+  }
+  std::string name(static_cast<std::size_t>(size) + 1, '\0');
+  H5Fget_name(id, name.data(), name.size());
+  name.resize(static_cast<std::size_t>(size));
+  return name;
+}
+
+std::string object_name(hid_t id) {
+  if (id < 0) return "";
+  const ssize_t size = H5Iget_name(id, nullptr, 0);
+  if (size <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return "";
+  }
+  std::string name(static_cast<std::size_t>(size) + 1, '\0');
+  H5Iget_name(id, name.data(), name.size());
+  name.resize(static_cast<std::size_t>(size));
+  return name;
+}
+
+void fail(const std::string& action, const std::string& object, hid_t loc, const std::string& file) {
+  const std::string reason = last_error_message();  // read before other calls reset the stack
+  std::string where = file.empty() ? file_name(loc) : file;
+  std::string message = "Unable to " + action + " " + object;
+  if (!where.empty()) message += " in " + where;
+  if (!reason.empty()) message += " (" + reason + ")";
+  throw HdfError(message);
+}
+
+// ---- File --------------------------------------------------------------------------------------
+
+File File::open(const std::string& path, bool read_write) {
+  silence_errors();
+  File file;
+  file.path_ = path;
+  file.handle_ = Handle<H5Fclose>(check(H5Fopen(path.c_str(), read_write ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT),
+                                        "open", "the file", H5I_INVALID_HID, path));
+  return file;
+}
+
+File File::create(const std::string& path, bool latest_format) {
+  silence_errors();
+  PropList access(check(H5Pcreate(H5P_FILE_ACCESS), "create", "a file access property list", H5I_INVALID_HID, path));
+  if (latest_format) {
+    check_status(H5Pset_libver_bounds(access.id(), H5F_LIBVER_V110, H5F_LIBVER_V110), "set the format version of",
+                 "the file", H5I_INVALID_HID, path);
+  }
+  File file;
+  file.path_ = path;
+  file.handle_ = Handle<H5Fclose>(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.id()), "create",
+                                        "the file", H5I_INVALID_HID, path));
+  return file;
+}
+
+void File::flush() const {
+  silence_errors();
+  check_status(H5Fflush(handle_.id(), H5F_SCOPE_GLOBAL), "flush", "the file", H5I_INVALID_HID, path_);
+}
+
+void File::close() {
+  silence_errors();
+  if (!handle_.valid()) return;
+  const hid_t id = handle_.release();
+  check_status(H5Fclose(id), "close", "the file", H5I_INVALID_HID, path_);
+}
+
+// ---- types -------------------------------------------------------------------------------------
+
+Datatype string_type() {
+  silence_errors();
+  Datatype type(check(H5Tcopy(H5T_C_S1), "copy", "the string type", H5I_INVALID_HID));
+  check_status(H5Tset_size(type.id(), H5T_VARIABLE), "size", "the string type", H5I_INVALID_HID);
+  check_status(H5Tset_cset(type.id(), H5T_CSET_UTF8), "set the character set of", "the string type",
+               H5I_INVALID_HID);
+  return type;
+}
+
+// ---- links, groups, datasets -------------------------------------------------------------------
+
+bool exists(hid_t loc, const std::string& path) {
+  silence_errors();
+  std::string prefix = path.rfind('/', 0) == 0 ? "/" : "";
+  std::stringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) continue;
+    prefix += part;
+    const htri_t found = H5Lexists(loc, prefix.c_str(), H5P_DEFAULT);
+    if (found <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return false;
+    }
+    prefix += "/";
+  }
+  return true;
+}
+
+Group open_group(hid_t loc, const std::string& name) {
+  silence_errors();
+  return Group(check(H5Gopen2(loc, name.c_str(), H5P_DEFAULT), "open", "the group \"" + name + "\"", loc));
+}
+
+Group create_group(hid_t loc, const std::string& name) {
+  silence_errors();
+  PropList links(check(H5Pcreate(H5P_LINK_CREATE), "create", "a link property list", loc));
+  H5Pset_create_intermediate_group(links.id(), 1);
+  return Group(check(H5Gcreate2(loc, name.c_str(), links.id(), H5P_DEFAULT, H5P_DEFAULT), "create",
+                     "the group \"" + name + "\"", loc));
+}
+
+Group require_group(hid_t loc, const std::string& name) {
+  return exists(loc, name) ? open_group(loc, name) : create_group(loc, name);
+}
+
+namespace {
+herr_t collect_link(hid_t, const char* name, const H5L_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+  return 0;
+}
+herr_t collect_attribute(hid_t, const char* name, const H5A_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+  return 0;
+}
+}  // namespace
+
+std::vector<std::string> list_children(hid_t group) {
+  silence_errors();
+  std::vector<std::string> names;
+  hsize_t index = 0;
+  check_status(H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &index, collect_link, &names), "list",
+               "the children of \"" + object_name(group) + "\"", group);
+  return names;
+}
+
+void remove(hid_t loc, const std::string& name) {
+  silence_errors();
+  check_status(H5Ldelete(loc, name.c_str(), H5P_DEFAULT), "remove", "\"" + name + "\"", loc);
+}
+
+Dataset open_dataset(hid_t loc, const std::string& name) {
+  silence_errors();
+  return Dataset(check(H5Dopen2(loc, name.c_str(), H5P_DEFAULT), "open", "the dataset \"" + name + "\"", loc));
+}
+
+Dataset create_dataset(hid_t loc, const std::string& name, hid_t type, const std::vector<hsize_t>& dims,
+                       const DatasetLayout& layout) {
+  silence_errors();
+  const std::string object = "the dataset \"" + name + "\"";
+  const std::vector<hsize_t>& max_dims = layout.max_dims.empty() ? dims : layout.max_dims;
+  if (max_dims.size() != dims.size()) {
+    throw HdfError("Unable to create " + object + " in " + file_name(loc) + " (max_dims has " +
+                   std::to_string(max_dims.size()) + " dimensions, dims " + std::to_string(dims.size()) + ")");
+  }
+  Dataspace space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max_dims.data()), "create",
+                        "the dataspace of " + object, loc));
+  PropList create(check(H5Pcreate(H5P_DATASET_CREATE), "create", "the creation properties of " + object, loc));
+  if (!layout.chunk.empty()) {
+    if (layout.chunk.size() != dims.size()) {
+      throw HdfError("Unable to create " + object + " in " + file_name(loc) + " (chunk has " +
+                     std::to_string(layout.chunk.size()) + " dimensions, dims " + std::to_string(dims.size()) + ")");
+    }
+    check_status(H5Pset_chunk(create.id(), static_cast<int>(layout.chunk.size()), layout.chunk.data()), "chunk",
+                 object, loc);
+    if (layout.deflate > 0) {
+      check_status(H5Pset_deflate(create.id(), static_cast<unsigned>(layout.deflate)), "compress", object, loc);
+    }
+  } else if (layout.deflate > 0) {
+    throw HdfError("Unable to create " + object + " in " + file_name(loc) + " (deflate needs a chunk shape)");
+  }
+  // Links to datasets in nested groups ("meta/age") create their parents.
+  PropList links(check(H5Pcreate(H5P_LINK_CREATE), "create", "a link property list", loc));
+  H5Pset_create_intermediate_group(links.id(), 1);
+  return Dataset(check(H5Dcreate2(loc, name.c_str(), type, space.id(), links.id(), create.id(), H5P_DEFAULT),
+                       "create", object, loc));
+}
+
+std::vector<hsize_t> space_shape(hid_t space) {
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0) fail("read", "the shape of a dataspace", space);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  if (rank > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  return dims;
+}
+
+std::vector<hsize_t> shape(const Dataset& dataset) {
+  silence_errors();
+  Dataspace space(check(H5Dget_space(dataset.id()), "read", "the shape of \"" + object_name(dataset.id()) + "\"",
+                        dataset.id()));
+  return space_shape(space.id());
+}
+
+Datatype dataset_type(const Dataset& dataset) {
+  silence_errors();
+  return Datatype(check(H5Dget_type(dataset.id()), "read", "the type of \"" + object_name(dataset.id()) + "\"",
+                        dataset.id()));
+}
+
+void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values) {
+  Datatype type = string_type();
+  Dataset dataset = create_dataset(loc, name, type.id(), {static_cast<hsize_t>(values.size())});
+  if (values.empty()) return;
+  std::vector<const char*> pointers(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) pointers[i] = values[i].c_str();
+  check_status(H5Dwrite(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), "write",
+               "the dataset \"" + name + "\"", loc);
+}
+
+namespace {
+
+// Reads strings of either kind from a dataset or attribute through `read(memtype, buffer)`.
+template <class ReadFn>
+std::vector<std::string> read_string_values(hid_t file_type, std::size_t count, const ReadFn& read,
+                                            const std::string& object, hid_t loc) {
+  std::vector<std::string> values(count);
+  if (count == 0) return values;
+  if (H5Tget_class(file_type) != H5T_STRING) {
+    throw HdfError("Unable to read " + object + " in " + file_name(loc) + " as text (it is not a string)");
+  }
+  if (H5Tis_variable_str(file_type) > 0) {
+    Datatype mem = string_type();
+    std::vector<char*> pointers(count, nullptr);
+    read(mem.id(), pointers.data());
+    for (std::size_t i = 0; i < count; ++i) values[i] = pointers[i] != nullptr ? pointers[i] : "";
+    // Free what HDF5 allocated for each string.
+    hsize_t dims[1] = {static_cast<hsize_t>(count)};
+    Dataspace space(H5Screate_simple(1, dims, nullptr));
+    H5Dvlen_reclaim(mem.id(), space.id(), H5P_DEFAULT, pointers.data());
+  } else {
+    const std::size_t size = H5Tget_size(file_type);
+    Datatype mem(check(H5Tcopy(H5T_C_S1), "copy", "the string type", loc));
+    H5Tset_size(mem.id(), size);
+    std::vector<char> buffer(size * count);
+    read(mem.id(), buffer.data());
+    for (std::size_t i = 0; i < count; ++i) {
+      const char* begin = buffer.data() + i * size;
+      values[i] = std::string(begin, strnlen(begin, size));
+    }
+  }
+  return values;
+}
+
+}  // namespace
+
+std::vector<std::string> read_strings(hid_t loc, const std::string& name) {
+  Dataset dataset = open_dataset(loc, name);
+  Datatype type = dataset_type(dataset);
+  hsize_t total = 1;
+  for (hsize_t d : shape(dataset)) total *= d;
+  const std::string object = "the dataset \"" + name + "\"";
+  return read_string_values(
+      type.id(), static_cast<std::size_t>(total),
+      [&](hid_t mem, void* buffer) {
+        check_status(H5Dread(dataset.id(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer), "read", object, loc);
+      },
+      object, loc);
+}
+
+namespace {
+// Selects rows [start, start + count) of `dataset` and returns (file space, memory space).
+std::pair<Dataspace, Dataspace> select_rows(const Dataset& dataset, hsize_t start, hsize_t count) {
+  const std::string object = "the dataset \"" + object_name(dataset.id()) + "\"";
+  Dataspace file_space(check(H5Dget_space(dataset.id()), "select rows of", object, dataset.id()));
+  std::vector<hsize_t> dims = space_shape(file_space.id());
+  if (dims.empty() || start + count > dims[0]) {
+    throw HdfError("Unable to select rows " + std::to_string(start) + ".." + std::to_string(start + count) + " of " +
+                   object + " in " + file_name(dataset.id()) + " (it has " +
+                   std::to_string(dims.empty() ? 0 : dims[0]) + " rows)");
+  }
+  std::vector<hsize_t> offset(dims.size(), 0);
+  offset[0] = start;
+  dims[0] = count;
+  check_status(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, offset.data(), nullptr, dims.data(), nullptr),
+               "select rows of", object, dataset.id());
+  Dataspace memory(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "select rows of",
+                         object, dataset.id()));
+  return {std::move(file_space), std::move(memory)};
+}
+}  // namespace
+
+void write_rows(const Dataset& dataset, hsize_t start, hsize_t count, hid_t type, const void* data) {
+  silence_errors();
+  if (count == 0) return;
+  auto [file_space, memory] = select_rows(dataset, start, count);
+  check_status(H5Dwrite(dataset.id(), type, memory.id(), file_space.id(), H5P_DEFAULT, data), "write",
+               "rows " + std::to_string(start) + ".." + std::to_string(start + count) + " of \"" +
+                   object_name(dataset.id()) + "\"",
+               dataset.id());
+}
+
+void read_rows(const Dataset& dataset, hsize_t start, hsize_t count, hid_t type, void* data) {
+  silence_errors();
+  if (count == 0) return;
+  auto [file_space, memory] = select_rows(dataset, start, count);
+  check_status(H5Dread(dataset.id(), type, memory.id(), file_space.id(), H5P_DEFAULT, data), "read",
+               "rows " + std::to_string(start) + ".." + std::to_string(start + count) + " of \"" +
+                   object_name(dataset.id()) + "\"",
+               dataset.id());
+}
+
+void resize(const Dataset& dataset, const std::vector<hsize_t>& dims) {
+  silence_errors();
+  check_status(H5Dset_extent(dataset.id(), dims.data()), "resize", "\"" + object_name(dataset.id()) + "\"",
+               dataset.id());
+}
+
+// ---- attributes --------------------------------------------------------------------------------
+
+bool has_attribute(hid_t loc, const std::string& name) {
+  silence_errors();
+  const htri_t found = H5Aexists(loc, name.c_str());
+  if (found < 0) fail("look for", "the attribute \"" + name + "\"", loc);
+  return found > 0;
+}
+
+std::vector<std::string> list_attributes(hid_t loc) {
+  silence_errors();
+  std::vector<std::string> names;
+  hsize_t index = 0;
+  check_status(H5Aiterate2(loc, H5_INDEX_NAME, H5_ITER_INC, &index, collect_attribute, &names), "list",
+               "the attributes of \"" + object_name(loc) + "\"", loc);
+  return names;
+}
+
+namespace {
+
+Attribute recreate_attribute(hid_t loc, const std::string& name, hid_t type, hid_t space) {
+  if (has_attribute(loc, name)) {
+    check_status(H5Adelete(loc, name.c_str()), "replace", "the attribute \"" + name + "\"", loc);
+  }
+  return Attribute(check(H5Acreate2(loc, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), "create",
+                         "the attribute \"" + name + "\"", loc));
+}
+
+Attribute open_attribute(hid_t loc, const std::string& name) {
+  silence_errors();
+  return Attribute(
+      check(H5Aopen(loc, name.c_str(), H5P_DEFAULT), "open", "the attribute \"" + name + "\"", loc));
+}
+
+std::size_t attribute_size(const Attribute& attribute) {
+  Dataspace space(H5Aget_space(attribute.id()));
+  const hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  return n < 0 ? 0 : static_cast<std::size_t>(n);
+}
+
+template <class T>
+void write_scalar_attribute(hid_t loc, const std::string& name, T value) {
+  silence_errors();
+  Dataspace space(check(H5Screate(H5S_SCALAR), "create", "the dataspace of \"" + name + "\"", loc));
+  Attribute attribute = recreate_attribute(loc, name, native_type<T>(), space.id());
+  check_status(H5Awrite(attribute.id(), native_type<T>(), &value), "write", "the attribute \"" + name + "\"", loc);
+}
+
+}  // namespace
+
+void write_attribute(hid_t loc, const std::string& name, const std::string& value) {
+  silence_errors();
+  Datatype type = string_type();
+  Dataspace space(check(H5Screate(H5S_SCALAR), "create", "the dataspace of \"" + name + "\"", loc));
+  Attribute attribute = recreate_attribute(loc, name, type.id(), space.id());
+  const char* pointer = value.c_str();
+  check_status(H5Awrite(attribute.id(), type.id(), &pointer), "write", "the attribute \"" + name + "\"", loc);
+}
+
+void write_attribute(hid_t loc, const std::string& name, std::int64_t value) {
+  write_scalar_attribute(loc, name, value);
+}
+
+void write_attribute(hid_t loc, const std::string& name, double value) { write_scalar_attribute(loc, name, value); }
+
+void write_attribute(hid_t loc, const std::string& name, const std::vector<double>& values) {
+  silence_errors();
+  const hsize_t dims[1] = {static_cast<hsize_t>(values.size())};
+  Dataspace space(check(H5Screate_simple(1, dims, nullptr), "create", "the dataspace of \"" + name + "\"", loc));
+  Attribute attribute = recreate_attribute(loc, name, H5T_NATIVE_DOUBLE, space.id());
+  check_status(H5Awrite(attribute.id(), H5T_NATIVE_DOUBLE, values.data()), "write",
+               "the attribute \"" + name + "\"", loc);
+}
+
+std::string read_string_attribute(hid_t loc, const std::string& name) {
+  Attribute attribute = open_attribute(loc, name);
+  Datatype type(check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
+  const std::string object = "the attribute \"" + name + "\"";
+  std::vector<std::string> values = read_string_values(
+      type.id(), std::max<std::size_t>(1, attribute_size(attribute)),
+      [&](hid_t mem, void* buffer) { check_status(H5Aread(attribute.id(), mem, buffer), "read", object, loc); },
+      object, loc);
+  return values.front();
+}
+
+std::int64_t read_int_attribute(hid_t loc, const std::string& name) {
+  Attribute attribute = open_attribute(loc, name);
+  if (attribute_size(attribute) != 1) {
+    throw HdfError("Unable to read the attribute \"" + name + "\" in " + file_name(loc) + " as one integer");
+  }
+  std::int64_t value = 0;
+  check_status(H5Aread(attribute.id(), H5T_NATIVE_INT64, &value), "read", "the attribute \"" + name + "\"", loc);
+  return value;
+}
+
+std::vector<double> read_double_attribute(hid_t loc, const std::string& name) {
+  Attribute attribute = open_attribute(loc, name);
+  std::vector<double> values(attribute_size(attribute));
+  if (!values.empty()) {
+    check_status(H5Aread(attribute.id(), H5T_NATIVE_DOUBLE, values.data()), "read", "the attribute \"" + name + "\"",
+                 loc);
+  }
+  return values;
+}
+
+bool attribute_is_string(hid_t loc, const std::string& name) {
+  Attribute attribute = open_attribute(loc, name);
+  Datatype type(check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
+  return H5Tget_class(type.id()) == H5T_STRING;
+}
+
+std::string attribute_as_text(hid_t loc, const std::string& name) {
+  if (attribute_is_string(loc, name)) return read_string_attribute(loc, name);
+  Attribute attribute = open_attribute(loc, name);
+  Datatype type(check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
+  const H5T_class_t type_class = H5Tget_class(type.id());
+  std::ostringstream out;
+  if (type_class == H5T_INTEGER) {
+    std::vector<std::int64_t> values(attribute_size(attribute));
+    if (!values.empty()) {
+      check_status(H5Aread(attribute.id(), H5T_NATIVE_INT64, values.data()), "read", "the attribute \"" + name + "\"",
+                   loc);
+    }
+    if (values.size() != 1) out << '[';
+    for (std::size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];
+    if (values.size() != 1) out << ']';
+  } else if (type_class == H5T_FLOAT) {
+    const std::vector<double> values = read_double_attribute(loc, name);
+    if (values.size() != 1) out << '[';
+    for (std::size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];
+    if (values.size() != 1) out << ']';
+  } else {
+    out << "<" << base_name(object_name(loc)) << " attribute of an unsupported type>";
+  }
+  return out.str();
+}
+
+}  // namespace medload::loader::h5

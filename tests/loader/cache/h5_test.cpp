@@ -1,0 +1,95 @@
+// The RAII layer over the HDF5 C API: round trips and error messages that name file and object.
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "h5.h"
+#include "test_util.h"
+
+namespace h5 = medload::loader::h5;
+using medload::loader::test::TempDir;
+
+TEST(H5Layer, RoundTripsDatasetsStringsAndAttributes) {
+  TempDir dir;
+  const std::string path = dir.path("a.h5");
+  {
+    h5::File file = h5::File::create(path);
+    h5::write_vector<std::int64_t>(file.id(), "labels", {3, -1, 7});
+    h5::write_vector<double>(file.id(), "meta/age", {1.5, 2.5});
+    h5::write_strings(file.id(), "names", {"a", "", "ünï"});
+    h5::write_attribute(file.id(), "text", "hello");
+    h5::write_attribute(file.id(), "count", std::int64_t{42});
+    h5::write_attribute(file.id(), "mean", std::vector<double>{0.25, 0.5});
+    h5::write_attribute(file.id(), "text", "replaced");
+    file.close();
+  }
+  h5::File file = h5::File::open(path);
+  EXPECT_EQ(h5::read_vector<std::int64_t>(file.id(), "labels"), (std::vector<std::int64_t>{3, -1, 7}));
+  EXPECT_EQ(h5::read_vector<double>(file.id(), "/meta/age"), (std::vector<double>{1.5, 2.5}));
+  EXPECT_EQ(h5::read_strings(file.id(), "names"), (std::vector<std::string>{"a", "", "ünï"}));
+  EXPECT_EQ(h5::read_string_attribute(file.id(), "text"), "replaced");
+  EXPECT_EQ(h5::read_int_attribute(file.id(), "count"), 42);
+  EXPECT_EQ(h5::read_double_attribute(file.id(), "mean"), (std::vector<double>{0.25, 0.5}));
+  EXPECT_EQ(h5::attribute_as_text(file.id(), "mean"), "[0.25, 0.5]");
+  EXPECT_TRUE(h5::exists(file.id(), "meta/age"));
+  EXPECT_FALSE(h5::exists(file.id(), "nothing/age"));
+  EXPECT_EQ(h5::list_children(file.id()), (std::vector<std::string>{"labels", "meta", "names"}));
+  EXPECT_EQ(h5::list_attributes(file.id()), (std::vector<std::string>{"count", "mean", "text"}));
+}
+
+TEST(H5Layer, ErrorsNameTheObjectAndTheFile) {
+  TempDir dir;
+  const std::string path = dir.path("cache.h5");
+  h5::File::create(path).close();
+  h5::File file = h5::File::open(path);
+  try {
+    h5::open_dataset(file.id(), "images");
+    FAIL() << "no exception";
+  } catch (const medload::HdfError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("Unable to open the dataset \"images\" in "), std::string::npos) << message;
+    EXPECT_NE(message.find("cache.h5"), std::string::npos) << message;
+  }
+  EXPECT_THROW(h5::File::open(dir.path("missing.h5")), medload::HdfError);
+  try {
+    h5::File::open(dir.path("missing.h5"));
+  } catch (const medload::HdfError& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.h5"), std::string::npos);
+  }
+}
+
+TEST(H5Layer, HandlesAreMoveOnlyAndCloseOnce) {
+  TempDir dir;
+  h5::File file = h5::File::create(dir.path("m.h5"));
+  h5::Group group = h5::create_group(file.id(), "g/h");
+  const hid_t id = group.id();
+  h5::Group moved = std::move(group);
+  EXPECT_FALSE(group.valid());
+  EXPECT_EQ(moved.id(), id);
+  EXPECT_GT(H5Iis_valid(id), 0);
+  moved.reset();
+  EXPECT_LE(H5Iis_valid(id), 0);
+  static_assert(!std::is_copy_constructible_v<h5::Dataset>);
+}
+
+TEST(H5Layer, WritesAndReadsRowsOfAResizableChunkedDataset) {
+  TempDir dir;
+  h5::File file = h5::File::create(dir.path("r.h5"));
+  h5::DatasetLayout layout;
+  layout.chunk = {1, 2, 3};
+  layout.max_dims = {H5S_UNLIMITED, 2, 3};
+  layout.deflate = 4;
+  h5::Dataset data = h5::create_dataset(file.id(), "images", H5T_NATIVE_UINT16, {0, 2, 3}, layout);
+  h5::resize(data, {2, 2, 3});
+  std::vector<std::uint16_t> rows(12);
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::uint16_t>(i * 1000);
+  h5::write_rows(data, 0, 2, H5T_NATIVE_UINT16, rows.data());
+  std::vector<std::uint16_t> second(6);
+  h5::read_rows(data, 1, 1, H5T_NATIVE_UINT16, second.data());
+  EXPECT_EQ(second, std::vector<std::uint16_t>(rows.begin() + 6, rows.end()));
+  EXPECT_THROW(h5::read_rows(data, 2, 1, H5T_NATIVE_UINT16, second.data()), medload::HdfError);
+}
