@@ -1,0 +1,129 @@
+#pragma once
+/// Reading a medload HDF5 cache (schema in docs/cache.md). Opening reads the small per-sample
+/// tables and every image chunk's file offset once; after that, reading images never takes the
+/// HDF5 library lock: `read_image` is a `pread` on a plain file descriptor (plus zlib inflate,
+/// outside any lock, when the cache is compressed), so it is thread-safe and scales with threads.
+/// Any number of processes may open the same cache read-only at once.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "medload/loader/ingest/decoded_image.h"
+#include "medload/loader/preprocess/preprocess.h"
+
+namespace medload::loader {
+
+/// The schema version this medload writes and reads (the cache's `schema_version` attribute).
+inline constexpr std::int64_t kCacheSchemaVersion = 1;
+
+/// One metadata column (`/meta/<name>`): numeric (float64) or text, with its imputation flags.
+struct MetaColumn {
+  std::string name;               ///< column name ("age", "sex", "modality", ...)
+  bool numeric = false;           ///< true: `values` holds the data; false: `text` does
+  std::vector<double> values;     ///< [N] numeric values (NaN when missing and not imputed)
+  std::vector<std::string> text;  ///< [N] text values ("" when missing and not imputed)
+  /// [N] 1 where the source had no value (it was filled by the imputation policy, or left
+  /// NaN/"" when imputation is off), else 0.
+  std::vector<std::uint8_t> imputed;
+};
+
+/// One rejected input file (`/rejected`).
+struct RejectedFile {
+  std::string path;    ///< as listed in the build report
+  std::string reason;  ///< reason code ("blank", "truncated", ...)
+  std::string detail;  ///< for a person
+};
+
+/// A read-only view of one cache file.
+class CacheReader {
+ public:
+  /// Opens `path` read-only. Throws IoError when it cannot be opened, FormatError naming the file
+  /// when it is not a medload cache, has a newer `schema_version` than kCacheSchemaVersion, or is
+  /// truncated (an image chunk lies past the end of the file).
+  explicit CacheReader(const std::string& path);
+  ~CacheReader();
+  CacheReader(CacheReader&&) noexcept;
+  CacheReader& operator=(CacheReader&&) noexcept;
+  CacheReader(const CacheReader&) = delete;
+  CacheReader& operator=(const CacheReader&) = delete;
+
+  /// The file it reads.
+  const std::string& path() const noexcept;
+  /// Number of images N.
+  std::size_t size() const noexcept;
+  /// Rows of every image.
+  int height() const noexcept;
+  /// Columns of every image.
+  int width() const noexcept;
+  /// Channels C (1 = gray; 3 = colour, stored planar B,G,R).
+  int channels() const noexcept;
+  /// Element type: PixelType::kUInt8 or PixelType::kUInt16.
+  PixelType dtype() const noexcept;
+  /// Bytes of one image: channels * height * width * element size.
+  std::size_t image_bytes() const noexcept;
+
+  /// Reads image `index` into `out` (image_bytes() bytes, layout [C,H,W] row-major, native byte
+  /// order). Thread-safe; takes no lock. Throws std::out_of_range for a bad index, IoError when
+  /// the read fails or comes up short (file truncated since it was opened), FormatError when a
+  /// compressed chunk does not inflate to image_bytes().
+  void read_image(std::size_t index, void* out) const;
+  /// Reads `indices.size()` images one after another into `out` ([B,C,H,W]). Thread-safe.
+  void read_images(const std::vector<std::size_t>& indices, void* out) const;
+  /// True when the stored bytes of image `index` match its checksum (XXH64 of the image bytes,
+  /// `/checksum`). Reading errors (a short read) count as a mismatch.
+  bool verify(std::size_t index) const;
+
+  /// [N] class index per image; -1 = unlabeled (or multi-label: see label_matrix()).
+  const std::vector<std::int64_t>& labels() const noexcept;
+  /// True when the cache has a `/label_matrix` (some sample has several labels).
+  bool multi_label() const noexcept;
+  /// [N, K] row-major 0/1 matrix, K = class_names().size(); empty when !multi_label().
+  const std::vector<std::uint8_t>& label_matrix() const noexcept;
+  /// Class names, index = label.
+  const std::vector<std::string>& class_names() const noexcept;
+  /// [N] patient identifiers ("" when unknown).
+  const std::vector<std::string>& patient_ids() const noexcept;
+  /// [N] source files, relative to the build's root, as in the build report.
+  const std::vector<std::string>& source_paths() const noexcept;
+  /// [N] XXH64 of each source file's bytes (16 hex digits).
+  const std::vector<std::string>& source_hashes() const noexcept;
+  /// [N] site (institution), "" when unknown.
+  const std::vector<std::string>& sites() const noexcept;
+  /// [N] frame of a multi-frame source (0 for single-frame files).
+  const std::vector<std::int32_t>& frame_indices() const noexcept;
+  /// [N] stored per-image checksums.
+  const std::vector<std::uint64_t>& checksums() const noexcept;
+  /// Names of the `/meta` columns, sorted.
+  std::vector<std::string> meta_names() const;
+  /// The metadata column `name`. Throws FormatError naming the file when there is none.
+  MetaColumn meta(const std::string& name) const;
+  /// Where image `index` came from (original size, crop box, scale, padding).
+  Geometry geometry(std::size_t index) const;
+  /// The rejected input files of the build.
+  std::vector<RejectedFile> rejected() const;
+
+  /// The canonical pipeline config JSON it was built with.
+  const std::string& config_json() const noexcept;
+  /// Its hash (16 hex digits).
+  const std::string& config_hash() const noexcept;
+  /// The medload version that built it.
+  const std::string& library_version() const noexcept;
+  /// The schema version of the file.
+  std::int64_t schema_version() const noexcept;
+  /// True when the root group has the attribute `name`.
+  bool has_attribute(const std::string& name) const;
+  /// Root attribute `name` as text (strings as stored, numbers formatted, arrays "[a, b]").
+  /// Throws HdfError naming it and the file when missing.
+  std::string attribute(const std::string& name) const;
+  /// Names of the root attributes, sorted.
+  std::vector<std::string> attribute_names() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace medload::loader
