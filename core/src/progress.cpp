@@ -71,6 +71,9 @@ void Progress::draw(bool final) {
       return;
     }
     if (style_ == ProgressStyle::kLines) {
+      if (total_ && done >= total_) {
+        return;  // the final line says it, with the elapsed time
+      }
       const int decile = static_cast<int>(fraction * 10);
       if (since < 2.0 && decile == last_decile_) {
         return;

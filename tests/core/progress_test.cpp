@@ -17,6 +17,10 @@ TEST(Progress, PlainLinesNameTheWorkAndTheCount) {
   const std::string text = out.str();
   EXPECT_NE(text.find("scan: 10/10 files (100%)"), std::string::npos) << text;
   EXPECT_EQ(text.find('\r'), std::string::npos) << "plain lines never redraw";
+  // The 100% line is printed once, by finish(), with the elapsed time.
+  const auto first = text.find("10/10");
+  EXPECT_EQ(text.find("10/10", first + 1), std::string::npos) << text;
+  EXPECT_NE(text.find(" s\n", first), std::string::npos) << text;
 }
 
 TEST(Progress, QuietPrintsNothing) {
