@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <set>
+#include <thread>
 
 #include "augment_test_util.h"
 #include "medload/core/error.h"
@@ -219,4 +220,28 @@ TEST(AppliedParams, FromJsonNamesWhatIsMissing) {
   j = identity_params().to_json();
   j["noise_key"] = "xyz";
   EXPECT_THROW(AppliedParams::from_json(j), medload::ConfigError);
+}
+
+TEST(Augmenter, ConcurrentCallersOnOneAugmenterGetTheirOwnResults) {
+  // The loader calls its hook from several reader threads at once.
+  Augmenter augmenter(full(), 2);
+  const torch::Tensor input = synthetic_u8(8, 1, 24, 24);
+  torch::Tensor expected[3];
+  for (int e = 0; e < 3; ++e) {
+    expected[e] = input.clone();
+    Augmenter(full(), 1).apply(expected[e], ids({0, 1, 2, 3, 4, 5, 6, 7}), e);
+  }
+  torch::Tensor got[3];
+  std::vector<std::thread> callers;
+  for (int e = 0; e < 3; ++e) {
+    callers.emplace_back([&, e] {
+      for (int repeat = 0; repeat < 5; ++repeat) {
+        torch::Tensor batch = input.clone();
+        augmenter.apply(batch, ids({0, 1, 2, 3, 4, 5, 6, 7}), e);
+        got[e] = batch;
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (int e = 0; e < 3; ++e) EXPECT_TRUE(same(got[e], expected[e])) << "epoch " << e;
 }
