@@ -33,7 +33,8 @@ function(medload_install_headers dir)
 endfunction()
 
 # medload_add_test(name SOURCES a_test.cpp b_test.cpp LIBS medload::x)
-# One GoogleTest executable; each TEST becomes a ctest test (discovered when ctest runs).
+# One GoogleTest executable; each TEST becomes a ctest test (discovered when ctest runs), labelled
+# with the executable's name (so `ctest -L medload_loader_ingest_tests` runs one suite) and LABELS.
 # Tests find committed fixtures through MEDLOAD_FIXTURES_DIR and the fetched real corpus through
 # MEDLOAD_CORPUS_DIR (scripts/fetch_corpus.sh fills it).
 function(medload_add_test name)
@@ -51,7 +52,7 @@ function(medload_add_test name)
   medload_set_warnings(${name})
   include(GoogleTest)
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 120
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS};${name}")
 endfunction()
 
 # medload_add_benchmark(module SOURCES ... LIBS ...): the Google Benchmark suite
