@@ -20,8 +20,7 @@ namespace {
 
 template <typename T>
 void moments(const std::uint8_t* bytes, std::size_t count, double& sum, double& sum_sq) {
-  // Two accumulators per pass keep the dependency chain short; the order is fixed, so the result
-  // is deterministic.
+  // Summed in a fixed order, so the result (and the blank decision) is the same on every run.
   const T* p = reinterpret_cast<const T*>(bytes);
   double s = 0, q = 0;
   for (std::size_t i = 0; i < count; ++i) {
