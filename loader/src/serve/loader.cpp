@@ -1,0 +1,271 @@
+// The loader's pipeline: the caller's thread draws index batches from the sampler and queues
+// them; pool workers read samples straight into the batch tensor (converting to float there),
+// the last worker of a batch runs the augmentation hook; the caller takes batches in order.
+
+#include "medload/loader/serve/loader.h"
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "medload/core/error.h"
+#include "medload/loader/serve/cache_dataset.h"
+#include "medload/samplers/stream_sampler.h"
+
+namespace medload::loader {
+
+void LoaderOptions::validate() const {
+  if (batch_size == 0) throw ConfigError("LoaderOptions.batch_size must be > 0");
+  if (threads > 256) throw ConfigError("LoaderOptions.threads = " + std::to_string(threads) + " is above 256");
+  if (prefetch < 1 || prefetch > 64) {
+    throw ConfigError("LoaderOptions.prefetch = " + std::to_string(prefetch) + " is outside [1, 64]");
+  }
+}
+
+struct Loader::Pending {
+  std::vector<std::size_t> indices;
+  std::vector<std::int64_t> ids;
+  torch::Tensor images;
+  torch::Tensor labels;
+  torch::Tensor sample_ids;
+  std::size_t index = 0;
+  std::size_t epoch = 0;
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> workers_left{0};
+  std::atomic<bool> stop{false};  // cancelled, or a read failed
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  std::string error;  // the first failure, naming the sample
+
+  void fail(std::string message) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (error.empty()) error = std::move(message);
+    stop = true;
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [this] { return done; });
+  }
+};
+
+namespace {
+
+template <class T>
+void to_float(const T* in, float* out, std::size_t n, float a, float b) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) * a + b;
+}
+
+std::size_t resolve_threads(std::size_t threads) {
+  if (threads != 0) return threads;
+  return std::max<std::size_t>(1, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+Loader::Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampler> sampler,
+               LoaderOptions options)
+    : source_(std::move(source)), sampler_(std::move(sampler)), options_(std::move(options)) {
+  options_.validate();
+  if (!source_) throw ConfigError("Loader: the sample source is null");
+  if (!sampler_) throw ConfigError("Loader: the sampler is null");
+  layout_ = source_->layout();
+  output_ = source_->output();
+  label_columns_ = source_->label_columns();
+  if (!output_.as_float && layout_.depth != PixelDepth::kUInt8) {
+    throw ConfigError("Loader: uint8 output needs 8-bit samples; this source stores 16-bit pixels (serve float32)");
+  }
+  if (!(output_.std > 0.0f)) throw ConfigError("Loader: the source's std must be > 0, got " + std::to_string(output_.std));
+  pinned_ = options_.pin_memory && torch::cuda::is_available();
+  if (auto* stream = dynamic_cast<samplers::StreamSampler*>(sampler_.get())) {
+    epoch_ = stream->epoch();
+    returned_ = drawn_ = stream->position() / options_.batch_size;
+  }
+  pool_ = std::make_unique<ThreadPool>(resolve_threads(options_.threads));
+}
+
+Loader::Loader(const CacheDataset& dataset, std::shared_ptr<Sampler> sampler, LoaderOptions options)
+    : Loader(dataset.source(), std::move(sampler), std::move(options)) {}
+
+Loader::~Loader() {
+  for (auto& pending : in_flight_) pending->stop = true;
+  pool_.reset();  // the cancelled jobs return at once; then the workers are joined
+}
+
+void Loader::cancel_in_flight() {
+  for (auto& pending : in_flight_) pending->stop = true;
+  for (auto& pending : in_flight_) pending->wait();
+  in_flight_.clear();
+}
+
+void Loader::set_epoch(std::size_t epoch) {
+  cancel_in_flight();
+  if (auto* stream = dynamic_cast<samplers::StreamSampler*>(sampler_.get())) {
+    stream->set_epoch(epoch);
+  } else {
+    sampler_->reset(torch::nullopt);
+  }
+  epoch_ = epoch;
+  drawn_ = returned_ = 0;
+  sampler_done_ = finished_ = false;
+}
+
+void Loader::load_state(const LoaderState& state) {
+  set_epoch(state.epoch);
+  for (std::size_t b = 0; b < state.batches; ++b) {
+    auto indices = sampler_->next(options_.batch_size);
+    if (!indices || (options_.drop_last && indices->size() < options_.batch_size)) {
+      throw ConfigError("Loader::load_state: epoch " + std::to_string(state.epoch) + " has only " +
+                        std::to_string(b) + " batches, the state is at batch " + std::to_string(state.batches));
+    }
+  }
+  drawn_ = returned_ = state.batches;
+}
+
+void Loader::start_batch(std::vector<std::size_t> indices) {
+  const std::size_t n = source_->size();
+  for (std::size_t i : indices) {
+    if (i >= n) {
+      throw ConfigError("Loader: the sampler yielded index " + std::to_string(i) + " but the source has " +
+                        std::to_string(n) + " samples");
+    }
+  }
+  auto pending = std::make_shared<Pending>();
+  const auto batch = static_cast<std::int64_t>(indices.size());
+  auto options = torch::TensorOptions().pinned_memory(pinned_);
+  pending->images = torch::empty({batch, layout_.channels, layout_.height, layout_.width},
+                                 options.dtype(output_.as_float ? torch::kFloat32 : torch::kUInt8));
+  pending->labels = label_columns_ == 0
+                        ? torch::empty({batch}, options.dtype(torch::kInt64))
+                        : torch::empty({batch, static_cast<std::int64_t>(label_columns_)}, options.dtype(torch::kInt64));
+  pending->sample_ids = torch::empty({batch}, options.dtype(torch::kInt64));
+  const std::size_t label_width = std::max<std::size_t>(1, label_columns_);
+  auto* labels = pending->labels.data_ptr<std::int64_t>();
+  auto* ids = pending->sample_ids.data_ptr<std::int64_t>();
+  pending->ids.resize(indices.size());
+  for (std::size_t j = 0; j < indices.size(); ++j) {
+    source_->label(indices[j], labels + j * label_width);
+    ids[j] = pending->ids[j] = source_->sample_id(indices[j]);
+  }
+  pending->indices = std::move(indices);
+  pending->index = drawn_++;
+  pending->epoch = epoch_;
+
+  const std::size_t workers = std::min(pool_->size(), pending->indices.size());
+  pending->workers_left = workers;
+  const SampleLayout layout = layout_;
+  const SampleOutput output = output_;
+  const AugmentHook* hook = options_.augment ? &options_.augment : nullptr;  // the loader outlives its jobs
+  const SampleSource* source = source_.get();
+  for (std::size_t w = 0; w < workers; ++w) {
+    pool_->submit([pending, layout, output, hook, source] {
+      const std::size_t count = pending->indices.size();
+      const std::size_t pixels = layout.pixels();
+      const float a = output.scale / output.std;
+      const float b = -output.mean / output.std;
+      std::size_t index = pending->indices.front();
+      try {
+        // uint16 storage keeps the staging buffer aligned for both depths.
+        std::vector<std::uint16_t> staging(output.as_float ? (layout.bytes() + 1) / 2 : 0);
+      while (!pending->stop) {
+        const std::size_t j = pending->next.fetch_add(1);
+        if (j >= count) break;
+        index = pending->indices[j];
+        if (output.as_float) {
+          source->read(index, staging.data());
+          float* out = pending->images.data_ptr<float>() + j * pixels;
+          if (layout.depth == PixelDepth::kUInt8) {
+            to_float(reinterpret_cast<const std::uint8_t*>(staging.data()), out, pixels, a, b);
+          } else {
+            to_float(staging.data(), out, pixels, a, b);
+          }
+        } else {
+          source->read(index, pending->images.data_ptr<std::uint8_t>() + j * pixels);
+        }
+      }
+      } catch (const std::exception& e) {
+        pending->fail("reading " + source->describe(index) + " failed: " + e.what());
+      } catch (...) {
+        pending->fail("reading " + source->describe(index) + " failed with an unknown exception");
+      }
+      if (pending->workers_left.fetch_sub(1) == 1) {
+        if (hook != nullptr && !pending->stop) {
+          try {
+            (*hook)(pending->images, pending->ids, static_cast<std::int64_t>(pending->epoch));
+          } catch (const std::exception& e) {
+            pending->fail("augmenting batch " + std::to_string(pending->index) + " of epoch " +
+                          std::to_string(pending->epoch) + " (first " + source->describe(pending->indices.front()) +
+                          ") failed: " + e.what());
+          } catch (...) {
+            pending->fail("augmenting batch " + std::to_string(pending->index) + " of epoch " +
+                          std::to_string(pending->epoch) + " failed with an unknown exception");
+          }
+        }
+        std::lock_guard<std::mutex> lock(pending->mutex);
+        pending->done = true;
+        pending->cv.notify_all();
+      }
+    });
+  }
+  in_flight_.push_back(std::move(pending));
+}
+
+void Loader::fill() {
+  while (!sampler_done_ && in_flight_.size() < options_.prefetch) {
+    auto indices = sampler_->next(options_.batch_size);
+    if (!indices || indices->empty() || (options_.drop_last && indices->size() < options_.batch_size)) {
+      sampler_done_ = true;
+      break;
+    }
+    start_batch(std::move(*indices));
+  }
+}
+
+torch::optional<Batch> Loader::next() {
+  if (finished_) return torch::nullopt;
+  fill();
+  if (in_flight_.empty()) {
+    finished_ = true;
+    return torch::nullopt;
+  }
+  std::shared_ptr<Pending> pending = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  fill();  // keep `prefetch` batches in flight while the caller works on this one
+  pending->wait();
+  ++returned_;
+  if (!pending->error.empty()) {
+    throw WorkerError("medload loader: " + pending->error);
+  }
+  Batch batch;
+  batch.images = std::move(pending->images);
+  batch.labels = std::move(pending->labels);
+  batch.sample_ids = std::move(pending->sample_ids);
+  batch.index = pending->index;
+  batch.epoch = pending->epoch;
+  return batch;
+}
+
+Loader::Iterator::Iterator(Loader* loader) : loader_(loader) {
+  if (loader_ != nullptr) ++*this;
+}
+
+Loader::Iterator& Loader::Iterator::operator++() {
+  current_ = loader_->next();
+  if (!current_) loader_ = nullptr;
+  return *this;
+}
+
+Loader::Iterator Loader::begin() {
+  if (finished_) set_epoch(epoch_ + 1);
+  return Iterator(this);
+}
+
+}  // namespace medload::loader

@@ -1,0 +1,230 @@
+// Stratified patient-level splits: a greedy assignment of whole patients, largest first.
+
+#include "medload/loader/serve/split.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <unordered_map>
+
+#include "medload/core/error.h"
+#include "medload/core/hash.h"
+#include "medload/samplers/counter_rng.h"
+
+namespace medload::loader {
+
+std::string_view part_name(SplitPart part) {
+  switch (part) {
+    case SplitPart::kTrain:
+      return "train";
+    case SplitPart::kVal:
+      return "val";
+    case SplitPart::kTest:
+      return "test";
+  }
+  return "?";
+}
+
+SplitPart part_from_name(std::string_view name) {
+  if (name == "train") return SplitPart::kTrain;
+  if (name == "val") return SplitPart::kVal;
+  if (name == "test") return SplitPart::kTest;
+  throw ConfigError("split part \"" + std::string(name) + "\" is not one of train, val, test");
+}
+
+void SplitOptions::validate() const {
+  if (ratios.size() < 2 || ratios.size() > 3) {
+    throw ConfigError("SplitOptions.ratios must have 2 (train,val) or 3 (train,val,test) entries, got " +
+                      std::to_string(ratios.size()));
+  }
+  double sum = 0;
+  for (std::size_t i = 0; i < ratios.size(); ++i) {
+    if (!(ratios[i] >= 0.0 && ratios[i] <= 1.0)) {
+      throw ConfigError("SplitOptions.ratios[" + std::to_string(i) + "] = " + std::to_string(ratios[i]) +
+                        " is outside [0, 1]");
+    }
+    sum += ratios[i];
+  }
+  if (!(ratios[0] > 0.0)) throw ConfigError("SplitOptions.ratios[0] (train) must be > 0");
+  if (std::abs(sum - 1.0) > 1e-6) {
+    throw ConfigError("SplitOptions.ratios must sum to 1, they sum to " + std::to_string(sum));
+  }
+}
+
+std::size_t SplitInput::size() const {
+  const std::size_t n = patient_ids.size();
+  if (label_columns == 0) {
+    if (!label_matrix.empty()) throw ConfigError("SplitInput.label_matrix is set but label_columns is 0");
+    if (labels.size() != n) {
+      throw ConfigError("SplitInput.labels has " + std::to_string(labels.size()) + " entries, patient_ids " +
+                        std::to_string(n));
+    }
+  } else {
+    if (!labels.empty()) throw ConfigError("SplitInput: set labels or label_matrix, not both");
+    if (label_matrix.size() != n * label_columns) {
+      throw ConfigError("SplitInput.label_matrix has " + std::to_string(label_matrix.size()) +
+                        " entries, expected patient_ids (" + std::to_string(n) + ") x label_columns (" +
+                        std::to_string(label_columns) + ")");
+    }
+  }
+  return n;
+}
+
+std::vector<std::string> effective_patient_ids(const std::vector<std::string>& patient_ids) {
+  std::vector<std::string> out(patient_ids.size());
+  for (std::size_t i = 0; i < patient_ids.size(); ++i) {
+    out[i] = patient_ids[i].empty() ? "~sample:" + std::to_string(i) : patient_ids[i];
+  }
+  return out;
+}
+
+std::uint64_t patient_set_hash(const std::vector<std::string>& patient_ids) {
+  std::vector<std::string> ids = effective_patient_ids(patient_ids);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::string joined;
+  for (const std::string& id : ids) {
+    joined += id;
+    joined += '\n';
+  }
+  return hash64_text(joined);
+}
+
+namespace {
+
+struct Patient {
+  std::vector<std::size_t> samples;
+  // (class column, count) pairs; the last column (classes) is "unlabeled".
+  std::vector<std::pair<std::size_t, std::int64_t>> classes;
+};
+
+SplitAssignment assign(const SplitInput& input, const std::vector<double>& ratios, std::uint64_t seed) {
+  const std::size_t n = input.size();
+  std::int64_t max_label = -1;
+  for (std::int64_t l : input.labels) {
+    if (l < -1) throw ConfigError("SplitInput.labels holds " + std::to_string(l) + " (labels are >= -1)");
+    max_label = std::max(max_label, l);
+  }
+  const std::size_t classes =
+      input.label_columns > 0 ? input.label_columns : static_cast<std::size_t>(max_label + 1);
+  const std::size_t columns = classes + 1;  // + unlabeled
+  const std::size_t parts = ratios.size();
+
+  SplitAssignment result;
+  result.parts = parts;
+  result.part.assign(n, 0);
+  result.class_counts.assign(parts, std::vector<std::int64_t>(columns, 0));
+  result.sample_counts.assign(parts, 0);
+  result.patient_counts.assign(parts, 0);
+  result.patient_set_hash = patient_set_hash(input.patient_ids);
+
+  // Group samples by patient, in first-appearance order (deterministic).
+  std::vector<Patient> patients;
+  std::unordered_map<std::string, std::size_t> index_of;
+  std::vector<std::int64_t> sample_columns;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t p;
+    if (input.patient_ids[i].empty()) {
+      ++result.samples_without_patient;
+      p = patients.size();
+      patients.emplace_back();
+    } else {
+      auto [it, inserted] = index_of.try_emplace(input.patient_ids[i], patients.size());
+      if (inserted) patients.emplace_back();
+      p = it->second;
+    }
+    Patient& patient = patients[p];
+    patient.samples.push_back(i);
+    auto add = [&patient](std::size_t column) {
+      for (auto& [c, count] : patient.classes) {
+        if (c == column) {
+          ++count;
+          return;
+        }
+      }
+      patient.classes.emplace_back(column, 1);
+    };
+    if (input.label_columns == 0) {
+      add(input.labels[i] < 0 ? classes : static_cast<std::size_t>(input.labels[i]));
+    } else {
+      bool any = false;
+      for (std::size_t k = 0; k < classes; ++k) {
+        if (input.label_matrix[i * classes + k] != 0) {
+          add(k);
+          any = true;
+        }
+      }
+      if (!any) add(classes);
+    }
+  }
+  result.patients = patients.size();
+
+  std::vector<double> total(columns, 0.0);
+  for (const Patient& p : patients) {
+    for (const auto& [c, count] : p.classes) total[c] += static_cast<double>(count);
+  }
+
+  // Largest patients first (they are the hardest to place); equal sizes in a seeded order.
+  std::vector<std::size_t> order(patients.size());
+  std::iota(order.begin(), order.end(), 0);
+  samplers::CounterRng rng(seed, 0x5b11u);
+  for (std::size_t i = order.size(); i > 1; --i) {
+    std::swap(order[i - 1], order[rng.next_below(i)]);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return patients[a].samples.size() > patients[b].samples.size();
+  });
+
+  // Cost = sum over parts of sum over classes of (fraction of the class in the part - ratio)^2,
+  // plus the same term for the part's share of all samples. Adding a patient to part s changes
+  // only part s's terms, so the best part is found from the deltas alone.
+  std::vector<std::vector<double>> current(parts, std::vector<double>(columns, 0.0));
+  std::vector<double> sizes(parts, 0.0);
+  const double n_total = static_cast<double>(n);
+  for (std::size_t p : order) {
+    const Patient& patient = patients[p];
+    const double size = static_cast<double>(patient.samples.size());
+    std::size_t best = 0;
+    double best_delta = 0;
+    for (std::size_t s = 0; s < parts; ++s) {
+      if (ratios[s] <= 0.0) continue;
+      double delta = 0;
+      for (const auto& [c, count] : patient.classes) {
+        const double before = current[s][c] / total[c] - ratios[s];
+        const double after = (current[s][c] + static_cast<double>(count)) / total[c] - ratios[s];
+        delta += after * after - before * before;
+      }
+      const double before = sizes[s] / n_total - ratios[s];
+      const double after = (sizes[s] + size) / n_total - ratios[s];
+      delta += after * after - before * before;
+      if (s == 0 || delta < best_delta - 1e-15) {
+        best = s;
+        best_delta = delta;
+      }
+    }
+    for (const auto& [c, count] : patient.classes) {
+      current[best][c] += static_cast<double>(count);
+      result.class_counts[best][c] += count;
+    }
+    sizes[best] += size;
+    result.sample_counts[best] += static_cast<std::int64_t>(patient.samples.size());
+    ++result.patient_counts[best];
+    for (std::size_t i : patient.samples) result.part[i] = static_cast<std::int8_t>(best);
+  }
+  return result;
+}
+
+}  // namespace
+
+SplitAssignment split_patients(const SplitInput& input, const SplitOptions& options) {
+  options.validate();
+  return assign(input, options.ratios, options.seed);
+}
+
+SplitAssignment kfold_patients(const SplitInput& input, std::size_t k, std::uint64_t seed) {
+  if (k < 2 || k > 100) throw ConfigError("k-fold: k = " + std::to_string(k) + " is outside [2, 100]");
+  return assign(input, std::vector<double>(k, 1.0 / static_cast<double>(k)), seed);
+}
+
+}  // namespace medload::loader

@@ -1,0 +1,75 @@
+#pragma once
+// Writing small caches for the serve tests with the cache stage's writer.
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cache_writer.h"
+#include "medload/core/hash.h"
+
+namespace medload::loader::testing {
+
+/// A fresh folder under the system's temporary folder, removed on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    root_ = std::filesystem::temp_directory_path() /
+            ("medload-serve-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path(const std::string& name) const { return (root_ / name).string(); }
+
+ private:
+  std::filesystem::path root_;
+};
+
+/// One sample of a test cache.
+struct TestSample {
+  std::vector<std::uint8_t> pixels;  // height * width (8-bit gray)
+  std::int64_t label = 0;
+  std::string patient;
+  std::string path;
+};
+
+/// Writes an 8-bit gray cache of `samples` (each height x width) to `path`.
+inline void write_test_cache(const std::string& path, int height, int width, const std::vector<TestSample>& samples,
+                             const std::vector<std::string>& class_names = {"normal", "pneumonia"}) {
+  detail::CacheHeader header;
+  header.count = samples.size();
+  header.height = height;
+  header.width = width;
+  header.channels = 1;
+  header.dtype = PixelType::kUInt8;
+  detail::CacheWriter writer(path, header);
+  detail::CacheColumns columns;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const TestSample& s = samples[i];
+    writer.write_image(i, s.pixels.data(), s.pixels.size());
+    columns.labels.push_back(s.label);
+    columns.patient_ids.push_back(s.patient);
+    columns.source_paths.push_back(s.path);
+    columns.source_hashes.push_back(hash_hex(i));
+    columns.sites.push_back("");
+    columns.frame_indices.push_back(0);
+    columns.source_indices.push_back(static_cast<std::int64_t>(i));
+    columns.pixel_hashes.push_back(hash64(s.pixels.data(), s.pixels.size()));
+    columns.checksums.push_back(hash64(s.pixels.data(), s.pixels.size()));
+    columns.geometry.push_back(Geometry{});
+  }
+  writer.finish(columns, {}, class_names, R"({"test":true})", "0000000000000000", nlohmann::json::object());
+}
+
+}  // namespace medload::loader::testing
