@@ -386,6 +386,11 @@ Attribute open_attribute(hid_t loc, const std::string& name) {
       check(H5Aopen(loc, name.c_str(), H5P_DEFAULT), "open", "the attribute \"" + name + "\"", loc));
 }
 
+bool attribute_is_scalar(const Attribute& attribute) {
+  Dataspace space(H5Aget_space(attribute.id()));
+  return H5Sget_simple_extent_type(space.id()) == H5S_SCALAR;
+}
+
 std::size_t attribute_size(const Attribute& attribute) {
   Dataspace space(H5Aget_space(attribute.id()));
   const hssize_t n = H5Sget_simple_extent_npoints(space.id());
@@ -468,6 +473,7 @@ std::string attribute_as_text(hid_t loc, const std::string& name) {
   Attribute attribute = open_attribute(loc, name);
   Datatype type(check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
   const H5T_class_t type_class = H5Tget_class(type.id());
+  const bool scalar = attribute_is_scalar(attribute);
   std::ostringstream out;
   if (type_class == H5T_INTEGER) {
     std::vector<std::int64_t> values(attribute_size(attribute));
@@ -475,14 +481,14 @@ std::string attribute_as_text(hid_t loc, const std::string& name) {
       check_status(H5Aread(attribute.id(), H5T_NATIVE_INT64, values.data()), "read", "the attribute \"" + name + "\"",
                    loc);
     }
-    if (values.size() != 1) out << '[';
+    if (!scalar) out << '[';
     for (std::size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];
-    if (values.size() != 1) out << ']';
+    if (!scalar) out << ']';
   } else if (type_class == H5T_FLOAT) {
     const std::vector<double> values = read_double_attribute(loc, name);
-    if (values.size() != 1) out << '[';
+    if (!scalar) out << '[';
     for (std::size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];
-    if (values.size() != 1) out << ']';
+    if (!scalar) out << ']';
   } else {
     out << "<" << base_name(object_name(loc)) << " attribute of an unsupported type>";
   }

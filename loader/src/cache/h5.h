@@ -222,7 +222,8 @@ std::int64_t read_int_attribute(hid_t loc, const std::string& name);
 std::vector<double> read_double_attribute(hid_t loc, const std::string& name);
 /// True when the attribute's type is a string.
 bool attribute_is_string(hid_t loc, const std::string& name);
-/// The attribute as text: strings as they are, numbers formatted, arrays as "[a, b]".
+/// The attribute as text: strings as they are, scalar numbers formatted, arrays (even of one
+/// element) as "[a, b]".
 std::string attribute_as_text(hid_t loc, const std::string& name);
 
 // ---- template definitions --------------------------------------------------------------------

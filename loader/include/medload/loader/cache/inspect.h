@@ -1,0 +1,38 @@
+#pragma once
+/// Summarising a cache (`medload inspect`): counts per class, site and split, the config, the
+/// statistics, the rejected files; optionally verifying every image's checksum.
+
+#include <cstddef>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace medload::loader {
+
+/// What inspect_cache does.
+struct InspectOptions {
+  /// Read every image and compare it with its checksum (slower: reads the whole file).
+  bool verify = false;
+  /// Threads for verification; 0 = all cores. Range 0..256.
+  int threads = 0;
+  /// Rejected files listed by name in the summary (all are counted). Range 0..1000000.
+  std::size_t rejected_examples = 10;
+};
+
+/// The summary of the cache at `path` as JSON:
+/// {"path", "schema_version", "library_version", "build_time", "config_hash", "config" (object),
+///  "images": {"count", "channels", "height", "width", "dtype", "bytes_per_image"},
+///  "classes": [{"name", "count"}], "unlabeled", "multi_label" (per-class positives, when any),
+///  "sites": {site: count}, "patients", "samples_without_patient",
+///  "metadata": {name: {"numeric", "imputed", ("mean", "min", "max") | ("values": {v: n})}},
+///  "splits": {name: {"attributes": {...}, "parts": {part value: {"count", "classes": [...]}}}},
+///  "rejected": {"count", "by_reason": {...}, "examples": [{"path", "reason", "detail"}]},
+///  "attributes": {every other root attribute as text},
+///  "verify": {"checked", "failed", "failures": [{"index", "source_path", "frame_index"}]} (with verify)}.
+/// Throws what CacheReader's constructor throws.
+nlohmann::json inspect_cache(const std::string& path, const InspectOptions& options = {});
+
+/// The summary as text for a person.
+std::string format_inspection(const nlohmann::json& summary);
+
+}  // namespace medload::loader

@@ -1,0 +1,317 @@
+#include "medload/loader/cache/merge.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "cache_writer.h"
+#include "h5.h"
+#include "medload/core/error.h"
+#include "medload/core/hash.h"
+#include "medload/core/thread_pool.h"
+#include "medload/loader/cache/build.h"
+#include "medload/loader/cache/cache_reader.h"
+#include "metadata.h"
+
+namespace medload::loader {
+
+namespace fs = std::filesystem;
+
+void MergeOptions::validate() const {
+  if (inputs.empty()) throw ConfigError("inputs is empty; give the shard caches to merge");
+  if (output.empty()) throw ConfigError("output is empty; give the merged cache to write");
+  if (deflate < 0 || deflate > 9) throw ConfigError("deflate is " + std::to_string(deflate) + "; allowed 0..9");
+  std::error_code error;
+  for (const std::string& input : inputs) {
+    if (input == output || (fs::exists(output, error) && fs::equivalent(input, output, error))) {
+      throw ConfigError("output " + output + " is also an input; write the merged cache elsewhere");
+    }
+  }
+}
+
+namespace {
+
+struct Shard {
+  std::string path;
+  std::unique_ptr<CacheReader> reader;
+  std::int64_t index = 0;
+  std::int64_t count = 1;
+  std::vector<std::int64_t> source_indices;
+  std::vector<std::uint64_t> pixel_hashes;
+  std::vector<detail::RejectedRecord> rejected;
+  detail::RawMeta raw;
+  std::string impute = "class_median";
+  std::string missing_labels = "unlabeled";
+  std::int64_t sources = 0;
+  std::int64_t ok_files = 0;
+  std::int64_t sources_total = 0;
+};
+
+std::int64_t int_attribute(const h5::File& file, const char* name, std::int64_t fallback) {
+  return h5::has_attribute(file.id(), name) ? h5::read_int_attribute(file.id(), name) : fallback;
+}
+
+std::string string_attribute(const h5::File& file, const char* name, const std::string& fallback) {
+  return h5::has_attribute(file.id(), name) ? h5::read_string_attribute(file.id(), name) : fallback;
+}
+
+Shard open_shard(const std::string& path) {
+  Shard shard;
+  shard.path = path;
+  shard.reader = std::make_unique<CacheReader>(path);
+  const h5::File file = h5::File::open(path);
+  shard.index = int_attribute(file, "shard_index", 0);
+  shard.count = int_attribute(file, "shard_count", 1);
+  shard.sources = int_attribute(file, "count_sources", 0);
+  shard.ok_files = int_attribute(file, "count_ok_files", 0);
+  shard.sources_total = int_attribute(file, "sources_total", shard.sources);
+  shard.impute = string_attribute(file, "impute", "class_median");
+  shard.missing_labels = string_attribute(file, "missing_labels", "unlabeled");
+  const std::size_t n = shard.reader->size();
+  shard.source_indices = h5::exists(file.id(), "source_index") ? h5::read_vector<std::int64_t>(file.id(), "source_index")
+                                                               : std::vector<std::int64_t>(n, 0);
+  shard.pixel_hashes = h5::exists(file.id(), "pixel_hash") ? h5::read_vector<std::uint64_t>(file.id(), "pixel_hash")
+                                                           : std::vector<std::uint64_t>(n, 0);
+  if (shard.source_indices.size() != n || shard.pixel_hashes.size() != n) {
+    throw FormatError(path + ": /source_index or /pixel_hash does not have one entry per image");
+  }
+  if (h5::exists(file.id(), "rejected/path")) {
+    const auto paths = h5::read_strings(file.id(), "rejected/path");
+    const auto reasons = h5::read_strings(file.id(), "rejected/reason");
+    const auto details = h5::read_strings(file.id(), "rejected/detail");
+    const auto hashes = h5::read_strings(file.id(), "rejected/source_hash");
+    const auto outcomes = h5::read_strings(file.id(), "rejected/outcome");
+    const auto indices = h5::read_vector<std::int64_t>(file.id(), "rejected/source_index");
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      shard.rejected.push_back({i < indices.size() ? indices[i] : 0, paths[i], reasons[i], details[i],
+                                i < hashes.size() ? hashes[i] : "", i < outcomes.size() ? outcomes[i] : "{}"});
+    }
+  }
+  std::vector<MetaColumn> columns;
+  for (const std::string& name : shard.reader->meta_names()) columns.push_back(shard.reader->meta(name));
+  shard.raw.resize(n);
+  detail::columns_to_raw(columns, shard.raw);
+  return shard;
+}
+
+void require_same(const Shard& a, const Shard& b, const char* what, bool same) {
+  if (!same) {
+    throw FormatError("cannot merge " + b.path + " with " + a.path + ": their " + what +
+                      " differ (merge shards of one build)");
+  }
+}
+
+std::string system_reason() { return std::strerror(errno); }
+
+}  // namespace
+
+MergeResult merge_caches(const MergeOptions& options) {
+  options.validate();
+  h5::silence_errors();
+  std::vector<Shard> shards;
+  for (const std::string& input : options.inputs) shards.push_back(open_shard(input));
+  const Shard& first = shards.front();
+  for (const Shard& shard : shards) {
+    require_same(first, shard, "config hashes", shard.reader->config_hash() == first.reader->config_hash());
+    require_same(first, shard, "library versions", shard.reader->library_version() == first.reader->library_version());
+    require_same(first, shard, "class names", shard.reader->class_names() == first.reader->class_names());
+    require_same(first, shard, "image shapes and types",
+                 shard.reader->height() == first.reader->height() && shard.reader->width() == first.reader->width() &&
+                     shard.reader->channels() == first.reader->channels() &&
+                     shard.reader->dtype() == first.reader->dtype());
+    require_same(first, shard, "shard counts", shard.count == first.count);
+    require_same(first, shard, "label and metadata policies",
+                 shard.impute == first.impute && shard.missing_labels == first.missing_labels);
+  }
+  const bool sharded = first.count > 1;
+  if (sharded) {
+    std::sort(shards.begin(), shards.end(), [](const Shard& a, const Shard& b) { return a.index < b.index; });
+    if (static_cast<std::int64_t>(shards.size()) != first.count) {
+      std::string missing;
+      std::set<std::int64_t> have;
+      for (const Shard& s : shards) have.insert(s.index);
+      for (std::int64_t i = 0; i < shards.front().count; ++i) {
+        if (!have.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+      }
+      throw FormatError("cannot merge: these are shards of a build in " + std::to_string(shards.front().count) +
+                        " shards, but " + std::to_string(shards.size()) + " were given" +
+                        (missing.empty() ? std::string(" (a shard is given twice)") : " (missing: " + missing + ")"));
+    }
+    for (std::size_t k = 0; k < shards.size(); ++k) {
+      if (shards[k].index != static_cast<std::int64_t>(k)) {
+        throw FormatError("cannot merge: shard " + std::to_string(shards[k].index) + " is given twice (" +
+                          shards[k].path + ")");
+      }
+    }
+  } else {
+    // Independent caches: number their sources one after another.
+    std::int64_t offset = 0;
+    for (Shard& shard : shards) {
+      for (auto& index : shard.source_indices) index += offset;
+      for (auto& record : shard.rejected) record.source_index += offset;
+      offset += std::max(shard.sources_total, shard.sources);
+    }
+  }
+
+  bool reject_duplicates = true;
+  const auto config = nlohmann::json::parse(first.reader->config_json(), nullptr, false);
+  if (config.is_object() && config.contains("validate") && config["validate"].contains("reject_duplicates")) {
+    reject_duplicates = config["validate"]["reject_duplicates"].get<bool>();
+  }
+
+  struct Sample {
+    std::size_t shard;
+    std::size_t index;
+  };
+  std::vector<Sample> samples;
+  std::vector<detail::RejectedRecord> rejected;
+  std::map<std::uint64_t, std::pair<std::int64_t, std::string>> first_with;  // pixel hash -> (source, path)
+  MergeResult result;
+  result.shards = shards.size();
+  std::set<std::int64_t> dropped_sources;
+  for (std::size_t s = 0; s < shards.size(); ++s) {
+    const Shard& shard = shards[s];
+    for (const auto& record : shard.rejected) rejected.push_back(record);
+    for (std::size_t i = 0; i < shard.reader->size(); ++i) {
+      const std::int64_t source = shard.source_indices[i];
+      if (reject_duplicates) {
+        const auto [it, inserted] =
+            first_with.emplace(shard.pixel_hashes[i], std::make_pair(source, shard.reader->source_paths()[i]));
+        if (!inserted && it->second.first != source) {
+          if (dropped_sources.insert(source).second) {
+            const std::string& path = shard.reader->source_paths()[i];
+            const std::string detail = "the same decoded pixels as " + it->second.second;
+            const nlohmann::json outcome{{"path", path},         {"status", "rejected"},
+                                         {"reason", "duplicate"}, {"detail", detail},
+                                         {"duplicate_of", it->second.second}};
+            rejected.push_back({source, path, "duplicate", detail, shard.reader->source_hashes()[i], outcome.dump()});
+          }
+          ++result.duplicates;
+          continue;
+        }
+      }
+      samples.push_back({s, i});
+    }
+  }
+  std::stable_sort(rejected.begin(), rejected.end(),
+                   [](const auto& a, const auto& b) { return a.source_index < b.source_index; });
+
+  detail::CacheColumns columns;
+  columns.multi_label = std::any_of(shards.begin(), shards.end(), [](const Shard& s) { return s.reader->multi_label(); });
+  const std::size_t k = first.reader->class_names().size();
+  detail::RawMeta raw;
+  std::set<std::string> meta_names;
+  for (const Shard& shard : shards) {
+    for (const auto& name : shard.reader->meta_names()) meta_names.insert(name);
+  }
+  for (const Sample& sample : samples) {
+    const Shard& shard = shards[sample.shard];
+    const CacheReader& r = *shard.reader;
+    const std::size_t i = sample.index;
+    columns.labels.push_back(r.labels()[i]);
+    if (columns.multi_label) {
+      if (r.multi_label()) {
+        columns.label_matrix.insert(columns.label_matrix.end(), r.label_matrix().begin() + static_cast<std::ptrdiff_t>(i * k),
+                                    r.label_matrix().begin() + static_cast<std::ptrdiff_t>((i + 1) * k));
+      } else {
+        std::vector<std::uint8_t> row(k, 0);
+        if (r.labels()[i] >= 0) row[static_cast<std::size_t>(r.labels()[i])] = 1;
+        columns.label_matrix.insert(columns.label_matrix.end(), row.begin(), row.end());
+      }
+    }
+    columns.patient_ids.push_back(r.patient_ids()[i]);
+    columns.source_paths.push_back(r.source_paths()[i]);
+    columns.source_hashes.push_back(r.source_hashes()[i]);
+    columns.sites.push_back(r.sites()[i]);
+    columns.frame_indices.push_back(r.frame_indices()[i]);
+    columns.source_indices.push_back(shard.source_indices[i]);
+    columns.pixel_hashes.push_back(shard.pixel_hashes[i]);
+    columns.checksums.push_back(r.checksums()[i]);
+    columns.geometry.push_back(r.geometry(i));
+    raw.push_back(shard.raw[i]);
+  }
+  std::map<std::string, std::size_t> imputed;
+  columns.meta = detail::impute_columns(raw, std::vector<std::string>(meta_names.begin(), meta_names.end()),
+                                        columns.labels, impute_policy_from_string(first.impute), &imputed);
+
+  detail::CacheHeader header;
+  header.count = samples.size();
+  header.height = first.reader->height();
+  header.width = first.reader->width();
+  header.channels = first.reader->channels();
+  header.dtype = first.reader->dtype();
+  header.deflate = options.deflate;
+  const std::string temp = options.output + ".tmp";
+  std::error_code error;
+  try {
+    detail::CacheWriter writer(temp, header);
+    Progress progress("merge", samples.size(), "images", options.progress);
+    ThreadPool pool(0);
+    constexpr std::size_t kBlock = 32;
+    std::vector<std::vector<std::uint8_t>> block(kBlock);
+    for (std::size_t start = 0; start < samples.size(); start += kBlock) {
+      const std::size_t n = std::min(kBlock, samples.size() - start);
+      pool.parallel_for(n, [&](std::size_t j) {
+        const Sample& sample = samples[start + j];
+        const CacheReader& r = *shards[sample.shard].reader;
+        block[j].resize(r.image_bytes());
+        r.read_image(sample.index, block[j].data());
+        if (hash64(block[j].data(), block[j].size()) != r.checksums()[sample.index]) {
+          throw FormatError("image " + std::to_string(sample.index) + " (" + r.source_paths()[sample.index] + ") of " +
+                            r.path() + " does not match its checksum; rebuild that shard");
+        }
+        if (options.deflate > 0) block[j] = detail::deflate_chunk(block[j].data(), block[j].size(), options.deflate);
+      });
+      for (std::size_t j = 0; j < n; ++j) writer.write_image(start + j, block[j].data(), block[j].size());
+      progress.advance(n);
+    }
+    std::int64_t sources = 0, ok_files = 0;
+    nlohmann::json merged_from = nlohmann::json::array();
+    for (const Shard& shard : shards) {
+      sources += shard.sources;
+      ok_files += shard.ok_files;
+      merged_from.push_back(shard.path);
+    }
+    const nlohmann::json attributes{{"count_sources", sources},
+                                    {"count_ok_files", ok_files - static_cast<std::int64_t>(dropped_sources.size())},
+                                    {"sources_total", sharded ? first.sources_total : sources},
+                                    {"shard_index", 0},
+                                    {"shard_count", 1},
+                                    {"multi_label", columns.multi_label ? 1 : 0},
+                                    {"missing_labels", first.missing_labels},
+                                    {"impute", first.impute},
+                                    {"merged_from", merged_from.dump()}};
+    writer.finish(columns, rejected, first.reader->class_names(), first.reader->config_json(),
+                  first.reader->config_hash(), attributes);
+    progress.finish();
+    const int fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0) {
+      const std::string reason = system_reason();
+      if (fd >= 0) ::close(fd);
+      throw IoError("cannot flush " + temp + " to disk: " + reason);
+    }
+    ::close(fd);
+  } catch (...) {
+    fs::remove(temp, error);
+    throw;
+  }
+  if (::rename(temp.c_str(), options.output.c_str()) != 0) {
+    const std::string reason = system_reason();
+    fs::remove(temp, error);
+    throw IoError("cannot rename " + temp + " to " + options.output + ": " + reason);
+  }
+  result.images = samples.size();
+  result.rejected = rejected.size();
+  return result;
+}
+
+}  // namespace medload::loader
