@@ -19,7 +19,12 @@ constexpr int kGap = 4;
 const cv::Scalar kText(235, 235, 235);
 const cv::Scalar kAccent(80, 200, 255);  // overrides and warnings, amber in BGR
 
-void put(cv::Mat& sheet, const std::string& text, cv::Point at, double scale, const cv::Scalar& colour) {
+// Draws `text` at `at`, shrunk if needed so that it is at most `max_width` pixels wide.
+void put(cv::Mat& sheet, const std::string& text, cv::Point at, double scale, const cv::Scalar& colour,
+         int max_width = 1 << 20) {
+  int baseline = 0;
+  const int width = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &baseline).width;
+  if (width > max_width) scale *= static_cast<double>(max_width) / width;
   cv::putText(sheet, text, at, cv::FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv::LINE_AA);
 }
 
@@ -45,8 +50,8 @@ cv::Mat tile_of(const torch::Tensor& sample, int tile) {
 
 std::string caption(const AppliedParams& p) {
   char buf[128];
-  std::snprintf(buf, sizeof buf, "r%+.1f s%.2f g%.2f%s%s", p.rotation_degrees, p.scale, p.gamma,
-                p.horizontal_flip ? " HFLIP" : "", p.vertical_flip ? " VFLIP" : "");
+  std::snprintf(buf, sizeof buf, "%s%sr%+.1f s%.2f g%.2f", p.horizontal_flip ? "HFLIP " : "",
+                p.vertical_flip ? "VFLIP " : "", p.rotation_degrees, p.scale, p.gamma);
   return buf;
 }
 
@@ -88,7 +93,7 @@ torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vect
   }
   int line = kHeader + 12;
   for (const std::string& o : augmenter.options().active_overrides()) {
-    put(sheet, "OVERRIDE " + o, cv::Point(6, line), 0.45, kAccent);
+    put(sheet, "OVERRIDE " + o, cv::Point(6, line), 0.45, kAccent, width - 12);
     line += 18;
   }
 
@@ -101,7 +106,7 @@ torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vect
       tile_of(batch[static_cast<std::int64_t>(i)], tile).copyTo(sheet(cv::Rect(x, y, tile, tile)));
       if (options.show_params) {
         const bool flagged = params[i].horizontal_flip || params[i].vertical_flip;
-        put(sheet, caption(params[i]), cv::Point(x + 2, y + tile + 13), 0.38, flagged ? kAccent : kText);
+        put(sheet, caption(params[i]), cv::Point(x + 2, y + tile + 13), 0.38, flagged ? kAccent : kText, tile - 4);
       }
     }
   }
@@ -110,7 +115,7 @@ torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vect
     if (options.show_original) {
       tile_of(images[static_cast<std::int64_t>(i)], tile).copyTo(sheet(cv::Rect(kLabelWidth, y, tile, tile)));
     }
-    put(sheet, row_labels[i], cv::Point(6, y + 22), 0.5, kText);
+    put(sheet, row_labels[i], cv::Point(6, y + 22), 0.5, kText, kLabelWidth - 10);
     put(sheet, "id " + std::to_string(sample_ids[i]), cv::Point(6, y + 44), 0.45, kText);
   }
   return torch::from_blob(sheet.data, {sheet.rows, sheet.cols, 3}, torch::kUInt8).clone();
