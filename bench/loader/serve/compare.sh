@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Side by side in one run: medload's plain serving (BM_Serve_Plain, BM_Serve_FirstBatch) against
+# torch.utils.data.DataLoader over h5py (best of 0/1/2 workers) and a numpy memmap (peer_serve.py),
+# on the same cache files, as ratios. Targets R4 (>= 2x h5py, >= 1x memmap), R5 (1 -> 2 threads
+# >= 1.8x) and R7 (first batch <= 0.2 s) of DESIGN.md.
+# Usage: bench/loader/serve/compare.sh [BUILD_DIR]     (caches in $MEDLOAD_BENCH_DIR, default /tmp)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:-$here/../../../build}"
+bench="$build/bench/loader/serve/medload_bench_serve"
+[[ -x "$bench" ]] || { echo "compare.sh: $bench not found; build medload_bench_serve first" >&2; exit 1; }
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+"$bench" --benchmark_filter='BM_Serve_(Plain/.*verify:1|FirstBatch)' --benchmark_min_time=1 \
+  --benchmark_format=json >"$tmp/medload.json"
+/usr/bin/python3 "$here/peer_serve.py" >"$tmp/peer.json"
+/usr/bin/python3 - "$tmp/medload.json" "$tmp/peer.json" <<'PY'
+import json, sys
+ours = json.load(open(sys.argv[1]))
+peer = json.load(open(sys.argv[2]))
+ctx = ours["context"]
+print(f"machine: {ctx.get('num_cpus')} CPUs, load avg {ctx.get('load_avg')}; peer torch {peer['torch']}, h5py {peer['h5py']}")
+plain, first = {}, {}
+for b in ours["benchmarks"]:
+    parts = dict(p.split(":") for p in b["name"].split("/")[1:] if ":" in p)
+    if b["name"].startswith("BM_Serve_Plain"):
+        plain[(parts["size"], parts["threads"])] = b["items_per_second"]
+    else:
+        first[parts["size"]] = b["real_time"] / 1e3  # ms -> s
+print(f"{'size':>5} {'medload 1 thr':>14} {'2 thr':>9} {'R5 2/1':>7} {'DataLoader+h5py':>16} {'R4':>6} {'memmap':>8} {'R4m':>6}"
+      f" {'1st batch':>10} {'peer 1st':>9}")
+for size in sorted({k[0] for k in plain}, key=int):
+    one, two = plain[(size, "1")], plain[(size, "2")]
+    best = max(one, two)
+    p = peer["sizes"][size]
+    dl, mm = p["dataloader_best"], p["memmap"]["samples_per_second"]
+    print(f"{size:>5} {one:>14.0f} {two:>9.0f} {two / one:>6.2f}x {dl:>16.0f} {best / dl:>5.1f}x {mm:>8.0f} {best / mm:>5.1f}x"
+          f" {first[size]:>9.3f}s {p['dataloader_first_batch_s']:>8.3f}s")
+print("samples/s, batch 32, float32 [32,1,S,S] normalized, random order; medload verifies every checksum")
+PY
