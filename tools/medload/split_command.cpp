@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -26,13 +27,13 @@ std::string describe(const loader::StoredSplit& split, const std::vector<std::st
   out << ", patient set " << split.patient_set_hash << "\n";
   out << "  " << std::left << std::setw(8) << "part" << std::right << std::setw(9) << "patients" << std::setw(9)
       << "samples";
-  for (const auto& name : class_names) out << "  " << name;
+  for (const auto& name : class_names) out << "  " << std::setw(6) << name;
   out << "  (unlabeled)\n";
   for (std::size_t p = 0; p < split.parts; ++p) {
     out << "  " << std::left << std::setw(8) << split.part_label(p) << std::right << std::setw(9)
         << split.patient_counts[p] << std::setw(9) << split.sample_counts[p];
     for (std::size_t c = 0; c < split.class_counts[p].size(); ++c) {
-      const std::size_t width = c < class_names.size() ? class_names[c].size() : 11;
+      const std::size_t width = c < class_names.size() ? std::max<std::size_t>(6, class_names[c].size()) : 11;
       out << "  " << std::setw(static_cast<int>(width)) << split.class_counts[p][c];
     }
     out << "\n";
