@@ -16,7 +16,9 @@ using medload::detail::ObjectReader;
 
 const std::string kPrefix = "augment";
 
-std::string full_key(const std::string& op, const std::string& field) { return kPrefix + "." + op + "." + field; }
+std::string full_key(const std::string& op, const std::string& field) {
+  return kPrefix + "." + op + "." + field;
+}
 
 // One medical limit: `value` must not go past `limit` in the direction `above` (true: value <=
 // limit is safe). Calls `on_breach` with "<key> is <v>; the medical limit is <limit>".
@@ -51,7 +53,9 @@ std::vector<Limit> medical_limits(const AugmentOptions& o) {
   };
 }
 
-void check_probability(const std::string& op, double p) { check_range(full_key(op, "probability"), p, 0.0, 1.0); }
+void check_probability(const std::string& op, double p) {
+  check_range(full_key(op, "probability"), p, 0.0, 1.0);
+}
 
 // lo <= min <= max <= hi, each named.
 void check_pair(const std::string& op, const char* min_name, double min, const char* max_name, double max,
@@ -59,8 +63,8 @@ void check_pair(const std::string& op, const char* min_name, double min, const c
   check_range(full_key(op, min_name), min, lo, hi);
   check_range(full_key(op, max_name), max, lo, hi);
   if (min > max) {
-    throw ConfigError(full_key(op, min_name) + " is " + format_number(min) + ", above " + full_key(op, max_name) +
-                      " (" + format_number(max) + ")");
+    throw ConfigError(full_key(op, min_name) + " is " + format_number(min) + ", above " +
+                      full_key(op, max_name) + " (" + format_number(max) + ")");
   }
 }
 
@@ -87,12 +91,13 @@ void AugmentOptions::validate() const {
   check_probability("gaussian_noise", gaussian_noise.probability);
   check_range(full_key("gaussian_noise", "max_sigma"), gaussian_noise.max_sigma, 0.0, 1.0);
   check_probability("poisson_noise", poisson_noise.probability);
-  check_pair("poisson_noise", "min_photons", poisson_noise.min_photons, "max_photons", poisson_noise.max_photons,
-             1.0, 1e9);
+  check_pair("poisson_noise", "min_photons", poisson_noise.min_photons, "max_photons",
+             poisson_noise.max_photons, 1.0, 1e9);
   check_probability("blur", blur.probability);
   check_pair("blur", "min_sigma", blur.min_sigma, "max_sigma", blur.max_sigma, 0.0, 10.0);
   check_probability("downsample", downsample.probability);
-  check_pair("downsample", "min_factor", downsample.min_factor, "max_factor", downsample.max_factor, 0.05, 1.0);
+  check_pair("downsample", "min_factor", downsample.min_factor, "max_factor", downsample.max_factor, 0.05,
+             1.0);
 
   if (horizontal_flip.probability > 0.0 && !allow_horizontal_flip) {
     throw ConfigError(full_key("horizontal_flip", "probability") + " is " +
@@ -130,9 +135,9 @@ std::vector<std::string> AugmentOptions::active_overrides() const {
 
 AugmentOptions AugmentOptions::from_json(const nlohmann::json& j) {
   const ObjectReader top(j, kPrefix,
-                         {"enabled", "seed", "allow_horizontal_flip", "unsafe_override", "rotation", "translation",
-                          "scale", "horizontal_flip", "vertical_flip", "gamma", "brightness", "contrast",
-                          "gaussian_noise", "poisson_noise", "blur", "downsample"});
+                         {"enabled", "seed", "allow_horizontal_flip", "unsafe_override", "rotation",
+                          "translation", "scale", "horizontal_flip", "vertical_flip", "gamma", "brightness",
+                          "contrast", "gaussian_noise", "poisson_noise", "blur", "downsample"});
   AugmentOptions o;
   top.read("enabled", o.enabled);
   std::int64_t seed = 0;
@@ -151,14 +156,17 @@ AugmentOptions AugmentOptions::from_json(const nlohmann::json& j) {
     // ObjectReader wants an initializer_list of allowed names; the sets are small and fixed.
     const auto reader = [&]() {
       switch (names.size()) {
-        case 2: return ObjectReader(object, top.key(name), {names[0], names[1]});
-        default: return ObjectReader(object, top.key(name), {names[0], names[1], names[2]});
+        case 2:
+          return ObjectReader(object, top.key(name), {names[0], names[1]});
+        default:
+          return ObjectReader(object, top.key(name), {names[0], names[1], names[2]});
       }
     }();
     for (const auto& f : fields) reader.read(f.first, *f.second);
   };
   op("rotation", {{"probability", &o.rotation.probability}, {"max_degrees", &o.rotation.max_degrees}});
-  op("translation", {{"probability", &o.translation.probability}, {"max_fraction", &o.translation.max_fraction}});
+  op("translation",
+     {{"probability", &o.translation.probability}, {"max_fraction", &o.translation.max_fraction}});
   op("scale", {{"probability", &o.scale.probability}, {"min", &o.scale.min}, {"max", &o.scale.max}});
   if (top.has("horizontal_flip")) {
     ObjectReader(top.at("horizontal_flip"), top.key("horizontal_flip"), {"probability"})
@@ -169,13 +177,18 @@ AugmentOptions AugmentOptions::from_json(const nlohmann::json& j) {
         .read("probability", o.vertical_flip.probability);
   }
   op("gamma", {{"probability", &o.gamma.probability}, {"min", &o.gamma.min}, {"max", &o.gamma.max}});
-  op("brightness", {{"probability", &o.brightness.probability}, {"min", &o.brightness.min}, {"max", &o.brightness.max}});
-  op("contrast", {{"probability", &o.contrast.probability}, {"min", &o.contrast.min}, {"max", &o.contrast.max}});
-  op("gaussian_noise", {{"probability", &o.gaussian_noise.probability}, {"max_sigma", &o.gaussian_noise.max_sigma}});
+  op("brightness",
+     {{"probability", &o.brightness.probability}, {"min", &o.brightness.min}, {"max", &o.brightness.max}});
+  op("contrast",
+     {{"probability", &o.contrast.probability}, {"min", &o.contrast.min}, {"max", &o.contrast.max}});
+  op("gaussian_noise",
+     {{"probability", &o.gaussian_noise.probability}, {"max_sigma", &o.gaussian_noise.max_sigma}});
   op("poisson_noise", {{"probability", &o.poisson_noise.probability},
                        {"min_photons", &o.poisson_noise.min_photons},
                        {"max_photons", &o.poisson_noise.max_photons}});
-  op("blur", {{"probability", &o.blur.probability}, {"min_sigma", &o.blur.min_sigma}, {"max_sigma", &o.blur.max_sigma}});
+  op("blur", {{"probability", &o.blur.probability},
+              {"min_sigma", &o.blur.min_sigma},
+              {"max_sigma", &o.blur.max_sigma}});
   op("downsample", {{"probability", &o.downsample.probability},
                     {"min_factor", &o.downsample.min_factor},
                     {"max_factor", &o.downsample.max_factor}});
@@ -197,14 +210,17 @@ nlohmann::json AugmentOptions::to_json() const {
       {"horizontal_flip", {{"probability", horizontal_flip.probability}}},
       {"vertical_flip", {{"probability", vertical_flip.probability}}},
       {"gamma", {{"probability", gamma.probability}, {"min", gamma.min}, {"max", gamma.max}}},
-      {"brightness", {{"probability", brightness.probability}, {"min", brightness.min}, {"max", brightness.max}}},
+      {"brightness",
+       {{"probability", brightness.probability}, {"min", brightness.min}, {"max", brightness.max}}},
       {"contrast", {{"probability", contrast.probability}, {"min", contrast.min}, {"max", contrast.max}}},
-      {"gaussian_noise", {{"probability", gaussian_noise.probability}, {"max_sigma", gaussian_noise.max_sigma}}},
+      {"gaussian_noise",
+       {{"probability", gaussian_noise.probability}, {"max_sigma", gaussian_noise.max_sigma}}},
       {"poisson_noise",
        {{"probability", poisson_noise.probability},
         {"min_photons", poisson_noise.min_photons},
         {"max_photons", poisson_noise.max_photons}}},
-      {"blur", {{"probability", blur.probability}, {"min_sigma", blur.min_sigma}, {"max_sigma", blur.max_sigma}}},
+      {"blur",
+       {{"probability", blur.probability}, {"min_sigma", blur.min_sigma}, {"max_sigma", blur.max_sigma}}},
       {"downsample",
        {{"probability", downsample.probability},
         {"min_factor", downsample.min_factor},

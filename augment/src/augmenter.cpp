@@ -22,8 +22,8 @@ using namespace detail;
 // AppliedParams
 
 bool AppliedParams::identity_geometry() const noexcept {
-  return !horizontal_flip && !vertical_flip && rotation_degrees == 0.0 && translate_x == 0.0 && translate_y == 0.0 &&
-         scale == 1.0;
+  return !horizontal_flip && !vertical_flip && rotation_degrees == 0.0 && translate_x == 0.0 &&
+         translate_y == 0.0 && scale == 1.0;
 }
 
 nlohmann::json AppliedParams::to_json() const {
@@ -50,14 +50,17 @@ nlohmann::json AppliedParams::to_json() const {
 }
 
 AppliedParams AppliedParams::from_json(const nlohmann::json& j) {
-  if (!j.is_object()) throw ConfigError("applied augmentation parameters must be a JSON object, not " + j.dump());
+  if (!j.is_object())
+    throw ConfigError("applied augmentation parameters must be a JSON object, not " + j.dump());
   auto field = [&](const char* name) -> const nlohmann::json& {
-    if (!j.contains(name)) throw ConfigError("applied augmentation parameters lack \"" + std::string(name) + "\"");
+    if (!j.contains(name))
+      throw ConfigError("applied augmentation parameters lack \"" + std::string(name) + "\"");
     return j.at(name);
   };
   auto number = [&](const char* name) {
     const auto& v = field(name);
-    if (!v.is_number()) throw ConfigError(std::string("applied parameter ") + name + " must be a number, not " + v.dump());
+    if (!v.is_number())
+      throw ConfigError(std::string("applied parameter ") + name + " must be a number, not " + v.dump());
     return v.get<double>();
   };
   auto integer = [&](const char* name) {
@@ -69,7 +72,8 @@ AppliedParams AppliedParams::from_json(const nlohmann::json& j) {
   };
   auto boolean = [&](const char* name) {
     const auto& v = field(name);
-    if (!v.is_boolean()) throw ConfigError(std::string("applied parameter ") + name + " must be true or false, not " + v.dump());
+    if (!v.is_boolean())
+      throw ConfigError(std::string("applied parameter ") + name + " must be true or false, not " + v.dump());
     return v.get<bool>();
   };
   AppliedParams p;
@@ -94,12 +98,15 @@ AppliedParams AppliedParams::from_json(const nlohmann::json& j) {
     throw ConfigError("applied parameter noise_key must be 16 lowercase hex digits, not " + key.dump());
   }
   p.noise_key = std::stoull(key.get<std::string>(), nullptr, 16);
-  if (p.scale <= 0.0 || !std::isfinite(p.scale)) throw ConfigError("applied parameter scale must be > 0, not " + field("scale").dump());
+  if (p.scale <= 0.0 || !std::isfinite(p.scale))
+    throw ConfigError("applied parameter scale must be > 0, not " + field("scale").dump());
   if (p.downsample_factor <= 0.0 || p.downsample_factor > 1.0) {
-    throw ConfigError("applied parameter downsample_factor must be in (0, 1], not " + field("downsample_factor").dump());
+    throw ConfigError("applied parameter downsample_factor must be in (0, 1], not " +
+                      field("downsample_factor").dump());
   }
   if (p.blur_sigma < 0.0 || p.poisson_photons < 0.0 || p.gaussian_sigma < 0.0 || p.gamma <= 0.0) {
-    throw ConfigError("applied parameters have a negative sigma or photon count or a non-positive gamma: " + j.dump());
+    throw ConfigError("applied parameters have a negative sigma or photon count or a non-positive gamma: " +
+                      j.dump());
   }
   if (j.contains("overrides")) {
     for (const auto& o : j.at("overrides")) {
@@ -124,12 +131,13 @@ void geometry_and_resolution(cv::Mat& plane, cv::Mat& scratch, const AppliedPara
   if (!p.identity_geometry()) {
     const Warp warp = inverse_warp(p, w, h);
     const cv::Mat m(2, 3, CV_64F, const_cast<double*>(warp.m));
-    cv::warpAffine(plane, scratch, m, plane.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT,
-                   cv::Scalar(0));
+    cv::warpAffine(plane, scratch, m, plane.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP,
+                   cv::BORDER_CONSTANT, cv::Scalar(0));
     scratch.copyTo(plane);
   }
   if (p.downsample_factor < 1.0) {
-    cv::resize(plane, scratch, cv::Size(downsampled(w, p.downsample_factor), downsampled(h, p.downsample_factor)), 0, 0,
+    cv::resize(plane, scratch,
+               cv::Size(downsampled(w, p.downsample_factor), downsampled(h, p.downsample_factor)), 0, 0,
                cv::INTER_AREA);
     cv::resize(scratch, plane, plane.size(), 0, 0, cv::INTER_LINEAR);
   }
@@ -141,13 +149,15 @@ void geometry_and_resolution(cv::Mat& plane, cv::Mat& scratch, const AppliedPara
 }
 
 bool has_point_ops(const AppliedParams& p) {
-  return p.gamma != 1.0 || p.brightness != 1.0 || p.contrast != 1.0 || p.poisson_photons > 0.0 || p.gaussian_sigma > 0.0;
+  return p.gamma != 1.0 || p.brightness != 1.0 || p.contrast != 1.0 || p.poisson_photons > 0.0 ||
+         p.gaussian_sigma > 0.0;
 }
 
 // The mean that contrast blends with, from per-channel means.
 double blend_mean(const std::vector<double>& channel_means) {
   if (channel_means.size() == 3) {
-    return kGrayWeights[0] * channel_means[0] + kGrayWeights[1] * channel_means[1] + kGrayWeights[2] * channel_means[2];
+    return kGrayWeights[0] * channel_means[0] + kGrayWeights[1] * channel_means[1] +
+           kGrayWeights[2] * channel_means[2];
   }
   double sum = 0.0;
   for (double m : channel_means) sum += m;
@@ -186,7 +196,8 @@ void augment_sample_u8(std::uint8_t* data, int channels, int h, int w, const App
   const bool poisson = p.poisson_photons > 0.0, gaussian = p.gaussian_sigma > 0.0;
   if (!poisson && !gaussian) {
     cv::Mat lut(1, 256, CV_8U);
-    for (int v = 0; v < 256; ++v) lut.at<std::uint8_t>(v) = static_cast<std::uint8_t>(std::nearbyint(table[v] * 255.0f));
+    for (int v = 0; v < 256; ++v)
+      lut.at<std::uint8_t>(v) = static_cast<std::uint8_t>(std::nearbyint(table[v] * 255.0f));
     for (int c = 0; c < channels; ++c) {
       cv::Mat plane(h, w, CV_8U, data + c * plane_size);
       cv::LUT(plane, lut, plane);
@@ -262,14 +273,23 @@ void augment_sample_f32(float* data, int channels, int h, int w, const AppliedPa
 
 struct Augmenter::Impl {
   AugmentOptions options;
+  Normalization normalization;
   std::unique_ptr<ThreadPool> pool;  // null with one thread: the caller does the work
 };
 
-Augmenter::Augmenter(AugmentOptions options, std::size_t threads) : impl_(std::make_unique<Impl>()) {
+Augmenter::Augmenter(AugmentOptions options, std::size_t threads, Normalization normalization)
+    : impl_(std::make_unique<Impl>()) {
   options.validate();
+  if (!(normalization.std > 0.0f) || !std::isfinite(normalization.std) ||
+      !std::isfinite(normalization.mean)) {
+    throw ConfigError("augmentation normalization is mean " + std::to_string(normalization.mean) + ", std " +
+                      std::to_string(normalization.std) + "; std must be > 0 and both finite");
+  }
   impl_->options = std::move(options);
+  impl_->normalization = normalization;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  if (threads > 1024) throw ConfigError("augmentation threads is " + std::to_string(threads) + "; allowed 0..1024");
+  if (threads > 1024)
+    throw ConfigError("augmentation threads is " + std::to_string(threads) + "; allowed 0..1024");
   if (threads > 1) impl_->pool = std::make_unique<ThreadPool>(threads - 1);
 }
 
@@ -290,20 +310,26 @@ AppliedParams Augmenter::draw(std::int64_t sample_id, std::int64_t epoch) const 
   const std::uint64_t key = sample_key(o.seed, epoch, sample_id);
   // Each operation owns fixed counters (4 per op) so that its draws do not depend on the
   // other operations' settings: switching blur off leaves the rotation of every sample as it was.
-  auto u = [&](int op, int k) { return unit_double(random_u64(key, static_cast<std::uint64_t>(op * 4 + k))); };
+  auto u = [&](int op, int k) {
+    return unit_double(random_u64(key, static_cast<std::uint64_t>(op * 4 + k)));
+  };
   auto on = [&](int op, double probability) { return probability > 0.0 && u(op, 0) < probability; };
   auto uniform = [&](int op, double lo, double hi) { return lo + (hi - lo) * u(op, 1); };
-  auto log_uniform = [&](int op, double lo, double hi) { return std::exp(uniform(op, std::log(lo), std::log(hi))); };
+  auto log_uniform = [&](int op, double lo, double hi) {
+    return std::exp(uniform(op, std::log(lo), std::log(hi)));
+  };
 
   p.horizontal_flip = on(0, o.horizontal_flip.probability);
   p.vertical_flip = on(1, o.vertical_flip.probability);
-  if (on(2, o.rotation.probability)) p.rotation_degrees = uniform(2, -o.rotation.max_degrees, o.rotation.max_degrees);
+  if (on(2, o.rotation.probability))
+    p.rotation_degrees = uniform(2, -o.rotation.max_degrees, o.rotation.max_degrees);
   if (on(3, o.translation.probability)) {
     p.translate_x = uniform(3, -o.translation.max_fraction, o.translation.max_fraction);
     p.translate_y = -o.translation.max_fraction + 2.0 * o.translation.max_fraction * u(3, 2);
   }
   if (on(4, o.scale.probability)) p.scale = uniform(4, o.scale.min, o.scale.max);
-  if (on(5, o.downsample.probability)) p.downsample_factor = uniform(5, o.downsample.min_factor, o.downsample.max_factor);
+  if (on(5, o.downsample.probability))
+    p.downsample_factor = uniform(5, o.downsample.min_factor, o.downsample.max_factor);
   if (on(6, o.blur.probability)) p.blur_sigma = uniform(6, o.blur.min_sigma, o.blur.max_sigma);
   if (on(7, o.gamma.probability)) p.gamma = log_uniform(7, o.gamma.min, o.gamma.max);
   if (on(8, o.brightness.probability)) p.brightness = uniform(8, o.brightness.min, o.brightness.max);
@@ -320,16 +346,17 @@ namespace {
 
 void check_batch(const torch::Tensor& batch, std::size_t count, const char* what) {
   if (!batch.defined() || batch.dim() != 4) {
-    throw ConfigError(std::string("augmentation needs a [B,C,H,W] batch; got ") +
-                      (batch.defined() ? std::to_string(batch.dim()) + " dimensions" : "an undefined tensor"));
+    throw ConfigError(
+        std::string("augmentation needs a [B,C,H,W] batch; got ") +
+        (batch.defined() ? std::to_string(batch.dim()) + " dimensions" : "an undefined tensor"));
   }
   if (batch.scalar_type() != torch::kUInt8 && batch.scalar_type() != torch::kFloat32) {
     throw ConfigError(std::string("augmentation needs a uint8 or float32 batch; got ") +
                       std::string(c10::toString(batch.scalar_type())));
   }
   if (static_cast<std::size_t>(batch.size(0)) != count) {
-    throw ConfigError("the batch has " + std::to_string(batch.size(0)) + " samples but " + std::to_string(count) + " " +
-                      what);
+    throw ConfigError("the batch has " + std::to_string(batch.size(0)) + " samples but " +
+                      std::to_string(count) + " " + what);
   }
 }
 
@@ -347,6 +374,18 @@ std::vector<AppliedParams> Augmenter::apply(torch::Tensor& batch, const std::vec
 void Augmenter::replay(torch::Tensor& batch, const std::vector<AppliedParams>& params) {
   check_batch(batch, params.size(), "parameter sets");
   if (params.empty()) return;
+  const Normalization& norm = impl_->normalization;
+  if (batch.scalar_type() == torch::kFloat32 && (norm.mean != 0.0f || norm.std != 1.0f)) {
+    // Augment x in [0, 1], then normalise again.
+    batch.mul_(norm.std).add_(norm.mean);
+    replay_unnormalized(batch, params);
+    batch.sub_(norm.mean).div_(norm.std);
+    return;
+  }
+  replay_unnormalized(batch, params);
+}
+
+void Augmenter::replay_unnormalized(torch::Tensor& batch, const std::vector<AppliedParams>& params) {
   if (!batch.device().is_cpu()) {
     apply_tensor_path(batch, params);
     return;
@@ -354,7 +393,7 @@ void Augmenter::replay(torch::Tensor& batch, const std::vector<AppliedParams>& p
   if (!batch.is_contiguous()) {
     // In place for the caller: augment a contiguous copy, then write it back into the view.
     torch::Tensor work = batch.contiguous();
-    replay(work, params);
+    replay_unnormalized(work, params);
     batch.copy_(work);
     return;
   }
@@ -371,8 +410,8 @@ void Augmenter::replay(torch::Tensor& batch, const std::vector<AppliedParams>& p
         augment_sample_f32(static_cast<float*>(base) + i * sample_size, channels, h, w, params[i]);
       }
     } catch (const cv::Exception& e) {
-      throw WorkerError("augmenting sample " + std::to_string(params[i].sample_id) + " (" + std::to_string(h) + "x" +
-                        std::to_string(w) + ") failed in OpenCV: " + e.what());
+      throw WorkerError("augmenting sample " + std::to_string(params[i].sample_id) + " (" +
+                        std::to_string(h) + "x" + std::to_string(w) + ") failed in OpenCV: " + e.what());
     }
   };
   if (impl_->pool) {
@@ -383,11 +422,13 @@ void Augmenter::replay(torch::Tensor& batch, const std::vector<AppliedParams>& p
 }
 
 nlohmann::json Augmenter::describe() const {
-  return {{"options", impl_->options.to_json()}, {"overrides", impl_->options.active_overrides()}};
+  return {{"options", impl_->options.to_json()},
+          {"overrides", impl_->options.active_overrides()},
+          {"normalization", {{"mean", impl_->normalization.mean}, {"std", impl_->normalization.std}}}};
 }
 
-AugmentHook make_hook(AugmentOptions options, std::size_t threads) {
-  auto augmenter = std::make_shared<Augmenter>(std::move(options), threads);
+AugmentHook make_hook(AugmentOptions options, std::size_t threads, Normalization normalization) {
+  auto augmenter = std::make_shared<Augmenter>(std::move(options), threads, normalization);
   return [augmenter](torch::Tensor& batch, const std::vector<std::int64_t>& sample_ids, std::int64_t epoch) {
     augmenter->apply(batch, sample_ids, epoch);
   };

@@ -12,9 +12,9 @@ namespace medload::augment {
 
 namespace {
 
-constexpr int kHeader = 28;      // column titles
-constexpr int kCaption = 18;     // parameter line under a tile
-constexpr int kLabelWidth = 170; // row labels
+constexpr int kHeader = 28;       // column titles
+constexpr int kCaption = 18;      // parameter line under a tile
+constexpr int kLabelWidth = 170;  // row labels
 constexpr int kGap = 4;
 const cv::Scalar kText(235, 235, 235);
 const cv::Scalar kAccent(80, 200, 255);  // overrides and warnings, amber in BGR
@@ -30,7 +30,8 @@ void put(cv::Mat& sheet, const std::string& text, cv::Point at, double scale, co
 
 // Letterboxes one uint8 [C,H,W] sample (C = 1 or 3) into a tile x tile BGR image.
 cv::Mat tile_of(const torch::Tensor& sample, int tile) {
-  const int c = static_cast<int>(sample.size(0)), h = static_cast<int>(sample.size(1)), w = static_cast<int>(sample.size(2));
+  const int c = static_cast<int>(sample.size(0)), h = static_cast<int>(sample.size(1)),
+            w = static_cast<int>(sample.size(2));
   torch::Tensor hwc = sample.permute({1, 2, 0}).contiguous();
   cv::Mat img(h, w, c == 1 ? CV_8UC1 : CV_8UC3, hwc.data_ptr<std::uint8_t>());
   cv::Mat bgr;
@@ -40,7 +41,8 @@ cv::Mat tile_of(const torch::Tensor& sample, int tile) {
     bgr = img.clone();
   }
   const double s = std::min(static_cast<double>(tile) / w, static_cast<double>(tile) / h);
-  const int tw = std::max(1, static_cast<int>(std::lround(w * s))), th = std::max(1, static_cast<int>(std::lround(h * s)));
+  const int tw = std::max(1, static_cast<int>(std::lround(w * s))),
+            th = std::max(1, static_cast<int>(std::lround(h * s)));
   cv::Mat resized;
   cv::resize(bgr, resized, cv::Size(tw, th), 0, 0, s < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
   cv::Mat out(tile, tile, CV_8UC3, cv::Scalar(0, 0, 0));
@@ -74,8 +76,8 @@ torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vect
   const auto n = static_cast<std::size_t>(images.size(0));
   if (n == 0 || sample_ids.size() != n || row_labels.size() != n) {
     throw ConfigError("a contact sheet needs one sample id and one label per image (" + std::to_string(n) +
-                      " images, " + std::to_string(sample_ids.size()) + " ids, " + std::to_string(row_labels.size()) +
-                      " labels)");
+                      " images, " + std::to_string(sample_ids.size()) + " ids, " +
+                      std::to_string(row_labels.size()) + " labels)");
   }
   images = images.contiguous();
   const int tile = options.tile;
@@ -88,7 +90,8 @@ torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vect
 
   for (int col = 0; col < columns; ++col) {
     const bool original = options.show_original && col == 0;
-    const std::string title = original ? "as stored" : "epoch " + std::to_string(col - (options.show_original ? 1 : 0));
+    const std::string title =
+        original ? "as stored" : "epoch " + std::to_string(col - (options.show_original ? 1 : 0));
     put(sheet, title, cv::Point(kLabelWidth + col * (tile + kGap) + 4, 19), 0.55, kText);
   }
   int line = kHeader + 12;
@@ -106,7 +109,8 @@ torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vect
       tile_of(batch[static_cast<std::int64_t>(i)], tile).copyTo(sheet(cv::Rect(x, y, tile, tile)));
       if (options.show_params) {
         const bool flagged = params[i].horizontal_flip || params[i].vertical_flip;
-        put(sheet, caption(params[i]), cv::Point(x + 2, y + tile + 13), 0.38, flagged ? kAccent : kText, tile - 4);
+        put(sheet, caption(params[i]), cv::Point(x + 2, y + tile + 13), 0.38, flagged ? kAccent : kText,
+            tile - 4);
       }
     }
   }

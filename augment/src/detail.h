@@ -25,11 +25,14 @@ constexpr std::uint64_t random_u64(std::uint64_t key, std::uint64_t counter) noe
 }
 
 // 64 uniform bits to a double in [0, 1) with 53 random bits.
-constexpr double unit_double(std::uint64_t bits) noexcept { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
+constexpr double unit_double(std::uint64_t bits) noexcept {
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
 
 // The key of one sample's randomness: a pure function of (seed, epoch, sample id).
 constexpr std::uint64_t sample_key(std::uint64_t seed, std::int64_t epoch, std::int64_t sample_id) noexcept {
-  const std::uint64_t k = mix64(mix64(seed + kGoldenGamma) ^ (static_cast<std::uint64_t>(epoch) * 0xd1b54a32d192ed03ULL));
+  const std::uint64_t k =
+      mix64(mix64(seed + kGoldenGamma) ^ (static_cast<std::uint64_t>(epoch) * 0xd1b54a32d192ed03ULL));
   return mix64(k ^ (static_cast<std::uint64_t>(sample_id) * 0x2545f4914f6cdd1dULL + 0x632be59bd9b4e019ULL));
 }
 
@@ -38,7 +41,9 @@ constexpr std::uint64_t sample_key(std::uint64_t seed, std::int64_t epoch, std::
 // accuracy that matters at >= 100 photons), and the sum of two independent Gaussians is one
 // Gaussian with the summed variance, y + sqrt(y / photons + sigma^2) * z, which costs one draw
 // per pixel instead of two.
-constexpr std::uint64_t noise_field_key(std::uint64_t noise_key) noexcept { return mix64(noise_key ^ 0x5bd1e9955bd1e995ULL); }
+constexpr std::uint64_t noise_field_key(std::uint64_t noise_key) noexcept {
+  return mix64(noise_key ^ 0x5bd1e9955bd1e995ULL);
+}
 
 // The scale that makes an Irwin-Hall sum of four 16-bit uniforms unit-variance:
 // var = 4 * (65536^2 - 1) / 12, so z = (sum - 131070) * sqrt(3) / 65536 (to 1e-10).
@@ -49,7 +54,8 @@ inline const float kNoiseScale = static_cast<float>(std::sqrt(3.0) / 65536.0);
 // Integer until the last step, so the tensor path reproduces it exactly.
 inline float noise_at(std::uint64_t key, std::uint64_t index) noexcept {
   const std::uint64_t r = random_u64(key, index);
-  const std::int64_t sum = static_cast<std::int64_t>((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) + (r >> 48));
+  const std::int64_t sum =
+      static_cast<std::int64_t>((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) + (r >> 48));
   return static_cast<float>(sum - 131070) * kNoiseScale;
 }
 
@@ -70,7 +76,8 @@ inline Warp inverse_warp(const AppliedParams& p, int width, int height) {
   const double cx = (width - 1) * 0.5, cy = (height - 1) * 0.5;
   const double tx = p.translate_x * width, ty = p.translate_y * height;
   // in = A * (out - C - T) + C
-  return Warp{{a00, a01, cx - a00 * (cx + tx) - a01 * (cy + ty), a10, a11, cy - a10 * (cx + tx) - a11 * (cy + ty)}};
+  return Warp{
+      {a00, a01, cx - a00 * (cx + tx) - a01 * (cy + ty), a10, a11, cy - a10 * (cx + tx) - a11 * (cy + ty)}};
 }
 
 // Gamma then brightness on a relative intensity, each clamped to [0, 1] as torchvision does.
@@ -88,7 +95,9 @@ inline double contrast(double y, double mean, const AppliedParams& p) noexcept {
 }
 
 // Gaussian blur kernel size for `sigma` pixels: 2 * ceil(3 sigma) + 1.
-inline int blur_kernel_size(double sigma) noexcept { return 2 * static_cast<int>(std::ceil(3.0 * sigma)) + 1; }
+inline int blur_kernel_size(double sigma) noexcept {
+  return 2 * static_cast<int>(std::ceil(3.0 * sigma)) + 1;
+}
 
 // Down-sampled size for a factor (at least one pixel).
 inline int downsampled(int size, double factor) noexcept {

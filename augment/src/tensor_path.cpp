@@ -31,14 +31,17 @@ torch::Tensor mix64(torch::Tensor x) {
 }
 
 // noise_at(key_b, i) for every sample b and element i: float32 [B, n].
-torch::Tensor noise_field(const std::vector<std::uint64_t>& keys, std::int64_t n, const torch::Device& device) {
+torch::Tensor noise_field(const std::vector<std::uint64_t>& keys, std::int64_t n,
+                          const torch::Device& device) {
   std::vector<std::int64_t> signed_keys(keys.size());
   for (std::size_t i = 0; i < keys.size(); ++i) signed_keys[i] = as_signed(keys[i]);
   const auto long_options = torch::TensorOptions().dtype(torch::kInt64);
-  torch::Tensor key = torch::from_blob(signed_keys.data(), {static_cast<std::int64_t>(keys.size()), 1}, long_options)
-                          .clone()
-                          .to(device);
-  torch::Tensor counter = torch::arange(1, n + 1, long_options.device(device)).mul(as_signed(kGoldenGamma)).unsqueeze(0);
+  torch::Tensor key =
+      torch::from_blob(signed_keys.data(), {static_cast<std::int64_t>(keys.size()), 1}, long_options)
+          .clone()
+          .to(device);
+  torch::Tensor counter =
+      torch::arange(1, n + 1, long_options.device(device)).mul(as_signed(kGoldenGamma)).unsqueeze(0);
   torch::Tensor r = mix64(key.add(counter));
   torch::Tensor sum = r.bitwise_and(0xffff)
                           .add(shift_right(r, 16).bitwise_and(0xffff))
@@ -48,7 +51,8 @@ torch::Tensor noise_field(const std::vector<std::uint64_t>& keys, std::int64_t n
 }
 
 torch::Tensor per_sample(const std::vector<float>& values, const torch::Device& device) {
-  return torch::from_blob(const_cast<float*>(values.data()), {static_cast<std::int64_t>(values.size()), 1, 1, 1},
+  return torch::from_blob(const_cast<float*>(values.data()),
+                          {static_cast<std::int64_t>(values.size()), 1, 1, 1},
                           torch::TensorOptions().dtype(torch::kFloat32))
       .clone()
       .to(device);
@@ -75,15 +79,17 @@ void apply_tensor_path(torch::Tensor& batch, const std::vector<AppliedParams>& p
     const double* m = warp.m;
     const double cx = (w - 1) * 0.5, cy = (h - 1) * 0.5, dx = w * 0.5, dy = h * 0.5;
     const double t0 = m[2] + m[0] * cx + m[1] * cy - cx, t1 = m[5] + m[3] * cx + m[4] * cy - cy;
-    theta.insert(theta.end(), {static_cast<float>(m[0]), static_cast<float>(m[1] * dy / dx), static_cast<float>(t0 / dx),
-                               static_cast<float>(m[3] * dx / dy), static_cast<float>(m[4]), static_cast<float>(t1 / dy)});
+    theta.insert(theta.end(),
+                 {static_cast<float>(m[0]), static_cast<float>(m[1] * dy / dx), static_cast<float>(t0 / dx),
+                  static_cast<float>(m[3] * dx / dy), static_cast<float>(m[4]), static_cast<float>(t1 / dy)});
   }
   if (!moving.empty()) {
     const auto n = static_cast<std::int64_t>(moving.size());
     torch::Tensor index = torch::from_blob(moving.data(), {n}, torch::kInt64).clone().to(device);
     torch::Tensor th = torch::from_blob(theta.data(), {n, 2, 3}, torch::kFloat32).clone().to(device);
     torch::Tensor grid = at::affine_grid_generator(th, {n, c, h, w}, /*align_corners=*/false);
-    torch::Tensor warped = at::grid_sampler(x.index_select(0, index), grid, /*bilinear*/ 0, /*zeros*/ 0, false);
+    torch::Tensor warped =
+        at::grid_sampler(x.index_select(0, index), grid, /*bilinear*/ 0, /*zeros*/ 0, false);
     x.index_copy_(0, index, warped);
   }
 
@@ -101,12 +107,15 @@ void apply_tensor_path(torch::Tensor& batch, const std::vector<AppliedParams>& p
     if (p.blur_sigma > 0.0) {
       const int k = blur_kernel_size(p.blur_sigma);
       const cv::Mat kernel = cv::getGaussianKernel(k, p.blur_sigma, CV_32F);
-      torch::Tensor k1 = torch::from_blob(const_cast<float*>(kernel.ptr<float>()), {k}, torch::kFloat32).clone().to(device);
+      torch::Tensor k1 =
+          torch::from_blob(const_cast<float*>(kernel.ptr<float>()), {k}, torch::kFloat32).clone().to(device);
       const std::int64_t r = k / 2;
       s = at::reflection_pad2d(s, {r, r, r, r});
       const std::vector<std::int64_t> ones{1, 1}, zeros{0, 0};
-      s = at::conv2d(s, k1.view({1, 1, 1, k}).expand({c, 1, 1, k}).contiguous(), torch::Tensor(), ones, zeros, ones, c);
-      s = at::conv2d(s, k1.view({1, 1, k, 1}).expand({c, 1, k, 1}).contiguous(), torch::Tensor(), ones, zeros, ones, c);
+      s = at::conv2d(s, k1.view({1, 1, 1, k}).expand({c, 1, 1, k}).contiguous(), torch::Tensor(), ones, zeros,
+                     ones, c);
+      s = at::conv2d(s, k1.view({1, 1, k, 1}).expand({c, 1, k, 1}).contiguous(), torch::Tensor(), ones, zeros,
+                     ones, c);
     }
     x.narrow(0, i, 1).copy_(s);
   }
@@ -136,8 +145,11 @@ void apply_tensor_path(torch::Tensor& batch, const std::vector<AppliedParams>& p
       torch::Tensor mean;
       if (c == 3) {
         const float weights[3] = {0.2989f, 0.587f, 0.114f};
-        mean = means.mul(torch::from_blob(const_cast<float*>(weights), {1, 3}, torch::kFloat32).clone().to(device))
-                   .sum(1);
+        mean =
+            means
+                .mul(
+                    torch::from_blob(const_cast<float*>(weights), {1, 3}, torch::kFloat32).clone().to(device))
+                .sum(1);
       } else {
         mean = means.mean(1);
       }

@@ -83,7 +83,7 @@ void grid(benchmark::internal::Benchmark* b) {
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 
-#define MEDLOAD_AUGMENT_BENCH(Op) \
+#define MEDLOAD_AUGMENT_BENCH(Op)                                    \
   void BM_Augment_##Op(benchmark::State& state) { run(state, #Op); } \
   BENCHMARK(BM_Augment_##Op)->Apply(grid);
 

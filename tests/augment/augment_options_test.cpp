@@ -40,8 +40,9 @@ TEST(AugmentOptions, DefaultsMatchTheMedicalPolicy) {
 }
 
 TEST(AugmentOptions, RotationPastTheLimitIsAnErrorNamingKeyAndLimit) {
-  EXPECT_EQ(error_of({{"rotation", {{"max_degrees", 15}}}}),
-            "augment.rotation.max_degrees is 15; the medical limit is 10 (set augment.unsafe_override to allow)");
+  EXPECT_EQ(
+      error_of({{"rotation", {{"max_degrees", 15}}}}),
+      "augment.rotation.max_degrees is 15; the medical limit is 10 (set augment.unsafe_override to allow)");
   EXPECT_EQ(error_of({{"rotation", {{"max_degrees", 10}}}}), "");
 }
 
@@ -49,10 +50,12 @@ TEST(AugmentOptions, UnsafeOverrideAllowsPastTheLimitAndIsReported) {
   const auto o = AugmentOptions::from_json({{"unsafe_override", true}, {"rotation", {{"max_degrees", 15}}}});
   EXPECT_EQ(o.rotation.max_degrees, 15.0);
   ASSERT_EQ(o.active_overrides().size(), 1u);
-  EXPECT_EQ(o.active_overrides()[0], "unsafe_override: augment.rotation.max_degrees is 15; the medical limit is 10");
+  EXPECT_EQ(o.active_overrides()[0],
+            "unsafe_override: augment.rotation.max_degrees is 15; the medical limit is 10");
   // Over the hard range, even the override does not help.
-  EXPECT_NE(error_of({{"unsafe_override", true}, {"rotation", {{"max_degrees", 200}}}}).find("allowed 0..180"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of({{"unsafe_override", true}, {"rotation", {{"max_degrees", 200}}}}).find("allowed 0..180"),
+      std::string::npos);
 }
 
 TEST(AugmentOptions, AnyVerticalFlipIsAnError) {
@@ -68,19 +71,26 @@ TEST(AugmentOptions, HorizontalFlipNeedsItsOwnOverride) {
   EXPECT_NE(e.find("augment.allow_horizontal_flip"), std::string::npos) << e;
   // unsafe_override is not the flip override: laterality is a separate decision.
   EXPECT_NE(error_of({{"unsafe_override", true}, {"horizontal_flip", {{"probability", 0.5}}}}), "");
-  const auto o = AugmentOptions::from_json({{"allow_horizontal_flip", true}, {"horizontal_flip", {{"probability", 0.5}}}});
+  const auto o = AugmentOptions::from_json(
+      {{"allow_horizontal_flip", true}, {"horizontal_flip", {{"probability", 0.5}}}});
   ASSERT_EQ(o.active_overrides().size(), 1u);
   EXPECT_EQ(o.active_overrides()[0], "allow_horizontal_flip: augment.horizontal_flip.probability is 0.5");
 }
 
 TEST(AugmentOptions, EveryMedicalLimitIsChecked) {
   const json cases[] = {
-      {{"translation", {{"max_fraction", 0.2}}}}, {{"scale", {{"min", 0.8}}}},
-      {{"scale", {{"max", 1.2}}}},                {{"gamma", {{"min", 0.4}}}},
-      {{"gamma", {{"max", 2.5}}}},                {{"brightness", {{"min", 0.5}}}},
-      {{"brightness", {{"max", 1.5}}}},           {{"contrast", {{"min", 0.5}}}},
-      {{"contrast", {{"max", 1.5}}}},             {{"gaussian_noise", {{"max_sigma", 0.1}}}},
-      {{"poisson_noise", {{"min_photons", 50}}}}, {{"blur", {{"max_sigma", 3}}}},
+      {{"translation", {{"max_fraction", 0.2}}}},
+      {{"scale", {{"min", 0.8}}}},
+      {{"scale", {{"max", 1.2}}}},
+      {{"gamma", {{"min", 0.4}}}},
+      {{"gamma", {{"max", 2.5}}}},
+      {{"brightness", {{"min", 0.5}}}},
+      {{"brightness", {{"max", 1.5}}}},
+      {{"contrast", {{"min", 0.5}}}},
+      {{"contrast", {{"max", 1.5}}}},
+      {{"gaussian_noise", {{"max_sigma", 0.1}}}},
+      {{"poisson_noise", {{"min_photons", 50}}}},
+      {{"blur", {{"max_sigma", 3}}}},
       {{"downsample", {{"min_factor", 0.1}}}},
   };
   for (const json& j : cases) {
@@ -95,18 +105,22 @@ TEST(AugmentOptions, EveryMedicalLimitIsChecked) {
 
 TEST(AugmentOptions, UnknownKeysAndWrongTypesAreErrors) {
   EXPECT_NE(error_of({{"rotaton", json::object()}}).find("unknown key augment.rotaton"), std::string::npos);
-  EXPECT_NE(error_of({{"rotation", {{"max_deg", 5}}}}).find("unknown key augment.rotation.max_deg"), std::string::npos);
-  EXPECT_NE(error_of({{"gamma", {{"probability", "high"}}}}).find("augment.gamma.probability must be a number"),
+  EXPECT_NE(error_of({{"rotation", {{"max_deg", 5}}}}).find("unknown key augment.rotation.max_deg"),
             std::string::npos);
+  EXPECT_NE(
+      error_of({{"gamma", {{"probability", "high"}}}}).find("augment.gamma.probability must be a number"),
+      std::string::npos);
   EXPECT_NE(error_of({{"enabled", 1}}).find("augment.enabled must be true or false"), std::string::npos);
   EXPECT_NE(error_of(json::array()).find("augment must be a JSON object"), std::string::npos);
   EXPECT_NE(error_of({{"seed", -1}}).find("augment.seed is -1"), std::string::npos);
 }
 
 TEST(AugmentOptions, RangesAndOrderAreChecked) {
-  EXPECT_NE(error_of({{"gamma", {{"min", 1.2}, {"max", 0.9}}}}).find("augment.gamma.min is 1.2, above augment.gamma.max"),
+  EXPECT_NE(error_of({{"gamma", {{"min", 1.2}, {"max", 0.9}}}})
+                .find("augment.gamma.min is 1.2, above augment.gamma.max"),
             std::string::npos);
-  EXPECT_NE(error_of({{"rotation", {{"probability", 1.5}}}}).find("augment.rotation.probability is 1.5; allowed 0..1"),
+  EXPECT_NE(error_of({{"rotation", {{"probability", 1.5}}}})
+                .find("augment.rotation.probability is 1.5; allowed 0..1"),
             std::string::npos);
 }
 

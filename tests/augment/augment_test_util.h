@@ -34,7 +34,8 @@ inline torch::Tensor synthetic_float(std::int64_t b, std::int64_t c, std::int64_
 }
 
 // The same as uint8 (rounded).
-inline torch::Tensor synthetic_u8(std::int64_t b, std::int64_t c, std::int64_t h, std::int64_t w, std::uint64_t seed = 1) {
+inline torch::Tensor synthetic_u8(std::int64_t b, std::int64_t c, std::int64_t h, std::int64_t w,
+                                  std::uint64_t seed = 1) {
   return synthetic_float(b, c, h, w, seed).mul(255.0).round().to(torch::kUInt8);
 }
 
@@ -50,6 +51,8 @@ inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return a.to(torch::kFloat64).sub(b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
-inline bool same(const torch::Tensor& a, const torch::Tensor& b) { return a.sizes() == b.sizes() && a.equal(b); }
+inline bool same(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.sizes() == b.sizes() && a.equal(b);
+}
 
 }  // namespace medload::augment::test

@@ -81,12 +81,14 @@ TEST(Augmenter, DiffersAcrossEpochsAndSamples) {
 TEST(Augmenter, ReplayOfLoggedParametersReproducesTheOutputExactly) {
   for (const auto dtype : {torch::kUInt8, torch::kFloat32}) {
     Augmenter augmenter(full(), 2);
-    const torch::Tensor input = dtype == torch::kUInt8 ? synthetic_u8(6, 3, 24, 30) : synthetic_float(6, 3, 24, 30);
+    const torch::Tensor input =
+        dtype == torch::kUInt8 ? synthetic_u8(6, 3, 24, 30) : synthetic_float(6, 3, 24, 30);
     torch::Tensor out = input.clone();
     const auto params = augmenter.apply(out, ids({0, 1, 2, 3, 4, 5}), 3);
     // Through JSON text, as a training log would keep them.
     std::vector<AppliedParams> logged;
-    for (const auto& p : params) logged.push_back(AppliedParams::from_json(nlohmann::json::parse(p.to_json().dump())));
+    for (const auto& p : params)
+      logged.push_back(AppliedParams::from_json(nlohmann::json::parse(p.to_json().dump())));
     Augmenter other(AugmentOptions(), 1);  // replay does not depend on the options
     torch::Tensor again = input.clone();
     other.replay(again, logged);
@@ -244,4 +246,18 @@ TEST(Augmenter, ConcurrentCallersOnOneAugmenterGetTheirOwnResults) {
   }
   for (auto& t : callers) t.join();
   for (int e = 0; e < 3; ++e) EXPECT_TRUE(same(got[e], expected[e])) << "epoch " << e;
+}
+
+TEST(Augmenter, NormalisedFloatBatchesAreAugmentedInPixelSpace) {
+  const Normalization norm{0.45f, 0.22f};
+  const torch::Tensor x = synthetic_float(4, 1, 32, 32);
+  torch::Tensor plain = x.clone();
+  Augmenter(full(), 1).apply(plain, ids({1, 2, 3, 4}), 2);
+  torch::Tensor normalised = x.sub(norm.mean).div(norm.std);
+  Augmenter(full(), 2, norm).apply(normalised, ids({1, 2, 3, 4}), 2);
+  // Same augmentation as on x, expressed in the normalised space (float rounding of the
+  // round trip only).
+  EXPECT_LT(max_abs_diff(normalised, plain.sub(norm.mean).div(norm.std)), 1e-4);
+  // uint8 batches ignore it; bad values are refused.
+  EXPECT_THROW(Augmenter(full(), 1, Normalization{0.5f, 0.0f}), medload::ConfigError);
 }

@@ -19,7 +19,8 @@ TEST(ContactSheet, HasOneRowPerSampleAndOneColumnPerDrawPlusTheOriginal) {
   ContactSheetOptions o;
   o.draws = 3;
   o.tile = 64;
-  const torch::Tensor sheet = make_contact_sheet(images, {5, 6, 7}, {"#5 normal", "#6 effusion", "#7 normal"}, augmenter, o);
+  const torch::Tensor sheet =
+      make_contact_sheet(images, {5, 6, 7}, {"#5 normal", "#6 effusion", "#7 normal"}, augmenter, o);
   ASSERT_EQ(sheet.dim(), 3);
   EXPECT_EQ(sheet.size(2), 3);
   EXPECT_EQ(sheet.size(1), 170 + 4 * (64 + 4));
@@ -49,6 +50,8 @@ TEST(ContactSheet, WritesAReadablePng) {
 
 TEST(ContactSheet, RejectsMismatchedLabels) {
   Augmenter augmenter(AugmentOptions(), 1);
-  EXPECT_THROW(make_contact_sheet(synthetic_u8(2, 1, 32, 32), {0, 1}, {"a"}, augmenter), medload::ConfigError);
-  EXPECT_THROW(make_contact_sheet(synthetic_float(2, 1, 32, 32), {0, 1}, {"a", "b"}, augmenter), medload::ConfigError);
+  EXPECT_THROW(make_contact_sheet(synthetic_u8(2, 1, 32, 32), {0, 1}, {"a"}, augmenter),
+               medload::ConfigError);
+  EXPECT_THROW(make_contact_sheet(synthetic_float(2, 1, 32, 32), {0, 1}, {"a", "b"}, augmenter),
+               medload::ConfigError);
 }

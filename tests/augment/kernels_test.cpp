@@ -76,10 +76,11 @@ TEST(AugmentKernels, RotationIsClockwiseAboutTheCentre) {
 }
 
 TEST(AugmentKernels, TranslationShiftsByTheFractionAndFillsWithBlack) {
-  const torch::Tensor img = torch::arange(128, torch::kInt64).mul(37).remainder(255).add(1).to(torch::kUInt8).view({1, 1, 8, 16});
+  const torch::Tensor img =
+      torch::arange(128, torch::kInt64).mul(37).remainder(255).add(1).to(torch::kUInt8).view({1, 1, 8, 16});
   AppliedParams p = identity_params();
-  p.translate_x = 0.25;  // 4 px right
-  p.translate_y = -0.25; // 2 px up
+  p.translate_x = 0.25;   // 4 px right
+  p.translate_y = -0.25;  // 2 px up
   const torch::Tensor out = replayed(img, p);
   EXPECT_TRUE(same(out.narrow(3, 4, 12).narrow(2, 0, 6), img.narrow(3, 0, 12).narrow(2, 2, 6)));
   EXPECT_EQ(out.narrow(3, 0, 4).sum().item<int64_t>(), 0);

@@ -78,7 +78,8 @@ TEST(TensorPath, FullChainMatchesTheCpuPathWithinInterpolationRounding) {
   geometric.gaussian_noise.probability = geometric.poisson_noise.probability = 0.0;
   geometric.blur.probability = geometric.downsample.probability = 0.0;
   const auto gp = drawn(geometric, 8, 0);
-  const double max_interior = max_abs_diff(interior(tensor_path(input, gp), 6), interior(cpu_path(input, gp), 6));
+  const double max_interior =
+      max_abs_diff(interior(tensor_path(input, gp), 6), interior(cpu_path(input, gp), 6));
   EXPECT_LT(max_interior, 0.02) << max_interior;
 }
 

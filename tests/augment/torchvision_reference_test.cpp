@@ -24,15 +24,16 @@ namespace {
 void write_raw(const torch::Tensor& t, const fs::path& path) {
   const torch::Tensor c = t.contiguous();
   std::ofstream out(path, std::ios::binary);
-  out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * c.element_size()));
+  out.write(static_cast<const char*>(c.data_ptr()),
+            static_cast<std::streamsize>(c.numel() * c.element_size()));
   ASSERT_TRUE(out.good()) << path;
 }
 
 struct Case {
   std::string name;
-  std::string op;           // gamma | brightness | contrast | affine
-  nlohmann::json tv;        // torchvision's arguments
-  AppliedParams params;     // medload's
+  std::string op;        // gamma | brightness | contrast | affine
+  nlohmann::json tv;     // torchvision's arguments
+  AppliedParams params;  // medload's
 };
 
 }  // namespace
@@ -81,13 +82,14 @@ TEST(TorchvisionReference, PointOpsAndAffineAgreeWithinStatedTolerances) {
     augmenter.replay(cpu_f, params);
     augmenter.replay(cpu_u, params);
     medload::augment::detail::apply_tensor_path(tensor_f, params);
-    for (const auto& [path, input, out] : {std::tuple<std::string, std::string, torch::Tensor>{"cpu", "f32", cpu_f},
-                                           {"cpu", "u8", cpu_u},
-                                           {"tensor", "f32", tensor_f}}) {
+    for (const auto& [path, input, out] :
+         {std::tuple<std::string, std::string, torch::Tensor>{"cpu", "f32", cpu_f},
+          {"cpu", "u8", cpu_u},
+          {"tensor", "f32", tensor_f}}) {
       const std::string file = c.name + "_" + path + "_" + input + ".bin";
       write_raw(out, dir / file);
-      manifest["cases"].push_back({{"name", c.name}, {"op", c.op}, {"args", c.tv}, {"path", path}, {"input", input},
-                                   {"file", file}});
+      manifest["cases"].push_back(
+          {{"name", c.name}, {"op", c.op}, {"args", c.tv}, {"path", path}, {"input", input}, {"file", file}});
     }
   }
   std::ofstream(dir / "cases.json") << manifest.dump(1);

@@ -63,7 +63,8 @@ augment::AugmentOptions load_options(const PreviewArgs& args, const loader::Cach
     }
     source = "the config " + cache.path() + " was built with";
   }
-  if (j.is_object() && j.contains("augment") && (j.contains("preprocess") || j.contains("validate") || j.size() == 1)) {
+  if (j.is_object() && j.contains("augment") &&
+      (j.contains("preprocess") || j.contains("validate") || j.size() == 1)) {
     j = j.at("augment");
   }
   if (args.augment.empty() && !j.is_object()) j = nlohmann::json::object();
@@ -103,8 +104,8 @@ std::string row_label(const loader::CacheReader& cache, std::int64_t id) {
   const auto& names = cache.class_names();
   const std::int64_t label = static_cast<std::size_t>(id) < labels.size() ? labels[id] : -1;
   std::string text = label >= 0 && static_cast<std::size_t>(label) < names.size() ? names[label]
-                     : label >= 0                                                  ? "class " + std::to_string(label)
-                                                                                   : "unlabeled";
+                     : label >= 0 ? "class " + std::to_string(label)
+                                  : "unlabeled";
   return text.size() > 18 ? text.substr(0, 17) + "~" : text;
 }
 
@@ -119,7 +120,8 @@ torch::Tensor read_samples(const loader::CacheReader& cache, const std::vector<s
     std::int32_t* out = raw.data_ptr<std::int32_t>();
     for (std::int64_t i = 0; i < n; ++i) {
       cache.read_image(static_cast<std::size_t>(ids[i]), buffer.data());
-      for (std::size_t k = 0; k < buffer.size(); ++k) out[i * c * h * w + static_cast<std::int64_t>(k)] = buffer[k];
+      for (std::size_t k = 0; k < buffer.size(); ++k)
+        out[i * c * h * w + static_cast<std::int64_t>(k)] = buffer[k];
     }
     return raw.div(257, "floor").to(torch::kUInt8);
   }
@@ -135,11 +137,13 @@ Runner add_preview_command(CLI::App& command) {
   auto args = std::make_shared<PreviewArgs>();
   command.add_option("cache", args->cache, "The cache (CACHE.h5)")->required()->check(CLI::ExistingFile);
   command.add_option("-o,--output", args->output, "The PNG contact sheet to write")->required();
-  command.add_option("--augment", args->augment,
-                     "Augmentation config: an augment object or a pipeline config (default: the cache's own)");
+  command.add_option(
+      "--augment", args->augment,
+      "Augmentation config: an augment object or a pipeline config (default: the cache's own)");
   command.add_option("--n", args->n, "Samples (rows), picked round-robin over the classes")
       ->check(CLI::Range(1, 256));
-  command.add_option("--draws", args->draws, "Augmented columns (epochs 0..draws-1)")->check(CLI::Range(1, 32));
+  command.add_option("--draws", args->draws, "Augmented columns (epochs 0..draws-1)")
+      ->check(CLI::Range(1, 32));
   command.add_option("--tile", args->tile, "Tile side in pixels")->check(CLI::Range(32, 1024));
   command.add_option("--ids", args->ids, "Show these sample ids (rows of the cache) instead")->delimiter(',');
   command.add_option("--seed", args->seed, "Override the augmentation seed")->check(CLI::NonNegativeNumber);
@@ -152,8 +156,8 @@ Runner add_preview_command(CLI::App& command) {
     std::vector<std::int64_t> ids = args->ids.empty() ? pick_samples(cache, args->n) : args->ids;
     for (std::int64_t id : ids) {
       if (id < 0 || static_cast<std::size_t>(id) >= cache.size()) {
-        throw ConfigError("medload preview: --ids has " + std::to_string(id) + "; " + args->cache + " has samples 0.." +
-                          std::to_string(cache.size() - 1));
+        throw ConfigError("medload preview: --ids has " + std::to_string(id) + "; " + args->cache +
+                          " has samples 0.." + std::to_string(cache.size() - 1));
       }
     }
     std::vector<std::string> labels;
@@ -162,7 +166,8 @@ Runner add_preview_command(CLI::App& command) {
     augment::ContactSheetOptions sheet_options;
     sheet_options.draws = args->draws;
     sheet_options.tile = args->tile;
-    const torch::Tensor sheet = augment::make_contact_sheet(read_samples(cache, ids), ids, labels, augmenter, sheet_options);
+    const torch::Tensor sheet =
+        augment::make_contact_sheet(read_samples(cache, ids), ids, labels, augmenter, sheet_options);
     augment::write_png(sheet, args->output);
     std::cout << "wrote " << args->output << ": " << ids.size() << " samples x " << args->draws
               << " augmented draws (augmentation from " << source << ")\n";

@@ -82,9 +82,9 @@ struct GaussianNoiseOptions {
 /// a count of mean and variance x * photons, then is scaled back. photons is log-uniform in
 /// [min_photons, max_photons] per sample: fewer photons, more noise.
 struct PoissonNoiseOptions {
-  double probability = 0.25;   ///< Range 0..1.
-  double min_photons = 500;    ///< range 1..1e9, <= max_photons; medical limit 100 (noisier below).
-  double max_photons = 5000;   ///< range 1..1e9, >= min_photons.
+  double probability = 0.25;  ///< Range 0..1.
+  double min_photons = 500;   ///< range 1..1e9, <= max_photons; medical limit 100 (noisier below).
+  double max_photons = 5000;  ///< range 1..1e9, >= min_photons.
 };
 
 /// Mild detector blur: Gaussian, sigma uniform in [min_sigma, max_sigma] pixels.

@@ -28,24 +28,24 @@ namespace medload::augment {
 /// The parameters one sample was augmented with. Identity values mean "not applied"
 /// (rotation 0, scale 1, gamma 1, sigma 0, photons 0, downsample 1, ...).
 struct AppliedParams {
-  std::int64_t sample_id = 0;            ///< the sample's id (its index in the cache)
-  std::int64_t epoch = 0;                ///< the epoch it was drawn for
-  bool horizontal_flip = false;          ///< mirrored left-right (before the warp)
-  bool vertical_flip = false;            ///< mirrored top-bottom (before the warp)
-  double rotation_degrees = 0.0;         ///< clockwise on screen, about the image centre
-  double translate_x = 0.0;              ///< fraction of the width, + is to the right
-  double translate_y = 0.0;              ///< fraction of the height, + is down
-  double scale = 1.0;                    ///< isotropic, about the centre
-  double downsample_factor = 1.0;        ///< down-then-up factor (1 = not applied)
-  double blur_sigma = 0.0;               ///< Gaussian blur sigma in pixels (0 = not applied)
-  double gamma = 1.0;                    ///< x -> x^gamma (1 = not applied)
-  double brightness = 1.0;               ///< x -> brightness * x (1 = not applied)
-  double contrast = 1.0;                 ///< blend with the mean (1 = not applied)
-  double poisson_photons = 0.0;          ///< photons at full intensity (0 = not applied)
-  double gaussian_sigma = 0.0;           ///< fraction of the full range (0 = not applied)
-  std::uint64_t noise_key = 0;           ///< key of the sample's noise fields
-  bool horizontal_flip_override = false; ///< the config set allow_horizontal_flip
-  bool unsafe_override = false;          ///< the config set unsafe_override
+  std::int64_t sample_id = 0;             ///< the sample's id (its index in the cache)
+  std::int64_t epoch = 0;                 ///< the epoch it was drawn for
+  bool horizontal_flip = false;           ///< mirrored left-right (before the warp)
+  bool vertical_flip = false;             ///< mirrored top-bottom (before the warp)
+  double rotation_degrees = 0.0;          ///< clockwise on screen, about the image centre
+  double translate_x = 0.0;               ///< fraction of the width, + is to the right
+  double translate_y = 0.0;               ///< fraction of the height, + is down
+  double scale = 1.0;                     ///< isotropic, about the centre
+  double downsample_factor = 1.0;         ///< down-then-up factor (1 = not applied)
+  double blur_sigma = 0.0;                ///< Gaussian blur sigma in pixels (0 = not applied)
+  double gamma = 1.0;                     ///< x -> x^gamma (1 = not applied)
+  double brightness = 1.0;                ///< x -> brightness * x (1 = not applied)
+  double contrast = 1.0;                  ///< blend with the mean (1 = not applied)
+  double poisson_photons = 0.0;           ///< photons at full intensity (0 = not applied)
+  double gaussian_sigma = 0.0;            ///< fraction of the full range (0 = not applied)
+  std::uint64_t noise_key = 0;            ///< key of the sample's noise fields
+  bool horizontal_flip_override = false;  ///< the config set allow_horizontal_flip
+  bool unsafe_override = false;           ///< the config set unsafe_override
 
   /// {"sample_id": .., "epoch": .., ..., "noise_key": "<16 hex digits>", "overrides": [...]}.
   nlohmann::json to_json() const;
@@ -59,11 +59,21 @@ struct AppliedParams {
 using AugmentHook = std::function<void(torch::Tensor& batch, const std::vector<std::int64_t>& sample_ids,
                                        std::int64_t epoch)>;
 
+/// How float32 batches are normalised when they reach the augmenter: values are
+/// (x - mean) / std with x in [0, 1] (the loader's SampleOutput / CacheDataset::mean(), std()).
+/// Augmentation works on x: it undoes the normalisation, augments, and normalises again.
+/// uint8 batches ignore it.
+struct Normalization {
+  float mean = 0.0f;  ///< subtracted after scaling to [0, 1]
+  float std = 1.0f;   ///< divides after the mean; > 0
+};
+
 class Augmenter {
  public:
   /// Validates `options` (ConfigError) and starts `threads` - 1 worker threads (the caller is
   /// the last one); threads = 0 means one per hardware thread. threads only changes speed.
-  explicit Augmenter(AugmentOptions options, std::size_t threads = 1);
+  /// `normalization`: see Normalization (ConfigError unless std > 0 and both are finite).
+  explicit Augmenter(AugmentOptions options, std::size_t threads = 1, Normalization normalization = {});
   ~Augmenter();
   Augmenter(Augmenter&&) noexcept;
   Augmenter& operator=(Augmenter&&) noexcept;
@@ -74,8 +84,9 @@ class Augmenter {
   /// The parameters of `sample_id` in `epoch`: a pure function of (seed, epoch, sample id).
   AppliedParams draw(std::int64_t sample_id, std::int64_t epoch) const;
 
-  /// Augments `batch` in place: uint8 or float32 (values in [0, 1]), `[B,C,H,W]` contiguous,
-  /// on the CPU or a CUDA device; sample_ids.size() == B. Returns each sample's parameters.
+  /// Augments `batch` in place: uint8, or float32 (values in [0, 1], or normalised as the
+  /// constructor's Normalization says), `[B,C,H,W]`, on the CPU or a CUDA device;
+  /// sample_ids.size() == B. Returns each sample's parameters.
   /// With options().enabled false the batch is unchanged and the parameters are identities.
   /// Throws ConfigError on a wrong dtype, rank or id count; WorkerError naming the sample when
   /// a kernel fails.
@@ -90,12 +101,15 @@ class Augmenter {
   nlohmann::json describe() const;
 
  private:
+  void replay_unnormalized(torch::Tensor& batch, const std::vector<AppliedParams>& params);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
 /// One line for a user: a hook for medload's loader that owns an Augmenter.
-/// `loader_options.augment = medload::augment::make_hook(options, threads);`
-AugmentHook make_hook(AugmentOptions options, std::size_t threads = 1);
+/// `loader_options.augment = medload::augment::make_hook(options, threads, {dataset.mean(), dataset.std()});`
+/// (uint8 serving needs no normalization argument).
+AugmentHook make_hook(AugmentOptions options, std::size_t threads = 1, Normalization normalization = {});
 
 }  // namespace medload::augment
