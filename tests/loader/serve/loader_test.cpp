@@ -198,13 +198,20 @@ TEST(Loader, ReadsAtMostPrefetchBatchesAheadOfTheCaller) {
   options.threads = 2;
   options.prefetch = 3;
   Loader loader(source, torch::data::samplers::SequentialSampler(1000), options);
+  // Waits until the workers have read `expected` samples (or 10 s), then a little longer, so that
+  // any read beyond the bound would have happened.
+  auto settle = [&](std::size_t expected) {
+    for (int i = 0; i < 1000 && source->reads.load() < expected; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return source->reads.load();
+  };
   ASSERT_TRUE(loader.next());
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the workers run ahead
   // The returned batch plus `prefetch` batches in flight, and not one sample more.
-  EXPECT_EQ(source->reads.load(), 10u * (1 + 3));
+  EXPECT_EQ(settle(10u * (1 + 3)), 10u * (1 + 3));
   ASSERT_TRUE(loader.next());
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(source->reads.load(), 10u * (2 + 3));
+  EXPECT_EQ(settle(10u * (2 + 3)), 10u * (2 + 3));
 }
 
 TEST(Loader, DestroyingMidEpochCancelsQueuedReadsAndJoins) {
