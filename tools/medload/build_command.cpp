@@ -49,14 +49,16 @@ Runner add_build_command(CLI::App& command) {
   command.add_option("--threads", args->threads, "Decoding and preprocessing threads (0 = all cores)")
       ->check(CLI::Range(0, 256))
       ->default_val(0);
-  command.add_option("--shard", args->shard,
-                     "Build only shard I of N (0-based; a contiguous block of the sorted inputs); join the "
-                     "shards with `medload merge`")
+  command
+      .add_option("--shard", args->shard,
+                  "Build only shard I of N (0-based; a contiguous block of the sorted inputs); join the "
+                  "shards with `medload merge`")
       ->type_name("I/N");
   command.add_option("--deflate", args->deflate, "zlib level of the image chunks (0 = none: fastest reads)")
       ->check(CLI::Range(0, 9))
       ->default_val(0);
-  command.add_option("--missing-labels", args->missing_labels, "Unlabeled samples: keep them as -1 or drop them")
+  command
+      .add_option("--missing-labels", args->missing_labels, "Unlabeled samples: keep them as -1 or drop them")
       ->check(CLI::IsMember({"unlabeled", "drop"}))
       ->default_val("unlabeled");
   command
@@ -65,10 +67,12 @@ Runner add_build_command(CLI::App& command) {
                   "most frequent value) or none; filled values are flagged")
       ->check(CLI::IsMember({"class_median", "class_mean", "median", "mean", "none"}))
       ->default_val("class_median");
-  command.add_flag("--in-process", args->in_process,
-                   "Decode in this process instead of forked workers (faster start; a decoder crash ends the build)");
+  command.add_flag(
+      "--in-process", args->in_process,
+      "Decode in this process instead of forked workers (faster start; a decoder crash ends the build)");
   command.add_flag("-q,--quiet", args->quiet, "No progress display");
-  command.add_flag("--json", args->json, "Print the build's figures as JSON (the report's build and timings parts)");
+  command.add_flag("--json", args->json,
+                   "Print the build's figures as JSON (the report's build and timings parts)");
   command.footer(
       "Atomic: work goes to CACHE.h5.partial/ and CACHE.h5.tmp, then is renamed over CACHE.h5; a build\n"
       "killed at any moment leaves CACHE.h5 absent or the previous cache. Run the same command again to\n"
@@ -93,10 +97,11 @@ Runner add_build_command(CLI::App& command) {
       options.shard_count = count;
     }
     options.deflate = args->deflate;
-    options.missing_labels =
-        args->missing_labels == "drop" ? loader::MissingLabelPolicy::kDrop : loader::MissingLabelPolicy::kKeepUnlabeled;
+    options.missing_labels = args->missing_labels == "drop" ? loader::MissingLabelPolicy::kDrop
+                                                            : loader::MissingLabelPolicy::kKeepUnlabeled;
     options.impute = loader::impute_policy_from_string(args->impute, "--impute");
-    options.config.validate.isolation = args->in_process ? loader::Isolation::kInProcess : loader::Isolation::kProcess;
+    options.config.validate.isolation =
+        args->in_process ? loader::Isolation::kInProcess : loader::Isolation::kProcess;
     options.progress = args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto;
 
     const loader::BuildResult result = loader::build_cache(options);
@@ -110,19 +115,20 @@ Runner add_build_command(CLI::App& command) {
                 << '\n';
       return kExitOk;
     }
-    std::cout << "built " << result.output << ": " << result.images << " images from " << result.ok_files << " of "
-              << result.sources << " files (" << result.rejected_files << " rejected)\n"
-              << "  decoded " << result.decoded_files << ", reused " << result.reused_files << " from the previous cache, "
-              << result.resumed_files << " from an interrupted build\n";
+    std::cout << "built " << result.output << ": " << result.images << " images from " << result.ok_files
+              << " of " << result.sources << " files (" << result.rejected_files << " rejected)\n"
+              << "  decoded " << result.decoded_files << ", reused " << result.reused_files
+              << " from the previous cache, " << result.resumed_files << " from an interrupted build\n";
     if (result.unlabeled > 0 || result.dropped_unlabeled > 0) {
-      std::cout << "  unlabeled: " << result.unlabeled << " kept as -1, " << result.dropped_unlabeled << " dropped\n";
+      std::cout << "  unlabeled: " << result.unlabeled << " kept as -1, " << result.dropped_unlabeled
+                << " dropped\n";
     }
     for (const auto& [name, n] : result.imputed) {
       if (n > 0) std::cout << "  imputed " << name << ": " << n << " values\n";
     }
     std::printf("  %.2f s (%.1f images/s; scan %.2f s, write %.2f s)\n", result.seconds,
-                result.seconds > 0 ? static_cast<double>(result.images) / result.seconds : 0.0, result.scan_seconds,
-                result.assemble_seconds);
+                result.seconds > 0 ? static_cast<double>(result.images) / result.seconds : 0.0,
+                result.scan_seconds, result.assemble_seconds);
     std::cout << "report: " << result.report_path << '\n';
     return kExitOk;
   };

@@ -23,8 +23,9 @@ Runner add_inspect_command(CLI::App& command) {
   auto args = std::make_shared<Args>();
   command.add_option("CACHE", args->cache, "The cache file")->required()->type_name("CACHE.h5");
   command.add_flag("--json", args->json, "Print the summary as JSON");
-  command.add_flag("--verify", args->verify,
-                   "Read every image and compare it with its checksum; exit 1 naming each sample that differs");
+  command.add_flag(
+      "--verify", args->verify,
+      "Read every image and compare it with its checksum; exit 1 naming each sample that differs");
   command.add_option("--threads", args->threads, "Threads for --verify (0 = all cores)")
       ->check(CLI::Range(0, 256))
       ->default_val(0);
@@ -43,8 +44,9 @@ Runner add_inspect_command(CLI::App& command) {
       std::cout << loader::format_inspection(summary);
     }
     if (args->verify && summary["verify"]["failed"].get<std::size_t>() > 0) {
-      std::cerr << "medload inspect: " << summary["verify"]["failed"] << " of " << summary["verify"]["checked"]
-                << " images of " << args->cache << " do not match their checksums\n";
+      std::cerr << "medload inspect: " << summary["verify"]["failed"] << " of "
+                << summary["verify"]["checked"] << " images of " << args->cache
+                << " do not match their checksums\n";
       return kExitFailure;
     }
     return kExitOk;

@@ -21,8 +21,12 @@ Runner add_merge_command(CLI::App& command) {
     bool quiet = false;
   };
   auto args = std::make_shared<Args>();
-  command.add_option("-o,--output", args->output, "The merged cache to write")->required()->type_name("CACHE.h5");
-  command.add_option("SHARDS", args->inputs, "The shard caches, in any order")->required()->type_name("SHARD.h5...");
+  command.add_option("-o,--output", args->output, "The merged cache to write")
+      ->required()
+      ->type_name("CACHE.h5");
+  command.add_option("SHARDS", args->inputs, "The shard caches, in any order")
+      ->required()
+      ->type_name("SHARD.h5...");
   command.add_option("--deflate", args->deflate, "zlib level of the merged image chunks (0 = none)")
       ->check(CLI::Range(0, 9))
       ->default_val(0);
@@ -39,8 +43,8 @@ Runner add_merge_command(CLI::App& command) {
     options.deflate = args->deflate;
     options.progress = args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto;
     const loader::MergeResult result = loader::merge_caches(options);
-    std::cout << "merged " << result.shards << " caches into " << args->output << ": " << result.images << " images, "
-              << result.rejected << " rejected files";
+    std::cout << "merged " << result.shards << " caches into " << args->output << ": " << result.images
+              << " images, " << result.rejected << " rejected files";
     if (result.duplicates > 0) std::cout << " (" << result.duplicates << " duplicates across shards dropped)";
     std::cout << '\n';
     return kExitOk;

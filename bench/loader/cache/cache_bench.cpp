@@ -67,7 +67,8 @@ std::string input_folder(int which) {
     return fs::is_directory(corpus) ? corpus : "";
   }
   const bool sixteen = which == 1;
-  const fs::path folder = fs::temp_directory_path() / (sixteen ? "medload-bench-cache-png16" : "medload-bench-cache-jpeg8");
+  const fs::path folder =
+      fs::temp_directory_path() / (sixteen ? "medload-bench-cache-png16" : "medload-bench-cache-jpeg8");
   const fs::path done = folder / ".complete";
   if (!fs::exists(done)) {
     fs::remove_all(folder);
@@ -216,7 +217,11 @@ void BM_Cache_Write(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Cache_Build)->ArgsProduct({{0, 1, 2}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_Cache_Build)
+    ->ArgsProduct({{0, 1, 2}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(2);
 BENCHMARK(BM_Cache_Decode)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_Cache_Preprocess)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_Cache_Write)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->Iterations(3);

@@ -15,7 +15,6 @@
 
 #include "cache_writer.h"
 #include "h5.h"
-#include "metadata.h"
 #include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
@@ -23,6 +22,7 @@
 #include "medload/core/version.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/ingest/scanner.h"
+#include "metadata.h"
 #include "work_area.h"
 
 namespace medload::loader {
@@ -42,11 +42,16 @@ ImputePolicy impute_policy_from_string(const std::string& text, const std::strin
 
 std::string to_string(ImputePolicy policy) {
   switch (policy) {
-    case ImputePolicy::kClassMedian: return "class_median";
-    case ImputePolicy::kClassMean: return "class_mean";
-    case ImputePolicy::kMedian: return "median";
-    case ImputePolicy::kMean: return "mean";
-    case ImputePolicy::kNone: return "none";
+    case ImputePolicy::kClassMedian:
+      return "class_median";
+    case ImputePolicy::kClassMean:
+      return "class_mean";
+    case ImputePolicy::kMedian:
+      return "median";
+    case ImputePolicy::kMean:
+      return "mean";
+    case ImputePolicy::kNone:
+      return "none";
   }
   return "?";
 }
@@ -54,7 +59,8 @@ std::string to_string(ImputePolicy policy) {
 void BuildOptions::validate() const {
   if (root.empty()) throw ConfigError("root is empty; give the folder of the input images");
   if (output.empty()) throw ConfigError("output is empty; give the cache file to write (e.g. cache.h5)");
-  if (threads < 0 || threads > 256) throw ConfigError("threads is " + std::to_string(threads) + "; allowed 0..256");
+  if (threads < 0 || threads > 256)
+    throw ConfigError("threads is " + std::to_string(threads) + "; allowed 0..256");
   if (shard_count < 1 || shard_count > 65536) {
     throw ConfigError("shard_count is " + std::to_string(shard_count) + "; allowed 1..65536");
   }
@@ -62,7 +68,8 @@ void BuildOptions::validate() const {
     throw ConfigError("shard_index is " + std::to_string(shard_index) + "; allowed 0.." +
                       std::to_string(shard_count - 1) + " for " + std::to_string(shard_count) + " shards");
   }
-  if (deflate < 0 || deflate > 9) throw ConfigError("deflate is " + std::to_string(deflate) + "; allowed 0..9");
+  if (deflate < 0 || deflate > 9)
+    throw ConfigError("deflate is " + std::to_string(deflate) + "; allowed 0..9");
   if (batch_files < 1 || batch_files > 4096) {
     throw ConfigError("batch_files is " + std::to_string(batch_files) + "; allowed 1..4096");
   }
@@ -71,7 +78,8 @@ void BuildOptions::validate() const {
 
 std::string report_path_for(const std::string& output) {
   const std::string suffix = ".h5";
-  if (output.size() > suffix.size() && output.compare(output.size() - suffix.size(), suffix.size(), suffix) == 0) {
+  if (output.size() > suffix.size() &&
+      output.compare(output.size() - suffix.size(), suffix.size(), suffix) == 0) {
     return output.substr(0, output.size() - suffix.size()) + ".report.json";
   }
   return output + ".report.json";
@@ -120,7 +128,8 @@ std::vector<std::uint8_t> to_planar(const PreprocessedImage& image) {
   std::vector<std::uint8_t> out(image.pixels.size());
   for (std::size_t p = 0; p < plane; ++p) {
     for (std::size_t k = 0; k < c; ++k) {
-      std::memcpy(out.data() + (k * plane + p) * element, image.pixels.data() + (p * c + k) * element, element);
+      std::memcpy(out.data() + (k * plane + p) * element, image.pixels.data() + (p * c + k) * element,
+                  element);
     }
   }
   return out;
@@ -158,9 +167,9 @@ class Collector {
     frame.pixels = to_planar(image);
     frame.checksum = hash64(frame.pixels.data(), frame.pixels.size());
     // Duplicate detection across resumed and reused files uses the decoded pixels.
-    const std::uint64_t decoded_hash =
-        hash64(decoded.pixels.data(), decoded.pixels.size(),
-               static_cast<std::uint64_t>(decoded.height) * 1000003u + static_cast<std::uint64_t>(decoded.width));
+    const std::uint64_t decoded_hash = hash64(
+        decoded.pixels.data(), decoded.pixels.size(),
+        static_cast<std::uint64_t>(decoded.height) * 1000003u + static_cast<std::uint64_t>(decoded.width));
 
     std::vector<std::pair<std::size_t, FileRecord>> batch;
     {
@@ -220,7 +229,8 @@ class Collector {
       batch.push_back(std::move(file));
     }
     auto start = Clock::now();
-    for (std::size_t k = 0; k < batch.size(); ++k) batch[k].source_hash = hash_file(sources_[indices[k]].path);
+    for (std::size_t k = 0; k < batch.size(); ++k)
+      batch[k].source_hash = hash_file(sources_[indices[k]].path);
     const std::int64_t hashed = ns_since(start);
     start = Clock::now();
     detail::write_batch(folder_, key_, batch);
@@ -246,7 +256,7 @@ class Collector {
 // A previous cache at the output path, for incremental reuse.
 struct PreviousCache {
   std::unique_ptr<CacheReader> reader;
-  std::map<std::string, FileRecord> ok;                  // by source hash
+  std::map<std::string, FileRecord> ok;                    // by source hash
   std::map<std::string, detail::RejectedRecord> rejected;  // by source hash
 };
 
@@ -258,8 +268,8 @@ PreviousCache open_previous(const std::string& output, const std::string& config
   try {
     reader = std::make_unique<CacheReader>(output);
   } catch (const Error& e) {
-    throw FormatError("refusing to replace " + output + ", which is not a cache this medload can read (" + e.what() +
-                      "); move it away or choose another output");
+    throw FormatError("refusing to replace " + output + ", which is not a cache this medload can read (" +
+                      e.what() + "); move it away or choose another output");
   }
   if (reader->config_hash() != config_hash || reader->library_version() != kVersion) return previous;
   const h5::File file = h5::File::open(output);
@@ -335,9 +345,14 @@ void fsync_path(const std::string& path, bool directory) {
 }
 
 nlohmann::json reused_outcome(const SourceFile& source, const FileRecord& record, const char* origin) {
-  return {{"path", source.report_path}, {"status", "ok"},      {"reason", nullptr},
-          {"detail", ""},               {"frames", record.frames.size()}, {"format", record.format},
-          {"content_hash", record.source_hash}, {"reused", origin}};
+  return {{"path", source.report_path},
+          {"status", "ok"},
+          {"reason", nullptr},
+          {"detail", ""},
+          {"frames", record.frames.size()},
+          {"format", record.format},
+          {"content_hash", record.source_hash},
+          {"reused", origin}};
 }
 
 }  // namespace
@@ -381,8 +396,8 @@ BuildResult build_cache(const BuildOptions& options_in) {
     throw IoError("cannot write " + options.output + ": its folder " + parent.string() + " does not exist");
   }
   if (::access(parent.c_str(), W_OK) != 0) {
-    throw IoError("cannot write " + options.output + ": its folder " + parent.string() + " is not writable (" +
-                  system_reason() + ")");
+    throw IoError("cannot write " + options.output + ": its folder " + parent.string() +
+                  " is not writable (" + system_reason() + ")");
   }
   PreviousCache previous = open_previous(options.output, config_hash);
   const std::string work = options.output + ".partial";
@@ -515,8 +530,12 @@ BuildResult build_cache(const BuildOptions& options_in) {
       hash = outcome["content_hash"].get<std::string>();
       if (hash == "0000000000000000") hash.clear();
     }
-    rejected[i] = {static_cast<std::int64_t>(first + i), sources[i].report_path, reason,
-                   outcome.value("detail", std::string()), hash, outcome.dump()};
+    rejected[i] = {static_cast<std::int64_t>(first + i),
+                   sources[i].report_path,
+                   reason,
+                   outcome.value("detail", std::string()),
+                   hash,
+                   outcome.dump()};
   }
 
   // The samples, in input order, frames in order.
@@ -549,13 +568,14 @@ BuildResult build_cache(const BuildOptions& options_in) {
     const FrameRecord& f = *s.frame;
     if (f.height != header.height || f.width != header.width || f.channels != header.channels ||
         f.type != header.dtype) {
-      throw FormatError("the preprocessed image of " + sources[s.source].report_path + " (frame " +
-                        std::to_string(f.frame_index) + ") is " + std::to_string(f.channels) + "x" +
-                        std::to_string(f.height) + "x" + std::to_string(f.width) + ", unlike the first image's " +
-                        std::to_string(header.channels) + "x" + std::to_string(header.height) + "x" +
-                        std::to_string(header.width) +
-                        "; every image of a cache has one shape (keep preprocess.letterbox on, and grayscale on "
-                        "for mixed gray and colour inputs)");
+      throw FormatError(
+          "the preprocessed image of " + sources[s.source].report_path + " (frame " +
+          std::to_string(f.frame_index) + ") is " + std::to_string(f.channels) + "x" +
+          std::to_string(f.height) + "x" + std::to_string(f.width) + ", unlike the first image's " +
+          std::to_string(header.channels) + "x" + std::to_string(header.height) + "x" +
+          std::to_string(header.width) +
+          "; every image of a cache has one shape (keep preprocess.letterbox on, and grayscale on "
+          "for mixed gray and colour inputs)");
     }
   }
 
@@ -642,15 +662,15 @@ BuildResult build_cache(const BuildOptions& options_in) {
       write_progress.advance(n);
     }
     const auto t0 = Clock::now();
-    nlohmann::json attributes{{"count_sources", static_cast<std::int64_t>(sources.size())},
-                              {"count_ok_files", static_cast<std::int64_t>(result.ok_files)},
-                              {"sources_total", static_cast<std::int64_t>(total)},
-                              {"shard_index", options.shard_index},
-                              {"shard_count", options.shard_count},
-                              {"multi_label", multi_label ? 1 : 0},
-                              {"missing_labels",
-                               options.missing_labels == MissingLabelPolicy::kDrop ? "drop" : "unlabeled"},
-                              {"impute", to_string(options.impute)}};
+    nlohmann::json attributes{
+        {"count_sources", static_cast<std::int64_t>(sources.size())},
+        {"count_ok_files", static_cast<std::int64_t>(result.ok_files)},
+        {"sources_total", static_cast<std::int64_t>(total)},
+        {"shard_index", options.shard_index},
+        {"shard_count", options.shard_count},
+        {"multi_label", multi_label ? 1 : 0},
+        {"missing_labels", options.missing_labels == MissingLabelPolicy::kDrop ? "drop" : "unlabeled"},
+        {"impute", to_string(options.impute)}};
     writer.finish(columns, rejected_list, class_names, config_json, config_hash, attributes);
     write_progress.finish();
     fsync_path(temp_output, false);
@@ -699,7 +719,8 @@ BuildResult build_cache(const BuildOptions& options_in) {
        {{"total_s", result.seconds},
         {"scan_s", result.scan_seconds},
         {"assemble_s", result.assemble_seconds},
-        {"images_per_second", result.seconds > 0 ? static_cast<double>(result.images) / result.seconds : 0.0}}},
+        {"images_per_second",
+         result.seconds > 0 ? static_cast<double>(result.images) / result.seconds : 0.0}}},
       {"stage_cost_ns",
        {{"preprocess", preprocess_cost},
         {"hash_sources_for_reuse", reuse_hash_ns},

@@ -71,8 +71,8 @@ struct CacheReader::Impl {
 };
 
 namespace {
-constexpr const char* kGeometryInt[10] = {"original_height", "original_width", "crop_x",     "crop_y",
-                                          "crop_w",          "crop_h",         "pad_top",    "pad_left",
+constexpr const char* kGeometryInt[10] = {"original_height", "original_width", "crop_x",  "crop_y",
+                                          "crop_w",          "crop_h",         "pad_top", "pad_left",
                                           "pad_bottom",      "pad_right"};
 constexpr std::uint64_t kNotWritten = std::numeric_limits<std::uint64_t>::max();
 }  // namespace
@@ -94,7 +94,8 @@ void CacheReader::Impl::open() {
   schema_version = h5::read_int_attribute(f, "schema_version");
   if (schema_version > kCacheSchemaVersion) {
     format_error("its schema_version is " + std::to_string(schema_version) + ", newer than " +
-                 std::to_string(kCacheSchemaVersion) + ", the newest this medload reads; use a newer medload");
+                 std::to_string(kCacheSchemaVersion) +
+                 ", the newest this medload reads; use a newer medload");
   }
   if (schema_version < 1) format_error("its schema_version is " + std::to_string(schema_version));
   if (!h5::exists(f, "images")) format_error("it has no /images dataset");
@@ -121,8 +122,9 @@ void CacheReader::Impl::open() {
   locate_chunks(images.id());
   for (std::size_t i = 0; i < count; ++i) {
     if (offsets[i] != kNotWritten && offsets[i] + sizes[i] > file_size) {
-      format_error("it is truncated: image " + std::to_string(i) + " lies at bytes " + std::to_string(offsets[i]) +
-                   ".." + std::to_string(offsets[i] + sizes[i]) + " of a file of " + std::to_string(file_size));
+      format_error("it is truncated: image " + std::to_string(i) + " lies at bytes " +
+                   std::to_string(offsets[i]) + ".." + std::to_string(offsets[i] + sizes[i]) +
+                   " of a file of " + std::to_string(file_size));
     }
   }
 
@@ -135,7 +137,8 @@ void CacheReader::Impl::open() {
                    std::to_string(count) + " images");
     }
   };
-  for (const char* name : {"labels", "patient_id", "source_path", "source_hash", "site", "frame_index", "checksum"}) {
+  for (const char* name :
+       {"labels", "patient_id", "source_path", "source_hash", "site", "frame_index", "checksum"}) {
     require(name);
   }
   labels = h5::read_vector<std::int64_t>(f, "labels");
@@ -166,7 +169,8 @@ void CacheReader::Impl::open() {
 
   if (h5::has_attribute(f, "class_names")) {
     try {
-      class_names = nlohmann::json::parse(h5::read_string_attribute(f, "class_names")).get<std::vector<std::string>>();
+      class_names =
+          nlohmann::json::parse(h5::read_string_attribute(f, "class_names")).get<std::vector<std::string>>();
     } catch (const nlohmann::json::exception& e) {
       format_error(std::string("its class_names attribute is not a JSON array of strings: ") + e.what());
     }
@@ -181,13 +185,14 @@ void CacheReader::Impl::open() {
   }
   for (std::size_t i = 0; i < count; ++i) {
     if (labels[i] < -1 || labels[i] >= static_cast<std::int64_t>(class_names.size())) {
-      format_error("label " + std::to_string(labels[i]) + " of image " + std::to_string(i) + " is outside -1.." +
-                   std::to_string(static_cast<std::int64_t>(class_names.size()) - 1));
+      format_error("label " + std::to_string(labels[i]) + " of image " + std::to_string(i) +
+                   " is outside -1.." + std::to_string(static_cast<std::int64_t>(class_names.size()) - 1));
     }
   }
   if (h5::has_attribute(f, "config")) config_json = h5::read_string_attribute(f, "config");
   if (h5::has_attribute(f, "config_hash")) config_hash = h5::read_string_attribute(f, "config_hash");
-  if (h5::has_attribute(f, "library_version")) library_version = h5::read_string_attribute(f, "library_version");
+  if (h5::has_attribute(f, "library_version"))
+    library_version = h5::read_string_attribute(f, "library_version");
 }
 
 void CacheReader::Impl::locate_chunks(hid_t dataset) {
@@ -214,9 +219,10 @@ void CacheReader::Impl::locate_chunks(hid_t dataset) {
   H5Pget_chunk(create.id(), static_cast<int>(chunk.size()), chunk.data());
   bool one_image_per_chunk = chunk[0] == 1;
   for (std::size_t d = 1; d < chunk.size(); ++d) {
-    one_image_per_chunk = one_image_per_chunk && chunk[d] == (d == chunk.size() - 1   ? static_cast<hsize_t>(width)
-                                                              : d == chunk.size() - 2 ? static_cast<hsize_t>(height)
-                                                                                      : static_cast<hsize_t>(channels));
+    one_image_per_chunk =
+        one_image_per_chunk && chunk[d] == (d == chunk.size() - 1   ? static_cast<hsize_t>(width)
+                                            : d == chunk.size() - 2 ? static_cast<hsize_t>(height)
+                                                                    : static_cast<hsize_t>(channels));
   }
   const int filters = H5Pget_nfilters(create.id());
   if (!one_image_per_chunk || filters > 1) {
@@ -227,7 +233,8 @@ void CacheReader::Impl::locate_chunks(hid_t dataset) {
   if (filters == 1) {
     unsigned flags = 0;
     std::size_t nelements = 0;
-    const H5Z_filter_t filter = H5Pget_filter2(create.id(), 0, &flags, &nelements, nullptr, 0, nullptr, nullptr);
+    const H5Z_filter_t filter =
+        H5Pget_filter2(create.id(), 0, &flags, &nelements, nullptr, 0, nullptr, nullptr);
     if (filter != H5Z_FILTER_DEFLATE) {
       storage = Storage::kHdf5;
       return;
@@ -279,11 +286,12 @@ void pread_all(int fd, void* out, std::size_t size, std::uint64_t offset, const 
     const ssize_t got = ::pread(fd, bytes + done, size - done, static_cast<off_t>(offset + done));
     if (got < 0) {
       if (errno == EINTR) continue;
-      throw IoError("cannot read image " + std::to_string(index) + " from " + path + ": " + std::strerror(errno));
+      throw IoError("cannot read image " + std::to_string(index) + " from " + path + ": " +
+                    std::strerror(errno));
     }
     if (got == 0) {
-      throw IoError("cannot read image " + std::to_string(index) + " from " + path + ": the file ends at byte " +
-                    std::to_string(offset + done) + " (truncated)");
+      throw IoError("cannot read image " + std::to_string(index) + " from " + path +
+                    ": the file ends at byte " + std::to_string(offset + done) + " (truncated)");
     }
     done += static_cast<std::size_t>(got);
   }
@@ -298,7 +306,8 @@ void CacheReader::read_image(std::size_t index, void* out) const {
   }
   if (d.storage == Storage::kHdf5) {
     std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
-    h5::read_rows(d.images, index, 1, d.dtype == PixelType::kUInt8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, out);
+    h5::read_rows(d.images, index, 1, d.dtype == PixelType::kUInt8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16,
+                  out);
     return;
   }
   if (d.offsets[index] == kNotWritten) {
@@ -359,7 +368,8 @@ std::vector<std::string> CacheReader::meta_names() const {
   h5::Group group = h5::open_group(impl_->file.id(), "meta");
   for (const std::string& name : h5::list_children(group.id())) {
     const std::string suffix = "_imputed";
-    const bool flag = name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    const bool flag =
+        name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
     if (!flag) names.push_back(name);
   }
   return names;
@@ -369,7 +379,8 @@ MetaColumn CacheReader::meta(const std::string& name) const {
   std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
   const hid_t f = impl_->file.id();
   if (!h5::exists(f, "meta/" + name)) {
-    throw FormatError("the cache " + impl_->path + " has no metadata column \"" + name + "\" (/meta/" + name + ")");
+    throw FormatError("the cache " + impl_->path + " has no metadata column \"" + name + "\" (/meta/" + name +
+                      ")");
   }
   MetaColumn column;
   column.name = name;

@@ -13,8 +13,10 @@ namespace medload::loader::detail {
 std::vector<std::uint8_t> deflate_chunk(const void* data, std::size_t size, int level) {
   uLongf bound = compressBound(static_cast<uLong>(size));
   std::vector<std::uint8_t> out(bound);
-  const int status = compress2(out.data(), &bound, static_cast<const Bytef*>(data), static_cast<uLong>(size), level);
-  if (status != Z_OK) throw IoError("zlib could not compress an image chunk (status " + std::to_string(status) + ")");
+  const int status =
+      compress2(out.data(), &bound, static_cast<const Bytef*>(data), static_cast<uLong>(size), level);
+  if (status != Z_OK)
+    throw IoError("zlib could not compress an image chunk (status " + std::to_string(status) + ")");
   out.resize(bound);
   return out;
 }
@@ -43,23 +45,25 @@ CacheWriter::CacheWriter(const std::string& path, const CacheHeader& header) : h
     layout.max_dims = dims;
     layout.max_dims[0] = H5S_UNLIMITED;
   }
-  images_ = h5::create_dataset(file_.id(), "images", header.dtype == PixelType::kUInt8 ? H5T_STD_U8LE : H5T_STD_U16LE,
-                               dims, layout);
+  images_ = h5::create_dataset(
+      file_.id(), "images", header.dtype == PixelType::kUInt8 ? H5T_STD_U8LE : H5T_STD_U16LE, dims, layout);
 }
 
 void CacheWriter::write_image(std::size_t index, const void* data, std::size_t size) {
   if (index >= header_.count) {
-    throw std::out_of_range("image " + std::to_string(index) + " of a cache of " + std::to_string(header_.count));
+    throw std::out_of_range("image " + std::to_string(index) + " of a cache of " +
+                            std::to_string(header_.count));
   }
   if (header_.deflate == 0 && size != image_bytes_) {
-    throw FormatError("image " + std::to_string(index) + " for " + file_.path() + " has " + std::to_string(size) +
-                      " bytes, not " + std::to_string(image_bytes_));
+    throw FormatError("image " + std::to_string(index) + " for " + file_.path() + " has " +
+                      std::to_string(size) + " bytes, not " + std::to_string(image_bytes_));
   }
   std::vector<hsize_t> offset(header_.channels == 1 ? 3 : 4, 0);
   offset[0] = static_cast<hsize_t>(index);
   h5::silence_errors();
   h5::check_status(H5Dwrite_chunk(images_.id(), H5P_DEFAULT, 0, offset.data(), size, data), "write",
-                   "image " + std::to_string(index) + " of the dataset \"images\"", H5I_INVALID_HID, file_.path());
+                   "image " + std::to_string(index) + " of the dataset \"images\"", H5I_INVALID_HID,
+                   file_.path());
 }
 
 namespace {

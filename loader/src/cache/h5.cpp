@@ -82,22 +82,24 @@ File File::open(const std::string& path, bool read_write) {
   silence_errors();
   File file;
   file.path_ = path;
-  file.handle_ = Handle<H5Fclose>(check(H5Fopen(path.c_str(), read_write ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT),
-                                        "open", "the file", H5I_INVALID_HID, path));
+  file.handle_ =
+      Handle<H5Fclose>(check(H5Fopen(path.c_str(), read_write ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT),
+                             "open", "the file", H5I_INVALID_HID, path));
   return file;
 }
 
 File File::create(const std::string& path, bool latest_format) {
   silence_errors();
-  PropList access(check(H5Pcreate(H5P_FILE_ACCESS), "create", "a file access property list", H5I_INVALID_HID, path));
+  PropList access(
+      check(H5Pcreate(H5P_FILE_ACCESS), "create", "a file access property list", H5I_INVALID_HID, path));
   if (latest_format) {
-    check_status(H5Pset_libver_bounds(access.id(), H5F_LIBVER_V110, H5F_LIBVER_V110), "set the format version of",
-                 "the file", H5I_INVALID_HID, path);
+    check_status(H5Pset_libver_bounds(access.id(), H5F_LIBVER_V110, H5F_LIBVER_V110),
+                 "set the format version of", "the file", H5I_INVALID_HID, path);
   }
   File file;
   file.path_ = path;
-  file.handle_ = Handle<H5Fclose>(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.id()), "create",
-                                        "the file", H5I_INVALID_HID, path));
+  file.handle_ = Handle<H5Fclose>(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.id()),
+                                        "create", "the file", H5I_INVALID_HID, path));
   return file;
 }
 
@@ -188,7 +190,8 @@ void remove(hid_t loc, const std::string& name) {
 
 Dataset open_dataset(hid_t loc, const std::string& name) {
   silence_errors();
-  return Dataset(check(H5Dopen2(loc, name.c_str(), H5P_DEFAULT), "open", "the dataset \"" + name + "\"", loc));
+  return Dataset(
+      check(H5Dopen2(loc, name.c_str(), H5P_DEFAULT), "open", "the dataset \"" + name + "\"", loc));
 }
 
 Dataset create_dataset(hid_t loc, const std::string& name, hid_t type, const std::vector<hsize_t>& dims,
@@ -198,20 +201,24 @@ Dataset create_dataset(hid_t loc, const std::string& name, hid_t type, const std
   const std::vector<hsize_t>& max_dims = layout.max_dims.empty() ? dims : layout.max_dims;
   if (max_dims.size() != dims.size()) {
     throw HdfError("Unable to create " + object + " in " + file_name(loc) + " (max_dims has " +
-                   std::to_string(max_dims.size()) + " dimensions, dims " + std::to_string(dims.size()) + ")");
+                   std::to_string(max_dims.size()) + " dimensions, dims " + std::to_string(dims.size()) +
+                   ")");
   }
-  Dataspace space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max_dims.data()), "create",
-                        "the dataspace of " + object, loc));
-  PropList create(check(H5Pcreate(H5P_DATASET_CREATE), "create", "the creation properties of " + object, loc));
+  Dataspace space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max_dims.data()),
+                        "create", "the dataspace of " + object, loc));
+  PropList create(
+      check(H5Pcreate(H5P_DATASET_CREATE), "create", "the creation properties of " + object, loc));
   if (!layout.chunk.empty()) {
     if (layout.chunk.size() != dims.size()) {
       throw HdfError("Unable to create " + object + " in " + file_name(loc) + " (chunk has " +
-                     std::to_string(layout.chunk.size()) + " dimensions, dims " + std::to_string(dims.size()) + ")");
+                     std::to_string(layout.chunk.size()) + " dimensions, dims " +
+                     std::to_string(dims.size()) + ")");
     }
-    check_status(H5Pset_chunk(create.id(), static_cast<int>(layout.chunk.size()), layout.chunk.data()), "chunk",
-                 object, loc);
+    check_status(H5Pset_chunk(create.id(), static_cast<int>(layout.chunk.size()), layout.chunk.data()),
+                 "chunk", object, loc);
     if (layout.deflate > 0) {
-      check_status(H5Pset_deflate(create.id(), static_cast<unsigned>(layout.deflate)), "compress", object, loc);
+      check_status(H5Pset_deflate(create.id(), static_cast<unsigned>(layout.deflate)), "compress", object,
+                   loc);
     }
   } else if (layout.deflate > 0) {
     throw HdfError("Unable to create " + object + " in " + file_name(loc) + " (deflate needs a chunk shape)");
@@ -233,15 +240,15 @@ std::vector<hsize_t> space_shape(hid_t space) {
 
 std::vector<hsize_t> shape(const Dataset& dataset) {
   silence_errors();
-  Dataspace space(check(H5Dget_space(dataset.id()), "read", "the shape of \"" + object_name(dataset.id()) + "\"",
-                        dataset.id()));
+  Dataspace space(check(H5Dget_space(dataset.id()), "read",
+                        "the shape of \"" + object_name(dataset.id()) + "\"", dataset.id()));
   return space_shape(space.id());
 }
 
 Datatype dataset_type(const Dataset& dataset) {
   silence_errors();
-  return Datatype(check(H5Dget_type(dataset.id()), "read", "the type of \"" + object_name(dataset.id()) + "\"",
-                        dataset.id()));
+  return Datatype(check(H5Dget_type(dataset.id()), "read",
+                        "the type of \"" + object_name(dataset.id()) + "\"", dataset.id()));
 }
 
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values) {
@@ -311,17 +318,18 @@ std::pair<Dataspace, Dataspace> select_rows(const Dataset& dataset, hsize_t star
   Dataspace file_space(check(H5Dget_space(dataset.id()), "select rows of", object, dataset.id()));
   std::vector<hsize_t> dims = space_shape(file_space.id());
   if (dims.empty() || start + count > dims[0]) {
-    throw HdfError("Unable to select rows " + std::to_string(start) + ".." + std::to_string(start + count) + " of " +
-                   object + " in " + file_name(dataset.id()) + " (it has " +
+    throw HdfError("Unable to select rows " + std::to_string(start) + ".." + std::to_string(start + count) +
+                   " of " + object + " in " + file_name(dataset.id()) + " (it has " +
                    std::to_string(dims.empty() ? 0 : dims[0]) + " rows)");
   }
   std::vector<hsize_t> offset(dims.size(), 0);
   offset[0] = start;
   dims[0] = count;
-  check_status(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, offset.data(), nullptr, dims.data(), nullptr),
-               "select rows of", object, dataset.id());
-  Dataspace memory(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "select rows of",
-                         object, dataset.id()));
+  check_status(
+      H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, offset.data(), nullptr, dims.data(), nullptr),
+      "select rows of", object, dataset.id());
+  Dataspace memory(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                         "select rows of", object, dataset.id()));
   return {std::move(file_space), std::move(memory)};
 }
 }  // namespace
@@ -402,7 +410,8 @@ void write_scalar_attribute(hid_t loc, const std::string& name, T value) {
   silence_errors();
   Dataspace space(check(H5Screate(H5S_SCALAR), "create", "the dataspace of \"" + name + "\"", loc));
   Attribute attribute = recreate_attribute(loc, name, native_type<T>(), space.id());
-  check_status(H5Awrite(attribute.id(), native_type<T>(), &value), "write", "the attribute \"" + name + "\"", loc);
+  check_status(H5Awrite(attribute.id(), native_type<T>(), &value), "write", "the attribute \"" + name + "\"",
+               loc);
 }
 
 }  // namespace
@@ -420,12 +429,15 @@ void write_attribute(hid_t loc, const std::string& name, std::int64_t value) {
   write_scalar_attribute(loc, name, value);
 }
 
-void write_attribute(hid_t loc, const std::string& name, double value) { write_scalar_attribute(loc, name, value); }
+void write_attribute(hid_t loc, const std::string& name, double value) {
+  write_scalar_attribute(loc, name, value);
+}
 
 void write_attribute(hid_t loc, const std::string& name, const std::vector<double>& values) {
   silence_errors();
   const hsize_t dims[1] = {static_cast<hsize_t>(values.size())};
-  Dataspace space(check(H5Screate_simple(1, dims, nullptr), "create", "the dataspace of \"" + name + "\"", loc));
+  Dataspace space(
+      check(H5Screate_simple(1, dims, nullptr), "create", "the dataspace of \"" + name + "\"", loc));
   Attribute attribute = recreate_attribute(loc, name, H5T_NATIVE_DOUBLE, space.id());
   check_status(H5Awrite(attribute.id(), H5T_NATIVE_DOUBLE, values.data()), "write",
                "the attribute \"" + name + "\"", loc);
@@ -433,11 +445,14 @@ void write_attribute(hid_t loc, const std::string& name, const std::vector<doubl
 
 std::string read_string_attribute(hid_t loc, const std::string& name) {
   Attribute attribute = open_attribute(loc, name);
-  Datatype type(check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
+  Datatype type(
+      check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
   const std::string object = "the attribute \"" + name + "\"";
   std::vector<std::string> values = read_string_values(
       type.id(), std::max<std::size_t>(1, attribute_size(attribute)),
-      [&](hid_t mem, void* buffer) { check_status(H5Aread(attribute.id(), mem, buffer), "read", object, loc); },
+      [&](hid_t mem, void* buffer) {
+        check_status(H5Aread(attribute.id(), mem, buffer), "read", object, loc);
+      },
       object, loc);
   return values.front();
 }
@@ -448,7 +463,8 @@ std::int64_t read_int_attribute(hid_t loc, const std::string& name) {
     throw HdfError("Unable to read the attribute \"" + name + "\" in " + file_name(loc) + " as one integer");
   }
   std::int64_t value = 0;
-  check_status(H5Aread(attribute.id(), H5T_NATIVE_INT64, &value), "read", "the attribute \"" + name + "\"", loc);
+  check_status(H5Aread(attribute.id(), H5T_NATIVE_INT64, &value), "read", "the attribute \"" + name + "\"",
+               loc);
   return value;
 }
 
@@ -456,30 +472,32 @@ std::vector<double> read_double_attribute(hid_t loc, const std::string& name) {
   Attribute attribute = open_attribute(loc, name);
   std::vector<double> values(attribute_size(attribute));
   if (!values.empty()) {
-    check_status(H5Aread(attribute.id(), H5T_NATIVE_DOUBLE, values.data()), "read", "the attribute \"" + name + "\"",
-                 loc);
+    check_status(H5Aread(attribute.id(), H5T_NATIVE_DOUBLE, values.data()), "read",
+                 "the attribute \"" + name + "\"", loc);
   }
   return values;
 }
 
 bool attribute_is_string(hid_t loc, const std::string& name) {
   Attribute attribute = open_attribute(loc, name);
-  Datatype type(check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
+  Datatype type(
+      check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
   return H5Tget_class(type.id()) == H5T_STRING;
 }
 
 std::string attribute_as_text(hid_t loc, const std::string& name) {
   if (attribute_is_string(loc, name)) return read_string_attribute(loc, name);
   Attribute attribute = open_attribute(loc, name);
-  Datatype type(check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
+  Datatype type(
+      check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
   const H5T_class_t type_class = H5Tget_class(type.id());
   const bool scalar = attribute_is_scalar(attribute);
   std::ostringstream out;
   if (type_class == H5T_INTEGER) {
     std::vector<std::int64_t> values(attribute_size(attribute));
     if (!values.empty()) {
-      check_status(H5Aread(attribute.id(), H5T_NATIVE_INT64, values.data()), "read", "the attribute \"" + name + "\"",
-                   loc);
+      check_status(H5Aread(attribute.id(), H5T_NATIVE_INT64, values.data()), "read",
+                   "the attribute \"" + name + "\"", loc);
     }
     if (!scalar) out << '[';
     for (std::size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];

@@ -99,7 +99,8 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
     }
   }
   nlohmann::json classes = nlohmann::json::array();
-  for (std::size_t c = 0; c < names.size(); ++c) classes.push_back({{"name", names[c]}, {"count", per_class[c]}});
+  for (std::size_t c = 0; c < names.size(); ++c)
+    classes.push_back({{"name", names[c]}, {"count", per_class[c]}});
   summary["classes"] = classes;
   summary["unlabeled"] = unlabeled;
   if (reader.multi_label()) {
@@ -171,8 +172,8 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
   summary["rejected"] = {{"count", rejected.size()}, {"by_reason", by_reason}, {"examples", examples}};
 
   nlohmann::json attributes = nlohmann::json::object();
-  const std::set<std::string> shown{"schema_version", "library_version", "build_time", "config", "config_hash",
-                                    "class_names"};
+  const std::set<std::string> shown{"schema_version", "library_version", "build_time",
+                                    "config",         "config_hash",     "class_names"};
   for (const std::string& name : reader.attribute_names()) {
     if (!shown.count(name)) attributes[name] = reader.attribute(name);
   }
@@ -185,8 +186,9 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
     nlohmann::json failures = nlohmann::json::array();
     for (std::size_t i = 0; i < reader.size(); ++i) {
       if (ok[i]) continue;
-      failures.push_back(
-          {{"index", i}, {"source_path", reader.source_paths()[i]}, {"frame_index", reader.frame_indices()[i]}});
+      failures.push_back({{"index", i},
+                          {"source_path", reader.source_paths()[i]},
+                          {"frame_index", reader.frame_indices()[i]}});
     }
     summary["verify"] = {{"checked", reader.size()}, {"failed", failures.size()}, {"failures", failures}};
   }
@@ -198,8 +200,9 @@ std::string format_inspection(const nlohmann::json& s) {
   const auto& images = s["images"];
   out << s["path"].get<std::string>() << ": " << images["count"] << " images, " << images["channels"] << "x"
       << images["height"] << "x" << images["width"] << " " << images["dtype"].get<std::string>() << "\n";
-  out << "  schema " << s["schema_version"] << ", built by medload " << s["library_version"].get<std::string>()
-      << " at " << s["build_time"].get<std::string>() << ", config " << s["config_hash"].get<std::string>() << "\n";
+  out << "  schema " << s["schema_version"] << ", built by medload "
+      << s["library_version"].get<std::string>() << " at " << s["build_time"].get<std::string>()
+      << ", config " << s["config_hash"].get<std::string>() << "\n";
   out << "  classes:";
   for (const auto& c : s["classes"]) out << " " << c["name"].get<std::string>() << "=" << c["count"];
   out << " (unlabeled " << s["unlabeled"] << ")\n";
@@ -210,8 +213,8 @@ std::string format_inspection(const nlohmann::json& s) {
   }
   out << "  sites:";
   for (const auto& [name, n] : s["sites"].items()) out << " " << name << "=" << n;
-  out << "\n  patients: " << s["patients"] << " (samples without a patient id: " << s["samples_without_patient"]
-      << ")\n";
+  out << "\n  patients: " << s["patients"]
+      << " (samples without a patient id: " << s["samples_without_patient"] << ")\n";
   if (!s["metadata"].empty()) {
     out << "  metadata:\n";
     for (const auto& [name, m] : s["metadata"].items()) {
@@ -267,13 +270,14 @@ std::string format_inspection(const nlohmann::json& s) {
         << e["detail"].get<std::string>() << ")\n";
   }
   const auto& config = s["config"];
-  if (config.is_object() && config.contains("preprocess")) out << "  preprocess: " << config["preprocess"].dump() << "\n";
+  if (config.is_object() && config.contains("preprocess"))
+    out << "  preprocess: " << config["preprocess"].dump() << "\n";
   if (s.contains("verify")) {
     const auto& v = s["verify"];
     out << "  verify: " << v["checked"] << " images checked, " << v["failed"] << " failed\n";
     for (const auto& f : v["failures"]) {
-      out << "    checksum mismatch: image " << f["index"] << " (" << f["source_path"].get<std::string>() << ", frame "
-          << f["frame_index"] << ")\n";
+      out << "    checksum mismatch: image " << f["index"] << " (" << f["source_path"].get<std::string>()
+          << ", frame " << f["frame_index"] << ")\n";
     }
   }
   return out.str();

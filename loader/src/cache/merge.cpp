@@ -29,7 +29,8 @@ namespace fs = std::filesystem;
 void MergeOptions::validate() const {
   if (inputs.empty()) throw ConfigError("inputs is empty; give the shard caches to merge");
   if (output.empty()) throw ConfigError("output is empty; give the merged cache to write");
-  if (deflate < 0 || deflate > 9) throw ConfigError("deflate is " + std::to_string(deflate) + "; allowed 0..9");
+  if (deflate < 0 || deflate > 9)
+    throw ConfigError("deflate is " + std::to_string(deflate) + "; allowed 0..9");
   std::error_code error;
   for (const std::string& input : inputs) {
     if (input == output || (fs::exists(output, error) && fs::equivalent(input, output, error))) {
@@ -77,10 +78,12 @@ Shard open_shard(const std::string& path) {
   shard.impute = string_attribute(file, "impute", "class_median");
   shard.missing_labels = string_attribute(file, "missing_labels", "unlabeled");
   const std::size_t n = shard.reader->size();
-  shard.source_indices = h5::exists(file.id(), "source_index") ? h5::read_vector<std::int64_t>(file.id(), "source_index")
-                                                               : std::vector<std::int64_t>(n, 0);
-  shard.pixel_hashes = h5::exists(file.id(), "pixel_hash") ? h5::read_vector<std::uint64_t>(file.id(), "pixel_hash")
-                                                           : std::vector<std::uint64_t>(n, 0);
+  shard.source_indices = h5::exists(file.id(), "source_index")
+                             ? h5::read_vector<std::int64_t>(file.id(), "source_index")
+                             : std::vector<std::int64_t>(n, 0);
+  shard.pixel_hashes = h5::exists(file.id(), "pixel_hash")
+                           ? h5::read_vector<std::uint64_t>(file.id(), "pixel_hash")
+                           : std::vector<std::uint64_t>(n, 0);
   if (shard.source_indices.size() != n || shard.pixel_hashes.size() != n) {
     throw FormatError(path + ": /source_index or /pixel_hash does not have one entry per image");
   }
@@ -93,7 +96,8 @@ Shard open_shard(const std::string& path) {
     const auto indices = h5::read_vector<std::int64_t>(file.id(), "rejected/source_index");
     for (std::size_t i = 0; i < paths.size(); ++i) {
       shard.rejected.push_back({i < indices.size() ? indices[i] : 0, paths[i], reasons[i], details[i],
-                                i < hashes.size() ? hashes[i] : "", i < outcomes.size() ? outcomes[i] : "{}"});
+                                i < hashes.size() ? hashes[i] : "",
+                                i < outcomes.size() ? outcomes[i] : "{}"});
     }
   }
   std::vector<MetaColumn> columns;
@@ -122,10 +126,12 @@ MergeResult merge_caches(const MergeOptions& options) {
   const Shard& first = shards.front();
   for (const Shard& shard : shards) {
     require_same(first, shard, "config hashes", shard.reader->config_hash() == first.reader->config_hash());
-    require_same(first, shard, "library versions", shard.reader->library_version() == first.reader->library_version());
+    require_same(first, shard, "library versions",
+                 shard.reader->library_version() == first.reader->library_version());
     require_same(first, shard, "class names", shard.reader->class_names() == first.reader->class_names());
     require_same(first, shard, "image shapes and types",
-                 shard.reader->height() == first.reader->height() && shard.reader->width() == first.reader->width() &&
+                 shard.reader->height() == first.reader->height() &&
+                     shard.reader->width() == first.reader->width() &&
                      shard.reader->channels() == first.reader->channels() &&
                      shard.reader->dtype() == first.reader->dtype());
     require_same(first, shard, "shard counts", shard.count == first.count);
@@ -142,9 +148,10 @@ MergeResult merge_caches(const MergeOptions& options) {
       for (std::int64_t i = 0; i < shards.front().count; ++i) {
         if (!have.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
       }
-      throw FormatError("cannot merge: these are shards of a build in " + std::to_string(shards.front().count) +
-                        " shards, but " + std::to_string(shards.size()) + " were given" +
-                        (missing.empty() ? std::string(" (a shard is given twice)") : " (missing: " + missing + ")"));
+      throw FormatError(
+          "cannot merge: these are shards of a build in " + std::to_string(shards.front().count) +
+          " shards, but " + std::to_string(shards.size()) + " were given" +
+          (missing.empty() ? std::string(" (a shard is given twice)") : " (missing: " + missing + ")"));
     }
     for (std::size_t k = 0; k < shards.size(); ++k) {
       if (shards[k].index != static_cast<std::int64_t>(k)) {
@@ -184,16 +191,19 @@ MergeResult merge_caches(const MergeOptions& options) {
     for (std::size_t i = 0; i < shard.reader->size(); ++i) {
       const std::int64_t source = shard.source_indices[i];
       if (reject_duplicates) {
-        const auto [it, inserted] =
-            first_with.emplace(shard.pixel_hashes[i], std::make_pair(source, shard.reader->source_paths()[i]));
+        const auto [it, inserted] = first_with.emplace(
+            shard.pixel_hashes[i], std::make_pair(source, shard.reader->source_paths()[i]));
         if (!inserted && it->second.first != source) {
           if (dropped_sources.insert(source).second) {
             const std::string& path = shard.reader->source_paths()[i];
             const std::string detail = "the same decoded pixels as " + it->second.second;
-            const nlohmann::json outcome{{"path", path},         {"status", "rejected"},
-                                         {"reason", "duplicate"}, {"detail", detail},
+            const nlohmann::json outcome{{"path", path},
+                                         {"status", "rejected"},
+                                         {"reason", "duplicate"},
+                                         {"detail", detail},
                                          {"duplicate_of", it->second.second}};
-            rejected.push_back({source, path, "duplicate", detail, shard.reader->source_hashes()[i], outcome.dump()});
+            rejected.push_back(
+                {source, path, "duplicate", detail, shard.reader->source_hashes()[i], outcome.dump()});
           }
           ++result.duplicates;
           continue;
@@ -206,7 +216,8 @@ MergeResult merge_caches(const MergeOptions& options) {
                    [](const auto& a, const auto& b) { return a.source_index < b.source_index; });
 
   detail::CacheColumns columns;
-  columns.multi_label = std::any_of(shards.begin(), shards.end(), [](const Shard& s) { return s.reader->multi_label(); });
+  columns.multi_label =
+      std::any_of(shards.begin(), shards.end(), [](const Shard& s) { return s.reader->multi_label(); });
   const std::size_t k = first.reader->class_names().size();
   detail::RawMeta raw;
   std::set<std::string> meta_names;
@@ -220,7 +231,8 @@ MergeResult merge_caches(const MergeOptions& options) {
     columns.labels.push_back(r.labels()[i]);
     if (columns.multi_label) {
       if (r.multi_label()) {
-        columns.label_matrix.insert(columns.label_matrix.end(), r.label_matrix().begin() + static_cast<std::ptrdiff_t>(i * k),
+        columns.label_matrix.insert(columns.label_matrix.end(),
+                                    r.label_matrix().begin() + static_cast<std::ptrdiff_t>(i * k),
                                     r.label_matrix().begin() + static_cast<std::ptrdiff_t>((i + 1) * k));
       } else {
         std::vector<std::uint8_t> row(k, 0);
@@ -266,10 +278,11 @@ MergeResult merge_caches(const MergeOptions& options) {
         block[j].resize(r.image_bytes());
         r.read_image(sample.index, block[j].data());
         if (hash64(block[j].data(), block[j].size()) != r.checksums()[sample.index]) {
-          throw FormatError("image " + std::to_string(sample.index) + " (" + r.source_paths()[sample.index] + ") of " +
-                            r.path() + " does not match its checksum; rebuild that shard");
+          throw FormatError("image " + std::to_string(sample.index) + " (" + r.source_paths()[sample.index] +
+                            ") of " + r.path() + " does not match its checksum; rebuild that shard");
         }
-        if (options.deflate > 0) block[j] = detail::deflate_chunk(block[j].data(), block[j].size(), options.deflate);
+        if (options.deflate > 0)
+          block[j] = detail::deflate_chunk(block[j].data(), block[j].size(), options.deflate);
       });
       for (std::size_t j = 0; j < n; ++j) writer.write_image(start + j, block[j].data(), block[j].size());
       progress.advance(n);
@@ -281,15 +294,16 @@ MergeResult merge_caches(const MergeOptions& options) {
       ok_files += shard.ok_files;
       merged_from.push_back(shard.path);
     }
-    const nlohmann::json attributes{{"count_sources", sources},
-                                    {"count_ok_files", ok_files - static_cast<std::int64_t>(dropped_sources.size())},
-                                    {"sources_total", sharded ? first.sources_total : sources},
-                                    {"shard_index", 0},
-                                    {"shard_count", 1},
-                                    {"multi_label", columns.multi_label ? 1 : 0},
-                                    {"missing_labels", first.missing_labels},
-                                    {"impute", first.impute},
-                                    {"merged_from", merged_from.dump()}};
+    const nlohmann::json attributes{
+        {"count_sources", sources},
+        {"count_ok_files", ok_files - static_cast<std::int64_t>(dropped_sources.size())},
+        {"sources_total", sharded ? first.sources_total : sources},
+        {"shard_index", 0},
+        {"shard_count", 1},
+        {"multi_label", columns.multi_label ? 1 : 0},
+        {"missing_labels", first.missing_labels},
+        {"impute", first.impute},
+        {"merged_from", merged_from.dump()}};
     writer.finish(columns, rejected, first.reader->class_names(), first.reader->config_json(),
                   first.reader->config_hash(), attributes);
     progress.finish();

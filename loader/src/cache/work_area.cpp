@@ -99,7 +99,8 @@ void write_batch(const std::string& folder, const std::string& key, std::vector<
     write_all(fd, &length, sizeof length, temp_path);
     write_all(fd, text.data(), text.size(), temp_path);
     for (const FileRecord& file : files) {
-      for (const FrameRecord& frame : file.frames) write_all(fd, frame.pixels.data(), frame.pixels.size(), temp_path);
+      for (const FrameRecord& frame : file.frames)
+        write_all(fd, frame.pixels.data(), frame.pixels.size(), temp_path);
     }
   } catch (...) {
     ::close(fd);
@@ -173,7 +174,8 @@ std::map<std::string, FileRecord> load_batches(const std::string& folder, const 
               frame.height = fr.at("height").get<int>();
               frame.width = fr.at("width").get<int>();
               frame.channels = fr.at("channels").get<int>();
-              frame.type = fr.at("dtype").get<std::string>() == "uint16" ? PixelType::kUInt16 : PixelType::kUInt8;
+              frame.type =
+                  fr.at("dtype").get<std::string>() == "uint16" ? PixelType::kUInt16 : PixelType::kUInt8;
               frame.batch_path = path.string();
               frame.offset = data_start + fr.at("offset").get<std::uint64_t>();
               complete = complete && frame.offset + fr.at("bytes").get<std::uint64_t>() <= file_size;

@@ -36,8 +36,8 @@ struct FrameRecord {
 
 /// One finished (ok) source file.
 struct FileRecord {
-  std::string source_hash;      ///< hex XXH64 of the file's bytes
-  std::uint64_t pixel_hash = 0; ///< XXH64 over the decoded frames (duplicate detection)
+  std::string source_hash;       ///< hex XXH64 of the file's bytes
+  std::uint64_t pixel_hash = 0;  ///< XXH64 over the decoded frames (duplicate detection)
   std::string format;
   int frame_count = 1;
   std::vector<FrameRecord> frames;  ///< sorted by frame_index

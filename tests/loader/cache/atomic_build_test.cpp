@@ -113,7 +113,8 @@ struct KillPoint {
 std::vector<KillPoint> kill_points() {
   return {
       {"at start", [](const std::string&) { return true; }, false},
-      {"after the first batch", [](const std::string& output) { return has_batch(output + ".partial"); }, true},
+      {"after the first batch", [](const std::string& output) { return has_batch(output + ".partial"); },
+       true},
       {"while assembling", [](const std::string& output) { return fs::exists(output + ".tmp"); }, true},
   };
 }
@@ -136,7 +137,8 @@ TEST(AtomicBuild, KilledBuildLeavesNothingThenResumesToTheSameCache) {
   int index = 0;
   for (const KillPoint& point : kill_points()) {
     const std::string output = dir.path("cache" + std::to_string(index++) + ".h5");
-    const bool killed = build_and_kill(args(output), dir.path("kill.log"), [&] { return point.ready(output); });
+    const bool killed =
+        build_and_kill(args(output), dir.path("kill.log"), [&] { return point.ready(output); });
     EXPECT_TRUE(killed) << point.name << ": the build finished before the kill";
     EXPECT_FALSE(fs::exists(output)) << point.name << ": a killed first build left a file at the target";
     const Child resume = spawn(args(output), dir.path("resume.log"));
@@ -173,7 +175,8 @@ TEST(AtomicBuild, KilledRebuildKeepsThePreviousCacheThenResumes) {
     ASSERT_TRUE(fs::exists(output)) << point.name;
     EXPECT_TRUE(read_text(output) == previous) << point.name << ": the previous cache was changed";
     expect_intact(output);
-    ASSERT_EQ(wait_for(spawn(args(output, "256"), dir.path("resume.log"))), 0) << read_text(dir.path("resume.log"));
+    ASSERT_EQ(wait_for(spawn(args(output, "256"), dir.path("resume.log"))), 0)
+        << read_text(dir.path("resume.log"));
     medload::loader::test::expect_same_content(output, reference);
   }
 }

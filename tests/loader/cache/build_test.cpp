@@ -49,11 +49,11 @@ TEST(BuildCache, StoresEveryOkFileInInputOrderAndReportsTheRest) {
   TempDir dir;
   const std::string root = dir.path("in");
   write_tree(root, {"effusion", "normal"}, 4);
-  write_png(root + "/effusion/zcopy.png", 0);         // the same pixels as effusion/img0.png
-  write_bytes(root + "/normal/empty.png", "");        // empty_file
+  write_png(root + "/effusion/zcopy.png", 0);   // the same pixels as effusion/img0.png
+  write_bytes(root + "/normal/empty.png", "");  // empty_file
   write_bytes(root + "/normal/junk.png", "not an image at all");
   cv::Mat blank(64, 64, CV_8UC1, cv::Scalar(7));
-  cv::imwrite(root + "/normal/blank.png", blank);     // blank
+  cv::imwrite(root + "/normal/blank.png", blank);  // blank
   const std::string output = dir.path("cache.h5");
   const auto result = medload::loader::build_cache(small_options(root, output));
 
@@ -130,10 +130,10 @@ TEST(BuildCache, ManifestLabelsMissingLabelsAndImputedMetadata) {
   write_bytes(root + "/m.csv",
               "path,label,patient_id,age,sex\n"
               "img0.png,pneumonia,p0,30,F\n"
-              "img1.png,pneumonia,p1,,M\n"      // age missing -> pneumonia median (30+50)/2 = 40
-              "img2.png,pneumonia,p2,50,\n"     // sex missing -> pneumonia mode: F (tie F/M -> F)
+              "img1.png,pneumonia,p1,,M\n"   // age missing -> pneumonia median (30+50)/2 = 40
+              "img2.png,pneumonia,p2,50,\n"  // sex missing -> pneumonia mode: F (tie F/M -> F)
               "img3.png,normal,p3,70,M\n"
-              "img4.png,,p4,,M\n"               // unlabeled, age missing -> global median 55
+              "img4.png,,p4,,M\n"  // unlabeled, age missing -> global median 55
               "img5.png,normal|pneumonia,p5,60,F\n");
   auto options = small_options(root, dir.path("m.h5"));
   options.manifest = root + "/m.csv";

@@ -55,11 +55,12 @@ TEST(CacheCommands, BuildInspectVerifyAndMerge) {
   EXPECT_EQ(summary["images"]["height"], 32);
 
   for (int i = 0; i < 2; ++i) {
-    const CommandRun shard = run("build " + root + " -o " + dir.path("s" + std::to_string(i) + ".h5") + " --size 32 --shard " +
-                          std::to_string(i) + "/2 --in-process -q");
+    const CommandRun shard = run("build " + root + " -o " + dir.path("s" + std::to_string(i) + ".h5") +
+                                 " --size 32 --shard " + std::to_string(i) + "/2 --in-process -q");
     ASSERT_EQ(shard.code, 0) << shard.output;
   }
-  const CommandRun merged = run("merge -q -o " + dir.path("m.h5") + " " + dir.path("s1.h5") + " " + dir.path("s0.h5"));
+  const CommandRun merged =
+      run("merge -q -o " + dir.path("m.h5") + " " + dir.path("s1.h5") + " " + dir.path("s0.h5"));
   ASSERT_EQ(merged.code, 0) << merged.output;
   medload::loader::test::expect_same_content(dir.path("m.h5"), cache);
 

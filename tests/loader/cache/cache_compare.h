@@ -43,7 +43,8 @@ inline void expect_same_content(const std::string& a, const std::string& b) {
     EXPECT_EQ(mx.imputed, my.imputed) << name;
     ASSERT_EQ(mx.values.size(), my.values.size()) << name;
     for (std::size_t i = 0; i < mx.values.size(); ++i) {
-      EXPECT_TRUE(mx.values[i] == my.values[i] || (mx.values[i] != mx.values[i] && my.values[i] != my.values[i]))
+      EXPECT_TRUE(mx.values[i] == my.values[i] ||
+                  (mx.values[i] != mx.values[i] && my.values[i] != my.values[i]))
           << name << "[" << i << "]";
     }
   }

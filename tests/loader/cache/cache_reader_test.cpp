@@ -47,8 +47,8 @@ std::vector<std::uint8_t> make_image(std::size_t i, int c, int h, int w, PixelTy
 }
 
 // Writes a cache of n images; returns the images.
-std::vector<std::vector<std::uint8_t>> write_cache(const std::string& path, std::size_t n, int c, int h, int w,
-                                                   PixelType type, int deflate = 0) {
+std::vector<std::vector<std::uint8_t>> write_cache(const std::string& path, std::size_t n, int c, int h,
+                                                   int w, PixelType type, int deflate = 0) {
   detail::CacheHeader header;
   header.count = n;
   header.channels = c;

@@ -46,7 +46,8 @@ std::string write_inputs(const std::string& root) {
     write_png(root + "/" + name, i);
     const char* label = i % 5 == 4 ? "" : (i % 3 == 0 ? "edema" : i % 3 == 1 ? "normal" : "nodule");
     const std::string age = i % 4 == 1 ? "" : std::to_string(20 + 3 * i);
-    manifest += name + "," + label + ",p" + std::to_string(i / 2) + "," + age + "," + (i < 8 ? "north" : "south") + "\n";
+    manifest += name + "," + label + ",p" + std::to_string(i / 2) + "," + age + "," +
+                (i < 8 ? "north" : "south") + "\n";
   }
   write_png(root + "/zz_dup.png", 1);  // same pixels as img1.png, which sorts into shard 0
   manifest += "zz_dup.png,normal,p99,50,south\n";
@@ -69,7 +70,8 @@ TEST(MergeCaches, MergedShardsEqualASingleBuild) {
   for (int n : {2, 3}) {
     MergeOptions merge;
     for (int i = n - 1; i >= 0; --i) {  // given out of order on purpose
-      auto shard = options_for(root, dir.path("shard" + std::to_string(i) + "of" + std::to_string(n) + ".h5"));
+      auto shard =
+          options_for(root, dir.path("shard" + std::to_string(i) + "of" + std::to_string(n) + ".h5"));
       shard.manifest = manifest;
       shard.shard_index = i;
       shard.shard_count = n;

@@ -47,7 +47,8 @@ namespace medload::loader::test {
 
 /// Writes a distinct, non-blank grayscale PNG (random blobs on noise, fixed by `seed`), creating
 /// its folder. 16-bit when `sixteen_bit`.
-inline void write_png(const std::string& path, int seed, int width = 96, int height = 80, bool sixteen_bit = false) {
+inline void write_png(const std::string& path, int seed, int width = 96, int height = 80,
+                      bool sixteen_bit = false) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   cv::RNG rng(static_cast<std::uint64_t>(seed) * 7919u + 17u);
   cv::Mat image(height, width, sixteen_bit ? CV_16UC1 : CV_8UC1);

@@ -81,18 +81,18 @@ struct BuildResult {
   std::size_t sources = 0;  ///< input files in this build (this shard)
   std::size_t ok_files = 0;
   std::size_t rejected_files = 0;
-  std::size_t images = 0;            ///< images in the cache (frames of ok files, minus dropped)
-  std::size_t decoded_files = 0;     ///< files decoded by this run
-  std::size_t reused_files = 0;      ///< ok files taken from the previous cache at `output`
-  std::size_t resumed_files = 0;     ///< ok files taken from an interrupted run's work folder
-  std::size_t dropped_unlabeled = 0; ///< samples left out by MissingLabelPolicy::kDrop
-  std::size_t unlabeled = 0;         ///< samples stored with label -1
+  std::size_t images = 0;                      ///< images in the cache (frames of ok files, minus dropped)
+  std::size_t decoded_files = 0;               ///< files decoded by this run
+  std::size_t reused_files = 0;                ///< ok files taken from the previous cache at `output`
+  std::size_t resumed_files = 0;               ///< ok files taken from an interrupted run's work folder
+  std::size_t dropped_unlabeled = 0;           ///< samples left out by MissingLabelPolicy::kDrop
+  std::size_t unlabeled = 0;                   ///< samples stored with label -1
   std::map<std::string, std::size_t> imputed;  ///< filled values per metadata column
-  double seconds = 0;           ///< wall time of the whole build
-  double scan_seconds = 0;      ///< wall time of decode + validate + preprocess (overlapped)
-  double assemble_seconds = 0;  ///< wall time of writing the final HDF5 file
-  StageTimes preprocess;        ///< preprocessing cost per step, summed over threads
-  nlohmann::json report;        ///< the whole build report
+  double seconds = 0;                          ///< wall time of the whole build
+  double scan_seconds = 0;                     ///< wall time of decode + validate + preprocess (overlapped)
+  double assemble_seconds = 0;                 ///< wall time of writing the final HDF5 file
+  StageTimes preprocess;                       ///< preprocessing cost per step, summed over threads
+  nlohmann::json report;                       ///< the whole build report
 };
 
 /// The build report's path for a cache: "x/cache.h5" -> "x/cache.report.json" (a name without
