@@ -422,6 +422,7 @@ BuildResult build_cache(const BuildOptions& options_in) {
   std::map<std::size_t, FileRecord> records;       // ok files by index into `sources`
   std::map<std::size_t, nlohmann::json> outcomes;  // every file's report entry
   std::map<std::size_t, detail::RejectedRecord> rejected;
+  std::map<std::size_t, char> origin;  // 'p': from the work folder, 'c': from the previous cache
   std::vector<SourceFile> to_scan;
   std::vector<std::size_t> scan_index;
   for (std::size_t i = 0; i < sources.size(); ++i) {
@@ -430,13 +431,13 @@ BuildResult build_cache(const BuildOptions& options_in) {
       if (auto it = resumable.find(hash); it != resumable.end()) {
         records[i] = it->second;
         outcomes[i] = reused_outcome(sources[i], it->second, "partial");
-        ++result.resumed_files;
+        origin[i] = 'p';
         continue;
       }
       if (auto it = previous.ok.find(hash); it != previous.ok.end()) {
         records[i] = it->second;
         outcomes[i] = reused_outcome(sources[i], it->second, "cache");
-        ++result.reused_files;
+        origin[i] = 'c';
         continue;
       }
       if (auto it = previous.rejected.find(hash); it != previous.rejected.end()) {
@@ -508,6 +509,13 @@ BuildResult build_cache(const BuildOptions& options_in) {
       outcome["duplicate_of"] = original;
       it = records.erase(it);
     }
+  }
+
+  // Counted after the duplicate check: a reused file that turned out a duplicate is not in the cache.
+  for (const auto& [i, record] : records) {
+    const auto it = origin.find(i);
+    if (it == origin.end()) continue;
+    ++(it->second == 'p' ? result.resumed_files : result.reused_files);
   }
 
   // Report entries and the rejected table, in input order.
