@@ -37,14 +37,18 @@ CacheWriter::CacheWriter(const std::string& path, const CacheHeader& header) : h
   dims.push_back(static_cast<hsize_t>(header.height));
   dims.push_back(static_cast<hsize_t>(header.width));
   h5::DatasetLayout layout;
-  layout.chunk = dims;
-  layout.chunk[0] = 1;  // one image per chunk: a random read touches exactly one chunk
-  layout.deflate = header.deflate;
-  if (header.count == 0) {
-    // HDF5 refuses a chunk dimension larger than a fixed-size zero extent; let it grow instead.
-    layout.max_dims = dims;
-    layout.max_dims[0] = H5S_UNLIMITED;
+  if (header.deflate > 0) {
+    layout.chunk = dims;
+    layout.chunk[0] = 1;  // one image per chunk: a random read inflates exactly one image
+    layout.deflate = header.deflate;
+    if (header.count == 0) {
+      // HDF5 refuses a chunk dimension larger than a fixed-size zero extent; let it grow instead.
+      layout.max_dims = dims;
+      layout.max_dims[0] = H5S_UNLIMITED;
+    }
   }
+  // Uncompressed images are stored contiguously: image i is one byte range at a single offset, so
+  // readers locate every image at once (per-chunk lookups cost O(N) each in HDF5 1.10.8).
   images_ = h5::create_dataset(
       file_.id(), "images", header.dtype == PixelType::kUInt8 ? H5T_STD_U8LE : H5T_STD_U16LE, dims, layout);
 }
@@ -57,6 +61,11 @@ void CacheWriter::write_image(std::size_t index, const void* data, std::size_t s
   if (header_.deflate == 0 && size != image_bytes_) {
     throw FormatError("image " + std::to_string(index) + " for " + file_.path() + " has " +
                       std::to_string(size) + " bytes, not " + std::to_string(image_bytes_));
+  }
+  if (header_.deflate == 0) {
+    h5::write_rows(images_, index, 1,
+                   header_.dtype == PixelType::kUInt8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, data);
+    return;
   }
   std::vector<hsize_t> offset(header_.channels == 1 ? 3 : 4, 0);
   offset[0] = static_cast<hsize_t>(index);

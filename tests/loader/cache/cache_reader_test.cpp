@@ -157,6 +157,32 @@ TEST(CacheReader, ReadsColourSixteenBitAndDeflateImages) {
   }
 }
 
+TEST(CacheReader, ReadsChunkedImagesWrittenByOtherTools) {
+  // h5py and other writers store one image per chunk without a filter: read through H5Dread_chunk.
+  TempDir dir;
+  const std::string path = dir.path("chunked.h5");
+  const auto images = write_cache(path, 7, 1, 20, 12, PixelType::kUInt16);
+  {
+    namespace h5 = medload::loader::h5;
+    auto file = h5::File::open(path, true);
+    h5::remove(file.id(), "images");
+    h5::DatasetLayout layout;
+    layout.chunk = {1, 20, 12};
+    h5::Dataset data = h5::create_dataset(file.id(), "images", H5T_STD_U16LE, {7, 20, 12}, layout);
+    for (std::size_t i = 0; i < 6; ++i) h5::write_rows(data, i, 1, H5T_NATIVE_UINT16, images[i].data());
+  }
+  const CacheReader reader(path);
+  std::vector<std::uint8_t> out(reader.image_bytes());
+  for (std::size_t i = 0; i < 6; ++i) {
+    reader.read_image(i, out.data());
+    EXPECT_EQ(out, images[i]) << i;
+    EXPECT_TRUE(reader.verify(i));
+  }
+  reader.read_image(6, out.data());  // never written: HDF5's fill value
+  EXPECT_EQ(out, std::vector<std::uint8_t>(out.size(), 0));
+  EXPECT_FALSE(reader.verify(6));
+}
+
 TEST(CacheReader, ReadsConcurrentlyFromManyThreadsAndProcesses) {
   TempDir dir;
   const std::string path = dir.path("cache.h5");
