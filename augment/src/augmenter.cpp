@@ -274,6 +274,7 @@ void augment_sample_f32(float* data, int channels, int h, int w, const AppliedPa
 struct Augmenter::Impl {
   AugmentOptions options;
   Normalization normalization;
+  bool unsafe_in_force = false;      // unsafe_override is set and some value relies on it
   std::unique_ptr<ThreadPool> pool;  // null with one thread: the caller does the work
 };
 
@@ -284,6 +285,9 @@ Augmenter::Augmenter(AugmentOptions options, std::size_t threads, Normalization 
       !std::isfinite(normalization.mean)) {
     throw ConfigError("augmentation normalization is mean " + std::to_string(normalization.mean) + ", std " +
                       std::to_string(normalization.std) + "; std must be > 0 and both finite");
+  }
+  for (const std::string& line : options.active_overrides()) {
+    impl_->unsafe_in_force = impl_->unsafe_in_force || line.rfind("unsafe_override", 0) == 0;
   }
   impl_->options = std::move(options);
   impl_->normalization = normalization;
@@ -305,7 +309,7 @@ AppliedParams Augmenter::draw(std::int64_t sample_id, std::int64_t epoch) const 
   p.sample_id = sample_id;
   p.epoch = epoch;
   p.horizontal_flip_override = o.allow_horizontal_flip && o.horizontal_flip.probability > 0.0;
-  p.unsafe_override = o.unsafe_override && !o.active_overrides().empty();
+  p.unsafe_override = impl_->unsafe_in_force;
   if (!o.enabled) return p;
   const std::uint64_t key = sample_key(o.seed, epoch, sample_id);
   // Each operation owns fixed counters (4 per op) so that its draws do not depend on the

@@ -76,7 +76,6 @@ void run(benchmark::State& state, const std::string& op) {
 }
 
 void grid(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"size", "threads"});
   for (std::int64_t size : {224, 512}) {
     for (std::int64_t threads : {1, 2}) b->Args({size, threads});
   }

@@ -14,7 +14,7 @@ bench="$build/bench/augment/medload_bench_augment"
 [[ -x "$bench" ]] || { echo "compare.sh: $bench not found; build medload_bench_augment first" >&2; exit 1; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-filter="BM_Augment_(${ops//,/|})/size:(${sizes//,/|})/"
+filter="BM_Augment_(${ops//,/|})/(${sizes//,/|})/"
 "$bench" --benchmark_filter="$filter" --benchmark_min_time=0.5 --benchmark_format=json >"$tmp/medload.json"
 /usr/bin/python3 "$here/peer_augment.py" --sizes "$sizes" --ops "$ops" >"$tmp/peer.json"
 /usr/bin/python3 - "$tmp/medload.json" "$tmp/peer.json" <<'PY'
@@ -26,7 +26,7 @@ print(f"machine: {ctx.get('num_cpus')} CPUs, load avg {ctx.get('load_avg')}; pee
       f"cv2 {peer['cv2']}, numpy {peer['numpy']}; batch {peer['batch']}, uint8 1xSxS")
 rates = {}
 for b in ours["benchmarks"]:
-    m = re.match(r"BM_Augment_(\w+)/size:(\d+)/threads:(\d+)", b["name"])
+    m = re.match(r"BM_Augment_(\w+)/(\d+)/(\d+)", b["name"])
     rates[(m.group(1), m.group(2), m.group(3))] = b["items_per_second"]
 print(f"{'operation':20} {'size':>4} {'medload 1T':>11} {'medload 2T':>11} {'peer w=0':>9} {'peer w=1':>9} "
       f"{'peer w=2':>9} {'peer best':>9} {'1T/best':>8} {'2T/best':>8}")

@@ -261,3 +261,14 @@ TEST(Augmenter, NormalisedFloatBatchesAreAugmentedInPixelSpace) {
   // uint8 batches ignore it; bad values are refused.
   EXPECT_THROW(Augmenter(full(), 1, Normalization{0.5f, 0.0f}), medload::ConfigError);
 }
+
+TEST(Augmenter, UnsafeOverrideIsRecordedOnlyWhenSomethingReliesOnIt) {
+  AugmentOptions idle;
+  idle.unsafe_override = true;  // set, but every value is inside the limits
+  EXPECT_FALSE(Augmenter(idle).draw(3, 0).unsafe_override);
+  AugmentOptions used = idle;
+  used.rotation.max_degrees = 12;
+  const AppliedParams p = Augmenter(used).draw(3, 0);
+  EXPECT_TRUE(p.unsafe_override);
+  EXPECT_EQ(p.to_json()["overrides"], nlohmann::json::array({"unsafe_override"}));
+}

@@ -10,6 +10,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+
+#include <unistd.h>
 
 #include "augment_test_util.h"
 #include "detail.h"

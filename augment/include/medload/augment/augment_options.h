@@ -102,10 +102,10 @@ struct DownsampleOptions {
   double max_factor = 0.9;   ///< range 0.05..1, >= min_factor.
 };
 
-/// Every augmentation option. Order of application per sample: flips, one affine warp
-/// (rotation, translation, scale, flips), down-then-up sampling, blur, gamma, brightness,
-/// contrast, Poisson noise, Gaussian noise, then clamping to the full range (and rounding for
-/// uint8).
+/// Every augmentation option. Order of application per sample: one affine warp (flips,
+/// rotation, translation, scale), down-then-up sampling, blur, gamma, brightness, contrast,
+/// noise (Poisson and Gaussian together, as one Gaussian of the summed variance), then clamping
+/// to the full range (and rounding for uint8).
 struct AugmentOptions {
   /// false: augmentation is the identity (the loader's hook does nothing).
   bool enabled = true;
