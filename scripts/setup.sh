@@ -9,6 +9,8 @@ packages=(
   # libraries medload links
   libtorch-dev libopencv-dev libhdf5-dev libdcmtk-dev libgdcm-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # c10d ProcessGroupGloo headers for the distributed training example
+  libgloo-dev
   # the real corpus (npm pack, dpkg -x) and the Python peers for side-by-side benchmarks
   nodejs npm python3 python3-numpy python3-torch python3-torchvision python3-h5py python3-opencv
 )
