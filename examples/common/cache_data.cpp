@@ -14,6 +14,31 @@
 
 namespace medload::examples {
 
+#ifdef MEDLOAD_EXAMPLES_HAVE_CACHE
+namespace {
+
+// The rows `rows` of another source: the training part without its unlabeled samples.
+class SubsetSource : public loader::SampleSource {
+ public:
+  SubsetSource(std::shared_ptr<const loader::SampleSource> inner, std::vector<std::size_t> rows)
+      : inner_(std::move(inner)), rows_(std::move(rows)) {}
+  std::size_t size() const override { return rows_.size(); }
+  loader::SampleLayout layout() const override { return inner_->layout(); }
+  loader::SampleOutput output() const override { return inner_->output(); }
+  void read(std::size_t index, void* out) const override { inner_->read(rows_.at(index), out); }
+  std::size_t label_columns() const override { return inner_->label_columns(); }
+  void label(std::size_t index, std::int64_t* out) const override { inner_->label(rows_.at(index), out); }
+  std::int64_t sample_id(std::size_t index) const override { return inner_->sample_id(rows_.at(index)); }
+  std::string describe(std::size_t index) const override { return inner_->describe(rows_.at(index)); }
+
+ private:
+  std::shared_ptr<const loader::SampleSource> inner_;
+  std::vector<std::size_t> rows_;
+};
+
+}  // namespace
+#endif
+
 TrainingData cache_training_data(const std::string& path, const std::string& split) {
 #ifdef MEDLOAD_EXAMPLES_HAVE_CACHE
   loader::DatasetOptions normalized;
@@ -31,8 +56,19 @@ TrainingData cache_training_data(const std::string& path, const std::string& spl
 
   TrainingData data;
   data.class_names = train->class_names();
-  data.train_labels = train->labels();
-  data.train_patient_ids = train->patient_ids();
+  // Unlabeled samples (-1) stay in the cache (for audits, self-supervision, later labelling) but
+  // cannot be trained on with a cross-entropy: the training part keeps the labeled ones.
+  const auto all_labels = train->labels();
+  const auto all_patients = train->patient_ids();
+  std::vector<std::size_t> labeled;
+  for (std::size_t i = 0; i < all_labels.size(); ++i) {
+    if (all_labels[i] >= 0) {
+      labeled.push_back(i);
+      data.train_labels.push_back(all_labels[i]);
+      data.train_patient_ids.push_back(all_patients[i]);
+    }
+  }
+  const std::size_t unlabeled = all_labels.size() - labeled.size();
   data.mean = stats.mean();
   data.std = stats.std();
   {
@@ -44,11 +80,11 @@ TrainingData cache_training_data(const std::string& path, const std::string& spl
   }
   std::ostringstream d;
   const auto layout = train->layout();
-  d << path << ": " << *train->size() << " train / " << *val->size() << " val images of " << layout.height << "x"
+  d << path << ": " << labeled.size() << " train (" << unlabeled << " unlabeled left out) / " << *val->size() << " val images of " << layout.height << "x"
     << layout.width << " px (split \"" << split << "\"), classes";
   for (std::size_t c = 0; c < data.class_names.size(); ++c) d << (c ? ", " : " ") << data.class_names[c];
   data.description = d.str();
-  data.train = train->source();
+  data.train = std::make_shared<SubsetSource>(train->source(), std::move(labeled));
   data.val = val->source();
   return data;
 #else
