@@ -89,6 +89,9 @@ for e in m["epochs"]:
     print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}  val accuracy {v['accuracy']:.3f}  "
           f"balanced accuracy {v['balanced_accuracy']:.3f}  ROC AUC {auc if auc is None else round(auc, 3)}  recall {rec}")
 print("confusion (rows: true " + ", ".join(m["classes"]) + "):", m["epochs"][-1]["val"]["confusion"])
+absent = [k for k, n in m["epochs"][-1]["val"]["support"].items() if n == 0]
+if absent:
+    print("classes absent from the validation split (all their patients are in other parts):", ", ".join(absent))
 print("parameter checksum", m["param_checksum"])
 PY
 else
