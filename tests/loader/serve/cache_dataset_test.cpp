@@ -125,6 +125,37 @@ TEST(CacheDataset, ServesNormalizedPixelsWithTheStoredTrainingMeanAndStd) {
             pixels);
 }
 
+TEST(CacheDataset, SixteenBitCachesServeTheSameFloatsAndRefuseUint8Output) {
+  TempDir dir;
+  const std::string narrow = split_cache(dir);
+  const std::string wide = dir.path("wide.h5");
+  testing::write_test_cache(wide, kSide, kSide, samples(), {"normal", "pneumonia"}, /*wide=*/true);
+  StoredSplit split;
+  {
+    const CacheReader reader(wide);
+    SplitOptions options;
+    options.seed = 1;  // as split_cache
+    split = make_split(reader, options, 1);
+  }
+  write_split(wide, split);
+  CacheDataset a(narrow, part("val"));
+  CacheDataset b(wide, part("val"));
+  ASSERT_EQ(a.sample_ids(), b.sample_ids());  // same patients, labels and seed: same split
+  EXPECT_NEAR(a.mean(), b.mean(), 1e-6);
+  EXPECT_NEAR(a.std(), b.std(), 1e-6);
+  EXPECT_TRUE(torch::allclose(a.get(1).image, b.get(1).image, 1e-5, 1e-5));
+  LoaderOptions options;
+  options.batch_size = 5;
+  options.threads = 2;
+  Loader loader(b, torch::data::samplers::SequentialSampler(*b.size()), options);
+  auto batch = loader.next();
+  ASSERT_TRUE(batch);
+  EXPECT_TRUE(torch::allclose(batch->images[1], a.get(1).image, 1e-5, 1e-5));
+  DatasetOptions raw = part("val");
+  raw.dtype = OutputDtype::kUInt8;
+  EXPECT_THROW(CacheDataset(wide, raw), ConfigError);
+}
+
 TEST(CacheDataset, WorksWithTorchDataLoaderAndCollate) {
   TempDir dir;
   const std::string path = split_cache(dir);

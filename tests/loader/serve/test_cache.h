@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -44,20 +45,30 @@ struct TestSample {
   std::string path;
 };
 
-/// Writes an 8-bit gray cache of `samples` (each height x width) to `path`.
+/// Writes a gray cache of `samples` (each height x width) to `path`: 8-bit, or with `wide` 16-bit
+/// with every pixel v stored as v * 257 (so 16-bit and 8-bit serve the same values).
 inline void write_test_cache(const std::string& path, int height, int width, const std::vector<TestSample>& samples,
-                             const std::vector<std::string>& class_names = {"normal", "pneumonia"}) {
+                             const std::vector<std::string>& class_names = {"normal", "pneumonia"},
+                             bool wide = false) {
   detail::CacheHeader header;
   header.count = samples.size();
   header.height = height;
   header.width = width;
   header.channels = 1;
-  header.dtype = PixelType::kUInt8;
+  header.dtype = wide ? PixelType::kUInt16 : PixelType::kUInt8;
   detail::CacheWriter writer(path, header);
   detail::CacheColumns columns;
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const TestSample& s = samples[i];
-    writer.write_image(i, s.pixels.data(), s.pixels.size());
+    std::vector<std::uint8_t> bytes = s.pixels;
+    if (wide) {
+      bytes.resize(s.pixels.size() * 2);
+      for (std::size_t k = 0; k < s.pixels.size(); ++k) {
+        const auto v = static_cast<std::uint16_t>(s.pixels[k] * 257);
+        std::memcpy(bytes.data() + 2 * k, &v, 2);
+      }
+    }
+    writer.write_image(i, bytes.data(), bytes.size());
     columns.labels.push_back(s.label);
     columns.patient_ids.push_back(s.patient);
     columns.source_paths.push_back(s.path);
@@ -65,8 +76,8 @@ inline void write_test_cache(const std::string& path, int height, int width, con
     columns.sites.push_back("");
     columns.frame_indices.push_back(0);
     columns.source_indices.push_back(static_cast<std::int64_t>(i));
-    columns.pixel_hashes.push_back(hash64(s.pixels.data(), s.pixels.size()));
-    columns.checksums.push_back(hash64(s.pixels.data(), s.pixels.size()));
+    columns.pixel_hashes.push_back(hash64(bytes.data(), bytes.size()));
+    columns.checksums.push_back(hash64(bytes.data(), bytes.size()));
     columns.geometry.push_back(Geometry{});
   }
   writer.finish(columns, {}, class_names, R"({"test":true})", "0000000000000000", nlohmann::json::object());
