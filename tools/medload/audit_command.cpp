@@ -25,11 +25,13 @@ Runner add_audit_command(CLI::App& command) {
   auto args = std::make_shared<Args>();
   command.add_option("CACHE", args->cache, "The cache file")->required()->type_name("CACHE.h5");
   command.add_option("--split", args->splits, "Split(s) to audit (default: every stored split)");
-  command.add_option("--distance", args->options.near_duplicate_distance,
-                     "Near-duplicates: maximum perceptual-hash distance in bits (0..32)")
+  command
+      .add_option("--distance", args->options.near_duplicate_distance,
+                  "Near-duplicates: maximum perceptual-hash distance in bits (0..32)")
       ->default_val(args->options.near_duplicate_distance);
-  command.add_option("--min-correlation", args->options.min_correlation,
-                     "Near-duplicates: minimum correlation of the 32x32 thumbnails (0..1)")
+  command
+      .add_option("--min-correlation", args->options.min_correlation,
+                  "Near-duplicates: minimum correlation of the 32x32 thumbnails (0..1)")
       ->default_val(args->options.min_correlation);
   command.add_option("--threads", args->options.threads, "Threads for reading and hashing; 0 = all cores")
       ->check(CLI::Range(0, 256))
@@ -44,8 +46,8 @@ Runner add_audit_command(CLI::App& command) {
     std::vector<std::string> names = args->splits;
     if (names.empty()) names = loader::list_splits(args->cache);
     if (names.empty()) {
-      throw Error("the cache " + args->cache + " has no stored split to audit; run `medload split " + args->cache +
-                  "` first");
+      throw Error("the cache " + args->cache + " has no stored split to audit; run `medload split " +
+                  args->cache + "` first");
     }
     bool leaked = false;
     nlohmann::json reports = nlohmann::json::array();

@@ -25,8 +25,8 @@ std::string describe(const loader::StoredSplit& split, const std::vector<std::st
     out << ", " << split.samples_without_patient << " samples without a patient id (each its own patient)";
   }
   out << ", patient set " << split.patient_set_hash << "\n";
-  out << "  " << std::left << std::setw(8) << "part" << std::right << std::setw(9) << "patients" << std::setw(9)
-      << "samples";
+  out << "  " << std::left << std::setw(8) << "part" << std::right << std::setw(9) << "patients"
+      << std::setw(9) << "samples";
   for (const auto& name : class_names) out << "  " << std::setw(6) << name;
   out << "  (unlabeled)\n";
   for (std::size_t p = 0; p < split.parts; ++p) {
@@ -41,10 +41,12 @@ std::string describe(const loader::StoredSplit& split, const std::vector<std::st
   out << std::setprecision(6);
   if (split.kind == "kfold") {
     for (std::size_t f = 0; f < split.mean.size(); ++f) {
-      out << "  training mean/std without fold" << f << ": " << split.mean[f] << " / " << split.std[f] << "\n";
+      out << "  training mean/std without fold" << f << ": " << split.mean[f] << " / " << split.std[f]
+          << "\n";
     }
   } else {
-    out << "  training mean/std (pixels scaled to [0, 1]): " << split.mean[0] << " / " << split.std[0] << "\n";
+    out << "  training mean/std (pixels scaled to [0, 1]): " << split.mean[0] << " / " << split.std[0]
+        << "\n";
   }
   return out.str();
 }
@@ -66,8 +68,9 @@ Runner add_split_command(CLI::App& command) {
       ->delimiter(',')
       ->default_str("0.7,0.15,0.15");
   command.add_option("--seed", args->seed, "Seed: the same seed gives the same split")->default_val(0);
-  command.add_option("--kfold", args->kfold,
-                     "Also store K patient-level folds of the train+val samples (the test part stays held out)")
+  command
+      .add_option("--kfold", args->kfold,
+                  "Also store K patient-level folds of the train+val samples (the test part stays held out)")
       ->check(CLI::Range(2, 100));
   command.add_option("--threads", args->threads, "Threads for reading images (mean/std); 0 = all cores")
       ->check(CLI::Range(0, 256))
@@ -89,7 +92,8 @@ Runner add_split_command(CLI::App& command) {
       class_names = reader.class_names();
       splits.push_back(loader::make_split(reader, options, args->threads));
       if (args->kfold > 0) {
-        splits.push_back(loader::make_kfold(reader, args->kfold, args->seed, splits.front().part, args->threads));
+        splits.push_back(
+            loader::make_kfold(reader, args->kfold, args->seed, splits.front().part, args->threads));
       }
     }
     for (const auto& split : splits) loader::write_split(args->cache, split);

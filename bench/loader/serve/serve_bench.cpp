@@ -53,7 +53,8 @@ std::string ensure_cache(int size) {
       const int a = static_cast<int>(rng() % 64), b = static_cast<int>(rng() % 64);
       for (int y = 0; y < size; ++y)
         for (int x = 0; x < size; ++x)
-          image[static_cast<std::size_t>(y) * size + x] = static_cast<std::uint8_t>((x * a / 16 + y * b / 16 + i) & 255);
+          image[static_cast<std::size_t>(y) * size + x] =
+              static_cast<std::uint8_t>((x * a / 16 + y * b / 16 + i) & 255);
       writer.write_image(i, image.data(), image.size());
       columns.labels.push_back(static_cast<std::int64_t>(i % 5));
       columns.patient_ids.push_back("P" + std::to_string(i / 2));
@@ -136,6 +137,11 @@ void BM_Serve_FirstBatch(benchmark::State& state) {
     benchmark::DoNotOptimize(batch->images.data_ptr<float>());
   }
 }
-BENCHMARK(BM_Serve_FirstBatch)->ArgNames({"size"})->Arg(224)->Arg(512)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Serve_FirstBatch)
+    ->ArgNames({"size"})
+    ->Arg(224)
+    ->Arg(512)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -25,9 +25,11 @@ void AuditOptions::validate() const {
                       " is outside [0, 32]");
   }
   if (!(min_correlation >= 0.0 && min_correlation <= 1.0)) {
-    throw ConfigError("AuditOptions.min_correlation = " + std::to_string(min_correlation) + " is outside [0, 1]");
+    throw ConfigError("AuditOptions.min_correlation = " + std::to_string(min_correlation) +
+                      " is outside [0, 1]");
   }
-  if (threads > 1024) throw ConfigError("AuditOptions.threads = " + std::to_string(threads) + " is above 1024");
+  if (threads > 1024)
+    throw ConfigError("AuditOptions.threads = " + std::to_string(threads) + " is above 1024");
 }
 
 std::string leak_kind_name(LeakKind kind) {
@@ -63,15 +65,20 @@ nlohmann::json AuditReport::to_json() const {
           {"near_duplicate_distance", near_duplicate_distance},
           {"min_correlation", min_correlation},
           {"leaked", leaked()},
-          {"counts", {{"patient", patient_leaks}, {"identical", identical_leaks}, {"near_duplicate", near_duplicate_leaks}}},
+          {"counts",
+           {{"patient", patient_leaks},
+            {"identical", identical_leaks},
+            {"near_duplicate", near_duplicate_leaks}}},
           {"findings", list}};
 }
 
 std::string AuditReport::to_text() const {
   std::ostringstream out;
-  out << "split \"" << split << "\" of " << cache << ": " << samples << " samples, " << patients << " patients";
+  out << "split \"" << split << "\" of " << cache << ": " << samples << " samples, " << patients
+      << " patients";
   if (samples_without_patient > 0) {
-    out << " (" << samples_without_patient << " samples without a patient id, each counted as its own patient)";
+    out << " (" << samples_without_patient
+        << " samples without a patient id, each counted as its own patient)";
   }
   out << "\n";
   out << "  patients in two parts:            " << patient_leaks << "\n";
@@ -101,7 +108,8 @@ AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::ve
   report.near_duplicate_distance = options.near_duplicate_distance;
   report.min_correlation = options.min_correlation;
   auto name_of = [&](int part) {
-    return part >= 0 && static_cast<std::size_t>(part) < part_names.size() ? part_names[part] : std::to_string(part);
+    return part >= 0 && static_cast<std::size_t>(part) < part_names.size() ? part_names[part]
+                                                                           : std::to_string(part);
   };
   std::vector<std::size_t> items;
   for (std::size_t i = 0; i < samples.size(); ++i) {
@@ -196,7 +204,8 @@ AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::ve
     report.near_duplicate_leaks += near_counts[a];
     for (const Near& n : near[a]) {
       if (listed++ < options.max_listed) {
-        report.findings.push_back(finding(LeakKind::kNearDuplicate, items[a], items[n.b], n.distance, n.correlation));
+        report.findings.push_back(
+            finding(LeakKind::kNearDuplicate, items[a], items[n.b], n.distance, n.correlation));
       }
     }
   }

@@ -21,7 +21,8 @@ void DatasetOptions::validate() const {
     throw ConfigError("DatasetOptions.part = \"" + part + "\" is not one of train, val, test, all");
   }
   if (split.empty() && part != "all") {
-    throw ConfigError("DatasetOptions.split is empty (no split), so part must be \"all\", not \"" + part + "\"");
+    throw ConfigError("DatasetOptions.split is empty (no split), so part must be \"all\", not \"" + part +
+                      "\"");
   }
   if (fold < 0) throw ConfigError("DatasetOptions.fold = " + std::to_string(fold) + " is negative");
 }
@@ -49,8 +50,10 @@ class CacheSplitSource : public SampleSource {
 
     if (options.split.empty()) {
       if (output_.as_float && options.normalize) {
-        throw ConfigError("DatasetOptions.normalize needs a split's training mean/std, but split is empty; "
-                          "set normalize = false or choose a split of " + path);
+        throw ConfigError(
+            "DatasetOptions.normalize needs a split's training mean/std, but split is empty; "
+            "set normalize = false or choose a split of " +
+            path);
       }
       rows_.resize(n);
       for (std::size_t i = 0; i < n; ++i) rows_[i] = static_cast<std::int64_t>(i);
@@ -58,19 +61,23 @@ class CacheSplitSource : public SampleSource {
       const StoredSplit split = read_split(path, options.split, n);
       const std::string current = hash_hex(patient_set_hash(reader_.patient_ids()));
       if (split.patient_set_hash != current) {
-        throw ConfigError("the split \"" + options.split + "\" of " + path + " was made for another set of patients "
-                          "(patient set hash " + split.patient_set_hash + ", the cache's is " + current +
+        throw ConfigError("the split \"" + options.split + "\" of " + path +
+                          " was made for another set of patients "
+                          "(patient set hash " +
+                          split.patient_set_hash + ", the cache's is " + current +
                           "); run `medload split` again");
       }
       std::size_t stat = 0;
       if (split.kind == "kfold") {
         if (static_cast<std::size_t>(options.fold) >= split.parts) {
           throw ConfigError("DatasetOptions.fold = " + std::to_string(options.fold) + " but the split \"" +
-                            options.split + "\" of " + path + " has " + std::to_string(split.parts) + " folds");
+                            options.split + "\" of " + path + " has " + std::to_string(split.parts) +
+                            " folds");
         }
         stat = static_cast<std::size_t>(options.fold);
       } else if (options.part == "test" && split.parts < 3) {
-        throw ConfigError("the split \"" + options.split + "\" of " + path + " has no test part (ratios train,val)");
+        throw ConfigError("the split \"" + options.split + "\" of " + path +
+                          " has no test part (ratios train,val)");
       }
       const auto fold = static_cast<std::int8_t>(options.fold);
       for (std::size_t i = 0; i < n; ++i) {
@@ -219,7 +226,8 @@ std::vector<std::int64_t> CacheDataset::labels() const {
 
 std::vector<std::string> CacheDataset::patient_ids() const {
   std::vector<std::string> out;
-  for (std::int64_t row : source_->rows()) out.push_back(source_->reader().patient_ids()[static_cast<std::size_t>(row)]);
+  for (std::int64_t row : source_->rows())
+    out.push_back(source_->reader().patient_ids()[static_cast<std::size_t>(row)]);
   return out;
 }
 

@@ -24,7 +24,8 @@ namespace medload::loader {
 
 void LoaderOptions::validate() const {
   if (batch_size == 0) throw ConfigError("LoaderOptions.batch_size must be > 0");
-  if (threads > 256) throw ConfigError("LoaderOptions.threads = " + std::to_string(threads) + " is above 256");
+  if (threads > 256)
+    throw ConfigError("LoaderOptions.threads = " + std::to_string(threads) + " is above 256");
   if (prefetch < 1 || prefetch > 64) {
     throw ConfigError("LoaderOptions.prefetch = " + std::to_string(prefetch) + " is outside [1, 64]");
   }
@@ -81,9 +82,11 @@ Loader::Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampl
   output_ = source_->output();
   label_columns_ = source_->label_columns();
   if (!output_.as_float && layout_.depth != PixelDepth::kUInt8) {
-    throw ConfigError("Loader: uint8 output needs 8-bit samples; this source stores 16-bit pixels (serve float32)");
+    throw ConfigError(
+        "Loader: uint8 output needs 8-bit samples; this source stores 16-bit pixels (serve float32)");
   }
-  if (!(output_.std > 0.0f)) throw ConfigError("Loader: the source's std must be > 0, got " + std::to_string(output_.std));
+  if (!(output_.std > 0.0f))
+    throw ConfigError("Loader: the source's std must be > 0, got " + std::to_string(output_.std));
   pinned_ = options_.pin_memory && torch::cuda::is_available();
   if (auto* stream = dynamic_cast<samplers::StreamSampler*>(sampler_.get())) {
     epoch_ = stream->epoch();
@@ -124,7 +127,8 @@ void Loader::load_state(const LoaderState& state) {
     auto indices = sampler_->next(options_.batch_size);
     if (!indices || (options_.drop_last && indices->size() < options_.batch_size)) {
       throw ConfigError("Loader::load_state: epoch " + std::to_string(state.epoch) + " has only " +
-                        std::to_string(b) + " batches, the state is at batch " + std::to_string(state.batches));
+                        std::to_string(b) + " batches, the state is at batch " +
+                        std::to_string(state.batches));
     }
   }
   drawn_ = returned_ = state.batches;
@@ -143,9 +147,9 @@ void Loader::start_batch(std::vector<std::size_t> indices) {
   auto options = torch::TensorOptions().pinned_memory(pinned_);
   pending->images = torch::empty({batch, layout_.channels, layout_.height, layout_.width},
                                  options.dtype(output_.as_float ? torch::kFloat32 : torch::kUInt8));
-  pending->labels = label_columns_ == 0
-                        ? torch::empty({batch}, options.dtype(torch::kInt64))
-                        : torch::empty({batch, static_cast<std::int64_t>(label_columns_)}, options.dtype(torch::kInt64));
+  pending->labels = label_columns_ == 0 ? torch::empty({batch}, options.dtype(torch::kInt64))
+                                        : torch::empty({batch, static_cast<std::int64_t>(label_columns_)},
+                                                       options.dtype(torch::kInt64));
   pending->sample_ids = torch::empty({batch}, options.dtype(torch::kInt64));
   const std::size_t label_width = std::max<std::size_t>(1, label_columns_);
   auto* labels = pending->labels.data_ptr<std::int64_t>();
@@ -175,22 +179,22 @@ void Loader::start_batch(std::vector<std::size_t> indices) {
       try {
         // uint16 storage keeps the staging buffer aligned for both depths.
         std::vector<std::uint16_t> staging(output.as_float ? (layout.bytes() + 1) / 2 : 0);
-      while (!pending->stop) {
-        const std::size_t j = pending->next.fetch_add(1);
-        if (j >= count) break;
-        index = pending->indices[j];
-        if (output.as_float) {
-          source->read(index, staging.data());
-          float* out = pending->images.data_ptr<float>() + j * pixels;
-          if (layout.depth == PixelDepth::kUInt8) {
-            to_float(reinterpret_cast<const std::uint8_t*>(staging.data()), out, pixels, a, b);
+        while (!pending->stop) {
+          const std::size_t j = pending->next.fetch_add(1);
+          if (j >= count) break;
+          index = pending->indices[j];
+          if (output.as_float) {
+            source->read(index, staging.data());
+            float* out = pending->images.data_ptr<float>() + j * pixels;
+            if (layout.depth == PixelDepth::kUInt8) {
+              to_float(reinterpret_cast<const std::uint8_t*>(staging.data()), out, pixels, a, b);
+            } else {
+              to_float(staging.data(), out, pixels, a, b);
+            }
           } else {
-            to_float(staging.data(), out, pixels, a, b);
+            source->read(index, pending->images.data_ptr<std::uint8_t>() + j * pixels);
           }
-        } else {
-          source->read(index, pending->images.data_ptr<std::uint8_t>() + j * pixels);
         }
-      }
       } catch (const std::exception& e) {
         pending->fail("reading " + source->describe(index) + " failed: " + e.what());
       } catch (...) {
@@ -202,8 +206,8 @@ void Loader::start_batch(std::vector<std::size_t> indices) {
             (*hook)(pending->images, pending->ids, static_cast<std::int64_t>(pending->epoch));
           } catch (const std::exception& e) {
             pending->fail("augmenting batch " + std::to_string(pending->index) + " of epoch " +
-                          std::to_string(pending->epoch) + " (first " + source->describe(pending->indices.front()) +
-                          ") failed: " + e.what());
+                          std::to_string(pending->epoch) + " (first " +
+                          source->describe(pending->indices.front()) + ") failed: " + e.what());
           } catch (...) {
             pending->fail("augmenting batch " + std::to_string(pending->index) + " of epoch " +
                           std::to_string(pending->epoch) + " failed with an unknown exception");

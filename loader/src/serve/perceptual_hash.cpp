@@ -29,7 +29,8 @@ std::vector<std::vector<Tap>> area_taps(std::size_t in) {
     const double begin = static_cast<double>(o) * step;
     const double end = begin + step;
     for (auto s = static_cast<std::size_t>(begin); s < in && static_cast<double>(s) < end; ++s) {
-      const double overlap = std::min(end, static_cast<double>(s + 1)) - std::max(begin, static_cast<double>(s));
+      const double overlap =
+          std::min(end, static_cast<double>(s + 1)) - std::max(begin, static_cast<double>(s));
       if (overlap > 0) taps[o].push_back({s, overlap / step});
     }
   }
@@ -41,7 +42,8 @@ const std::array<std::array<double, kSide>, kLow>& dct_basis() {
     std::array<std::array<double, kSide>, kLow> b{};
     for (std::size_t u = 0; u < kLow; ++u) {
       for (std::size_t x = 0; x < kSide; ++x) {
-        b[u][x] = std::cos(M_PI * (2.0 * static_cast<double>(x) + 1.0) * static_cast<double>(u) / (2.0 * kSide));
+        b[u][x] =
+            std::cos(M_PI * (2.0 * static_cast<double>(x) + 1.0) * static_cast<double>(u) / (2.0 * kSide));
       }
     }
     return b;
@@ -51,7 +53,7 @@ const std::array<std::array<double, kSide>, kLow>& dct_basis() {
 
 template <class T>
 std::array<std::array<double, kSide>, kSide> reduce(const T* pixels, std::size_t channels, std::size_t height,
-                                                     std::size_t width) {
+                                                    std::size_t width) {
   if (pixels == nullptr || channels == 0 || height == 0 || width == 0) {
     throw ConfigError("perceptual_hash: empty image (" + std::to_string(channels) + " x " +
                       std::to_string(height) + " x " + std::to_string(width) + ")");
@@ -83,7 +85,8 @@ std::array<std::array<double, kSide>, kSide> reduce(const T* pixels, std::size_t
   return small;
 }
 
-std::uint64_t hash_of(const std::array<std::array<double, kSide>, kSide>& small) {  // The 8 x 8 low-frequency block of the DCT-II: B * small * B^T.
+std::uint64_t hash_of(const std::array<std::array<double, kSide>, kSide>&
+                          small) {  // The 8 x 8 low-frequency block of the DCT-II: B * small * B^T.
   const auto& basis = dct_basis();
   std::array<std::array<double, kSide>, kLow> half{};  // B * small: [kLow][kSide]
   for (std::size_t u = 0; u < kLow; ++u) {
@@ -101,7 +104,7 @@ std::uint64_t hash_of(const std::array<std::array<double, kSide>, kSide>& small)
       coefficients[u * kLow + v] = sum;
     }
   }
-  std::array<double, kLow * kLow> sorted = coefficients;
+  std::array<double, kLow* kLow> sorted = coefficients;
   std::nth_element(sorted.begin(), sorted.begin() + 32, sorted.end());
   const double upper = sorted[32];
   const double lower = *std::max_element(sorted.begin(), sorted.begin() + 32);
@@ -114,13 +117,15 @@ std::uint64_t hash_of(const std::array<std::array<double, kSide>, kSide>& small)
 }
 
 template <class T>
-ImageDigest digest(const T* pixels, std::size_t channels, std::size_t height, std::size_t width, double to_8bit) {
+ImageDigest digest(const T* pixels, std::size_t channels, std::size_t height, std::size_t width,
+                   double to_8bit) {
   const auto small = reduce(pixels, channels, height, width);
   ImageDigest d;
   d.hash = hash_of(small);
   for (std::size_t y = 0; y < kSide; ++y) {
     for (std::size_t x = 0; x < kSide; ++x) {
-      d.thumbnail[y * kSide + x] = static_cast<std::uint8_t>(std::clamp(std::lround(small[y][x] * to_8bit), 0L, 255L));
+      d.thumbnail[y * kSide + x] =
+          static_cast<std::uint8_t>(std::clamp(std::lround(small[y][x] * to_8bit), 0L, 255L));
     }
   }
   return d;
@@ -138,11 +143,13 @@ std::uint64_t perceptual_hash(const std::uint16_t* pixels, std::size_t channels,
   return hash_of(reduce(pixels, channels, height, width));
 }
 
-ImageDigest image_digest(const std::uint8_t* pixels, std::size_t channels, std::size_t height, std::size_t width) {
+ImageDigest image_digest(const std::uint8_t* pixels, std::size_t channels, std::size_t height,
+                         std::size_t width) {
   return digest(pixels, channels, height, width, 1.0);
 }
 
-ImageDigest image_digest(const std::uint16_t* pixels, std::size_t channels, std::size_t height, std::size_t width) {
+ImageDigest image_digest(const std::uint16_t* pixels, std::size_t channels, std::size_t height,
+                         std::size_t width) {
   return digest(pixels, channels, height, width, 1.0 / 257.0);
 }
 

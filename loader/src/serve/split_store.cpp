@@ -29,7 +29,9 @@ nlohmann::json StoredSplit::to_json(const std::vector<std::string>& class_names)
     if (p < class_counts.size()) {
       for (std::size_t c = 0; c < class_counts[p].size(); ++c) {
         const bool unlabeled = c + 1 == class_counts[p].size();
-        const std::string key = unlabeled ? "(unlabeled)" : c < class_names.size() ? class_names[c] : std::to_string(c);
+        const std::string key = unlabeled                ? "(unlabeled)"
+                                : c < class_names.size() ? class_names[c]
+                                                         : std::to_string(c);
         classes[key] = class_counts[p][c];
       }
     }
@@ -212,10 +214,11 @@ std::vector<double> to_doubles(const std::vector<std::int64_t>& v) { return {v.b
 
 // int8 per sample (h5.h's typed helpers have no int8).
 void write_parts(hid_t group, const std::vector<std::int8_t>& part) {
-  h5::Dataset dataset = h5::create_dataset(group, "part", H5T_NATIVE_INT8, {static_cast<hsize_t>(part.size())});
+  h5::Dataset dataset =
+      h5::create_dataset(group, "part", H5T_NATIVE_INT8, {static_cast<hsize_t>(part.size())});
   if (part.empty()) return;
-  h5::check_status(H5Dwrite(dataset.id(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, part.data()), "write",
-                   "the dataset \"part\"", group);
+  h5::check_status(H5Dwrite(dataset.id(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, part.data()),
+                   "write", "the dataset \"part\"", group);
 }
 std::vector<std::int8_t> read_parts(hid_t group) {
   h5::Dataset dataset = h5::open_dataset(group, "part");
@@ -236,7 +239,8 @@ void write_split_group(hid_t group, const StoredSplit& split) {
   h5::write_attribute(group, "ratios", split.ratios);
   h5::write_attribute(group, "patient_set_hash", split.patient_set_hash);
   h5::write_attribute(group, "patients", static_cast<std::int64_t>(split.patients));
-  h5::write_attribute(group, "samples_without_patient", static_cast<std::int64_t>(split.samples_without_patient));
+  h5::write_attribute(group, "samples_without_patient",
+                      static_cast<std::int64_t>(split.samples_without_patient));
   h5::write_attribute(group, "class_counts", nlohmann::json(split.class_counts).dump());
   h5::write_attribute(group, "sample_counts", to_doubles(split.sample_counts));
   h5::write_attribute(group, "patient_counts", to_doubles(split.patient_counts));
@@ -265,8 +269,8 @@ void write_split(const std::string& path, const StoredSplit& split) {
     h5::Dataset images = h5::open_dataset(file.id(), "images");
     const auto dims = h5::shape(images);
     if (dims.empty() || dims[0] != split.part.size()) {
-      throw ConfigError("the split has " + std::to_string(split.part.size()) + " samples but " + path + " has " +
-                        (dims.empty() ? std::string("none") : std::to_string(dims[0])));
+      throw ConfigError("the split has " + std::to_string(split.part.size()) + " samples but " + path +
+                        " has " + (dims.empty() ? std::string("none") : std::to_string(dims[0])));
     }
   }
   h5::Group splits = h5::require_group(file.id(), "splits");
@@ -279,8 +283,9 @@ void write_split(const std::string& path, const StoredSplit& split) {
   file.flush();
   // Swap in the complete group: readers never see a half-written split under its real name.
   if (h5::exists(splits.id(), split.name)) h5::remove(splits.id(), split.name);
-  h5::check_status(H5Lmove(splits.id(), temporary.c_str(), splits.id(), split.name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
-                   "rename", "the group \"/splits/" + temporary + "\"", file.id());
+  h5::check_status(
+      H5Lmove(splits.id(), temporary.c_str(), splits.id(), split.name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+      "rename", "the group \"/splits/" + temporary + "\"", file.id());
   file.close();
 }
 
@@ -320,7 +325,8 @@ StoredSplit read_split(const std::string& path, const std::string& name, std::si
     throw malformed(e.what());
   }
   for (const char* attribute : {"kind", "parts", "seed", "ratios", "patient_set_hash", "mean", "std"}) {
-    if (!h5::has_attribute(g, attribute)) throw malformed(std::string("it has no attribute \"") + attribute + "\"");
+    if (!h5::has_attribute(g, attribute))
+      throw malformed(std::string("it has no attribute \"") + attribute + "\"");
   }
   split.kind = h5::read_string_attribute(g, "kind");
   split.parts = static_cast<std::size_t>(h5::read_int_attribute(g, "parts"));
@@ -329,21 +335,24 @@ StoredSplit read_split(const std::string& path, const std::string& name, std::si
   split.patient_set_hash = h5::read_string_attribute(g, "patient_set_hash");
   split.mean = h5::read_double_attribute(g, "mean");
   split.std = h5::read_double_attribute(g, "std");
-  if (h5::has_attribute(g, "patients")) split.patients = static_cast<std::size_t>(h5::read_int_attribute(g, "patients"));
+  if (h5::has_attribute(g, "patients"))
+    split.patients = static_cast<std::size_t>(h5::read_int_attribute(g, "patients"));
   if (h5::has_attribute(g, "samples_without_patient")) {
-    split.samples_without_patient = static_cast<std::size_t>(h5::read_int_attribute(g, "samples_without_patient"));
+    split.samples_without_patient =
+        static_cast<std::size_t>(h5::read_int_attribute(g, "samples_without_patient"));
   }
   if (h5::has_attribute(g, "class_counts")) {
     try {
-      split.class_counts =
-          nlohmann::json::parse(h5::read_string_attribute(g, "class_counts")).get<std::vector<std::vector<std::int64_t>>>();
+      split.class_counts = nlohmann::json::parse(h5::read_string_attribute(g, "class_counts"))
+                               .get<std::vector<std::vector<std::int64_t>>>();
     } catch (const nlohmann::json::exception& e) {
       throw malformed(std::string("class_counts: ") + e.what());
     }
   }
   for (const char* counts : {"sample_counts", "patient_counts"}) {
     if (!h5::has_attribute(g, counts)) continue;
-    std::vector<std::int64_t>& out = std::string(counts) == "sample_counts" ? split.sample_counts : split.patient_counts;
+    std::vector<std::int64_t>& out =
+        std::string(counts) == "sample_counts" ? split.sample_counts : split.patient_counts;
     for (double v : h5::read_double_attribute(g, counts)) out.push_back(static_cast<std::int64_t>(v));
   }
   if (split.kind != "parts" && split.kind != "kfold") throw malformed("kind \"" + split.kind + "\"");

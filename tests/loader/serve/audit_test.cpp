@@ -107,7 +107,8 @@ TEST(Audit, FindsIdenticalPixelsAndAPatientInTwoParts) {
   bool patient_named = false;
   for (const LeakFinding& f : report.findings) {
     if (f.kind == LeakKind::kPatient) {
-      patient_named = f.patient_id == "P10" && f.path_a == "normal/p10.png" && f.path_b == "normal/p10-followup.png";
+      patient_named =
+          f.patient_id == "P10" && f.path_a == "normal/p10.png" && f.path_b == "normal/p10-followup.png";
     }
   }
   EXPECT_TRUE(patient_named) << report.to_text();

@@ -161,8 +161,9 @@ TEST(CacheDataset, WorksWithTorchDataLoaderAndCollate) {
   const std::string path = split_cache(dir);
   CacheDataset train(path, part("train"));
   const std::size_t size = *train.size();
-  auto loader = torch::data::make_data_loader(train.map(Collate()), torch::data::samplers::RandomSampler(size),
-                                              torch::data::DataLoaderOptions().batch_size(8).workers(2));
+  auto loader =
+      torch::data::make_data_loader(train.map(Collate()), torch::data::samplers::RandomSampler(size),
+                                    torch::data::DataLoaderOptions().batch_size(8).workers(2));
   std::size_t seen = 0;
   for (auto& batch : *loader) {
     EXPECT_EQ(batch.data.dim(), 4);
@@ -215,7 +216,8 @@ TEST(CacheDataset, KFoldTrainAndValPartitionTheNonTestSamples) {
     std::set<std::int64_t> ids(train.sample_ids().begin(), train.sample_ids().end());
     for (std::int64_t id : val.sample_ids()) EXPECT_EQ(ids.count(id), 0u);
     ids.insert(val.sample_ids().begin(), val.sample_ids().end());
-    for (std::int64_t id : ids) EXPECT_NE(base.part[static_cast<std::size_t>(id)], 2) << "a test sample in fold";
+    for (std::int64_t id : ids)
+      EXPECT_NE(base.part[static_cast<std::size_t>(id)], 2) << "a test sample in fold";
     EXPECT_EQ(ids.size(), static_cast<std::size_t>(base.sample_counts[0] + base.sample_counts[1]));
     EXPECT_NEAR(train.mean(), folds.mean[static_cast<std::size_t>(f)], 1e-6);
   }
@@ -292,8 +294,10 @@ TEST(CacheDataset, ACorruptedSampleIsAnErrorNamingTheSampleAndTheFile) {
     FAIL() << "no exception";
   } catch (const WorkerError& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("sample " + std::to_string(row) + " (" + all[static_cast<std::size_t>(row)].path + ")"),
-              std::string::npos) << message;
+    EXPECT_NE(
+        message.find("sample " + std::to_string(row) + " (" + all[static_cast<std::size_t>(row)].path + ")"),
+        std::string::npos)
+        << message;
     EXPECT_NE(message.find(path), std::string::npos) << message;
     EXPECT_NE(message.find("checksum"), std::string::npos) << message;
   }

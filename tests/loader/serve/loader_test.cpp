@@ -237,7 +237,8 @@ TEST(Loader, AugmentHookSeesIdsAndEpochAndItsChangesAreServed) {
   options.batch_size = 4;
   options.threads = 2;
   std::atomic<int> calls{0};
-  options.augment = [&calls](torch::Tensor& images, const std::vector<std::int64_t>& ids, std::int64_t epoch) {
+  options.augment = [&calls](torch::Tensor& images, const std::vector<std::int64_t>& ids,
+                             std::int64_t epoch) {
     ++calls;
     EXPECT_EQ(ids.size(), static_cast<std::size_t>(images.size(0)));
     images.fill_(static_cast<float>(epoch * 100 + ids.front()));

@@ -68,7 +68,8 @@ TEST(ImageDigest, CopiesMatchAndOtherPatientsOfTheSameAnatomyDoNot) {
 TEST(PerceptualHash, ResolutionChangesKeepTheHashClose) {
   const auto big = testing::chest_like(5, 512);
   const auto small = testing::chest_like(5, 224);
-  EXPECT_LE(hash_distance(perceptual_hash(big.data(), 1, 512, 512), perceptual_hash(small.data(), 1, 224, 224)), 6);
+  EXPECT_LE(
+      hash_distance(perceptual_hash(big.data(), 1, 512, 512), perceptual_hash(small.data(), 1, 224, 224)), 6);
 }
 
 TEST(PerceptualHash, SixteenBitAndChannelsAreSupported) {
@@ -79,7 +80,8 @@ TEST(PerceptualHash, SixteenBitAndChannelsAreSupported) {
   std::vector<std::uint8_t> rgb;
   for (int c = 0; c < 3; ++c) rgb.insert(rgb.end(), image.begin(), image.end());
   EXPECT_EQ(perceptual_hash(rgb.data(), 3, 100, 100), perceptual_hash(image.data(), 1, 100, 100));
-  EXPECT_EQ(image_digest(wide.data(), 1, 100, 100).thumbnail, image_digest(image.data(), 1, 100, 100).thumbnail);
+  EXPECT_EQ(image_digest(wide.data(), 1, 100, 100).thumbnail,
+            image_digest(image.data(), 1, 100, 100).thumbnail);
 }
 
 TEST(PerceptualHash, EmptyImageIsAConfigError) {

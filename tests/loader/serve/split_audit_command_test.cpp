@@ -57,7 +57,8 @@ TEST(SplitAuditCommands, SplitStoresASplitAndACleanAuditExitsZero) {
   testing::TempDir dir;
   const std::string path = dir.path("c.h5");
   testing::write_test_cache(path, 64, 64, dataset(false));
-  const CommandResult split = medload("split " + path + " --ratios 0.6,0.2,0.2 --seed 3 --kfold 3 --threads 1");
+  const CommandResult split =
+      medload("split " + path + " --ratios 0.6,0.2,0.2 --seed 3 --kfold 3 --threads 1");
   ASSERT_EQ(split.code, 0) << split.output;
   EXPECT_NE(split.output.find("4 samples without a patient id"), std::string::npos) << split.output;
   EXPECT_EQ(list_splits(path), (std::vector<std::string>{"default", "kfold"}));

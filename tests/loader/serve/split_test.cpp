@@ -132,7 +132,8 @@ TEST(SplitPatients, KFoldGivesEqualFoldsAndKeepsClassBalance) {
   const SplitAssignment folds = kfold_patients(input, 5, 1);
   ASSERT_EQ(folds.parts, 5u);
   for (std::size_t f = 0; f < 5; ++f) {
-    EXPECT_NEAR(static_cast<double>(folds.sample_counts[f]) / static_cast<double>(input.labels.size()), 0.2, 0.01);
+    EXPECT_NEAR(static_cast<double>(folds.sample_counts[f]) / static_cast<double>(input.labels.size()), 0.2,
+                0.01);
     const double minority = static_cast<double>(folds.class_counts[f][1]) /
                             static_cast<double>(folds.class_counts[f][0] + folds.class_counts[f][1]);
     EXPECT_NEAR(minority, 0.2, 0.03) << "fold " << f;
@@ -145,7 +146,8 @@ TEST(SplitPatients, MultiLabelRowsAreStratifiedPerClass) {
   std::mt19937 rng(9);
   for (int p = 0; p < 600; ++p) {
     const int n = 1 + static_cast<int>(rng() % 3);
-    const std::uint8_t row[3] = {static_cast<std::uint8_t>(rng() % 2), static_cast<std::uint8_t>(rng() % 5 == 0),
+    const std::uint8_t row[3] = {static_cast<std::uint8_t>(rng() % 2),
+                                 static_cast<std::uint8_t>(rng() % 5 == 0),
                                  static_cast<std::uint8_t>(rng() % 10 == 0)};
     for (int i = 0; i < n; ++i) {
       input.patient_ids.push_back("P" + std::to_string(p));
@@ -155,7 +157,8 @@ TEST(SplitPatients, MultiLabelRowsAreStratifiedPerClass) {
   const SplitAssignment split = split_patients(input, SplitOptions{});
   expect_patients_in_one_part(input, split);
   for (std::size_t c = 0; c < 3; ++c) {
-    const double total = static_cast<double>(split.class_counts[0][c] + split.class_counts[1][c] + split.class_counts[2][c]);
+    const double total =
+        static_cast<double>(split.class_counts[0][c] + split.class_counts[1][c] + split.class_counts[2][c]);
     EXPECT_NEAR(static_cast<double>(split.class_counts[0][c]) / total, 0.7, 0.03) << "class " << c;
   }
 }

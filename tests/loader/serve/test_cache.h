@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -47,7 +47,8 @@ struct TestSample {
 
 /// Writes a gray cache of `samples` (each height x width) to `path`: 8-bit, or with `wide` 16-bit
 /// with every pixel v stored as v * 257 (so 16-bit and 8-bit serve the same values).
-inline void write_test_cache(const std::string& path, int height, int width, const std::vector<TestSample>& samples,
+inline void write_test_cache(const std::string& path, int height, int width,
+                             const std::vector<TestSample>& samples,
                              const std::vector<std::string>& class_names = {"normal", "pneumonia"},
                              bool wide = false) {
   detail::CacheHeader header;

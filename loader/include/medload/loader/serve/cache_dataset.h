@@ -12,8 +12,8 @@
 /// Images are served as float32 [1,H,W] ([C,H,W] for colour caches) = (pixel / max - mean) / std
 /// with the training part's mean and std stored with the split, or as the raw uint8 pixels.
 
-#include <torch/data/datasets/base.h>
 #include <torch/csrc/utils/variadic.h>  // torch::enable_if_t, which map.h of LibTorch 1.13 uses without including
+#include <torch/data/datasets/base.h>
 #include <torch/data/datasets/map.h>
 #include <torch/data/example.h>
 #include <torch/data/transforms/base.h>
@@ -118,7 +118,8 @@ class CacheDataset : public torch::data::datasets::Dataset<CacheDataset, CacheEx
 /// Collates CacheExamples into one Batch-like example for `torch::data` loaders:
 /// `dataset.map(Collate())`. Output: data float32/uint8 [B,C,H,W], target int64 [B] (or [B,K]).
 /// Sample ids are lost in this path; medload's Loader keeps them.
-struct Collate : public torch::data::transforms::BatchTransform<std::vector<CacheExample>, torch::data::Example<>> {
+struct Collate
+    : public torch::data::transforms::BatchTransform<std::vector<CacheExample>, torch::data::Example<>> {
   /// Stacks the images and the labels. Throws ConfigError on an empty batch.
   torch::data::Example<> apply_batch(std::vector<CacheExample> examples) override;
 };

@@ -53,8 +53,8 @@ struct Batch {
 /// same shape), its sample ids and the epoch. Seed per-sample randomness on (seed, epoch, id) so
 /// results do not depend on thread count or batch composition. An exception thrown here surfaces
 /// from Loader::next() as a WorkerError naming the batch.
-using AugmentHook =
-    std::function<void(torch::Tensor& images, const std::vector<std::int64_t>& sample_ids, std::int64_t epoch)>;
+using AugmentHook = std::function<void(torch::Tensor& images, const std::vector<std::int64_t>& sample_ids,
+                                       std::int64_t epoch)>;
 
 /// Options of Loader.
 struct LoaderOptions {
@@ -96,7 +96,8 @@ class Loader {
   /// still be inspected; the loader drives its own).
   template <class S, class = std::enable_if_t<std::is_base_of_v<Sampler, std::decay_t<S>>>>
   Loader(std::shared_ptr<const SampleSource> source, S&& sampler, LoaderOptions options)
-      : Loader(std::move(source), std::make_shared<std::decay_t<S>>(std::forward<S>(sampler)), std::move(options)) {}
+      : Loader(std::move(source), std::make_shared<std::decay_t<S>>(std::forward<S>(sampler)),
+               std::move(options)) {}
   template <class S, class = std::enable_if_t<std::is_base_of_v<Sampler, std::decay_t<S>>>>
   Loader(const CacheDataset& dataset, S&& sampler, LoaderOptions options)
       : Loader(dataset, std::make_shared<std::decay_t<S>>(std::forward<S>(sampler)), std::move(options)) {}

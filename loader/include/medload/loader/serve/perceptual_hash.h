@@ -34,17 +34,17 @@ struct ImageDigest {
 };
 
 /// Hash and thumbnail of a uint8 image [channels, height, width]. Throws ConfigError when empty.
-ImageDigest image_digest(const std::uint8_t* pixels, std::size_t channels, std::size_t height, std::size_t width);
+ImageDigest image_digest(const std::uint8_t* pixels, std::size_t channels, std::size_t height,
+                         std::size_t width);
 /// Hash and thumbnail of a uint16 image [channels, height, width].
-ImageDigest image_digest(const std::uint16_t* pixels, std::size_t channels, std::size_t height, std::size_t width);
+ImageDigest image_digest(const std::uint16_t* pixels, std::size_t channels, std::size_t height,
+                         std::size_t width);
 
 /// Pearson correlation of two thumbnails (-1..1): invariant to brightness and contrast, close to 1
 /// for a copy with mild noise or blur. Two flat thumbnails correlate 1, a flat and a textured one 0.
 double thumbnail_correlation(const ImageDigest& a, const ImageDigest& b) noexcept;
 
 /// Number of differing bits of two hashes (0..64).
-inline int hash_distance(std::uint64_t a, std::uint64_t b) noexcept {
-  return __builtin_popcountll(a ^ b);
-}
+inline int hash_distance(std::uint64_t a, std::uint64_t b) noexcept { return __builtin_popcountll(a ^ b); }
 
 }  // namespace medload::loader

@@ -28,7 +28,8 @@ struct SampleLayout {
 
   /// Pixels per sample.
   std::size_t pixels() const noexcept {
-    return static_cast<std::size_t>(channels) * static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
+    return static_cast<std::size_t>(channels) * static_cast<std::size_t>(height) *
+           static_cast<std::size_t>(width);
   }
   /// Bytes per sample.
   std::size_t bytes() const noexcept { return pixels() * static_cast<std::size_t>(depth); }
