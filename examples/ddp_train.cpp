@@ -74,7 +74,8 @@ int run_rank(const DdpArgs& d, CommonArgs args) {
                                std::to_string(d.world_size));
   }
   if (d.master_port <= 0 || d.master_port > 65535) {
-    throw medload::ConfigError("--master-port is " + std::to_string(d.master_port) + "; give a port in 1..65535");
+    throw medload::ConfigError("--master-port is " + std::to_string(d.master_port) +
+                               "; give a port in 1..65535");
   }
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<std::uint16_t>(d.master_port);
@@ -130,11 +131,11 @@ int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
   }
   const int port = d.master_port > 0 ? d.master_port : free_port();
   // Every rank writes its metrics; the launcher needs them for the parameter check.
-  const std::string metrics = args.metrics_out.empty()
-                                  ? (std::filesystem::temp_directory_path() /
-                                     ("ddp_train_" + std::to_string(::getpid()) + ".json"))
-                                        .string()
-                                  : args.metrics_out;
+  const std::string metrics =
+      args.metrics_out.empty()
+          ? (std::filesystem::temp_directory_path() / ("ddp_train_" + std::to_string(::getpid()) + ".json"))
+                .string()
+          : args.metrics_out;
   std::vector<std::string> base(argv, argv + argc);
   // Drop a --metrics-out of the caller (the launcher sets it per run).
   std::vector<std::string> forwarded;
@@ -150,9 +151,9 @@ int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
   for (std::size_t r = 0; r < d.world_size; ++r) {
     std::vector<std::string> a{base[0]};
     a.insert(a.end(), forwarded.begin(), forwarded.end());
-    for (const std::string& extra : {std::string("--rank"), std::to_string(r), std::string("--master-addr"),
-                                     d.master_addr, std::string("--master-port"), std::to_string(port),
-                                     std::string("--metrics-out"), metrics}) {
+    for (const std::string& extra :
+         {std::string("--rank"), std::to_string(r), std::string("--master-addr"), d.master_addr,
+          std::string("--master-port"), std::to_string(port), std::string("--metrics-out"), metrics}) {
       a.push_back(extra);
     }
     std::vector<char*> cargs;
@@ -180,8 +181,9 @@ int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
     --remaining;
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok && failures++ == 0) {
-      std::cerr << "ddp_train: a rank failed (" << (WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                                                                        : "signal " + std::to_string(WTERMSIG(status)))
+      std::cerr << "ddp_train: a rank failed ("
+                << (WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                      : "signal " + std::to_string(WTERMSIG(status)))
                 << "); stopping the others\n";
       for (pid_t child : children) {
         if (child != pid) ::kill(child, SIGTERM);
@@ -232,7 +234,6 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is a success; a bad flag is a usage error
   }
-  return medload::examples::run_guarded("ddp_train", [&] {
-    return d.rank >= 0 ? run_rank(d, args) : launch(d, args, argc, argv);
-  });
+  return medload::examples::run_guarded(
+      "ddp_train", [&] { return d.rank >= 0 ? run_rank(d, args) : launch(d, args, argc, argv); });
 }

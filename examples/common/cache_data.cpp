@@ -80,8 +80,9 @@ TrainingData cache_training_data(const std::string& path, const std::string& spl
   }
   std::ostringstream d;
   const auto layout = train->layout();
-  d << path << ": " << labeled.size() << " train (" << unlabeled << " unlabeled left out) / " << *val->size() << " val images of " << layout.height << "x"
-    << layout.width << " px (split \"" << split << "\"), classes";
+  d << path << ": " << labeled.size() << " train (" << unlabeled << " unlabeled left out) / " << *val->size()
+    << " val images of " << layout.height << "x" << layout.width << " px (split \"" << split
+    << "\"), classes";
   for (std::size_t c = 0; c < data.class_names.size(); ++c) d << (c ? ", " : " ") << data.class_names[c];
   data.description = d.str();
   data.train = std::make_shared<SubsetSource>(train->source(), std::move(labeled));
@@ -89,9 +90,10 @@ TrainingData cache_training_data(const std::string& path, const std::string& spl
   return data;
 #else
   (void)split;
-  throw ConfigError("--cache " + path +
-                    ": this build of the examples has no cache support (medload's CacheDataset was not built); "
-                    "use --synthetic N");
+  throw ConfigError(
+      "--cache " + path +
+      ": this build of the examples has no cache support (medload's CacheDataset was not built); "
+      "use --synthetic N");
 #endif
 }
 

@@ -17,8 +17,12 @@ void add_common_flags(CLI::App& app, CommonArgs& a) {
       ->capture_default_str();
   app.add_option("--synthetic", a.synthetic,
                  "train on N generated images with a planted nodule in 10% of them instead of a cache");
-  app.add_option("--epochs", a.epochs, "epochs to train")->capture_default_str()->check(CLI::Range(1, 100000));
-  app.add_option("--batch", a.batch, "samples per step (per rank)")->capture_default_str()->check(CLI::Range(1, 65536));
+  app.add_option("--epochs", a.epochs, "epochs to train")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--batch", a.batch, "samples per step (per rank)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   app.add_option("--size", a.size, "model input size in pixels (0 = the stored size)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
@@ -29,7 +33,8 @@ void add_common_flags(CLI::App& app, CommonArgs& a) {
   app.add_flag("--no-augment", a.no_augment, "train without augmentation");
   app.add_option("--augment", a.augment_json, "augmentation options (JSON; default: the cache's config)")
       ->check(CLI::ExistingFile);
-  app.add_option("--seed", a.seed, "seed of initialisation, sampling and augmentation")->capture_default_str();
+  app.add_option("--seed", a.seed, "seed of initialisation, sampling and augmentation")
+      ->capture_default_str();
   app.add_option("--threads", a.threads, "loader threads (reading and augmenting ahead)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
@@ -44,7 +49,8 @@ void add_common_flags(CLI::App& app, CommonArgs& a) {
   app.add_option("--kill-after-steps", a.kill_after_steps,
                  "testing crash recovery: the process kills itself (SIGKILL) after step N")
       ->capture_default_str();
-  app.add_flag("--record-samples", a.record_samples, "write the sample ids of every epoch to the metrics file");
+  app.add_flag("--record-samples", a.record_samples,
+               "write the sample ids of every epoch to the metrics file");
   app.add_option("--metrics-out", a.metrics_out, "write per-epoch metrics as JSON");
   app.add_flag("--quiet", a.quiet, "no progress or per-epoch lines");
 }

@@ -24,17 +24,17 @@ struct CommonArgs {
   std::string sampler = "balanced";
   bool weighted_loss = false;
   bool no_augment = false;
-  std::string augment_json;       ///< --augment aug.json (overrides the cache's augmentation)
+  std::string augment_json;  ///< --augment aug.json (overrides the cache's augmentation)
   std::uint64_t seed = 0;
-  std::size_t threads = 2;         ///< --threads: loader threads
-  std::size_t compute_threads = 1; ///< --compute-threads: torch intra-op threads
+  std::size_t threads = 2;          ///< --threads: loader threads
+  std::size_t compute_threads = 1;  ///< --compute-threads: torch intra-op threads
   double lr = 1e-3;
-  std::string checkpoint;         ///< --checkpoint DIR
+  std::string checkpoint;  ///< --checkpoint DIR
   bool resume = false;
   std::size_t checkpoint_every = 0;
   std::size_t kill_after_steps = 0;  ///< --kill-after-steps: SIGKILL itself (crash-recovery tests)
   bool record_samples = false;
-  std::string metrics_out;        ///< --metrics-out M.json
+  std::string metrics_out;  ///< --metrics-out M.json
   bool quiet = false;
 };
 

@@ -12,7 +12,9 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
@@ -136,7 +138,8 @@ nlohmann::json ClassificationMetrics::to_json(const std::vector<std::string>& cl
   j["accuracy"] = number_or_null(accuracy);
   j["balanced_accuracy"] = number_or_null(balanced_accuracy);
   j["roc_auc"] = number_or_null(roc_auc);
-  nlohmann::json rec = nlohmann::json::object(), auc = nlohmann::json::object(), sup = nlohmann::json::object();
+  nlohmann::json rec = nlohmann::json::object(), auc = nlohmann::json::object(),
+                 sup = nlohmann::json::object();
   for (std::size_t c = 0; c < classes; ++c) {
     rec[name(c)] = number_or_null(recall[c]);
     auc[name(c)] = number_or_null(class_roc_auc[c]);

@@ -60,7 +60,8 @@ SyntheticNoduleSource::SyntheticNoduleSource(SyntheticOptions options) : options
   for (std::size_t i = 0; i < n; ++i) rows_[i] = i;
 }
 
-SyntheticNoduleSource::SyntheticNoduleSource(const SyntheticNoduleSource& full, std::vector<std::size_t> indices)
+SyntheticNoduleSource::SyntheticNoduleSource(const SyntheticNoduleSource& full,
+                                             std::vector<std::size_t> indices)
     : options_(full.options_), all_labels_(full.all_labels_) {
   rows_.reserve(indices.size());
   for (std::size_t i : indices) {
@@ -92,7 +93,8 @@ loader::SampleOutput SyntheticNoduleSource::output() const {
 
 void SyntheticNoduleSource::read(std::size_t index, void* out) const {
   if (index >= rows_.size()) {
-    throw ConfigError("SyntheticNoduleSource: index " + std::to_string(index) + " of " + std::to_string(size()));
+    throw ConfigError("SyntheticNoduleSource: index " + std::to_string(index) + " of " +
+                      std::to_string(size()));
   }
   const std::size_t row = rows_[index];
   const std::uint64_t seed = options_.seed;
@@ -127,14 +129,17 @@ void SyntheticNoduleSource::read(std::size_t index, void* out) const {
   }
 }
 
-void SyntheticNoduleSource::label(std::size_t index, std::int64_t* out) const { *out = (*all_labels_)[rows_.at(index)]; }
+void SyntheticNoduleSource::label(std::size_t index, std::int64_t* out) const {
+  *out = (*all_labels_)[rows_.at(index)];
+}
 
 std::int64_t SyntheticNoduleSource::sample_id(std::size_t index) const {
   return static_cast<std::int64_t>(rows_.at(index));
 }
 
 std::string SyntheticNoduleSource::describe(std::size_t index) const {
-  return "synthetic image " + std::to_string(rows_.at(index)) + " (seed " + std::to_string(options_.seed) + ")";
+  return "synthetic image " + std::to_string(rows_.at(index)) + " (seed " + std::to_string(options_.seed) +
+         ")";
 }
 
 std::vector<std::int64_t> SyntheticNoduleSource::labels() const {

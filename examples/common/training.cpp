@@ -107,7 +107,8 @@ std::shared_ptr<samplers::StreamSampler> make_sampler(const TrainingData& data, 
       so.seed = o.seed;
       so.num_classes = classes;
       so.num_samples = n;
-      for (auto c : samplers::class_counts(data.train_labels, classes)) so.target.push_back(static_cast<double>(c));
+      for (auto c : samplers::class_counts(data.train_labels, classes))
+        so.target.push_back(static_cast<double>(c));
       inner = std::make_shared<samplers::ClassBalancedSampler>(data.train_labels, so);
       break;
     }
@@ -146,10 +147,14 @@ nlohmann::json metrics_state(const ClassificationMetrics& m) {
   std::vector<nlohmann::json> recall, auc;
   for (double r : m.recall) recall.push_back(nan_safe(r));
   for (double a : m.class_roc_auc) auc.push_back(nan_safe(a));
-  return {{"samples", m.samples},         {"accuracy", nan_safe(m.accuracy)},
-          {"balanced", nan_safe(m.balanced_accuracy)}, {"auc", nan_safe(m.roc_auc)},
-          {"recall", recall},             {"class_auc", auc},
-          {"support", m.support},         {"confusion", m.confusion}};
+  return {{"samples", m.samples},
+          {"accuracy", nan_safe(m.accuracy)},
+          {"balanced", nan_safe(m.balanced_accuracy)},
+          {"auc", nan_safe(m.roc_auc)},
+          {"recall", recall},
+          {"class_auc", auc},
+          {"support", m.support},
+          {"confusion", m.confusion}};
 }
 
 ClassificationMetrics metrics_from_state(const nlohmann::json& j) {
@@ -179,19 +184,18 @@ std::string checkpoint_path(const TrainOptions& o) {
   return (std::filesystem::path(o.checkpoint_dir) / "checkpoint.pt").string();
 }
 
-void save_checkpoint(const TrainOptions& o, const nlohmann::json& identity, const RunState& s, SmallCnn& model,
-                     torch::optim::Optimizer& optimizer, const samplers::StreamSampler& sampler) {
+void save_checkpoint(const TrainOptions& o, const nlohmann::json& identity, const RunState& s,
+                     SmallCnn& model, torch::optim::Optimizer& optimizer,
+                     const samplers::StreamSampler& sampler) {
   std::filesystem::create_directories(o.checkpoint_dir);
-  nlohmann::json state{{"identity", identity},
-                       {"epoch", s.epoch},
-                       {"batches", s.batches},
-                       {"steps", s.steps},
-                       {"loss_sum", s.loss_sum},
-                       {"loss_count", s.loss_count}};
+  nlohmann::json state{{"identity", identity}, {"epoch", s.epoch},       {"batches", s.batches},
+                       {"steps", s.steps},     {"loss_sum", s.loss_sum}, {"loss_count", s.loss_count}};
   state["history"] = nlohmann::json::array();
   for (const auto& e : s.history) {
-    state["history"].push_back(
-        {{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"steps", e.steps}, {"val", metrics_state(e.val)}});
+    state["history"].push_back({{"epoch", e.epoch},
+                                {"train_loss", e.train_loss},
+                                {"steps", e.steps},
+                                {"val", metrics_state(e.val)}});
   }
   torch::serialize::OutputArchive root, model_archive, optimizer_archive, sampler_archive;
   model->save(model_archive);
@@ -229,8 +233,8 @@ bool load_checkpoint(const TrainOptions& o, const nlohmann::json& identity, RunS
   for (const auto& [key, value] : identity.items()) {
     if (!stored.contains(key) || stored.at(key) != value) {
       throw FormatError("checkpoint " + path + " belongs to another run: " + key + " is " +
-                        (stored.contains(key) ? stored.at(key).dump() : std::string("missing")) + " there and " +
-                        value.dump() + " here");
+                        (stored.contains(key) ? stored.at(key).dump() : std::string("missing")) +
+                        " there and " + value.dump() + " here");
     }
   }
   root.read("model", model_archive);
@@ -260,11 +264,10 @@ bool load_checkpoint(const TrainOptions& o, const nlohmann::json& identity, RunS
 torch::Tensor prepare_input(const torch::Tensor& images, const TrainingData& data, std::int64_t input_size) {
   auto x = (images - data.mean) / data.std;
   if (input_size > 0 && (x.size(2) != input_size || x.size(3) != input_size)) {
-    x = torch::nn::functional::interpolate(
-        x, torch::nn::functional::InterpolateFuncOptions()
-               .size(std::vector<std::int64_t>{input_size, input_size})
-               .mode(torch::kBilinear)
-               .align_corners(false));
+    x = torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
+                                                  .size(std::vector<std::int64_t>{input_size, input_size})
+                                                  .mode(torch::kBilinear)
+                                                  .align_corners(false));
   }
   return x;
 }
@@ -305,9 +308,12 @@ std::string format_metrics(const ClassificationMetrics& m, const std::vector<std
 
 std::string to_string(SamplerChoice choice) {
   switch (choice) {
-    case SamplerChoice::kBalanced: return "balanced";
-    case SamplerChoice::kWeighted: return "weighted";
-    case SamplerChoice::kNone: return "none";
+    case SamplerChoice::kBalanced:
+      return "balanced";
+    case SamplerChoice::kWeighted:
+      return "weighted";
+    case SamplerChoice::kNone:
+      return "none";
   }
   return "none";
 }
@@ -327,13 +333,15 @@ void TrainOptions::validate() const {
   if (compute_threads < 1) fail("compute_threads is 0; it must be >= 1");
   if (!(learning_rate > 0.0) || !std::isfinite(learning_rate)) fail("learning_rate must be > 0 and finite");
   if (!(weight_decay >= 0.0) || !std::isfinite(weight_decay)) fail("weight_decay must be >= 0 and finite");
-  if (input_size < 0 || input_size > 4096) fail("input_size is " + std::to_string(input_size) + "; it must be in [0, 4096]");
+  if (input_size < 0 || input_size > 4096)
+    fail("input_size is " + std::to_string(input_size) + "; it must be in [0, 4096]");
   if (width < 4) fail("width is " + std::to_string(width) + "; it must be >= 4");
   if (world_size < 1) fail("world_size is 0; it must be >= 1");
   if (rank >= world_size) {
     fail("rank is " + std::to_string(rank) + "; it must be below world_size " + std::to_string(world_size));
   }
-  if (world_size > 1 && !allreduce_sum) fail("world_size is " + std::to_string(world_size) + " but allreduce_sum is unset");
+  if (world_size > 1 && !allreduce_sum)
+    fail("world_size is " + std::to_string(world_size) + " but allreduce_sum is unset");
   if (resume && checkpoint_dir.empty()) fail("resume needs checkpoint_dir");
   if (checkpoint_every > 0 && checkpoint_dir.empty()) fail("checkpoint_every needs checkpoint_dir");
 }
@@ -342,8 +350,10 @@ nlohmann::json TrainResult::to_json(const std::vector<std::string>& class_names)
   nlohmann::json j;
   j["epochs"] = nlohmann::json::array();
   for (const auto& e : epochs) {
-    j["epochs"].push_back(
-        {{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"steps", e.steps}, {"val", e.val.to_json(class_names)}});
+    j["epochs"].push_back({{"epoch", e.epoch},
+                           {"train_loss", e.train_loss},
+                           {"steps", e.steps},
+                           {"val", e.val.to_json(class_names)}});
   }
   j["param_checksum"] = param_checksum;
   j["steps"] = steps;
@@ -362,9 +372,11 @@ TrainResult train(const TrainingData& data, const TrainOptions& options) {
     throw ConfigError("TrainingData: " + std::to_string(data.train_labels.size()) + " train_labels for " +
                       std::to_string(data.train->size()) + " training samples");
   }
-  if (!(data.std > 0.0f)) throw ConfigError("TrainingData: std is " + std::to_string(data.std) + "; it must be > 0");
+  if (!(data.std > 0.0f))
+    throw ConfigError("TrainingData: std is " + std::to_string(data.std) + "; it must be > 0");
   const std::size_t classes = data.class_names.size();
-  if (classes < 2) throw ConfigError("TrainingData: " + std::to_string(classes) + " classes; at least 2 are needed");
+  if (classes < 2)
+    throw ConfigError("TrainingData: " + std::to_string(classes) + " classes; at least 2 are needed");
   for (std::size_t i = 0; i < data.train_labels.size(); ++i) {
     const auto y = data.train_labels[i];
     if (y < 0 || y >= static_cast<std::int64_t>(classes)) {
@@ -385,8 +397,8 @@ TrainResult train(const TrainingData& data, const TrainOptions& options) {
     options.broadcast(flat);
     unflatten_into(flat, params);
   }
-  torch::optim::Adam optimizer(params,
-                               torch::optim::AdamOptions(options.learning_rate).weight_decay(options.weight_decay));
+  torch::optim::Adam optimizer(
+      params, torch::optim::AdamOptions(options.learning_rate).weight_decay(options.weight_decay));
 
   auto sampler = make_sampler(data, options, classes);
   torch::Tensor loss_weight;
@@ -423,8 +435,8 @@ TrainResult train(const TrainingData& data, const TrainOptions& options) {
     log << data.description << "\n"
         << "training: " << options.epochs << " epochs, batch " << options.batch_size << ", sampler "
         << to_string(options.sampler) << (options.weighted_loss ? ", class-weighted loss" : "")
-        << (options.augment ? ", augmented" : ", no augmentation") << ", " << options.threads << " loader threads, "
-        << options.compute_threads << " compute threads";
+        << (options.augment ? ", augmented" : ", no augmentation") << ", " << options.threads
+        << " loader threads, " << options.compute_threads << " compute threads";
     if (options.world_size > 1) log << ", rank " << options.rank << " of " << options.world_size;
     log << "\n";
   }
@@ -443,7 +455,8 @@ TrainResult train(const TrainingData& data, const TrainOptions& options) {
     state.epoch = epoch;
     std::vector<std::int64_t> seen;
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
-                      batches_per_epoch, "batches", verbose ? ProgressStyle::kAuto : ProgressStyle::kQuiet, &log);
+                      batches_per_epoch, "batches", verbose ? ProgressStyle::kAuto : ProgressStyle::kQuiet,
+                      &log);
     progress.advance(state.batches);
     model->train();
     while (auto batch = loader.next()) {
@@ -507,7 +520,8 @@ TrainResult train(const TrainingData& data, const TrainOptions& options) {
     state.epoch = epoch + 1;
     state.batches = 0;
     state.loss_sum = state.loss_count = 0.0;
-    if (!options.checkpoint_dir.empty()) save_checkpoint(options, identity, state, model, optimizer, *sampler);
+    if (!options.checkpoint_dir.empty())
+      save_checkpoint(options, identity, state, model, optimizer, *sampler);
     if (verbose) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       log << "epoch " << record.epoch << "/" << options.epochs << "  train_loss " << std::fixed
@@ -534,7 +548,8 @@ TrainingData synthetic_training_data(const SyntheticOptions& options, double val
   std::vector<std::size_t> train_rows, val_rows;
   for (std::size_t i = 0; i < full.size(); ++i) {
     // A patient-level split: the patient id alone decides the part.
-    const double u = static_cast<double>(hash64_text(patients[i], options.seed) >> 11) * (1.0 / 9007199254740992.0);
+    const double u =
+        static_cast<double>(hash64_text(patients[i], options.seed) >> 11) * (1.0 / 9007199254740992.0);
     (u < val_fraction ? val_rows : train_rows).push_back(i);
   }
   auto train = std::make_shared<SyntheticNoduleSource>(full, train_rows);

@@ -2,12 +2,12 @@
 // `medload build` -> `medload split` -> train_classifier on the cache for one epoch, straight and
 // killed (SIGKILL) then resumed, which must end identical.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -41,7 +41,9 @@ fs::path make_corpus(const fs::path& dir) {
     cv::Mat img(64, 64, CV_8UC1);
     cv::randu(img, cv::Scalar(40), cv::Scalar(120));
     cv::GaussianBlur(img, img, cv::Size(5, 5), 0);
-    if (finding) cv::circle(img, cv::Point(10 + static_cast<int>(rng() % 44), 10 + static_cast<int>(rng() % 44)), 5, 230, -1);
+    if (finding)
+      cv::circle(img, cv::Point(10 + static_cast<int>(rng() % 44), 10 + static_cast<int>(rng() % 44)), 5, 230,
+                 -1);
     const std::string name = "images/img_" + std::to_string(i) + ".png";
     cv::imwrite((dir / name).string(), img);
     manifest << name << "," << (finding ? "finding" : "normal") << ",patient_" << i / 2 << "\n";
@@ -56,14 +58,15 @@ TEST(TrainClassifierOnACache, KilledAndResumedRunMatchesAnUninterruptedOne) {
   fs::remove_all(dir);
   const auto manifest = make_corpus(dir / "corpus");
   const auto cache = (dir / "cache.h5").string();
-  ASSERT_EQ(run(kBin + "medload build " + (dir / "corpus").string() + " --manifest " + manifest.string() + " -o " +
-                cache + " --size 32 --threads 2 --quiet"),
+  ASSERT_EQ(run(kBin + "medload build " + (dir / "corpus").string() + " --manifest " + manifest.string() +
+                " -o " + cache + " --size 32 --threads 2 --quiet"),
             0);
   ASSERT_EQ(run(kBin + "medload split " + cache + " --ratios 0.6,0.4 --seed 1"), 0);
 
   const std::string tc = kBin + "train_classifier --cache " + cache +
                          " --epochs 2 --batch 4 --threads 2 --seed 3 --sampler weighted --quiet";
-  ASSERT_EQ(run(tc + " --checkpoint " + (dir / "a").string() + " --metrics-out " + (dir / "a.json").string()), 0);
+  ASSERT_EQ(run(tc + " --checkpoint " + (dir / "a").string() + " --metrics-out " + (dir / "a.json").string()),
+            0);
   const std::string b = tc + " --checkpoint " + (dir / "b").string() + " --checkpoint-every 3";
   const int killed = run(b + " --kill-after-steps 10");
   ASSERT_TRUE(WIFEXITED(killed) && WEXITSTATUS(killed) == 128 + 9) << "status " << killed;

@@ -2,9 +2,9 @@
 // exactly where an uninterrupted one does; ranks of ddp_train end with identical parameters and
 // together consume the one-process sample stream.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -18,7 +18,8 @@ namespace {
 const std::string kBin = std::string(MEDLOAD_BINARY_DIR) + "/bin/";
 
 fs::path fresh_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("medload_examples_cli_" + name + "_" + std::to_string(::getpid()));
+  const auto dir =
+      fs::temp_directory_path() / ("medload_examples_cli_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -42,7 +43,8 @@ const std::string kData = " --synthetic 96 --size 24 --batch 8 --threads 2 --see
 TEST(TrainClassifier, KilledAndResumedRunMatchesAnUninterruptedOne) {
   const auto dir = fresh_dir("kill");
   const std::string tc = kBin + "train_classifier" + kData + " --epochs 2 --sampler balanced";
-  ASSERT_EQ(run(tc + " --checkpoint " + (dir / "a").string() + " --metrics-out " + (dir / "a.json").string()), 0);
+  ASSERT_EQ(run(tc + " --checkpoint " + (dir / "a").string() + " --metrics-out " + (dir / "a.json").string()),
+            0);
 
   // SIGKILL after step 13 (epoch 2), the last checkpoint was step 12: nothing runs at exit.
   const std::string b = tc + " --checkpoint " + (dir / "b").string() + " --checkpoint-every 4";
@@ -61,13 +63,15 @@ TEST(TrainClassifier, KilledAndResumedRunMatchesAnUninterruptedOne) {
 
 TEST(TrainClassifier, WritesTheDocumentedMetricsFile) {
   const auto dir = fresh_dir("metrics");
-  ASSERT_EQ(run(kBin + "train_classifier" + kData + " --epochs 1 --metrics-out " + (dir / "m.json").string()), 0);
+  ASSERT_EQ(run(kBin + "train_classifier" + kData + " --epochs 1 --metrics-out " + (dir / "m.json").string()),
+            0);
   const auto j = read_json(dir / "m.json");
   ASSERT_EQ(j["epochs"].size(), 1u);
   const auto& e = j["epochs"][0];
   EXPECT_EQ(e["epoch"], 1);
   EXPECT_TRUE(e["train_loss"].is_number());
-  for (const char* key : {"accuracy", "balanced_accuracy", "roc_auc"}) EXPECT_TRUE(e["val"].contains(key)) << key;
+  for (const char* key : {"accuracy", "balanced_accuracy", "roc_auc"})
+    EXPECT_TRUE(e["val"].contains(key)) << key;
   EXPECT_TRUE(e["val"]["recall"].contains("normal"));
   EXPECT_TRUE(e["val"]["recall"].contains("nodule"));
   EXPECT_EQ(j["param_checksum"].get<std::string>().size(), 16u);
@@ -87,7 +91,8 @@ TEST(DdpTrain, RanksEndIdenticalAndTogetherSeeTheOneProcessStream) {
   const std::string flags = kData + " --epochs 2 --sampler balanced --record-samples";
   // Two ranks of batch 8 take the global stream 16 positions per step; one process of batch 16
   // takes the same 16 positions per step.
-  ASSERT_EQ(run(kBin + "ddp_train --world-size 2" + flags + " --metrics-out " + (dir / "ddp.json").string()), 0);
+  ASSERT_EQ(run(kBin + "ddp_train --world-size 2" + flags + " --metrics-out " + (dir / "ddp.json").string()),
+            0);
   ASSERT_EQ(run(kBin + "train_classifier" + flags + " --metrics-out " + (dir / "one.json").string()), 0);
   const auto ddp = read_json(dir / "ddp.json"), one = read_json(dir / "one.json");
   EXPECT_EQ(ddp["world_size"], 2);

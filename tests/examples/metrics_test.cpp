@@ -88,8 +88,8 @@ TEST(ClassificationMetrics, BinaryAucIsThePositiveClassScoreAuc) {
   const std::vector<std::int64_t> labels = {0, 0, 1, 1};
   const std::vector<double> scores = {0.9, 0.1, 0.6, 0.4, 0.65, 0.35, 0.2, 0.8};
   const auto m = classification_metrics(labels, scores, 2);
-  EXPECT_DOUBLE_EQ(m.roc_auc, 0.75);  // class-1 scores 0.1, 0.4, 0.35, 0.8
-  EXPECT_DOUBLE_EQ(m.accuracy, 0.75);  // predictions 0, 0, 0, 1
+  EXPECT_DOUBLE_EQ(m.roc_auc, 0.75);            // class-1 scores 0.1, 0.4, 0.35, 0.8
+  EXPECT_DOUBLE_EQ(m.accuracy, 0.75);           // predictions 0, 0, 0, 1
   EXPECT_DOUBLE_EQ(m.balanced_accuracy, 0.75);  // recall 1 and 0.5
 }
 
