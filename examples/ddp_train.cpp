@@ -137,15 +137,24 @@ int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
                 .string()
           : args.metrics_out;
   std::vector<std::string> base(argv, argv + argc);
-  // Drop a --metrics-out of the caller (the launcher sets it per run).
+  // Forward the caller's flags except those the launcher sets per rank (an option given twice is
+  // an error for CLI11).
+  const std::vector<std::string> per_rank = {"--metrics-out", "--rank", "--master-addr", "--master-port"};
   std::vector<std::string> forwarded;
   for (std::size_t i = 1; i < base.size(); ++i) {
-    if (base[i] == "--metrics-out" && i + 1 < base.size()) {
-      ++i;
-      continue;
+    bool drop = false;
+    for (const auto& flag : per_rank) {
+      if (base[i] == flag) {
+        ++i;  // and its value
+        drop = true;
+        break;
+      }
+      if (base[i].rfind(flag + "=", 0) == 0) {
+        drop = true;
+        break;
+      }
     }
-    if (base[i].rfind("--metrics-out=", 0) == 0) continue;
-    forwarded.push_back(base[i]);
+    if (!drop) forwarded.push_back(base[i]);
   }
   std::vector<pid_t> children;
   for (std::size_t r = 0; r < d.world_size; ++r) {
