@@ -1,5 +1,7 @@
 #include "medload/augment/contact_sheet.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <opencv2/imgcodecs.hpp>
@@ -38,7 +40,8 @@ TEST(ContactSheet, HasOneRowPerSampleAndOneColumnPerDrawPlusTheOriginal) {
 TEST(ContactSheet, WritesAReadablePng) {
   Augmenter augmenter(AugmentOptions(), 1);
   const torch::Tensor sheet = make_contact_sheet(synthetic_u8(2, 1, 32, 32), {0, 1}, {"a", "b"}, augmenter);
-  const auto path = std::filesystem::temp_directory_path() / "medload_contact_sheet_test.png";
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("medload_contact_sheet_test_" + std::to_string(::getpid()) + ".png");
   write_png(sheet, path.string());
   const cv::Mat back = cv::imread(path.string(), cv::IMREAD_COLOR);
   std::filesystem::remove(path);

@@ -1,5 +1,7 @@
 #include "medload/loader/preprocess/pipeline_config.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -126,7 +128,8 @@ TEST(PipelineConfig, ErrorsNameTheKey) {
 }
 
 TEST(PipelineConfig, LoadsAFileAndNamesItInErrors) {
-  const std::string path = ::testing::TempDir() + "medload_pipeline_config_test.json";
+  const std::string path =
+      ::testing::TempDir() + "medload_pipeline_config_test_" + std::to_string(::getpid()) + ".json";
   {
     std::ofstream out(path);
     out << R"({"preprocess": {"output_dtype": "uint16"}})";
