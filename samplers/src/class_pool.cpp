@@ -43,10 +43,12 @@ ClassPool::ClassPool(const std::vector<std::int64_t>& labels, std::size_t num_cl
     std::unordered_map<std::string, std::size_t> index;
     std::vector<std::vector<std::size_t>> all;
     for (std::size_t i = 0; i < patient_ids.size(); ++i) {
+      fingerprint_ = mix64(fingerprint_ ^ hash64_text(patient_ids[i]));
+      // An unknown patient ("") is its own patient: one image, never over the cap.
+      if (patient_ids[i].empty()) continue;
       auto [it, inserted] = index.emplace(patient_ids[i], all.size());
       if (inserted) all.emplace_back();
       all[it->second].push_back(i);
-      fingerprint_ = mix64(fingerprint_ ^ hash64_text(patient_ids[i]));
     }
     for (auto& images : all) {
       if (images.size() > max_per_patient) patients_.push_back(std::move(images));

@@ -151,6 +151,22 @@ TEST(ClassBalancedSampler, PatientCapKeepsAtMostKImagesPerPatientPerEpoch) {
   EXPECT_GT(union_over_epochs.size(), 20u);  // the cap picks different images in different epochs
 }
 
+TEST(ClassBalancedSampler, UnknownPatientsAreEachTheirOwnPatientUnderTheCap) {
+  // 40 images without a patient id ("") and 40 of one patient "p", cap 1: every unknown image
+  // stays eligible (they are not one patient) and only one image of "p" is.
+  const auto labels = labels_with_counts({40, 40});
+  ClassBalancedSamplerOptions options;
+  options.mode = BalanceMode::kOversample;
+  options.seed = 4;
+  options.max_per_patient = 1;
+  for (std::size_t i = 0; i < labels.size(); ++i) options.patient_ids.push_back(i < 40 ? "" : "p");
+  ClassBalancedSampler sampler(labels, options);
+  std::set<std::size_t> unknown, known;
+  for (std::size_t i : sampler.epoch_indices()) (i < 40 ? unknown : known).insert(i);
+  EXPECT_EQ(unknown.size(), 40u);
+  EXPECT_EQ(known.size(), 1u);
+}
+
 TEST(ClassBalancedSampler, ResumeAndSaveLoadRoundTrip) {
   const auto labels = labels_with_counts({30, 9, 4});
   ClassBalancedSampler original(labels, testing::mode_options(BalanceMode::kOversample, 21));

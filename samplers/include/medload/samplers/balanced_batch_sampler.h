@@ -27,7 +27,8 @@ struct BalancedBatchSamplerOptions {
   std::uint64_t seed = 0;
   /// Number of classes C; 0 means max(label) + 1. Every class in [0, C) must have a sample.
   std::size_t num_classes = 0;
-  /// One patient id per sample; needed when max_per_patient > 0.
+  /// One patient id per sample ("" = unknown: counted as its own patient); needed when
+  /// max_per_patient > 0.
   std::vector<std::string> patient_ids;
   /// At most this many distinct images of one patient are eligible per epoch; 0 means no cap.
   std::size_t max_per_patient = 0;

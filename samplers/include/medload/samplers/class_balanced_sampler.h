@@ -39,7 +39,8 @@ struct ClassBalancedSamplerOptions {
   std::vector<double> target;
   /// Indices per epoch; 0 means the mode's default (see BalanceMode).
   std::size_t num_samples = 0;
-  /// One patient id per sample; needed when max_per_patient > 0.
+  /// One patient id per sample ("" = unknown: counted as its own patient); needed when
+  /// max_per_patient > 0.
   std::vector<std::string> patient_ids;
   /// At most this many distinct images of one patient are eligible per epoch (chosen at random
   /// per epoch); 0 means no cap. Quotas are computed from the eligible counts.
