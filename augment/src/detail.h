@@ -7,27 +7,15 @@
 #include <cstdint>
 
 #include "medload/augment/augmenter.h"
+#include "medload/core/counter_rng.h"
 
 namespace medload::augment::detail {
 
-inline constexpr std::uint64_t kGoldenGamma = 0x9e3779b97f4a7c15ULL;
-
-// SplitMix64's output function (Stafford's Mix13): a bijection with full avalanche.
-constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// Draw `counter` of the stream `key`: 64 uniform bits (SplitMix64 with a counter).
-constexpr std::uint64_t random_u64(std::uint64_t key, std::uint64_t counter) noexcept {
-  return mix64(key + (counter + 1) * kGoldenGamma);
-}
-
-// 64 uniform bits to a double in [0, 1) with 53 random bits.
-constexpr double unit_double(std::uint64_t bits) noexcept {
-  return static_cast<double>(bits >> 11) * 0x1.0p-53;
-}
+// SplitMix64 with a counter, as the samplers use it.
+using medload::kGoldenGamma;
+using medload::mix64;
+using medload::random_u64;
+using medload::unit_double;
 
 // The key of one sample's randomness: a pure function of (seed, epoch, sample id).
 constexpr std::uint64_t sample_key(std::uint64_t seed, std::int64_t epoch, std::int64_t sample_id) noexcept {
