@@ -44,6 +44,8 @@ function(medload_add_test name)
   endif()
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main Threads::Threads)
+  # Helpers every suite may use: medload_test/temp_dir.h, medload_test/command.h.
+  target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}/tests/common")
   target_compile_definitions(${name} PRIVATE
     MEDLOAD_FIXTURES_DIR="${PROJECT_SOURCE_DIR}/tests/fixtures"
     MEDLOAD_CORPUS_DIR="${PROJECT_SOURCE_DIR}/data/corpus"

@@ -1,40 +1,28 @@
 // `medload preview` end to end: a folder of images -> `medload build` -> a cache -> the contact
 // sheet PNG, its layout, determinism, the safety policy's errors and recorded overrides.
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "medload_test/command.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
+using Result = medload::test::CommandResult;
 
-Result run(const std::string& arguments) {
-  const std::string command = std::string(MEDLOAD_BINARY_DIR) + "/bin/medload " + arguments + " 2>&1";
-  Result result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+Result run(const std::string& arguments) { return medload::test::run_medload(arguments); }
 
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -47,7 +35,8 @@ std::string read_bytes(const fs::path& path) {
 class PreviewCommand : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = fs::path(::testing::TempDir()) / "medload_preview_test";
+    // Per process: ctest runs each test in its own process, several at once.
+    dir_ = fs::path(::testing::TempDir()) / ("medload_preview_test_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     for (const auto& [cls, count] : {std::pair<std::string, int>{"normal", 5}, {"effusion", 2}}) {
       fs::create_directories(dir_ / "root" / cls);
@@ -65,8 +54,12 @@ class PreviewCommand : public ::testing::Test {
     }
     build_ = run("build " + (dir_ / "root").string() + " -o " + cache() + " --size 64");
   }
+  static void TearDownTestSuite() {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
   static std::string cache() { return (dir_ / "cache.h5").string(); }
-  void SetUp() override { ASSERT_EQ(build_.status, 0) << "medload build failed: " << build_.output; }
+  void SetUp() override { ASSERT_EQ(build_.exit_code, 0) << "medload build failed: " << build_.output; }
 
   static fs::path dir_;
   static Result build_;
@@ -80,7 +73,7 @@ Result PreviewCommand::build_;
 TEST_F(PreviewCommand, WritesASheetWithOneRowPerSampleAndOneColumnPerDraw) {
   const fs::path png = dir_ / "grid.png";
   const Result r = run("preview " + cache() + " -o " + png.string() + " --n 4 --draws 3 --tile 64");
-  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   const cv::Mat sheet = cv::imread(png.string(), cv::IMREAD_COLOR);
   ASSERT_FALSE(sheet.empty());
   EXPECT_EQ(sheet.cols, 170 + 4 * (64 + 4));      // label column, as stored + 3 draws
@@ -88,13 +81,13 @@ TEST_F(PreviewCommand, WritesASheetWithOneRowPerSampleAndOneColumnPerDraw) {
   EXPECT_NE(r.output.find("4 samples x 3 augmented draws"), std::string::npos) << r.output;
   // Deterministic: the same command writes the same bytes.
   const fs::path again = dir_ / "grid2.png";
-  ASSERT_EQ(run("preview " + cache() + " -o " + again.string() + " --n 4 --draws 3 --tile 64").status, 0);
+  ASSERT_EQ(run("preview " + cache() + " -o " + again.string() + " --n 4 --draws 3 --tile 64").exit_code, 0);
   EXPECT_EQ(read_bytes(png), read_bytes(again));
   // Another seed draws differently.
   const fs::path reseeded = dir_ / "grid3.png";
-  ASSERT_EQ(
-      run("preview " + cache() + " -o " + reseeded.string() + " --n 4 --draws 3 --tile 64 --seed 9").status,
-      0);
+  ASSERT_EQ(run("preview " + cache() + " -o " + reseeded.string() + " --n 4 --draws 3 --tile 64 --seed 9")
+                .exit_code,
+            0);
   EXPECT_NE(read_bytes(png), read_bytes(reseeded));
 }
 
@@ -103,7 +96,7 @@ TEST_F(PreviewCommand, AConfigPastAMedicalLimitIsAUsageErrorNamingTheKey) {
   std::ofstream(config) << R"({"vertical_flip": {"probability": 0.5}})";
   const Result r =
       run("preview " + cache() + " -o " + (dir_ / "x.png").string() + " --augment " + config.string());
-  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("augment.vertical_flip.probability is 0.5"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir_ / "x.png"));
 }
@@ -115,7 +108,7 @@ TEST_F(PreviewCommand, OverridesInForceAreReported) {
       << R"({"augment": {"unsafe_override": true, "rotation": {"probability": 1, "max_degrees": 20}}})";
   const Result r = run("preview " + cache() + " -o " + (dir_ / "unsafe.png").string() +
                        " --n 2 --draws 1 --augment " + config.string());
-  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(
       r.output.find(
           "override in force: unsafe_override: augment.rotation.max_degrees is 20; the medical limit is 10"),
@@ -125,6 +118,6 @@ TEST_F(PreviewCommand, OverridesInForceAreReported) {
 
 TEST_F(PreviewCommand, RejectsSampleIdsOutsideTheCache) {
   const Result r = run("preview " + cache() + " -o " + (dir_ / "y.png").string() + " --ids 0,99");
-  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--ids has 99"), std::string::npos) << r.output;
 }

@@ -3,11 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -15,27 +12,16 @@
 
 #include "cache_compare.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "medload_test/command.h"
 #include "test_util.h"
 
 namespace {
 
 using medload::loader::test::TempDir;
 
-struct CommandRun {
-  int code = -1;
-  std::string output;  // stdout + stderr
-};
+using medload::test::CommandResult;
 
-CommandRun run(const std::string& arguments) {
-  const std::string command = std::string(MEDLOAD_BINARY_DIR) + "/bin/medload " + arguments + " 2>&1";
-  CommandRun result;
-  FILE* pipe = popen(command.c_str(), "r");
-  std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) result.output += buffer.data();
-  const int status = pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+CommandResult run(const std::string& arguments) { return medload::test::run_medload(arguments); }
 
 }  // namespace
 
@@ -44,24 +30,24 @@ TEST(CacheCommands, BuildInspectVerifyAndMerge) {
   const std::string root = dir.path("in");
   medload::loader::test::write_tree(root, {"a", "b"}, 4);
   const std::string cache = dir.path("c.h5");
-  CommandRun built = run("build " + root + " -o " + cache + " --size 32 --threads 2 --in-process -q");
-  ASSERT_EQ(built.code, 0) << built.output;
+  CommandResult built = run("build " + root + " -o " + cache + " --size 32 --threads 2 --in-process -q");
+  ASSERT_EQ(built.exit_code, 0) << built.output;
   EXPECT_NE(built.output.find("8 images from 8 of 8 files"), std::string::npos) << built.output;
 
-  CommandRun json = run("inspect " + cache + " --json");
-  ASSERT_EQ(json.code, 0) << json.output;
+  CommandResult json = run("inspect " + cache + " --json");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
   const auto summary = nlohmann::json::parse(json.output);
   EXPECT_EQ(summary["images"]["count"], 8);
   EXPECT_EQ(summary["images"]["height"], 32);
 
   for (int i = 0; i < 2; ++i) {
-    const CommandRun shard = run("build " + root + " -o " + dir.path("s" + std::to_string(i) + ".h5") +
-                                 " --size 32 --shard " + std::to_string(i) + "/2 --in-process -q");
-    ASSERT_EQ(shard.code, 0) << shard.output;
+    const CommandResult shard = run("build " + root + " -o " + dir.path("s" + std::to_string(i) + ".h5") +
+                                    " --size 32 --shard " + std::to_string(i) + "/2 --in-process -q");
+    ASSERT_EQ(shard.exit_code, 0) << shard.output;
   }
-  const CommandRun merged =
+  const CommandResult merged =
       run("merge -q -o " + dir.path("m.h5") + " " + dir.path("s1.h5") + " " + dir.path("s0.h5"));
-  ASSERT_EQ(merged.code, 0) << merged.output;
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
   medload::loader::test::expect_same_content(dir.path("m.h5"), cache);
 
   // A flipped byte in image 6: --verify exits 1 and names the sample.
@@ -80,20 +66,20 @@ TEST(CacheCommands, BuildInspectVerifyAndMerge) {
   const char flipped = static_cast<char>(bytes[at + 10] ^ 0x40);
   ASSERT_EQ(::pwrite(fd, &flipped, 1, static_cast<off_t>(at + 10)), 1);
   ::close(fd);
-  const CommandRun verify = run("inspect " + cache + " --verify");
-  EXPECT_EQ(verify.code, 1) << verify.output;
+  const CommandResult verify = run("inspect " + cache + " --verify");
+  EXPECT_EQ(verify.exit_code, 1) << verify.output;
   EXPECT_NE(verify.output.find("checksum mismatch: image 6 (" + source), std::string::npos) << verify.output;
 }
 
 TEST(CacheCommands, BadInputsAreClearErrors) {
   TempDir dir;
-  CommandRun missing = run("build " + dir.path("nowhere") + " -o " + dir.path("c.h5") + " -q");
-  EXPECT_EQ(missing.code, 1);
+  CommandResult missing = run("build " + dir.path("nowhere") + " -o " + dir.path("c.h5") + " -q");
+  EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.output.find("nowhere"), std::string::npos) << missing.output;
-  CommandRun bad_shard = run("build " + dir.str() + " -o " + dir.path("c.h5") + " --shard 2/2 -q");
-  EXPECT_EQ(bad_shard.code, 2) << bad_shard.output;
+  CommandResult bad_shard = run("build " + dir.str() + " -o " + dir.path("c.h5") + " --shard 2/2 -q");
+  EXPECT_EQ(bad_shard.exit_code, 2) << bad_shard.output;
   EXPECT_NE(bad_shard.output.find("shard_index"), std::string::npos) << bad_shard.output;
-  CommandRun not_cache = run("inspect " + dir.path("none.h5"));
-  EXPECT_EQ(not_cache.code, 1);
+  CommandResult not_cache = run("inspect " + dir.path("none.h5"));
+  EXPECT_EQ(not_cache.exit_code, 1);
   EXPECT_NE(not_cache.output.find("none.h5"), std::string::npos) << not_cache.output;
 }

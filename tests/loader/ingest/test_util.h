@@ -1,12 +1,6 @@
 #pragma once
 // Helpers for the ingest tests: temporary folders, generated files, running the medload command.
 
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -16,30 +10,12 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "medload_test/command.h"
+#include "medload_test/temp_dir.h"
+
 namespace medload::test {
 
 namespace fs = std::filesystem;
-
-/// A fresh folder under the test temp dir, removed when the object goes away.
-class TempDir {
- public:
-  explicit TempDir(const std::string& name) {
-    static int counter = 0;
-    path_ = fs::path(testing::TempDir()) /
-            ("medload_" + name + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 inline void write_bytes(const std::string& path, const std::string& bytes) {
   fs::create_directories(fs::path(path).parent_path());
@@ -76,34 +52,5 @@ inline void write_image(const std::string& path, const cv::Mat& m, const std::st
 }
 
 inline std::string fixture(const std::string& name) { return std::string(MEDLOAD_FIXTURES_DIR) + "/" + name; }
-
-/// Result of running a command: exit code, stdout+stderr, peak memory (KiB) of the process.
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-  long max_rss_kib = 0;
-};
-
-/// Runs `medload ARGS` (the build's binary) through /bin/sh, capturing its output and peak RSS.
-inline CommandResult run_medload(const std::string& args) {
-  CommandResult result;
-  const std::string out_path = testing::TempDir() + "medload_cmd_" + std::to_string(::getpid()) + ".txt";
-  const std::string command =
-      std::string(MEDLOAD_BINARY_DIR) + "/bin/medload " + args + " > " + out_path + " 2>&1";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  int status = 0;
-  rusage usage{};
-  ::wait4(pid, &status, 0, &usage);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.max_rss_kib = usage.ru_maxrss;
-  std::ifstream in(out_path);
-  result.output.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  std::remove(out_path.c_str());
-  return result;
-}
 
 }  // namespace medload::test

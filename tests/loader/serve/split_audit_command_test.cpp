@@ -1,37 +1,21 @@
 // `medload split` and `medload audit` end to end (the binary a full build makes).
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "medload/loader/serve/split_store.h"
+#include "medload_test/command.h"
 #include "synthetic_images.h"
 #include "test_cache.h"
 
 namespace medload::loader {
 namespace {
 
-struct CommandResult {
-  int code = -1;
-  std::string output;
-};
+using medload::test::CommandResult;
 
-CommandResult medload(const std::string& args) {
-  const std::string command = std::string(MEDLOAD_BINARY_DIR) + "/bin/medload " + args + " 2>&1";
-  CommandResult run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> buffer{};
-  std::size_t got = 0;
-  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) run.output.append(buffer.data(), got);
-  const int status = ::pclose(pipe);
-  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+CommandResult medload(const std::string& args) { return medload::test::run_medload(args); }
 
 std::vector<testing::TestSample> dataset(bool with_copy) {
   std::vector<testing::TestSample> out;
@@ -59,12 +43,12 @@ TEST(SplitAuditCommands, SplitStoresASplitAndACleanAuditExitsZero) {
   testing::write_test_cache(path, 64, 64, dataset(false));
   const CommandResult split =
       medload("split " + path + " --ratios 0.6,0.2,0.2 --seed 3 --kfold 3 --threads 1");
-  ASSERT_EQ(split.code, 0) << split.output;
+  ASSERT_EQ(split.exit_code, 0) << split.output;
   EXPECT_NE(split.output.find("4 samples without a patient id"), std::string::npos) << split.output;
   EXPECT_EQ(list_splits(path), (std::vector<std::string>{"default", "kfold"}));
   EXPECT_EQ(read_split(path, "default").ratios, (std::vector<double>{0.6, 0.2, 0.2}));
   const CommandResult audit = medload("audit " + path + " --threads 1");
-  EXPECT_EQ(audit.code, 0) << audit.output;
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
   EXPECT_NE(audit.output.find("no leakage found"), std::string::npos) << audit.output;
 }
 
@@ -72,13 +56,13 @@ TEST(SplitAuditCommands, AuditExitsThreeAndNamesThePathsOfALeak) {
   testing::TempDir dir;
   const std::string path = dir.path("c.h5");
   testing::write_test_cache(path, 64, 64, dataset(true));
-  ASSERT_EQ(medload("split " + path + " --seed 1").code, 0);
+  ASSERT_EQ(medload("split " + path + " --seed 1").exit_code, 0);
   // Put the copy in a different part from its original, whatever the split chose.
   StoredSplit split = read_split(path, "default");
   split.part[40] = split.part[2] == 0 ? 2 : 0;
   write_split(path, split);
   const CommandResult audit = medload("audit " + path);
-  EXPECT_EQ(audit.code, 3) << audit.output;
+  EXPECT_EQ(audit.exit_code, 3) << audit.output;
   EXPECT_NE(audit.output.find("normal/copy-of-2.png"), std::string::npos) << audit.output;
   EXPECT_NE(audit.output.find("normal/2.png"), std::string::npos) << audit.output;
   EXPECT_NE(audit.output.find("LEAKAGE FOUND"), std::string::npos) << audit.output;
@@ -89,10 +73,10 @@ TEST(SplitAuditCommands, BadRatiosAreAUsageErrorAndAnAuditWithoutSplitAFailure) 
   const std::string path = dir.path("c.h5");
   testing::write_test_cache(path, 64, 64, dataset(false));
   const CommandResult bad = medload("split " + path + " --ratios 0.7,0.7");
-  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("ratios"), std::string::npos) << bad.output;
   const CommandResult none = medload("audit " + path);
-  EXPECT_EQ(none.code, 1) << none.output;
+  EXPECT_EQ(none.exit_code, 1) << none.output;
   EXPECT_NE(none.output.find("medload split"), std::string::npos) << none.output;
 }
 

@@ -1,9 +1,6 @@
 #pragma once
 // Writing small caches for the serve tests with the cache stage's writer.
 
-#include <unistd.h>
-
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -12,30 +9,11 @@
 
 #include "cache_writer.h"
 #include "medload/core/hash.h"
+#include "medload_test/temp_dir.h"
 
 namespace medload::loader::testing {
 
-/// A fresh folder under the system's temporary folder, removed on destruction.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    root_ = std::filesystem::temp_directory_path() /
-            ("medload-serve-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(root_);
-    std::filesystem::create_directories(root_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(root_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path(const std::string& name) const { return (root_ / name).string(); }
-
- private:
-  std::filesystem::path root_;
-};
+using medload::test::TempDir;
 
 /// One sample of a test cache.
 struct TestSample {
