@@ -4,8 +4,9 @@
 // What a sampler draws: per-class counts per epoch, duplicates, per-rank counts and ns per index
 // (medload::samplers::composition_report).
 //
-// Reading labels from a cache needs the cache stage's reader; until this build has it, a cache
-// argument fails with a message saying so, and --labels gives the report for a CSV table.
+// From a cache, --split names a part of the cache's stored patient-level split (`medload split`);
+// --split all takes every sample. Unlabeled samples, and multi-label ones (the samplers draw by
+// one class per sample), are left out and counted.
 
 #include <CLI/CLI.hpp>
 
@@ -21,6 +22,9 @@
 #include <algorithm>
 #include "command.h"
 #include "medload/core/error.h"
+#include "medload/loader/cache/cache_reader.h"
+#include "medload/loader/serve/split.h"
+#include "medload/loader/serve/split_store.h"
 #include "medload/samplers/balanced_batch_sampler.h"
 #include "medload/samplers/class_balanced_sampler.h"
 #include "medload/samplers/class_weights.h"
@@ -50,6 +54,7 @@ struct SplitData {
   std::vector<std::string> patient_ids;
   std::vector<std::string> class_names;
   std::size_t unlabelled = 0;
+  std::size_t multi_label = 0;
 };
 
 // Splits one CSV line (no quoting: labels and patient ids are plain tokens).
@@ -132,6 +137,44 @@ SplitData read_labels_csv(const std::string& path) {
   return data;
 }
 
+// True when sample `i` carries several labels (label -1 with a row in /label_matrix).
+bool is_multi_label(const loader::CacheReader& cache, std::size_t i) {
+  if (!cache.multi_label()) return false;
+  const std::size_t k = cache.class_names().size();
+  const std::uint8_t* row = cache.label_matrix().data() + i * k;
+  return std::count(row, row + k, std::uint8_t{1}) > 1;
+}
+
+// The samples of one part of the cache's stored default split (every sample for "all").
+SplitData read_cache_split(const SampleArgs& args) {
+  const loader::CacheReader cache(args.cache);
+  std::vector<std::int8_t> part;
+  std::int8_t wanted = 0;
+  if (args.split != "all") {
+    try {
+      part = loader::read_split(args.cache, "default", cache.size()).part;
+    } catch (const ConfigError& e) {
+      throw ConfigError(std::string(e.what()) + "; make one with `medload split " + args.cache +
+                        "`, or use --split all");
+    }
+    wanted = static_cast<std::int8_t>(loader::part_from_name(args.split));
+  }
+  SplitData data;
+  data.class_names = cache.class_names();
+  const std::vector<std::int64_t>& labels = cache.labels();
+  const std::vector<std::string>& patients = cache.patient_ids();
+  for (std::size_t i = 0; i < cache.size(); ++i) {
+    if (!part.empty() && part[i] != wanted) continue;
+    if (labels[i] < 0) {
+      ++(is_multi_label(cache, i) ? data.multi_label : data.unlabelled);
+      continue;
+    }
+    data.labels.push_back(labels[i]);
+    data.patient_ids.push_back(patients[i]);
+  }
+  return data;
+}
+
 SplitData read_split(const SampleArgs& args) {
   if (!args.labels_csv.empty()) {
     if (args.split != "all" && args.split != "train") {
@@ -139,9 +182,7 @@ SplitData read_split(const SampleArgs& args) {
     }
     return read_labels_csv(args.labels_csv);
   }
-  throw IoError("medload sample " + args.cache +
-                ": this build has no cache reader yet (the cache stage); pass the labels as a table with "
-                "--labels LABELS.csv");
+  return read_cache_split(args);
 }
 
 std::unique_ptr<samplers::StreamSampler> make_sampler(const SampleArgs& args, const SplitData& data) {
@@ -217,6 +258,17 @@ Runner add_sample_command(CLI::App& command) {
       throw ConfigError((args->cache.empty() ? args->labels_csv : args->cache) + ": split \"" + args->split +
                         "\" has no labelled samples");
     }
+    if (args->sampler != "weighted") {
+      std::vector<std::size_t> counts(data.class_names.size(), 0);
+      for (std::int64_t label : data.labels) ++counts[static_cast<std::size_t>(label)];
+      for (std::size_t c = 0; c < counts.size(); ++c) {
+        if (counts[c] == 0 && !args->cache.empty()) {
+          throw ConfigError(args->cache + ": class \"" + data.class_names[c] +
+                            "\" has no labelled samples in split " + args->split + "; the " + args->sampler +
+                            " sampler needs every class (use --sampler weighted, or another split)");
+        }
+      }
+    }
     const auto sampler = make_sampler(*args, data);
     const samplers::CompositionReport report =
         samplers::composition_report(*sampler, data.labels, args->epochs, args->world_size, data.class_names);
@@ -226,6 +278,7 @@ Runner add_sample_command(CLI::App& command) {
       std::cout << (args->cache.empty() ? args->labels_csv : args->cache) << ", split " << args->split << ": "
                 << data.labels.size() << " labelled samples";
       if (data.unlabelled > 0) std::cout << " (" << data.unlabelled << " unlabelled left out)";
+      if (data.multi_label > 0) std::cout << " (" << data.multi_label << " multi-label left out)";
       std::cout << "\n" << report.to_text();
     }
     return kExitOk;
