@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -36,25 +37,59 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
     for (int t = 0; t < threads; ++t) workers.push_back(std::make_unique<detail::DecodeWorker>(options_));
   }
 
-  // Files are handed out in input order and committed in input order: a file waits until every
-  // earlier file is committed, so the first copy of duplicate pixels wins whatever the timing.
+  // Files are handed out in input order and committed in input order, so the first copy of
+  // duplicate pixels wins whatever the timing. A thread that finishes a file ahead of an earlier
+  // one leaves it pending and takes the next file; whichever thread commits the earlier file also
+  // commits the pending ones after it and delivers their frames, so no thread idles waiting for
+  // another's file. A thread waits only when it would run more than `ahead` files past the last
+  // committed one (which bounds the memory held by pending frames).
+  struct Finished {
+    FileOutcome outcome;
+    std::vector<DecodedImage> frames;
+  };
+  const std::size_t ahead = 4 * static_cast<std::size_t>(threads);
   std::atomic<std::size_t> next{0};
   std::atomic<bool> stop{false};
   std::mutex commit_mutex;
   std::condition_variable committed_cv;
   std::size_t committed = 0;
+  std::map<std::size_t, Finished> pending;
   std::unordered_map<std::uint64_t, std::size_t> first_with_pixels;
   std::exception_ptr failure;
 
+  // Commits `finished` as file `committed` (under commit_mutex): the duplicate decision, then
+  // the report entry. Returns the frames to deliver.
+  auto commit_locked = [&](Finished& finished) {
+    FileOutcome& outcome = finished.outcome;
+    if (outcome.ok && options_.reject_duplicates) {
+      const auto [it, inserted] = first_with_pixels.emplace(outcome.pixel_hash, committed);
+      if (!inserted) {
+        outcome.ok = false;
+        outcome.reason = Reason::kDuplicate;
+        outcome.duplicate_of = sources[it->second].report_path;
+        outcome.detail = "the same decoded pixels as " + outcome.duplicate_of;
+        finished.frames.clear();
+      }
+    }
+    report.files[committed] = std::move(outcome);
+    ++committed;
+    return std::move(finished.frames);
+  };
+
   auto run = [&](detail::DecodeWorker* worker) {
+    std::vector<std::pair<std::size_t, std::vector<DecodedImage>>> deliver;
     for (;;) {
       const std::size_t i = next.fetch_add(1);
       if (i >= sources.size()) return;
-      std::vector<DecodedImage> frames;
-      FileOutcome outcome;
+      {
+        std::unique_lock lock(commit_mutex);
+        committed_cv.wait(lock, [&] { return i < committed + ahead; });
+      }
+      Finished finished;
       if (!stop.load()) {
         try {
-          outcome = worker ? worker->decode(sources[i], frames) : decode_file(sources[i], options_, frames);
+          finished.outcome = worker ? worker->decode(sources[i], finished.frames)
+                                    : decode_file(sources[i], options_, finished.frames);
         } catch (...) {
           // Only the worker plumbing throws (fork or socket failures): the scan cannot go on.
           std::lock_guard lock(commit_mutex);
@@ -62,33 +97,33 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
           stop = true;
         }
       }
+      deliver.clear();
       {
-        std::unique_lock lock(commit_mutex);
-        committed_cv.wait(lock, [&] { return committed == i; });
-        if (outcome.ok && options_.reject_duplicates) {
-          const auto [it, inserted] = first_with_pixels.emplace(outcome.pixel_hash, i);
-          if (!inserted) {
-            outcome.ok = false;
-            outcome.reason = Reason::kDuplicate;
-            outcome.duplicate_of = sources[it->second].report_path;
-            outcome.detail = "the same decoded pixels as " + outcome.duplicate_of;
-            frames.clear();
+        std::lock_guard lock(commit_mutex);
+        if (committed != i) {
+          pending.emplace(i, std::move(finished));
+        } else {
+          deliver.emplace_back(i, commit_locked(finished));
+          for (auto it = pending.begin(); it != pending.end() && it->first == committed;
+               it = pending.erase(it)) {
+            deliver.emplace_back(it->first, commit_locked(it->second));
           }
         }
-        report.files[i] = std::move(outcome);
-        ++committed;
       }
+      if (deliver.empty()) continue;
       committed_cv.notify_all();
-      if (!stop.load() && on_image) {
-        try {
-          for (auto& frame : frames) on_image(i, std::move(frame));
-        } catch (...) {
-          std::lock_guard lock(commit_mutex);
-          if (!failure) failure = std::current_exception();
-          stop = true;
+      for (auto& [file, frames] : deliver) {
+        if (!stop.load() && on_image) {
+          try {
+            for (auto& frame : frames) on_image(file, std::move(frame));
+          } catch (...) {
+            std::lock_guard lock(commit_mutex);
+            if (!failure) failure = std::current_exception();
+            stop = true;
+          }
         }
+        if (progress) progress->advance();
       }
-      if (progress) progress->advance();
     }
   };
 

@@ -5,8 +5,10 @@
 #include <gdcmImageReader.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -124,6 +126,40 @@ TEST(Scanner, SameOutcomesWithOneTwoAndFourThreadsInProcessOrWorkers) {
   }
   EXPECT_EQ(reference.at("counts").at("by_reason").at("duplicate"), 4);
   EXPECT_EQ(reference.at("files")[0].at("reason"), nullptr);  // dup0.png: the first copy in input order
+}
+
+TEST(Scanner, ASlowFileDoesNotStallTheOtherThreadsAndStillWinsAsTheFirstCopy) {
+  // f00.png takes 600 ms to decode; z.png has its pixels. With 2 threads the other thread goes
+  // on decoding later files meanwhile (at most 4 x threads - 1 = 7 of them: the bound on pending
+  // files), and the duplicate is still decided in input order.
+  TempDir dir("slow");
+  std::vector<std::string> names;
+  for (int i = 0; i < 16; ++i) names.push_back("f" + std::to_string(10 + i).substr(0, 2) + ".png");
+  names[0] = "f00.png";
+  make_images(dir, names);
+  write_image(dir / "z.png", textured(48, 48, CV_8UC1, 10));  // f00.png's pixels (seed 10)
+  const std::string log = dir / "decode.log";
+  HookGuard hook([log](const std::string& path) {
+    const bool slow = contains(path, "f00.png");
+    if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    std::ofstream(log, std::ios::app) << (slow ? "slow" : "other") << "\n";
+  });
+  ValidationOptions options;
+  options.threads = 2;
+  std::atomic<int> delivered{0};
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()),
+                                                  [&](std::size_t, DecodedImage&&) { ++delivered; });
+  ASSERT_EQ(report.files.size(), 17u);
+  EXPECT_TRUE(report.files[0].ok) << report.files[0].detail;
+  ASSERT_TRUE(report.files[16].reason);
+  EXPECT_EQ(*report.files[16].reason, Reason::kDuplicate);
+  EXPECT_TRUE(contains(report.files[16].duplicate_of, "f00.png")) << report.files[16].duplicate_of;
+  EXPECT_EQ(delivered.load(), 16);
+  std::ifstream in(log);
+  int before_slow = 0;
+  for (std::string line; std::getline(in, line) && line != "slow";) ++before_slow;
+  EXPECT_GE(before_slow, 2);  // one thread waiting for the slow file would stop after 1
+  EXPECT_LE(before_slow, 7);
 }
 
 TEST(Scanner, CallbackGetsEveryFrameOfOkFilesOnlyWithTheirInfo) {

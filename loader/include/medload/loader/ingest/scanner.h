@@ -32,8 +32,10 @@ class Scanner {
   explicit Scanner(ValidationOptions options);
 
   /// Scans `sources`, calling `on_image` for every frame of every `ok` file and advancing
-  /// `progress` (when given) once per file. An exception thrown by `on_image` stops the scan and
-  /// is rethrown here. Bad files never throw: they are outcomes in the report.
+  /// `progress` (when given) once per file. `on_image` runs on the scan's threads, several at
+  /// once, for a file once its outcome is final (after every earlier file's); files may reach it
+  /// out of order across threads. An exception thrown by `on_image` stops the scan and is
+  /// rethrown here. Bad files never throw: they are outcomes in the report.
   ScanReport scan(const std::vector<SourceFile>& sources, const OnImage& on_image = {},
                   Progress* progress = nullptr) const;
 
