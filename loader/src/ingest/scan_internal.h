@@ -41,6 +41,8 @@ class DecodeWorker {
   ValidationOptions options_;
   pid_t pid_ = -1;
   int fd_ = -1;
+  // Memory shared with the worker (mapped before the fork): a reply's pixels when they fit.
+  std::uint8_t* shared_ = nullptr;
 };
 
 }  // namespace medload::loader::detail

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -160,6 +161,32 @@ TEST(Scanner, ASlowFileDoesNotStallTheOtherThreadsAndStillWinsAsTheFirstCopy) {
   for (std::string line; std::getline(in, line) && line != "slow";) ++before_slow;
   EXPECT_GE(before_slow, 2);  // one thread waiting for the slow file would stop after 1
   EXPECT_LE(before_slow, 7);
+}
+
+TEST(Scanner, WorkersDeliverTheSamePixelsAsInProcessDecodingSmallOrLarge) {
+  // Pixels come back from a worker through its shared memory (32 MiB) when they fit, else through
+  // the socket: a 48 px image, a 2-frame DICOM and a 4200 x 4100 16-bit PNG (34 MB) cover both.
+  TempDir dir("transfer");
+  make_images(dir, {"small.png"});
+  std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "multi.dcm");
+  write_image(dir / "large.png", textured(4100, 4200, CV_16UC1, 3));
+  const auto sources = list_sources(dir.path().string());
+  std::map<Isolation, std::map<std::pair<std::size_t, int>, std::vector<std::uint8_t>>> pixels;
+  for (Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
+    ValidationOptions options;
+    options.threads = 2;
+    options.isolation = isolation;
+    std::mutex mutex;
+    const ScanReport report = Scanner(options).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
+      std::lock_guard lock(mutex);
+      pixels[isolation][{file, frame.frame_index}] = std::move(frame.pixels);
+    });
+    EXPECT_EQ(report.ok_count(), 3u);
+  }
+  ASSERT_EQ(pixels[Isolation::kProcess].size(), 4u);  // 1 + 2 frames + 1
+  EXPECT_EQ(pixels[Isolation::kProcess], pixels[Isolation::kInProcess]);
+  const auto& large = pixels[Isolation::kProcess][std::make_pair(std::size_t{0}, 0)];  // large.png
+  EXPECT_EQ(large.size(), std::size_t{4100} * 4200 * 2);
 }
 
 TEST(Scanner, CallbackGetsEveryFrameOfOkFilesOnlyWithTheirInfo) {
