@@ -402,7 +402,10 @@ BuildResult build_cache(const BuildOptions& options_in) {
   PreviousCache previous = open_previous(options.output, config_hash);
   const std::string work = options.output + ".partial";
   fs::create_directories(work, error);
-  if (error) throw IoError("cannot create the work folder " + work + ": " + error.message());
+  if (error) {
+    throw IoError("cannot write " + options.output + ": cannot create its work folder " + work + " (" +
+                  error.message() + ")");
+  }
   FolderLock lock(work);
   const std::string temp_output = options.output + ".tmp";
   fs::remove(temp_output, error);  // left by a build killed while assembling

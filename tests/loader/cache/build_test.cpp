@@ -1,6 +1,8 @@
 // build_cache: content and order, the report, rejected files, labels and metadata policies,
 // incremental rebuilds, config changes, and clear errors that leave an existing cache alone.
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -190,6 +192,28 @@ TEST(BuildCache, MissingRootAndMissingOutputFolderAreClearErrors) {
   bad.shard_index = 3;
   bad.shard_count = 2;
   EXPECT_THROW(medload::loader::build_cache(bad), medload::ConfigError);
+}
+
+TEST(BuildCache, UnwritableOutputFolderIsAClearErrorNamingTheOutput) {
+  TempDir dir;
+  write_tree(dir.path("in"), {"a"}, 2);
+  // Root writes through file modes, so as root the folder is /proc (nothing can be created there);
+  // otherwise a read-only folder of our own.
+  std::string folder = "/proc";
+  if (::geteuid() != 0) {
+    folder = dir.path("read-only");
+    fs::create_directories(folder);
+    fs::permissions(folder, fs::perms::owner_read | fs::perms::owner_exec);
+  }
+  const std::string output = folder + "/medload-unwritable-test.h5";
+  try {
+    medload::loader::build_cache(small_options(dir.path("in"), output));
+    FAIL() << "built " << output;
+  } catch (const medload::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(output), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(output));
+  if (folder != "/proc") fs::permissions(folder, fs::perms::owner_all);
 }
 
 TEST(BuildCache, RefusesToReplaceANewerSchemaCacheAndLeavesItAlone) {
