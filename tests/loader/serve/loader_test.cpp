@@ -138,22 +138,36 @@ TEST(Loader, DropLastDropsTheShortBatch) {
   EXPECT_EQ(batches, 2u);
 }
 
-TEST(Loader, Uint8OutputIsTheRawPixels) {
+// True when every image of `batch` holds the pixels of the sample its id names (uint8 output).
+bool holds_its_samples(const Batch& batch) {
+  const auto* pixels = batch.images.data_ptr<std::uint8_t>();
+  for (std::int64_t j = 0; j < batch.images.size(0); ++j) {
+    const auto index = static_cast<std::size_t>(batch.sample_ids[j].item<std::int64_t>() - 1000);
+    for (std::size_t k = 0; k < 20; ++k) {
+      if (pixels[j * 20 + k] != MemorySource::value(index, k)) return false;
+    }
+  }
+  return true;
+}
+
+// A source whose samples are served as raw uint8 pixels.
+std::shared_ptr<MemorySource> uint8_source(std::size_t n) {
   SampleOutput output;
   output.as_float = false;
-  auto source = std::make_shared<MemorySource>(10, output);
+  return std::make_shared<MemorySource>(n, output);
+}
+
+TEST(Loader, Uint8OutputIsTheRawPixels) {
   LoaderOptions options;
   options.batch_size = 10;
   options.threads = 2;
-  Loader loader(source, torch::data::samplers::SequentialSampler(10), options);
+  Loader loader(uint8_source(10), torch::data::samplers::SequentialSampler(10), options);
   auto batch = loader.next();
   ASSERT_TRUE(batch);
   EXPECT_EQ(batch->images.scalar_type(), torch::kUInt8);
-  for (std::size_t i = 0; i < 10; ++i) {
-    for (std::size_t k = 0; k < 20; ++k) {
-      ASSERT_EQ(batch->images.data_ptr<std::uint8_t>()[i * 20 + k], MemorySource::value(i, k));
-    }
-  }
+  EXPECT_EQ(ids_of(*batch),
+            (std::vector<std::int64_t>{1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009}));
+  EXPECT_TRUE(holds_its_samples(*batch));
 }
 
 TEST(Loader, MultiLabelRowsAreCollatedAsBxK) {
@@ -229,6 +243,55 @@ TEST(Loader, DestroyingMidEpochCancelsQueuedReadsAndJoins) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(source->reads.load(), after);  // nothing runs after the destructor returned
   EXPECT_LT(after, 64u * 10);
+}
+
+TEST(Loader, BatchesTheCallerKeepsAreNeverReusedForLaterBatches) {
+  auto source = uint8_source(400);
+  LoaderOptions options;
+  options.batch_size = 8;
+  options.threads = 2;
+  options.prefetch = 2;
+  Loader loader(source, torch::data::samplers::RandomSampler(400), options);
+  std::vector<Batch> kept;
+  std::set<const void*> storage;
+  std::size_t dropped = 0;
+  for (Batch& batch : loader) {
+    if (batch.index % 2 == 0) {
+      kept.push_back(batch);  // held to the end
+      storage.insert(batch.images.data_ptr());
+    } else {
+      ++dropped;  // let go at once: its storage may serve a later batch
+    }
+  }
+  ASSERT_EQ(kept.size(), 25u);
+  EXPECT_EQ(dropped, 25u);
+  EXPECT_EQ(storage.size(), kept.size());  // no two kept batches share storage
+  std::set<std::int64_t> ids;
+  for (const Batch& batch : kept) {
+    EXPECT_TRUE(holds_its_samples(batch)) << "batch " << batch.index << " was overwritten";
+    for (std::int64_t id : ids_of(batch)) ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 200u);
+}
+
+TEST(Loader, ABatchOutlivesItsLoader) {
+  auto source = uint8_source(64);
+  LoaderOptions options;
+  options.batch_size = 16;
+  options.threads = 2;
+  torch::optional<Batch> first;
+  torch::optional<Batch> second;
+  {
+    Loader loader(source, torch::data::samplers::SequentialSampler(64), options);
+    first = loader.next();
+    second = loader.next();
+  }
+  ASSERT_TRUE(first && second);
+  EXPECT_TRUE(holds_its_samples(*first));
+  EXPECT_TRUE(holds_its_samples(*second));
+  first->images.fill_(0);  // the storage is still ours to write
+  first.reset();           // and goes back to a pool that outlived the loader
+  EXPECT_TRUE(holds_its_samples(*second));
 }
 
 TEST(Loader, AugmentHookSeesIdsAndEpochAndItsChangesAreServed) {

@@ -157,7 +157,8 @@ class Loader {
   /// See Iterator.
   Iterator end() { return Iterator(nullptr); }
 
-  struct Pending;  // a batch being read (loader.cpp)
+  struct Pending;      // a batch being read (loader.cpp)
+  class ImageBuffers;  // batch image storage that returns to the loader (loader.cpp)
 
  private:
   void fill();
@@ -177,6 +178,7 @@ class Loader {
   bool sampler_done_ = false;
   bool finished_ = false;
   std::deque<std::shared_ptr<Pending>> in_flight_;
+  std::shared_ptr<ImageBuffers> buffers_;  // shared with the batches' tensors, which may outlive us
   std::unique_ptr<ThreadPool> pool_;
 };
 
