@@ -11,14 +11,17 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -177,7 +180,27 @@ ReadStatus read_message(int fd, Bytes& out, std::chrono::steady_clock::time_poin
   return read_all(fd, out.data(), length, deadline);
 }
 
+// Closes every descriptor the worker inherited except stdin, stdout, stderr and `keep` (its
+// socket). Another scan thread may have just created a sibling worker's socket when this process
+// was forked; holding the sibling's end open here would keep the parent from ever reading end of
+// file from it, so a crash of the sibling looked like a hang until validate.file_timeout_s.
+void close_inherited_descriptors(int keep) {
+  const auto close_between = [](int first, int last) {  // inclusive
+    if (first > last) return;
+#ifdef SYS_close_range
+    if (::syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0u) == 0)
+      return;
+#endif
+    const long open_max = ::sysconf(_SC_OPEN_MAX);
+    const int end = static_cast<int>(std::min<long>(last, open_max > 0 ? open_max - 1 : 65535));
+    for (int fd = first; fd <= end; ++fd) ::close(fd);
+  };
+  close_between(3, keep - 1);
+  close_between(keep + 1, INT_MAX);
+}
+
 [[noreturn]] void worker_main(int fd, const ValidationOptions& options, std::uint8_t* shared) {
+  close_inherited_descriptors(fd);
 #ifdef M_MMAP_THRESHOLD
   // This process only decodes, one file after another: keep freed image buffers (up to glibc's
   // 32 MiB limit) in the heap for the next file instead of unmapping them. Otherwise the kernel

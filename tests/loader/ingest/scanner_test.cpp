@@ -1,6 +1,8 @@
 // The Scanner: crash containment, timeouts, determinism across thread counts, the callback.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <gdcmImageReader.h>
 
@@ -60,6 +62,26 @@ TEST(Scanner, DecoderThatAbortsOrSegfaultsMarksOnlyItsFileAndTheScanGoesOn) {
     }
   }
   EXPECT_EQ(crashes, 2);
+}
+
+TEST(Scanner, AWorkerHoldsNoDescriptorItInheritedBesideItsSocket) {
+  // A pipe the parent has open when a worker is forked stands in for a sibling worker's socket
+  // that another scan thread has just created. Were the worker to keep it, the parent would
+  // never see end of file from that sibling when it crashes, only the per-file timeout.
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  TempDir dir("fds");
+  make_images(dir, {"a.png", "b.png"});
+  HookGuard hook([held = pipe_fds[1]](const std::string&) {
+    if (::fcntl(held, F_GETFD) != -1) std::abort();  // inherited and still open
+  });
+  ValidationOptions options;
+  options.threads = 1;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  ASSERT_EQ(report.files.size(), 2u);
+  for (const auto& f : report.files) EXPECT_TRUE(f.ok) << f.path << ": " << f.detail;
 }
 
 TEST(Scanner, RealFileThatAbortsGdcmIsContained) {
