@@ -9,7 +9,8 @@ batch 32.
   - memmap: a numpy memmap of the same images (a .npy written beside the cache once), one fancy
     index per batch, converted with torch in the main process.
 Throughput is measured on a warm epoch (workers persistent); time to first batch from creating
-the dataset to holding the first batch. Prints JSON.
+the dataset to holding the first batch. Prints JSON. --workers 0,2 and --no-memmap run a part
+(compare.sh runs one worker count at a time under peak_memory.py for R7's memory figure).
 """
 import argparse
 import json
@@ -105,19 +106,22 @@ def main():
     ap.add_argument("--dir", default=os.environ.get("MEDLOAD_BENCH_DIR", "/tmp"))
     ap.add_argument("--sizes", default="224,512")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--workers", default="0,1,2", help="DataLoader worker counts to run")
+    ap.add_argument("--no-memmap", action="store_true", help="skip the memmap peer")
     args = ap.parse_args()
     out = {"torch": torch.__version__, "h5py": h5py.__version__, "sizes": {}}
     for size in args.sizes.split(","):
         path = os.path.join(args.dir, f"medload-bench-serve-{size}.h5")
         mean, std = stats(path)
         entry = {"dataloader_h5py": {}}
-        for workers in (0, 1, 2):
+        for workers in (int(w) for w in args.workers.split(",")):
             sps, first = run_dataloader(path, mean, std, workers, args.epochs)
             entry["dataloader_h5py"][str(workers)] = {"samples_per_second": sps, "first_batch_s": first}
         entry["dataloader_best"] = max(v["samples_per_second"] for v in entry["dataloader_h5py"].values())
         entry["dataloader_first_batch_s"] = min(v["first_batch_s"] for v in entry["dataloader_h5py"].values())
-        sps, first = run_memmap(path, mean, std, args.epochs)
-        entry["memmap"] = {"samples_per_second": sps, "first_batch_s": first}
+        if not args.no_memmap:
+            sps, first = run_memmap(path, mean, std, args.epochs)
+            entry["memmap"] = {"samples_per_second": sps, "first_batch_s": first}
         out["sizes"][size] = entry
     print(json.dumps(out, indent=1))
 
