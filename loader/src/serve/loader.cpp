@@ -70,7 +70,9 @@ struct Loader::Pending {
 // batches in flight and those the caller still holds.
 class Loader::ImageBuffers : public std::enable_shared_from_this<ImageBuffers> {
  public:
-  ImageBuffers(std::size_t bytes, std::size_t keep) : bytes_(round_up(bytes)), keep_(keep) {}
+  ImageBuffers(std::size_t bytes, std::size_t keep) : bytes_(round_up(bytes)), keep_(keep) {
+    free_.reserve(keep);  // give_back() never allocates
+  }
   ImageBuffers(const ImageBuffers&) = delete;
   ImageBuffers& operator=(const ImageBuffers&) = delete;
   ~ImageBuffers() {
