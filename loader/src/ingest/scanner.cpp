@@ -4,10 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -40,9 +42,10 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
   // Files are handed out in input order and committed in input order, so the first copy of
   // duplicate pixels wins whatever the timing. A thread that finishes a file ahead of an earlier
   // one leaves it pending and takes the next file; whichever thread commits the earlier file also
-  // commits the pending ones after it and delivers their frames, so no thread idles waiting for
-  // another's file. A thread waits only when it would run more than `ahead` files past the last
-  // committed one (which bounds the memory held by pending frames).
+  // commits the pending ones after it, and their frames wait in `ready` for any thread to deliver,
+  // so no thread idles waiting for another's file. A thread waits only when it would run more
+  // than `ahead` files past the last committed one (which bounds the memory held by pending
+  // frames), and delivers every ready file before it does.
   struct Finished {
     FileOutcome outcome;
     std::vector<DecodedImage> frames;
@@ -76,11 +79,99 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
     return std::move(finished.frames);
   };
 
+  // Commits file i, or leaves it pending until the files before it are in; what that commits
+  // joins `ready`, from which every thread takes frames to deliver, one file at a time, so the
+  // delivery work (the caller's preprocessing) is shared however the commits fall.
+  std::deque<std::pair<std::size_t, std::vector<DecodedImage>>> ready;
+  auto complete = [&](std::size_t i, Finished finished) {
+    {
+      std::lock_guard lock(commit_mutex);
+      if (committed != i) {
+        pending.emplace(i, std::move(finished));
+        return;
+      }
+      ready.emplace_back(i, commit_locked(finished));
+      for (auto it = pending.begin(); it != pending.end() && it->first == committed; it = pending.erase(it)) {
+        ready.emplace_back(it->first, commit_locked(it->second));
+      }
+    }
+    committed_cv.notify_all();
+  };
+  // Delivers one ready file; false when none was ready.
+  auto deliver_one = [&] {
+    std::pair<std::size_t, std::vector<DecodedImage>> file;
+    {
+      std::lock_guard lock(commit_mutex);
+      if (ready.empty()) return false;
+      file = std::move(ready.front());
+      ready.pop_front();
+    }
+    if (!stop.load() && on_image) {
+      try {
+        for (auto& frame : file.second) on_image(file.first, std::move(frame));
+      } catch (...) {
+        std::lock_guard lock(commit_mutex);
+        if (!failure) failure = std::current_exception();
+        stop = true;
+      }
+    }
+    if (progress) progress->advance();
+    return true;
+  };
+  // Only the worker plumbing throws (fork or socket failures): the scan cannot go on.
+  auto fail = [&] {
+    std::lock_guard lock(commit_mutex);
+    if (!failure) failure = std::current_exception();
+    stop = true;
+  };
+
+  // With a worker, a thread keeps one file queued in it ahead of the one it is finishing, so the
+  // worker decodes the next file while this thread preprocesses the current one. It queues the
+  // next file only when that needs no waiting for the memory bound; it waits only with nothing
+  // queued, so a thread never waits for a commit that its own queued file holds up.
   auto run = [&](detail::DecodeWorker* worker) {
-    std::vector<std::pair<std::size_t, std::vector<DecodedImage>>> deliver;
+    std::optional<std::size_t> queued;  // submitted to the worker, not yet collected
     for (;;) {
       const std::size_t i = next.fetch_add(1);
-      if (i >= sources.size()) return;
+      const bool claimed = i < sources.size();
+      bool submitted = false;
+      if (claimed && queued && !stop.load()) {
+        {
+          std::lock_guard lock(commit_mutex);
+          submitted = i < committed + ahead;
+        }
+        if (submitted) {
+          try {
+            worker->submit(sources[i]);
+          } catch (...) {
+            fail();
+          }
+        }
+      }
+      deliver_one();  // this thread's share of the committed files, while its worker decodes
+      if (queued) {
+        Finished finished;
+        if (!stop.load()) {
+          try {
+            finished.outcome = worker->collect(finished.frames);
+          } catch (...) {
+            fail();
+          }
+        }
+        complete(*queued, std::move(finished));
+        queued.reset();
+      }
+      if (!claimed) {
+        while (deliver_one()) {
+        }
+        return;
+      }
+      if (submitted) {
+        queued = i;
+        continue;
+      }
+      while (deliver_one()) {
+      }
       {
         std::unique_lock lock(commit_mutex);
         committed_cv.wait(lock, [&] { return i < committed + ahead; });
@@ -88,42 +179,17 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
       Finished finished;
       if (!stop.load()) {
         try {
-          finished.outcome = worker ? worker->decode(sources[i], finished.frames)
-                                    : decode_file(sources[i], options_, finished.frames);
+          if (worker) {
+            worker->submit(sources[i]);
+            queued = i;
+            continue;
+          }
+          finished.outcome = decode_file(sources[i], options_, finished.frames);
         } catch (...) {
-          // Only the worker plumbing throws (fork or socket failures): the scan cannot go on.
-          std::lock_guard lock(commit_mutex);
-          if (!failure) failure = std::current_exception();
-          stop = true;
+          fail();
         }
       }
-      deliver.clear();
-      {
-        std::lock_guard lock(commit_mutex);
-        if (committed != i) {
-          pending.emplace(i, std::move(finished));
-        } else {
-          deliver.emplace_back(i, commit_locked(finished));
-          for (auto it = pending.begin(); it != pending.end() && it->first == committed;
-               it = pending.erase(it)) {
-            deliver.emplace_back(it->first, commit_locked(it->second));
-          }
-        }
-      }
-      if (deliver.empty()) continue;
-      committed_cv.notify_all();
-      for (auto& [file, frames] : deliver) {
-        if (!stop.load() && on_image) {
-          try {
-            for (auto& frame : frames) on_image(file, std::move(frame));
-          } catch (...) {
-            std::lock_guard lock(commit_mutex);
-            if (!failure) failure = std::current_exception();
-            stop = true;
-          }
-        }
-        if (progress) progress->advance();
-      }
+      complete(i, std::move(finished));
     }
   };
 

@@ -1,10 +1,13 @@
 // Crash containment: decoding in forked worker processes, talking over a socket pair.
 // Wire format, both ways: messages of [u64 length][bytes]. A request is one JSON message (the
-// SourceFile); a reply is one JSON message (the outcome and frame headers). The frames' pixels
-// follow in a memory region shared with the worker when they fit there ("shared": true in the
-// reply; the worker writes it only between a request and its reply, so the two never race), or
-// else as one socket message per frame. The shared region saves the kernel's two copies and the
-// many system calls of moving megabytes through a socket.
+// SourceFile and the slot of shared memory to use); a reply is one JSON message (the outcome and
+// frame headers). The frames' pixels follow in a memory region shared with the worker when they
+// fit there ("shared": true in the reply), or else as one socket message per frame. The shared
+// region saves the kernel's two copies and the many system calls of moving megabytes through a
+// socket. The parent may queue a second request before it has read the first reply, so the
+// worker decodes the next file while the parent preprocesses this one; the region has one slot
+// per queued request, and a slot is written only between its request and its reply, so the
+// parent never reads a slot the worker is writing.
 
 #include <malloc.h>
 #include <poll.h>
@@ -38,9 +41,10 @@ namespace detail {
 
 namespace {
 
-// Size of the shared pixel region per worker: a 4096 x 4096 16-bit image, or several frames of a
+// Size of one slot of the shared pixel region: a 4096 x 4096 16-bit image, or several frames of a
 // smaller one. Only the pages a reply touches are ever backed by memory.
-constexpr std::size_t kSharedBytes = std::size_t{32} << 20;
+constexpr std::size_t kSlotBytes = std::size_t{32} << 20;
+constexpr std::size_t kSharedBytes = DecodeWorker::kSlots * kSlotBytes;
 
 PreDecodeHook& hook_storage() {
   static PreDecodeHook hook;
@@ -215,12 +219,14 @@ void close_inherited_descriptors(int keep) {
     source.path = j.at("path").get<std::string>();
     source.report_path = j.at("report_path").get<std::string>();
     source.info = info_from_json(j.at("info"));
+    const std::size_t slot = j.at("slot").get<std::size_t>() % DecodeWorker::kSlots;
     if (const auto& hook = hook_storage()) hook(source.path);
     std::vector<DecodedImage> frames;
     const FileOutcome outcome = decode_file(source, options, frames);
     std::size_t total = 0;
     for (const auto& f : frames) total += f.pixels.size();
-    const bool in_shared = shared != nullptr && total <= kSharedBytes;
+    const bool in_shared = shared != nullptr && total <= kSlotBytes;
+    std::uint8_t* const region = in_shared ? shared + slot * kSlotBytes : nullptr;
     nlohmann::json reply = {
         {"outcome", outcome_to_json(outcome)}, {"frames", nlohmann::json::array()}, {"shared", in_shared}};
     std::size_t offset = 0;
@@ -229,7 +235,7 @@ void close_inherited_descriptors(int keep) {
       header["bytes"] = f.pixels.size();
       reply["frames"].push_back(std::move(header));
       if (in_shared) {
-        std::memcpy(shared + offset, f.pixels.data(), f.pixels.size());
+        std::memcpy(region + offset, f.pixels.data(), f.pixels.size());
         offset += f.pixels.size();
       }
     }
@@ -305,28 +311,58 @@ void DecodeWorker::stop() {
   shared_ = nullptr;
 }
 
+void DecodeWorker::send_request(Queued& queued) {
+  const SourceFile& source = *queued.source;
+  const nlohmann::json request = {{"path", source.path},
+                                  {"report_path", source.report_path},
+                                  {"info", info_to_json(source.info)},
+                                  {"slot", queued.slot}};
+  // A failed send means the worker is gone; collect() finds that out and reports it.
+  queued.sent = send_text(fd_, request.dump());
+}
+
+void DecodeWorker::submit(const SourceFile& source) {
+  if (queue_.size() >= kSlots) {
+    throw WorkerError("a decoder worker takes at most " + std::to_string(kSlots) +
+                      " files at a time; collect one before submitting " + source.report_path);
+  }
+  if (queue_.empty()) head_started_ = std::chrono::steady_clock::now();
+  Queued queued{&source, next_slot_++ % kSlots, false};
+  send_request(queued);
+  queue_.push_back(queued);
+}
+
 FileOutcome DecodeWorker::decode(const SourceFile& source, std::vector<DecodedImage>& frames) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options_.file_timeout_s);
-  const nlohmann::json request = {
-      {"path", source.path}, {"report_path", source.report_path}, {"info", info_to_json(source.info)}};
+  submit(source);
+  return collect(frames);
+}
+
+FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames) {
+  if (queue_.empty()) throw WorkerError("collect() on a decoder worker with no file submitted");
+  const Queued head = queue_.front();
+  queue_.pop_front();
+  const SourceFile& source = *head.source;
+  // The worker starts on a file when it has finished the one before, so the time limit counts
+  // from then.
+  const auto deadline = head_started_ + std::chrono::seconds(options_.file_timeout_s);
   std::vector<char> message;
-  ReadStatus status =
-      send_text(fd_, request.dump()) ? read_message(fd_, message, deadline) : ReadStatus::kClosed;
+  ReadStatus status = head.sent ? read_message(fd_, message, deadline) : ReadStatus::kClosed;
   if (status == ReadStatus::kOk) {
     const auto reply = nlohmann::json::parse(message.begin(), message.end());
     FileOutcome outcome = outcome_from_json(reply.at("outcome"));
     std::vector<DecodedImage> decoded;
     const bool in_shared = reply.at("shared").get<bool>();
+    const std::uint8_t* const region = shared_ == nullptr ? nullptr : shared_ + head.slot * kSlotBytes;
     std::size_t offset = 0;
     for (const auto& header : reply.at("frames")) {
       DecodedImage frame = frame_from_header(header);
       if (in_shared) {
         const std::size_t bytes = header.at("bytes").get<std::size_t>();
-        if (shared_ == nullptr || offset + bytes > kSharedBytes) {
+        if (region == nullptr || offset + bytes > kSlotBytes) {
           throw WorkerError("a decoder worker's reply does not fit its shared memory (" +
                             std::to_string(bytes) + " bytes at offset " + std::to_string(offset) + ")");
         }
-        frame.pixels.assign(shared_ + offset, shared_ + offset + bytes);
+        frame.pixels.assign(region + offset, region + offset + bytes);
         offset += bytes;
       } else {
         status = read_message(fd_, frame.pixels, deadline);
@@ -336,6 +372,7 @@ FileOutcome DecodeWorker::decode(const SourceFile& source, std::vector<DecodedIm
     }
     if (status == ReadStatus::kOk) {
       for (auto& f : decoded) frames.push_back(std::move(f));
+      head_started_ = std::chrono::steady_clock::now();
       return outcome;
     }
   }
@@ -373,6 +410,9 @@ FileOutcome DecodeWorker::decode(const SourceFile& source, std::vector<DecodedIm
     outcome.format = std::string(format_name(sniff_format(bytes.data(), bytes.size())));
   }
   start();
+  // The files queued behind this one went down with the worker: hand them to the new one.
+  for (Queued& queued : queue_) send_request(queued);
+  head_started_ = std::chrono::steady_clock::now();
   return outcome;
 }
 

@@ -193,22 +193,58 @@ TEST(Scanner, WorkersDeliverTheSamePixelsAsInProcessDecodingSmallOrLarge) {
   std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "multi.dcm");
   write_image(dir / "large.png", textured(4100, 4200, CV_16UC1, 3));
   const auto sources = list_sources(dir.path().string());
-  std::map<Isolation, std::map<std::pair<std::size_t, int>, std::vector<std::uint8_t>>> pixels;
-  for (Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
-    ValidationOptions options;
-    options.threads = 2;
-    options.isolation = isolation;
-    std::mutex mutex;
-    const ScanReport report = Scanner(options).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
-      std::lock_guard lock(mutex);
-      pixels[isolation][{file, frame.frame_index}] = std::move(frame.pixels);
-    });
-    EXPECT_EQ(report.ok_count(), 3u);
+  std::map<std::pair<Isolation, int>, std::map<std::pair<std::size_t, int>, std::vector<std::uint8_t>>> pixels;
+  // One thread queues each next file in its worker (alternate slots); two threads decode in two.
+  for (int threads : {1, 2}) {
+    for (Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
+      ValidationOptions options;
+      options.threads = threads;
+      options.isolation = isolation;
+      std::mutex mutex;
+      const ScanReport report = Scanner(options).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
+        std::lock_guard lock(mutex);
+        pixels[{isolation, threads}][{file, frame.frame_index}] = std::move(frame.pixels);
+      });
+      EXPECT_EQ(report.ok_count(), 3u);
+    }
+    const auto& workers = pixels[{Isolation::kProcess, threads}];
+    ASSERT_EQ(workers.size(), 4u);  // 1 + 2 frames + 1
+    EXPECT_EQ(workers, (pixels[{Isolation::kInProcess, threads}])) << threads << " threads";
+    EXPECT_EQ(workers.at({0, 0}).size(), std::size_t{4100} * 4200 * 2);  // large.png
   }
-  ASSERT_EQ(pixels[Isolation::kProcess].size(), 4u);  // 1 + 2 frames + 1
-  EXPECT_EQ(pixels[Isolation::kProcess], pixels[Isolation::kInProcess]);
-  const auto& large = pixels[Isolation::kProcess][std::make_pair(std::size_t{0}, 0)];  // large.png
-  EXPECT_EQ(large.size(), std::size_t{4100} * 4200 * 2);
+}
+
+TEST(Scanner, FilesQueuedBehindACrashAreDecodedByTheReplacementWorker) {
+  // One thread keeps the next file queued in its worker while it finishes the current one. A
+  // crash takes the queued request down with the worker; it goes to the replacement, whose reply
+  // must carry that file's own pixels (two crashes in a row, then one more, cover the slots).
+  TempDir dir("queued");
+  make_images(dir, {"a.png", "b_abort_me.png", "c_abort_me.png", "d.png", "e_segv_me.png", "f.png", "g.png"});
+  HookGuard hook([](const std::string& path) {
+    if (contains(path, "abort_me")) std::abort();
+    if (contains(path, "segv_me")) std::raise(SIGSEGV);
+  });
+  ValidationOptions options;
+  options.threads = 1;
+  options.file_timeout_s = 20;  // a request lost with the worker would show as a timeout
+  const auto sources = list_sources(dir.path().string());
+  std::map<std::size_t, std::vector<std::uint8_t>> pixels;
+  std::mutex mutex;
+  const ScanReport report = Scanner(options).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
+    std::lock_guard lock(mutex);
+    pixels[file] = std::move(frame.pixels);
+  });
+  ASSERT_EQ(report.files.size(), sources.size());
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    const bool bad = contains(sources[i].path, "_me");
+    EXPECT_EQ(report.files[i].ok, !bad) << sources[i].path << ": " << report.files[i].detail;
+    if (bad) continue;
+    std::vector<DecodedImage> expected;
+    ASSERT_TRUE(decode_file(sources[i], options, expected).ok);
+    ASSERT_EQ(expected.size(), 1u);
+    EXPECT_EQ(pixels[i], expected[0].pixels) << sources[i].path;
+  }
+  EXPECT_EQ(pixels.size(), 4u);
 }
 
 TEST(Scanner, CallbackGetsEveryFrameOfOkFilesOnlyWithTheirInfo) {
