@@ -18,8 +18,11 @@ trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 "$here/peer_serve.py" >"$tmp/peer.json"
 for size in 224 512; do
   /usr/bin/python3 "$here/peak_memory.py" -- "$bench" \
-    --benchmark_filter="BM_Serve_Plain/size:$size/threads:2/verify:1\$" --benchmark_min_time=1 \
-    >/dev/null 2>"$tmp/mem-medload-$size.log"
+    --benchmark_filter="BM_Serve_Plain/size:$size/threads:2/verify:1/" --benchmark_min_time=1 \
+    >"$tmp/mem-medload-$size.out" 2>"$tmp/mem-medload-$size.log"
+  # A filter that matches nothing would measure an idle process: make sure it served.
+  grep -q "BM_Serve_Plain/size:$size/threads:2" "$tmp/mem-medload-$size.out" ||
+    { echo "compare.sh: the peak memory run served nothing (benchmark filter)" >&2; exit 1; }
   for workers in 0 1 2; do
     /usr/bin/python3 "$here/peak_memory.py" -- /usr/bin/python3 "$here/peer_serve.py" --sizes "$size" \
       --workers "$workers" --no-memmap --epochs 2 >/dev/null 2>"$tmp/mem-peer-$size-$workers.log"

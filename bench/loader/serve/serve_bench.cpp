@@ -95,8 +95,7 @@ void BM_Serve_Plain(benchmark::State& state) {
   const std::size_t n = *dataset.size();
   LoaderOptions options;
   options.batch_size = 32;
-  options.threads = threads;
-  options.prefetch = 4;
+  options.threads = threads;  // prefetch: the default, 2 batches (as a DataLoader worker's prefetch_factor)
   auto sampler = std::make_shared<torch::data::samplers::RandomSampler>(n);
   Loader loader(dataset, sampler, options);
   // One untimed epoch first, as the peers are measured on a warm epoch: the page cache holds the

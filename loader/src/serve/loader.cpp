@@ -333,6 +333,9 @@ Loader::Iterator::Iterator(Loader* loader) : loader_(loader) {
 }
 
 Loader::Iterator& Loader::Iterator::operator++() {
+  // Let go of the batch the loop is done with before waiting for the next: when the caller kept
+  // no copy, its storage serves a batch being read now, so a loop holds prefetch + 1 batches.
+  current_.reset();
   current_ = loader_->next();
   if (!current_) loader_ = nullptr;
   return *this;

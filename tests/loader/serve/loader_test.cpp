@@ -274,6 +274,26 @@ TEST(Loader, BatchesTheCallerKeepsAreNeverReusedForLaterBatches) {
   EXPECT_EQ(ids.size(), 200u);
 }
 
+TEST(Loader, ALoopThatKeepsNoBatchUsesPrefetchPlusOneBuffers) {
+  // The iterator lets go of the batch the loop is done with before it waits for the next, so the
+  // storage in use is the `prefetch` batches being read plus the one the loop body holds.
+  auto source = uint8_source(400);
+  LoaderOptions options;
+  options.batch_size = 8;
+  options.threads = 2;
+  options.prefetch = 2;
+  Loader loader(source, torch::data::samplers::RandomSampler(400), options);
+  std::set<const void*> storage;
+  std::size_t batches = 0;
+  for (Batch& batch : loader) {
+    EXPECT_TRUE(holds_its_samples(batch)) << "batch " << batch.index;
+    storage.insert(batch.images.data_ptr());
+    ++batches;
+  }
+  EXPECT_EQ(batches, 50u);
+  EXPECT_LE(storage.size(), options.prefetch + 1);
+}
+
 TEST(Loader, ABatchOutlivesItsLoader) {
   auto source = uint8_source(64);
   LoaderOptions options;
