@@ -65,14 +65,21 @@ std::vector<std::int64_t> ids_of(const Batch& batch) {
   return {p, p + batch.sample_ids.numel()};
 }
 
+// Two reader threads, `batch_size` samples per batch, `prefetch` batches ahead.
+LoaderOptions two_threads(std::size_t batch_size, std::size_t prefetch = LoaderOptions{}.prefetch) {
+  LoaderOptions options;
+  options.batch_size = batch_size;
+  options.threads = 2;
+  options.prefetch = prefetch;
+  return options;
+}
+
 TEST(Loader, ServesEverySampleOnceInSamplerOrderWithExactValues) {
   SampleOutput output;
   output.mean = 0.25f;
   output.std = 0.5f;
   auto source = std::make_shared<MemorySource>(103, output);
-  LoaderOptions options;
-  options.batch_size = 8;
-  options.threads = 2;
+  LoaderOptions options = two_threads(8);
   Loader loader(source, torch::data::samplers::SequentialSampler(103), options);
   std::size_t expected = 0;
   std::size_t batches = 0;
@@ -158,9 +165,7 @@ std::shared_ptr<MemorySource> uint8_source(std::size_t n) {
 }
 
 TEST(Loader, Uint8OutputIsTheRawPixels) {
-  LoaderOptions options;
-  options.batch_size = 10;
-  options.threads = 2;
+  LoaderOptions options = two_threads(10);
   Loader loader(uint8_source(10), torch::data::samplers::SequentialSampler(10), options);
   auto batch = loader.next();
   ASSERT_TRUE(batch);
@@ -187,9 +192,7 @@ TEST(Loader, MultiLabelRowsAreCollatedAsBxK) {
 TEST(Loader, AWorkerExceptionSurfacesNamingTheSampleAndTheLoaderGoesOn) {
   auto source = std::make_shared<MemorySource>(32);
   source->fail_at = 13;
-  LoaderOptions options;
-  options.batch_size = 8;
-  options.threads = 2;
+  LoaderOptions options = two_threads(8);
   Loader loader(source, torch::data::samplers::SequentialSampler(32), options);
   ASSERT_TRUE(loader.next());  // batch 0: samples 0..7
   try {
@@ -207,10 +210,7 @@ TEST(Loader, AWorkerExceptionSurfacesNamingTheSampleAndTheLoaderGoesOn) {
 
 TEST(Loader, ReadsAtMostPrefetchBatchesAheadOfTheCaller) {
   auto source = std::make_shared<MemorySource>(1000);
-  LoaderOptions options;
-  options.batch_size = 10;
-  options.threads = 2;
-  options.prefetch = 3;
+  LoaderOptions options = two_threads(10, 3);
   Loader loader(source, torch::data::samplers::SequentialSampler(1000), options);
   // Waits until the workers have read `expected` samples (or 10 s), then a little longer, so that
   // any read beyond the bound would have happened.
@@ -231,10 +231,7 @@ TEST(Loader, ReadsAtMostPrefetchBatchesAheadOfTheCaller) {
 TEST(Loader, DestroyingMidEpochCancelsQueuedReadsAndJoins) {
   auto source = std::make_shared<MemorySource>(100000);
   source->delay_us = 200;
-  LoaderOptions options;
-  options.batch_size = 64;
-  options.threads = 2;
-  options.prefetch = 8;
+  LoaderOptions options = two_threads(64, 8);
   {
     Loader loader(source, torch::data::samplers::SequentialSampler(100000), options);
     ASSERT_TRUE(loader.next());
@@ -247,10 +244,7 @@ TEST(Loader, DestroyingMidEpochCancelsQueuedReadsAndJoins) {
 
 TEST(Loader, BatchesTheCallerKeepsAreNeverReusedForLaterBatches) {
   auto source = uint8_source(400);
-  LoaderOptions options;
-  options.batch_size = 8;
-  options.threads = 2;
-  options.prefetch = 2;
+  LoaderOptions options = two_threads(8, 2);
   Loader loader(source, torch::data::samplers::RandomSampler(400), options);
   std::vector<Batch> kept;
   std::set<const void*> storage;
@@ -278,10 +272,7 @@ TEST(Loader, ALoopThatKeepsNoBatchUsesPrefetchPlusOneBuffers) {
   // The iterator lets go of the batch the loop is done with before it waits for the next, so the
   // storage in use is the `prefetch` batches being read plus the one the loop body holds.
   auto source = uint8_source(400);
-  LoaderOptions options;
-  options.batch_size = 8;
-  options.threads = 2;
-  options.prefetch = 2;
+  LoaderOptions options = two_threads(8, 2);
   Loader loader(source, torch::data::samplers::RandomSampler(400), options);
   std::set<const void*> storage;
   std::size_t batches = 0;
@@ -296,9 +287,7 @@ TEST(Loader, ALoopThatKeepsNoBatchUsesPrefetchPlusOneBuffers) {
 
 TEST(Loader, ABatchOutlivesItsLoader) {
   auto source = uint8_source(64);
-  LoaderOptions options;
-  options.batch_size = 16;
-  options.threads = 2;
+  LoaderOptions options = two_threads(16);
   torch::optional<Batch> first;
   torch::optional<Batch> second;
   {
@@ -316,9 +305,7 @@ TEST(Loader, ABatchOutlivesItsLoader) {
 
 TEST(Loader, AugmentHookSeesIdsAndEpochAndItsChangesAreServed) {
   auto source = std::make_shared<MemorySource>(12);
-  LoaderOptions options;
-  options.batch_size = 4;
-  options.threads = 2;
+  LoaderOptions options = two_threads(4);
   std::atomic<int> calls{0};
   options.augment = [&calls](torch::Tensor& images, const std::vector<std::int64_t>& ids,
                              std::int64_t epoch) {
@@ -358,9 +345,7 @@ TEST(Loader, StateResumesExactlyMidEpochWithAMedloadSampler) {
   auto source = std::make_shared<MemorySource>(300);
   std::vector<double> weights(300, 1.0);
   weights[5] = 30.0;
-  LoaderOptions options;
-  options.batch_size = 16;
-  options.threads = 2;
+  LoaderOptions options = two_threads(16);
   samplers::WeightedRandomSamplerOptions sampler_options;
   sampler_options.seed = 42;
 
