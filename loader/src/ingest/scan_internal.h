@@ -45,10 +45,6 @@ class DecodeWorker {
   /// dies or times out on it, the file is `decoder_crash` (with the signal or the timeout in the
   /// detail), a fresh worker is started, and the files queued behind it are handed to that one.
   FileOutcome collect(std::vector<DecodedImage>& frames);
-  /// submit() then collect().
-  FileOutcome decode(const SourceFile& source, std::vector<DecodedImage>& frames);
-  /// Files submitted and not yet collected.
-  std::size_t queued() const { return queue_.size(); }
 
  private:
   struct Queued {

@@ -79,6 +79,13 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
     return std::move(finished.frames);
   };
 
+  // Records the exception in flight (the first one wins) and stops the scan: the worker plumbing
+  // (fork or socket failures) or on_image threw.
+  auto fail = [&] {
+    std::lock_guard lock(commit_mutex);
+    if (!failure) failure = std::current_exception();
+    stop = true;
+  };
   // Commits file i, or leaves it pending until the files before it are in; what that commits
   // joins `ready`, from which every thread takes frames to deliver, one file at a time, so the
   // delivery work (the caller's preprocessing) is shared however the commits fall.
@@ -110,19 +117,11 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
       try {
         for (auto& frame : file.second) on_image(file.first, std::move(frame));
       } catch (...) {
-        std::lock_guard lock(commit_mutex);
-        if (!failure) failure = std::current_exception();
-        stop = true;
+        fail();
       }
     }
     if (progress) progress->advance();
     return true;
-  };
-  // Only the worker plumbing throws (fork or socket failures): the scan cannot go on.
-  auto fail = [&] {
-    std::lock_guard lock(commit_mutex);
-    if (!failure) failure = std::current_exception();
-    stop = true;
   };
 
   // With a worker, a thread keeps one file queued in it ahead of the one it is finishing, so the

@@ -332,11 +332,6 @@ void DecodeWorker::submit(const SourceFile& source) {
   queue_.push_back(queued);
 }
 
-FileOutcome DecodeWorker::decode(const SourceFile& source, std::vector<DecodedImage>& frames) {
-  submit(source);
-  return collect(frames);
-}
-
 FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames) {
   if (queue_.empty()) throw WorkerError("collect() on a decoder worker with no file submitted");
   const Queued head = queue_.front();
