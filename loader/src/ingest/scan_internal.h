@@ -1,5 +1,5 @@
 #pragma once
-// Pieces shared by decode_file, the forked workers and the Scanner.
+// Pieces shared by decode_file, the decoder worker processes and the Scanner.
 
 #include <sys/types.h>
 
@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,7 +26,50 @@ bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& bytes, 
 void validate_frames(const ValidationOptions& options, FileOutcome& outcome,
                      std::vector<DecodedImage>& frames);
 
-/// A forked process that decodes files one at a time, so that a decoder which aborts, crashes
+struct SpawnRequest;
+struct SpawnReply;
+
+/// Forks the decoder workers from a small single-threaded process of its own, itself forked when
+/// a scan starts, before the scan's threads run. Forking the scanning process once its threads
+/// run is unsafe: a lock another thread holds at that instant stays locked forever in the child
+/// (AddressSanitizer's allocator, which unlike glibc's malloc is not locked around fork(), or any
+/// library's), and a replacement worker started after a crash could hang on it. The spawner also
+/// owns the memory each worker shares with the scan: one region per worker, reused by its
+/// replacements. spawn() and reap() may be called from any thread.
+class WorkerSpawner {
+ public:
+  struct Worker {
+    pid_t pid;
+    int fd;  // the scan's end of the worker's socket (close-on-exec)
+  };
+
+  /// Starts the spawner, with a shared region for each of `workers` workers.
+  WorkerSpawner(const ValidationOptions& options, std::size_t workers);
+  ~WorkerSpawner();
+  WorkerSpawner(const WorkerSpawner&) = delete;
+  WorkerSpawner& operator=(const WorkerSpawner&) = delete;
+
+  /// A fresh worker that decodes into region(index).
+  Worker spawn(std::size_t index);
+  /// Waits for worker `pid` to end (killing it first when `kill`, or when it has not ended a few
+  /// seconds after its socket closed) and returns its wait status; nullopt when it was not found.
+  std::optional<int> reap(pid_t pid, bool kill);
+  /// Worker `index`'s shared region; nullptr when the memory could not be mapped (the pixels then
+  /// go through the socket).
+  std::uint8_t* region(std::size_t index) const;
+
+ private:
+  // Sends `request` and waits for the reply; a worker's socket lands in `*fd` when there is one.
+  SpawnReply call(const SpawnRequest& request, int* fd);
+
+  std::mutex mutex_;  // one request at a time on the control socket
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::uint8_t* shared_ = nullptr;
+  std::size_t workers_ = 0;
+};
+
+/// A worker process that decodes files one at a time, so that a decoder which aborts, crashes
 /// or hangs takes down only this worker. The parent side is used by one thread at a time.
 ///
 /// Up to kSlots files may be queued: submit() the next file before collect()ing the current one,
@@ -34,7 +79,8 @@ class DecodeWorker {
  public:
   static constexpr std::size_t kSlots = 2;
 
-  explicit DecodeWorker(const ValidationOptions& options);
+  /// A worker started by `spawner` (which must outlive it), decoding into its region `index`.
+  DecodeWorker(const ValidationOptions& options, WorkerSpawner& spawner, std::size_t index);
   ~DecodeWorker();
   DecodeWorker(const DecodeWorker&) = delete;
   DecodeWorker& operator=(const DecodeWorker&) = delete;
@@ -58,10 +104,12 @@ class DecodeWorker {
   void send_request(Queued& queued);
 
   ValidationOptions options_;
+  WorkerSpawner& spawner_;
+  std::size_t index_;
   pid_t pid_ = -1;
   int fd_ = -1;
-  // Memory shared with the worker (mapped before the fork): kSlots slots, one per queued file,
-  // for a reply's pixels when they fit.
+  // The region shared with the worker: kSlots slots, one per queued file, for a reply's pixels
+  // when they fit.
   std::uint8_t* shared_ = nullptr;
   std::deque<Queued> queue_;
   std::size_t next_slot_ = 0;

@@ -32,11 +32,17 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
       options_.threads > 0 ? options_.threads : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::clamp<int>(threads, 1, static_cast<int>(std::min<std::size_t>(sources.size(), 256)));
 
-  // Codecs and the dictionary are ready before any fork, so each worker starts warm.
+  // Codecs and the dictionary are ready before the spawner is forked, so each worker starts warm.
+  // The spawner is forked here, before the scan's threads run; it forks every worker, the
+  // replacements for crashed ones included.
   detail::prepare_dicom();
+  std::optional<detail::WorkerSpawner> spawner;
   std::vector<std::unique_ptr<detail::DecodeWorker>> workers;
   if (options_.isolation == Isolation::kProcess) {
-    for (int t = 0; t < threads; ++t) workers.push_back(std::make_unique<detail::DecodeWorker>(options_));
+    spawner.emplace(options_, static_cast<std::size_t>(threads));
+    for (int t = 0; t < threads; ++t) {
+      workers.push_back(std::make_unique<detail::DecodeWorker>(options_, *spawner, static_cast<std::size_t>(t)));
+    }
   }
 
   // Files are handed out in input order and committed in input order, so the first copy of
@@ -196,6 +202,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
   for (int t = 0; t < threads; ++t) pool.emplace_back(run, workers.empty() ? nullptr : workers[t].get());
   for (auto& thread : pool) thread.join();
   workers.clear();
+  spawner.reset();
   if (failure) std::rethrow_exception(failure);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return report;

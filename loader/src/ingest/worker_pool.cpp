@@ -1,4 +1,8 @@
-// Crash containment: decoding in forked worker processes, talking over a socket pair.
+// Crash containment: decoding in worker processes, talking over a socket pair. The workers are
+// forked by a single-threaded spawner process (see WorkerSpawner in scan_internal.h), which
+// the scan talks to over a control socket: fixed-size requests (spawn a worker, reap one) and
+// replies, the new worker's socket passed back as SCM_RIGHTS.
+//
 // Wire format, both ways: messages of [u64 length][bytes]. A request is one JSON message (the
 // SourceFile and the slot of shared memory to use); a reply is one JSON message (the outcome and
 // frame headers). The frames' pixels follow in a memory region shared with the worker when they
@@ -26,6 +30,8 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -184,10 +190,11 @@ ReadStatus read_message(int fd, Bytes& out, std::chrono::steady_clock::time_poin
   return read_all(fd, out.data(), length, deadline);
 }
 
-// Closes every descriptor the worker inherited except stdin, stdout, stderr and `keep` (its
-// socket). Another scan thread may have just created a sibling worker's socket when this process
-// was forked; holding the sibling's end open here would keep the parent from ever reading end of
-// file from it, so a crash of the sibling looked like a hang until validate.file_timeout_s.
+// Closes every descriptor the spawner or a worker inherited except stdin, stdout, stderr and
+// `keep` (its socket). The process the spawner is forked from may hold other workers' sockets
+// (another scan running on another thread); holding such a socket open here would keep that scan
+// from ever reading end of file from its worker, so a crash would look like a hang until
+// validate.file_timeout_s.
 void close_inherited_descriptors(int keep) {
   const auto close_between = [](int first, int last) {  // inclusive
     if (first > last) return;
@@ -253,62 +260,263 @@ std::string describe_signal(int sig) {
   return "signal " + std::to_string(sig) + (name ? std::string(", ") + name : std::string());
 }
 
+// How long a reap waits for a worker whose socket has closed to end by itself before killing it.
+constexpr auto kReapGrace = std::chrono::seconds(5);
+
+// Waits for worker `pid` to end and returns its wait status (nullopt when it is no child of this
+// process). One that has not ended after `grace` is killed.
+std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds grace) {
+  const auto give_up = std::chrono::steady_clock::now() + grace;
+  auto pause = std::chrono::microseconds(50);
+  bool killed = false;
+  int status = 0;
+  for (;;) {
+    const pid_t done = ::waitpid(pid, &status, killed ? 0 : WNOHANG);
+    if (done == pid) return status;
+    if (done < 0 && errno == EINTR) continue;
+    if (done < 0) return std::nullopt;
+    if (std::chrono::steady_clock::now() >= give_up) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      continue;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
+// The control protocol between the scan and its spawner: one request, one reply.
+enum SpawnOp : int { kSpawn = 1, kReap = 2 };
+
+struct SpawnRequest {
+  int op;
+  int kill;             // kReap: SIGKILL the worker first
+  std::uint64_t index;  // kSpawn: the worker's shared region
+  pid_t pid;            // kReap
+};
+
+struct SpawnReply {
+  int error;  // errno of a failed spawn, 0 otherwise
+  int found;  // kReap: the worker was waited for
+  int status;
+  pid_t pid;
+};
+
+namespace {
+
+// Sends `reply`, with `fd` attached when it is not -1.
+bool send_reply(int control, const SpawnReply& reply, int fd) {
+  iovec iov{const_cast<SpawnReply*>(&reply), sizeof reply};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  alignas(cmsghdr) char control_bytes[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    message.msg_control = control_bytes;
+    message.msg_controllen = sizeof control_bytes;
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
+  }
+  for (;;) {
+    const ssize_t n = ::sendmsg(control, &message, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    return n == static_cast<ssize_t>(sizeof reply);
+  }
+}
+
+// The spawner process: serves spawn and reap requests one at a time until the scan closes the
+// control socket, then exits; the workers it leaves are killed by their parent-death signal.
+[[noreturn]] void spawner_main(int control, const ValidationOptions& options, std::uint8_t* shared,
+                               std::size_t workers) {
+  close_inherited_descriptors(control);
+  // A program that ignores SIGCHLD would have its children reaped without their status, which
+  // names the signal a decoder crashed with.
+  ::signal(SIGCHLD, SIG_DFL);
+  const pid_t self = ::getpid();
+  for (;;) {
+    SpawnRequest request{};
+    ssize_t n = 0;
+    while ((n = ::recv(control, &request, sizeof request, 0)) < 0 && errno == EINTR) {
+    }
+    if (n != static_cast<ssize_t>(sizeof request)) ::_exit(0);
+    SpawnReply reply{};
+    int scan_end = -1;
+    if (request.op == kSpawn && request.index < workers) {
+      int fds[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        reply.error = errno;
+      } else {
+        // Large socket buffers: a 2048 x 2048 16-bit frame is 8 MB, moved in few system calls
+        // when it does not fit the shared region.
+        const int buffer = 4 << 20;
+        for (int fd : fds) {
+          ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+          ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+        }
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+          ::close(control);
+          ::close(fds[0]);
+#ifdef __linux__
+          ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the spawner, which never outlives the scan
+          if (::getppid() != self) ::_exit(0);  // it ended before the line above
+#endif
+          worker_main(fds[1], options, shared == nullptr ? nullptr : shared + request.index * kSharedBytes);
+        }
+        ::close(fds[1]);
+        if (pid < 0) {
+          reply.error = errno;
+          ::close(fds[0]);
+        } else {
+          reply.pid = pid;
+          scan_end = fds[0];
+        }
+      }
+    } else if (request.op == kReap) {
+      const auto status = wait_for(request.pid, request.kill ? std::chrono::milliseconds(0) : kReapGrace);
+      reply.found = status.has_value();
+      reply.status = status.value_or(0);
+    } else {
+      reply.error = EINVAL;
+    }
+    const bool sent = send_reply(control, reply, scan_end);
+    if (scan_end >= 0) ::close(scan_end);
+    if (!sent) ::_exit(0);
+  }
+}
+
 }  // namespace
 
 void set_pre_decode_hook(PreDecodeHook hook) { hook_storage() = std::move(hook); }
 
-DecodeWorker::DecodeWorker(const ValidationOptions& options) : options_(options) { start(); }
-
-DecodeWorker::~DecodeWorker() { stop(); }
-
-void DecodeWorker::start() {
+WorkerSpawner::WorkerSpawner(const ValidationOptions& options, std::size_t workers) : workers_(workers) {
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-    throw IoError(std::string("cannot create a decoder worker's socket: ") + std::strerror(errno));
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    throw IoError(std::string("cannot create the decoder workers' control socket: ") + std::strerror(errno));
   }
-  // Large socket buffers: a 2048 x 2048 16-bit frame is 8 MB, moved in few system calls.
-  const int buffer = 4 << 20;
-  for (int fd : fds) {
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
-  }
-  // Without the shared region (mmap refused), pixels go through the socket.
-  void* shared = ::mmap(nullptr, kSharedBytes, PROT_READ | PROT_WRITE,
+  // Without the shared regions (mmap refused), pixels go through the sockets. Only the pages a
+  // reply touches are ever backed by memory.
+  void* shared = ::mmap(nullptr, workers * kSharedBytes, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   shared_ = shared == MAP_FAILED ? nullptr : static_cast<std::uint8_t*>(shared);
   const pid_t pid = ::fork();
   if (pid < 0) {
+    const int error = errno;
     ::close(fds[0]);
     ::close(fds[1]);
-    if (shared_ != nullptr) ::munmap(shared_, kSharedBytes);
-    shared_ = nullptr;
-    throw IoError(std::string("cannot fork a decoder worker: ") + std::strerror(errno));
+    if (shared_ != nullptr) ::munmap(shared_, workers * kSharedBytes);
+    throw IoError(std::string("cannot fork the decoder workers' spawner: ") + std::strerror(error));
   }
   if (pid == 0) {
     ::close(fds[0]);
 #ifdef __linux__
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the scan
 #endif
-    worker_main(fds[1], options_, shared_);
+    spawner_main(fds[1], options, shared_, workers);
   }
   ::close(fds[1]);
   pid_ = pid;
   fd_ = fds[0];
 }
 
+WorkerSpawner::~WorkerSpawner() {
+  ::close(fd_);  // the spawner reads end of file and exits
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (shared_ != nullptr) ::munmap(shared_, workers_ * kSharedBytes);
+}
+
+SpawnReply WorkerSpawner::call(const SpawnRequest& request, int* fd) {
+  SpawnReply reply{};
+  iovec iov{&reply, sizeof reply};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  alignas(cmsghdr) char control_bytes[CMSG_SPACE(sizeof(int))] = {};
+  message.msg_control = control_bytes;
+  message.msg_controllen = sizeof control_bytes;
+  std::lock_guard lock(mutex_);
+  ssize_t n = 0;
+  while ((n = ::send(fd_, &request, sizeof request, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  if (n == static_cast<ssize_t>(sizeof request)) {
+    while ((n = ::recvmsg(fd_, &message, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+  }
+  if (n != static_cast<ssize_t>(sizeof reply)) {
+    throw WorkerError("the decoder workers' spawner process is gone (killed or crashed); the scan cannot go on");
+  }
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+    int received = -1;
+    std::memcpy(&received, CMSG_DATA(header), sizeof received);
+    if (fd != nullptr && *fd < 0) {
+      *fd = received;
+    } else {
+      ::close(received);
+    }
+  }
+  return reply;
+}
+
+WorkerSpawner::Worker WorkerSpawner::spawn(std::size_t index) {
+  SpawnRequest request{};
+  request.op = kSpawn;
+  request.index = index;
+  int fd = -1;
+  const SpawnReply reply = call(request, &fd);
+  if (reply.error != 0 || fd < 0) {
+    if (fd >= 0) ::close(fd);
+    throw IoError(std::string("cannot start a decoder worker: ") +
+                  std::strerror(reply.error != 0 ? reply.error : EPROTO));
+  }
+  return {reply.pid, fd};
+}
+
+std::optional<int> WorkerSpawner::reap(pid_t pid, bool kill) {
+  SpawnRequest request{};
+  request.op = kReap;
+  request.kill = kill ? 1 : 0;
+  request.pid = pid;
+  const SpawnReply reply = call(request, nullptr);
+  if (!reply.found) return std::nullopt;
+  return reply.status;
+}
+
+std::uint8_t* WorkerSpawner::region(std::size_t index) const {
+  return shared_ == nullptr || index >= workers_ ? nullptr : shared_ + index * kSharedBytes;
+}
+
+DecodeWorker::DecodeWorker(const ValidationOptions& options, WorkerSpawner& spawner, std::size_t index)
+    : options_(options), spawner_(spawner), index_(index), shared_(spawner.region(index)) {
+  start();
+}
+
+DecodeWorker::~DecodeWorker() { stop(); }
+
+void DecodeWorker::start() {
+  const WorkerSpawner::Worker worker = spawner_.spawn(index_);
+  pid_ = worker.pid;
+  fd_ = worker.fd;
+}
+
 void DecodeWorker::stop() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   if (pid_ > 0) {
-    // Other workers hold copies of this socket, so closing it does not end the worker: kill it.
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    try {
+      spawner_.reap(pid_, true);
+    } catch (const WorkerError&) {
+      // The spawner is gone, and its workers with it (their parent-death signal).
     }
   }
   pid_ = -1;
-  if (shared_ != nullptr) ::munmap(shared_, kSharedBytes);
-  shared_ = nullptr;
 }
 
 void DecodeWorker::send_request(Queued& queued) {
@@ -380,21 +588,19 @@ FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames) {
              " s (validate.file_timeout_s); its worker process was killed";
     stop();
   } else {
-    int wstatus = 0;
-    pid_t done = 0;
-    while ((done = ::waitpid(pid_, &wstatus, 0)) < 0 && errno == EINTR) {
-    }
-    if (done == pid_ && WIFSIGNALED(wstatus)) {
+    ::close(fd_);
+    fd_ = -1;
+    const std::optional<int> wstatus = spawner_.reap(pid_, false);
+    pid_ = -1;
+    if (wstatus && WIFSIGNALED(*wstatus)) {
       detail =
-          "the decoder crashed on this file (" + describe_signal(WTERMSIG(wstatus)) + "); the scan went on";
-    } else if (done == pid_ && WIFEXITED(wstatus)) {
-      detail = "the decoder's worker process exited with code " + std::to_string(WEXITSTATUS(wstatus)) +
+          "the decoder crashed on this file (" + describe_signal(WTERMSIG(*wstatus)) + "); the scan went on";
+    } else if (wstatus && WIFEXITED(*wstatus)) {
+      detail = "the decoder's worker process exited with code " + std::to_string(WEXITSTATUS(*wstatus)) +
                " on this file; the scan went on";
     } else {
       detail = "the decoder's worker process stopped answering on this file";
     }
-    if (done == pid_) pid_ = -1;
-    stop();
   }
   detail::reject(outcome, Reason::kDecoderCrash, detail);
   // Keep what is known without the decoder: the file's size and hash are cheap to recompute.

@@ -1,7 +1,7 @@
 // The Scanner: crash containment, timeouts, determinism across thread counts, the callback.
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gdcmImageReader.h>
@@ -13,8 +13,10 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
+#include "medload/core/error.h"
 #include "medload/loader/ingest/scanner.h"
 #include "test_util.h"
 
@@ -65,15 +67,23 @@ TEST(Scanner, DecoderThatAbortsOrSegfaultsMarksOnlyItsFileAndTheScanGoesOn) {
 }
 
 TEST(Scanner, AWorkerHoldsNoDescriptorItInheritedBesideItsSocket) {
-  // A pipe the parent has open when a worker is forked stands in for a sibling worker's socket
-  // that another scan thread has just created. Were the worker to keep it, the parent would
-  // never see end of file from that sibling when it crashes, only the per-file timeout.
+  // A pipe the scanning process has open when the scan starts stands in for the worker sockets of
+  // another scan running on another thread. Were a worker to keep it, that scan would never see
+  // end of file from its own worker when it crashes, only the per-file timeout.
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
+  struct stat pipe_stat {};
+  ASSERT_EQ(::fstat(pipe_fds[1], &pipe_stat), 0);
   TempDir dir("fds");
   make_images(dir, {"a.png", "b.png"});
-  HookGuard hook([held = pipe_fds[1]](const std::string&) {
-    if (::fcntl(held, F_GETFD) != -1) std::abort();  // inherited and still open
+  // The descriptor's number may have been reused for something else in the worker: compare the
+  // file it refers to.
+  HookGuard hook([held = pipe_fds[1], pipe_stat](const std::string&) {
+    struct stat held_stat {};
+    if (::fstat(held, &held_stat) == 0 && held_stat.st_dev == pipe_stat.st_dev &&
+        held_stat.st_ino == pipe_stat.st_ino) {
+      std::abort();  // inherited and still open
+    }
   });
   ValidationOptions options;
   options.threads = 1;
@@ -245,6 +255,59 @@ TEST(Scanner, FilesQueuedBehindACrashAreDecodedByTheReplacementWorker) {
     EXPECT_EQ(pixels[i], expected[0].pixels) << sources[i].path;
   }
   EXPECT_EQ(pixels.size(), 4u);
+}
+
+TEST(Scanner, WorkersAndTheirReplacementsAreForkedByOneSpawnerNotByTheScanningProcess) {
+  // A scan thread forking a replacement worker while another thread holds a lock (the allocator's
+  // under AddressSanitizer, any library's) would hand the child a lock nobody releases: every
+  // worker must come from the single-threaded spawner.
+  TempDir dir("spawner");
+  TempDir logs("spawner_log");
+  make_images(dir, {"a.png", "b_abort_me.png", "c.png", "d_abort_me.png", "e.png", "f.png"});
+  const std::string log = logs / "parents.txt";
+  HookGuard hook([log](const std::string& path) {
+    std::ofstream(log, std::ios::app) << ::getpid() << ' ' << ::getppid() << '\n';
+    if (contains(path, "abort_me")) std::abort();
+  });
+  ValidationOptions options;
+  options.threads = 2;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(report.files.size(), 6u);
+  for (const auto& f : report.files) EXPECT_EQ(f.ok, !contains(f.path, "_me")) << f.path << ": " << f.detail;
+  std::ifstream in(log);
+  std::set<long> workers;
+  std::set<long> parents;
+  long worker = 0;
+  long parent = 0;
+  while (in >> worker >> parent) {
+    workers.insert(worker);
+    parents.insert(parent);
+  }
+  // Each abort ends a worker and the files after it go to replacements: whatever the order, at
+  // least three workers decoded something.
+  EXPECT_GE(workers.size(), 3u);
+  ASSERT_EQ(parents.size(), 1u);
+  EXPECT_NE(*parents.begin(), static_cast<long>(::getpid()));
+}
+
+TEST(Scanner, ASpawnerKilledMidScanIsAClearErrorNotAHang) {
+  TempDir dir("spawner_killed");
+  make_images(dir, {"a.png", "b_kill_spawner.png", "c.png", "d.png"});
+  HookGuard hook([](const std::string& path) {
+    if (contains(path, "kill_spawner")) {
+      ::kill(::getppid(), SIGKILL);
+      std::abort();  // so that a replacement is needed
+    }
+  });
+  ValidationOptions options;
+  options.threads = 2;
+  options.file_timeout_s = 60;
+  try {
+    Scanner(options).scan(list_sources(dir.path().string()));
+    FAIL() << "the scan went on without its spawner";
+  } catch (const WorkerError& e) {
+    EXPECT_TRUE(contains(e.what(), "spawner process is gone")) << e.what();
+  }
 }
 
 TEST(Scanner, CallbackGetsEveryFrameOfOkFilesOnlyWithTheirInfo) {
