@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "medload/core/error.h"
@@ -117,6 +118,35 @@ TEST(Validation, BlankImageIsBlankAndANoisyDarkImageIsNot) {
   expect_reason(decode_one(dir / "black.png"), Reason::kBlank);
   expect_reason(decode_one(dir / "gray16.png"), Reason::kBlank);
   EXPECT_TRUE(decode_one(dir / "dark.png").ok);
+}
+
+TEST(Validation, TheBlankLimitAppliesToTheExactPixelStandardDeviation) {
+  // Half the pixels at a, half at b: the standard deviation is exactly |a - b| / 2. A limit just
+  // above it makes the image blank, just below it not. The 2048 px image spans many of the
+  // blocks 8-bit values are summed in.
+  struct Case {
+    const char* name;
+    int side;
+    int type;
+    double a;
+    double b;
+    int bits;
+  };
+  TempDir dir("blank_limit");
+  for (const Case& c : {Case{"u8.png", 64, CV_8UC1, 100, 102, 8}, Case{"u8_large.png", 2048, CV_8UC1, 7, 9, 8},
+                        Case{"u8_color.png", 64, CV_8UC3, 250, 252, 8},
+                        Case{"u16.png", 64, CV_16UC1, 60000, 60200, 16}}) {
+    cv::Mat image(c.side, c.side, c.type, cv::Scalar::all(c.a));
+    image.rowRange(0, c.side / 2).setTo(cv::Scalar::all(c.b));
+    write_image(dir / c.name, image);
+    const double fraction = std::abs(c.a - c.b) / 2 / (std::ldexp(1.0, c.bits) - 1);
+    ValidationOptions options;
+    options.blank_std_fraction = fraction * 1.000001;
+    expect_reason(decode_one(dir / c.name, options), Reason::kBlank);
+    options.blank_std_fraction = fraction * 0.999999;
+    const FileOutcome o = decode_one(dir / c.name, options);
+    EXPECT_TRUE(o.ok) << c.name << ": " << o.detail;
+  }
 }
 
 TEST(Validation, TinyImageIsTooSmallAndTheLimitIsConfigurable) {
