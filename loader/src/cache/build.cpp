@@ -149,9 +149,8 @@ std::map<std::string, std::string> raw_meta(const SampleInfo& info) {
 // Files being assembled from their frames while the scan runs, and batches waiting to be written.
 class Collector {
  public:
-  Collector(const std::vector<SourceFile>& sources, const std::string& folder, const std::string& key,
-            int batch_files)
-      : sources_(sources), folder_(folder), key_(key), batch_files_(static_cast<std::size_t>(batch_files)) {}
+  Collector(const std::string& folder, const std::string& key, int batch_files)
+      : folder_(folder), key_(key), batch_files_(static_cast<std::size_t>(batch_files)) {}
 
   void add(std::size_t file_index, const DecodedImage& decoded, PreprocessedImage&& image) {
     FrameRecord frame;
@@ -176,6 +175,7 @@ class Collector {
       std::lock_guard<std::mutex> lock(mutex_);
       Pending& pending = pending_[file_index];
       pending.file.format = decoded.format;
+      pending.file.source_hash = hash_hex(decoded.source_hash);
       pending.file.frame_count = decoded.frame_count;
       pending.file.frames.push_back(std::move(frame));
       pending.frame_hashes[decoded.frame_index] = decoded_hash;
@@ -205,7 +205,6 @@ class Collector {
   }
 
   std::map<std::size_t, FileRecord>& done() { return done_; }
-  std::int64_t hash_ns() const { return hash_ns_; }
   std::int64_t write_ns() const { return write_ns_; }
 
  private:
@@ -228,20 +227,14 @@ class Collector {
       indices.push_back(index);
       batch.push_back(std::move(file));
     }
-    auto start = Clock::now();
-    for (std::size_t k = 0; k < batch.size(); ++k)
-      batch[k].source_hash = hash_file(sources_[indices[k]].path);
-    const std::int64_t hashed = ns_since(start);
-    start = Clock::now();
+    const auto start = Clock::now();
     detail::write_batch(folder_, key_, batch);
     const std::int64_t written = ns_since(start);
     std::lock_guard<std::mutex> lock(mutex_);
-    hash_ns_ += hashed;
     write_ns_ += written;
     for (std::size_t k = 0; k < batch.size(); ++k) done_[indices[k]] = std::move(batch[k]);
   }
 
-  const std::vector<SourceFile>& sources_;
   std::string folder_;
   std::string key_;
   std::size_t batch_files_;
@@ -249,7 +242,6 @@ class Collector {
   std::map<std::size_t, Pending> pending_;
   std::vector<std::pair<std::size_t, FileRecord>> waiting_;
   std::map<std::size_t, FileRecord> done_;
-  std::int64_t hash_ns_ = 0;
   std::int64_t write_ns_ = 0;
 };
 
@@ -462,7 +454,7 @@ BuildResult build_cache(const BuildOptions& options_in) {
   // Decode, validate and preprocess what is left, on the scanner's threads.
   Progress progress("build", sources.size(), "files", options.progress);
   progress.advance(sources.size() - to_scan.size());
-  Collector collector(to_scan, work, key, options.batch_files);
+  Collector collector(work, key, options.batch_files);
   std::mutex times_mutex;
   StageTimes times;
   const auto scan_start = Clock::now();
@@ -735,7 +727,6 @@ BuildResult build_cache(const BuildOptions& options_in) {
       {"stage_cost_ns",
        {{"preprocess", preprocess_cost},
         {"hash_sources_for_reuse", reuse_hash_ns},
-        {"hash_decoded_sources", collector.hash_ns()},
         {"write_work_batches", collector.write_ns()},
         {"assemble_read", read_ns},
         {"assemble_compress", compress_ns},

@@ -207,6 +207,7 @@ FileOutcome decode_file(const SourceFile& source, const ValidationOptions& optio
   detail::validate_frames(options, outcome, decoded);
   for (auto& frame : decoded) {
     frame.source_path = source.report_path;
+    frame.source_hash = outcome.content_hash;
     frame.info = info;
     frames.push_back(std::move(frame));
   }

@@ -41,7 +41,8 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
   if (options_.isolation == Isolation::kProcess) {
     spawner.emplace(options_, static_cast<std::size_t>(threads));
     for (int t = 0; t < threads; ++t) {
-      workers.push_back(std::make_unique<detail::DecodeWorker>(options_, *spawner, static_cast<std::size_t>(t)));
+      workers.push_back(
+          std::make_unique<detail::DecodeWorker>(options_, *spawner, static_cast<std::size_t>(t)));
     }
   }
 

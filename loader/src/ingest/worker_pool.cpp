@@ -112,9 +112,9 @@ nlohmann::json frame_header(const DecodedImage& f) {
   nlohmann::json j = {{"height", f.height},           {"width", f.width},
                       {"channels", f.channels},       {"type", static_cast<int>(f.type)},
                       {"bits_stored", f.bits_stored}, {"was_monochrome1", f.was_monochrome1},
-                      {"source_path", f.source_path}, {"frame_index", f.frame_index},
-                      {"frame_count", f.frame_count}, {"format", f.format},
-                      {"info", info_to_json(f.info)}};
+                      {"source_path", f.source_path}, {"source_hash", f.source_hash},
+                      {"frame_index", f.frame_index}, {"frame_count", f.frame_count},
+                      {"format", f.format},           {"info", info_to_json(f.info)}};
   if (f.window_center) j["window_center"] = *f.window_center;
   if (f.window_width) j["window_width"] = *f.window_width;
   return j;
@@ -129,6 +129,7 @@ DecodedImage frame_from_header(const nlohmann::json& j) {
   f.bits_stored = j.at("bits_stored").get<int>();
   f.was_monochrome1 = j.at("was_monochrome1").get<bool>();
   f.source_path = j.at("source_path").get<std::string>();
+  f.source_hash = j.at("source_hash").get<std::uint64_t>();
   f.frame_index = j.at("frame_index").get<int>();
   f.frame_count = j.at("frame_count").get<int>();
   f.format = j.at("format").get<std::string>();
@@ -363,7 +364,7 @@ bool send_reply(int control, const SpawnReply& reply, int fd) {
           ::close(control);
           ::close(fds[0]);
 #ifdef __linux__
-          ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the spawner, which never outlives the scan
+          ::prctl(PR_SET_PDEATHSIG, SIGKILL);   // never outlive the spawner, which never outlives the scan
           if (::getppid() != self) ::_exit(0);  // it ended before the line above
 #endif
           worker_main(fds[1], options, shared == nullptr ? nullptr : shared + request.index * kSharedBytes);
@@ -450,7 +451,8 @@ SpawnReply WorkerSpawner::call(const SpawnRequest& request, int* fd) {
     }
   }
   if (n != static_cast<ssize_t>(sizeof reply)) {
-    throw WorkerError("the decoder workers' spawner process is gone (killed or crashed); the scan cannot go on");
+    throw WorkerError(
+        "the decoder workers' spawner process is gone (killed or crashed); the scan cannot go on");
   }
   for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
     if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;

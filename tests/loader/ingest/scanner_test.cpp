@@ -203,7 +203,8 @@ TEST(Scanner, WorkersDeliverTheSamePixelsAsInProcessDecodingSmallOrLarge) {
   std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "multi.dcm");
   write_image(dir / "large.png", textured(4100, 4200, CV_16UC1, 3));
   const auto sources = list_sources(dir.path().string());
-  std::map<std::pair<Isolation, int>, std::map<std::pair<std::size_t, int>, std::vector<std::uint8_t>>> pixels;
+  std::map<std::pair<Isolation, int>, std::map<std::pair<std::size_t, int>, std::vector<std::uint8_t>>>
+      pixels;
   // One thread queues each next file in its worker (alternate slots); two threads decode in two.
   for (int threads : {1, 2}) {
     for (Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
@@ -315,24 +316,33 @@ TEST(Scanner, CallbackGetsEveryFrameOfOkFilesOnlyWithTheirInfo) {
   make_images(dir, {"cls_a/1.png", "cls_b/2.png"});
   std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "cls_a/multi.dcm");
   test::write_bytes(dir / "cls_b/bad.png", "x");
-  std::mutex mutex;
-  std::vector<std::pair<std::size_t, int>> seen;  // (file index, frame index)
-  std::vector<std::string> labels(4);
-  ValidationOptions options;
-  options.threads = 2;
   const auto sources = list_sources(dir.path().string());
-  const ScanReport report = Scanner(options).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
-    std::lock_guard lock(mutex);
-    seen.emplace_back(file, frame.frame_index);
-    labels[file] = frame.info.labels.at(0);
-  });
-  std::sort(seen.begin(), seen.end());
-  // sorted sources: cls_a/1.png, cls_a/multi.dcm, cls_b/2.png, cls_b/bad.png
-  const std::vector<std::pair<std::size_t, int>> expected = {{0, 0}, {1, 0}, {1, 1}, {2, 0}};
-  EXPECT_EQ(seen, expected);
-  EXPECT_EQ(labels[1], "cls_a");
-  EXPECT_EQ(labels[2], "cls_b");
-  EXPECT_EQ(report.ok_count(), 3u);
+  for (Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
+    std::mutex mutex;
+    std::vector<std::pair<std::size_t, int>> seen;  // (file index, frame index)
+    std::vector<std::string> labels(4);
+    std::vector<std::uint64_t> source_hashes(4);
+    ValidationOptions options;
+    options.threads = 2;
+    options.isolation = isolation;
+    const ScanReport report = Scanner(options).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
+      std::lock_guard lock(mutex);
+      seen.emplace_back(file, frame.frame_index);
+      labels[file] = frame.info.labels.at(0);
+      source_hashes[file] = frame.source_hash;
+    });
+    std::sort(seen.begin(), seen.end());
+    // sorted sources: cls_a/1.png, cls_a/multi.dcm, cls_b/2.png, cls_b/bad.png
+    const std::vector<std::pair<std::size_t, int>> expected = {{0, 0}, {1, 0}, {1, 1}, {2, 0}};
+    EXPECT_EQ(seen, expected);
+    EXPECT_EQ(labels[1], "cls_a");
+    EXPECT_EQ(labels[2], "cls_b");
+    EXPECT_EQ(report.ok_count(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_NE(source_hashes[i], 0u) << sources[i].path;  // each frame names the bytes it came from
+      EXPECT_EQ(source_hashes[i], report.files[i].content_hash) << sources[i].path;
+    }
+  }
 }
 
 TEST(Scanner, ExceptionFromTheCallbackStopsTheScanAndIsRethrown) {

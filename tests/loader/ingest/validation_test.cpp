@@ -133,9 +133,9 @@ TEST(Validation, TheBlankLimitAppliesToTheExactPixelStandardDeviation) {
     int bits;
   };
   TempDir dir("blank_limit");
-  for (const Case& c : {Case{"u8.png", 64, CV_8UC1, 100, 102, 8}, Case{"u8_large.png", 2048, CV_8UC1, 7, 9, 8},
-                        Case{"u8_color.png", 64, CV_8UC3, 250, 252, 8},
-                        Case{"u16.png", 64, CV_16UC1, 60000, 60200, 16}}) {
+  for (const Case& c :
+       {Case{"u8.png", 64, CV_8UC1, 100, 102, 8}, Case{"u8_large.png", 2048, CV_8UC1, 7, 9, 8},
+        Case{"u8_color.png", 64, CV_8UC3, 250, 252, 8}, Case{"u16.png", 64, CV_16UC1, 60000, 60200, 16}}) {
     cv::Mat image(c.side, c.side, c.type, cv::Scalar::all(c.a));
     image.rowRange(0, c.side / 2).setTo(cv::Scalar::all(c.b));
     write_image(dir / c.name, image);

@@ -59,9 +59,12 @@ struct DecodedImage {
   bool was_monochrome1 = false;
 
   std::string source_path;  ///< the input file, as listed in the scan report
-  int frame_index = 0;      ///< 0-based frame within a multi-frame source
-  int frame_count = 1;      ///< frames in the source
-  std::string format;       ///< decoder that produced it: "png", "jpeg", "tiff", "bmp", "dicom"
+  /// XXH64 of the input file's bytes as decoded (the scan report's content_hash), so that later
+  /// stages can identify the file without reading it again.
+  std::uint64_t source_hash = 0;
+  int frame_index = 0;  ///< 0-based frame within a multi-frame source
+  int frame_count = 1;  ///< frames in the source
+  std::string format;   ///< decoder that produced it: "png", "jpeg", "tiff", "bmp", "dicom"
   SampleInfo info;
 };
 
