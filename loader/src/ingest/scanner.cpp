@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <map>
@@ -94,9 +95,22 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
     stop = true;
   };
   // Commits file i, or leaves it pending until the files before it are in; what that commits
-  // joins `ready`, from which every thread takes frames to deliver, one file at a time, so the
-  // delivery work (the caller's preprocessing) is shared however the commits fall.
-  std::deque<std::pair<std::size_t, std::vector<DecodedImage>>> ready;
+  // joins `ready`, from which every thread takes frames to deliver, one frame at a time, so the
+  // delivery work (the caller's preprocessing) is shared however the commits fall, and the frames
+  // of one multi-frame file are shared too. A file without frames (rejected) has one entry without
+  // a frame, for the progress.
+  struct Ready {
+    std::size_t file;
+    std::optional<DecodedImage> frame;
+    bool last;  // the file's last entry: the progress advances by one file
+  };
+  std::deque<Ready> ready;
+  auto make_ready_locked = [&](std::size_t i, std::vector<DecodedImage> frames) {
+    if (frames.empty()) ready.push_back({i, std::nullopt, true});
+    for (std::size_t k = 0; k < frames.size(); ++k) {
+      ready.push_back({i, std::move(frames[k]), k + 1 == frames.size()});
+    }
+  };
   auto complete = [&](std::size_t i, Finished finished) {
     {
       std::lock_guard lock(commit_mutex);
@@ -104,30 +118,30 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
         pending.emplace(i, std::move(finished));
         return;
       }
-      ready.emplace_back(i, commit_locked(finished));
+      make_ready_locked(i, commit_locked(finished));
       for (auto it = pending.begin(); it != pending.end() && it->first == committed; it = pending.erase(it)) {
-        ready.emplace_back(it->first, commit_locked(it->second));
+        make_ready_locked(it->first, commit_locked(it->second));
       }
     }
     committed_cv.notify_all();
   };
-  // Delivers one ready file; false when none was ready.
+  // Delivers one ready frame; false when none was ready.
   auto deliver_one = [&] {
-    std::pair<std::size_t, std::vector<DecodedImage>> file;
+    std::optional<Ready> entry;
     {
       std::lock_guard lock(commit_mutex);
       if (ready.empty()) return false;
-      file = std::move(ready.front());
+      entry.emplace(std::move(ready.front()));
       ready.pop_front();
     }
-    if (!stop.load() && on_image) {
+    if (entry->frame && !stop.load() && on_image) {
       try {
-        for (auto& frame : file.second) on_image(file.first, std::move(frame));
+        on_image(entry->file, std::move(*entry->frame));
       } catch (...) {
         fail();
       }
     }
-    if (progress) progress->advance();
+    if (entry->last && progress) progress->advance();
     return true;
   };
 
@@ -136,12 +150,13 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
   // next file only when that needs no waiting for the memory bound; it waits only with nothing
   // queued, so a thread never waits for a commit that its own queued file holds up.
   auto run = [&](detail::DecodeWorker* worker) {
-    std::optional<std::size_t> queued;  // submitted to the worker, not yet collected
+    constexpr std::size_t kNothing = SIZE_MAX;
+    std::size_t queued = kNothing;  // submitted to the worker, not yet collected
     for (;;) {
       const std::size_t i = next.fetch_add(1);
       const bool claimed = i < sources.size();
       bool submitted = false;
-      if (claimed && queued && !stop.load()) {
+      if (claimed && queued != kNothing && !stop.load()) {
         {
           std::lock_guard lock(commit_mutex);
           submitted = i < committed + ahead;
@@ -155,7 +170,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
         }
       }
       deliver_one();  // this thread's share of the committed files, while its worker decodes
-      if (queued) {
+      if (queued != kNothing) {
         Finished finished;
         if (!stop.load()) {
           try {
@@ -164,8 +179,8 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
             fail();
           }
         }
-        complete(*queued, std::move(finished));
-        queued.reset();
+        complete(queued, std::move(finished));
+        queued = kNothing;
       }
       if (!claimed) {
         while (deliver_one()) {
