@@ -34,7 +34,14 @@ bool copy_pixels(const cv::Mat& mat, DecodedImage& image) {
   const std::size_t elem = static_cast<std::size_t>(bytes_per_element(image.type));
   const std::size_t out_pixel = elem * static_cast<std::size_t>(image.channels);
   const std::size_t in_pixel = elem * static_cast<std::size_t>(in_channels);
-  image.pixels.resize(static_cast<std::size_t>(mat.rows) * mat.cols * out_pixel);
+  image.bits_stored = depth == CV_8U ? 8 : depth == CV_32F ? 32 : 16;
+  const std::size_t bytes = static_cast<std::size_t>(mat.rows) * mat.cols * out_pixel;
+  if (in_pixel == out_pixel && mat.isContinuous()) {
+    // One copy, without first zero-filling the vector (a 2048 px image is 4-8 MB).
+    image.pixels.assign(mat.data, mat.data + bytes);
+    return true;
+  }
+  image.pixels.resize(bytes);
   for (int r = 0; r < mat.rows; ++r) {
     const std::uint8_t* src = mat.ptr<std::uint8_t>(r);
     std::uint8_t* dst = image.pixels.data() + static_cast<std::size_t>(r) * mat.cols * out_pixel;
@@ -44,7 +51,6 @@ bool copy_pixels(const cv::Mat& mat, DecodedImage& image) {
       for (int c = 0; c < mat.cols; ++c) std::memcpy(dst + c * out_pixel, src + c * in_pixel, out_pixel);
     }
   }
-  image.bits_stored = depth == CV_8U ? 8 : depth == CV_32F ? 32 : 16;
   return true;
 }
 
