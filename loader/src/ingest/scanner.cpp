@@ -169,7 +169,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
           }
         }
       }
-      deliver_one();  // this thread's share of the committed files, while its worker decodes
+      deliver_one();  // this thread's share of the committed frames, while its worker decodes
       if (queued != kNothing) {
         Finished finished;
         if (!stop.load()) {
