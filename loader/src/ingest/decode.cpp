@@ -27,16 +27,17 @@ template <typename T>
 void integer_moments(const T* p, std::size_t count, __int128& sum, unsigned __int128& sum_sq) {
   // 65536 values of at most 255^2 sum to less than 2^32.
   constexpr std::size_t kBlock = sizeof(T) == 1 ? std::size_t{1} << 16 : std::size_t{1} << 30;
-  using Lane = std::conditional_t<sizeof(T) == 1, std::uint32_t, std::uint64_t>;
-  using Signed = std::conditional_t<sizeof(T) == 1, std::uint32_t, std::int64_t>;
+  // Values widen to Value (signed for int16), their squares to Square.
+  using Square = std::conditional_t<sizeof(T) == 1, std::uint32_t, std::uint64_t>;
+  using Value = std::conditional_t<sizeof(T) == 1, std::uint32_t, std::int64_t>;
   for (std::size_t start = 0; start < count; start += kBlock) {
     const std::size_t end = std::min(count, start + kBlock);
-    Signed s = 0;
-    Lane q = 0;
+    Value s = 0;
+    Square q = 0;
     for (std::size_t i = start; i < end; ++i) {
-      const Signed v = static_cast<Signed>(p[i]);
+      const Value v = static_cast<Value>(p[i]);
       s += v;
-      q += static_cast<Lane>(v * v);
+      q += static_cast<Square>(v * v);
     }
     sum += s;
     sum_sq += q;
@@ -77,9 +78,8 @@ double pixel_std(const DecodedImage& image) {
   }
   // count^2 * variance = count * sum_sq - sum^2, exact in 128 bits for up to 2^32 16-bit values.
   const unsigned __int128 n = count;
-  const unsigned __int128 square_of_sum = static_cast<unsigned __int128>(sum < 0 ? -sum : sum) *
-                                          static_cast<unsigned __int128>(sum < 0 ? -sum : sum);
-  const unsigned __int128 scaled = n * sum_sq - square_of_sum;
+  const auto magnitude = static_cast<unsigned __int128>(sum < 0 ? -sum : sum);
+  const unsigned __int128 scaled = n * sum_sq - magnitude * magnitude;
   return std::sqrt(static_cast<double>(scaled)) / static_cast<double>(count);
 }
 
