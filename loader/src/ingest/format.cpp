@@ -30,6 +30,9 @@ RasterHeader png_header(const std::uint8_t* d, std::size_t n) {
   h.width = be32(d + 16);
   h.height = be32(d + 20);
   h.bit_depth = d[24];
+  // By colour type: 0 gray, 2 RGB, 3 palette (decoded to colour), 4 gray + alpha, 6 RGB + alpha.
+  constexpr int kChannels[7] = {1, 0, 3, 3, 2, 0, 4};
+  if (d[25] < 7) h.channels = kChannels[d[25]];
   h.ok = true;
   return h;
 }
@@ -55,6 +58,7 @@ RasterHeader jpeg_header(const std::uint8_t* d, std::size_t n) {
       h.bit_depth = d[i + 4];
       h.height = be16(d + i + 5);
       h.width = be16(d + i + 7);
+      if (i + 10 <= n) h.channels = d[i + 9];
       h.ok = true;
       return h;
     }

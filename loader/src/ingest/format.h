@@ -29,6 +29,9 @@ struct RasterHeader {
   std::int64_t width = 0;
   std::int64_t height = 0;
   int bit_depth = 0;
+  /// Samples per pixel as the file stores them (PNG: from its colour type, 3 for a palette;
+  /// JPEG: its components); 0 when the header does not say (TIFF, BMP).
+  int channels = 0;
   std::string detail;
 };
 

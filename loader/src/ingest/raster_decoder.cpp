@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <cstring>
+#include <limits>
 
 #include "decoders.h"
 
@@ -12,8 +13,9 @@ namespace medload::loader::detail {
 
 namespace {
 
-// Copies `mat` into `image`, dropping an alpha channel.
-bool copy_pixels(const cv::Mat& mat, DecodedImage& image) {
+// Sets `image`'s size, type and depth from `mat` (an alpha channel is dropped); false for a
+// layout medload does not read.
+bool describe(const cv::Mat& mat, DecodedImage& image) {
   const int depth = mat.depth();
   const int in_channels = mat.channels();
   if (depth == CV_8U) {
@@ -31,10 +33,17 @@ bool copy_pixels(const cv::Mat& mat, DecodedImage& image) {
   image.height = mat.rows;
   image.width = mat.cols;
   image.channels = in_channels == 1 ? 1 : 3;
+  image.bits_stored = depth == CV_8U ? 8 : depth == CV_32F ? 32 : 16;
+  return true;
+}
+
+// Copies `mat` into `image`, dropping an alpha channel.
+bool copy_pixels(const cv::Mat& mat, DecodedImage& image) {
+  if (!describe(mat, image)) return false;
+  const int in_channels = mat.channels();
   const std::size_t elem = static_cast<std::size_t>(bytes_per_element(image.type));
   const std::size_t out_pixel = elem * static_cast<std::size_t>(image.channels);
   const std::size_t in_pixel = elem * static_cast<std::size_t>(in_channels);
-  image.bits_stored = depth == CV_8U ? 8 : depth == CV_32F ? 32 : 16;
   const std::size_t bytes = static_cast<std::size_t>(mat.rows) * mat.cols * out_pixel;
   if (in_pixel == out_pixel && mat.isContinuous()) {
     // One copy, without first zero-filling the vector (a 2048 px image is 4-8 MB).
@@ -52,6 +61,26 @@ bool copy_pixels(const cv::Mat& mat, DecodedImage& image) {
     }
   }
   return true;
+}
+
+// The OpenCV type imdecode (IMREAD_UNCHANGED) gives a file with `header` when it is a layout
+// DecodedImage stores as it is (8-bit gray or colour, 16-bit gray), else -1.
+int direct_type(Format format, const RasterHeader& header) {
+  const std::int64_t side_limit = std::numeric_limits<int>::max();
+  if (header.width <= 0 || header.height <= 0 || header.width > side_limit || header.height > side_limit) {
+    return -1;
+  }
+  if (format == Format::kPng) {
+    if (header.channels == 1 && header.bit_depth == 16) return CV_16UC1;
+    if (header.channels == 1 && header.bit_depth == 8) return CV_8UC1;
+    if (header.channels == 3 && header.bit_depth == 8) return CV_8UC3;
+    return -1;
+  }
+  if (format == Format::kJpeg && header.bit_depth == 8) {
+    if (header.channels == 1) return CV_8UC1;
+    if (header.channels == 3) return CV_8UC3;
+  }
+  return -1;
 }
 
 }  // namespace
@@ -83,10 +112,19 @@ void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
                ")");
     return;
   }
+  // Where the header promises a layout DecodedImage stores as it is, the decoder writes straight
+  // into the image's buffer: no copy of the decoded image, and no second buffer of its size to
+  // fault in. imdecode keeps a destination whose size and type match, and allocates its own
+  // otherwise (then the pixels are copied below).
+  DecodedImage image;
   cv::Mat mat;
+  if (const int type = direct_type(format, header); type >= 0) {
+    image.pixels.resize(static_cast<std::size_t>(pixels) * CV_ELEM_SIZE(type));
+    mat = cv::Mat(static_cast<int>(header.height), static_cast<int>(header.width), type, image.pixels.data());
+  }
   try {
     const cv::Mat buffer(1, static_cast<int>(size), CV_8U, const_cast<std::uint8_t*>(data));
-    mat = cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH);
+    cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH, &mat);
   } catch (const cv::Exception& e) {
     reject(outcome, Reason::kUnreadable, "the " + name + " decoder failed: " + e.err);
     return;
@@ -97,8 +135,10 @@ void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
                std::to_string(header.width) + "x" + std::to_string(header.height) + " declared)");
     return;
   }
-  DecodedImage image;
-  if (!copy_pixels(mat, image)) {
+  const bool in_place = !image.pixels.empty() && mat.data == image.pixels.data();
+  if (in_place) {
+    describe(mat, image);
+  } else if (!copy_pixels(mat, image)) {
     reject(outcome, Reason::kUnsupported,
            "the " + name + " has " + std::to_string(mat.channels()) + " channels of OpenCV depth " +
                std::to_string(mat.depth()) + "; medload reads 8/16-bit gray, colour or colour+alpha");
