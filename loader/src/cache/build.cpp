@@ -119,9 +119,9 @@ std::string hash_file(const std::string& path) {
   return hash_hex(hash64(bytes.data(), bytes.size()));
 }
 
-// Interleaved [H,W,C] -> planar [C,H,W] (the cache layout); a copy for 1 channel.
-std::vector<std::uint8_t> to_planar(const PreprocessedImage& image) {
-  if (image.channels == 1) return image.pixels;
+// Interleaved [H,W,C] -> planar [C,H,W] (the cache layout); 1 channel is both.
+std::vector<std::uint8_t> to_planar(PreprocessedImage&& image) {
+  if (image.channels == 1) return std::move(image.pixels);
   const std::size_t element = static_cast<std::size_t>(bytes_per_element(image.type));
   const std::size_t plane = static_cast<std::size_t>(image.height) * image.width;
   const std::size_t c = static_cast<std::size_t>(image.channels);
@@ -133,6 +133,42 @@ std::vector<std::uint8_t> to_planar(const PreprocessedImage& image) {
     }
   }
   return out;
+}
+
+// The build's work on each decoded frame, run where the frame was decoded (in its decoder
+// worker, see FrameStage): preprocessing, the cache's planar layout and the hashes, so that only
+// the small preprocessed image travels back. The description carries what the Collector needs.
+StagedFrame preprocess_stage(const DecodedImage& frame, const PreprocessOptions& options) {
+  StageTimes times;
+  PreprocessedImage image = preprocess(frame, options, &times);
+  nlohmann::json meta = {{"height", image.height},
+                         {"width", image.width},
+                         {"channels", image.channels},
+                         {"type", static_cast<int>(image.type)},
+                         {"geometry", image.geometry.to_json()},
+                         {"times", times.to_json()},
+                         // Duplicate detection across resumed and reused files uses the decoded pixels.
+                         {"decoded_hash", hash64(frame.pixels.data(), frame.pixels.size(),
+                                                 static_cast<std::uint64_t>(frame.height) * 1000003u +
+                                                     static_cast<std::uint64_t>(frame.width))}};
+  StagedFrame out;
+  out.bytes = to_planar(std::move(image));
+  meta["checksum"] = hash64(out.bytes.data(), out.bytes.size());
+  out.meta = std::move(meta);
+  return out;
+}
+
+StageTimes stage_times_from_json(const nlohmann::json& j) {
+  StageTimes t;
+  t.grayscale_ns = j.value("grayscale_ns", std::int64_t{0});
+  t.intensity_ns = j.value("intensity_ns", std::int64_t{0});
+  t.roi_crop_ns = j.value("roi_crop_ns", std::int64_t{0});
+  t.letterbox_ns = j.value("letterbox_ns", std::int64_t{0});
+  t.clahe_ns = j.value("clahe_ns", std::int64_t{0});
+  t.bilateral_ns = j.value("bilateral_ns", std::int64_t{0});
+  t.output_ns = j.value("output_ns", std::int64_t{0});
+  t.total_ns = j.value("total_ns", std::int64_t{0});
+  return t;
 }
 
 // The raw metadata of a decoded sample: manifest columns plus modality and view.
@@ -152,23 +188,23 @@ class Collector {
   Collector(const std::string& folder, const std::string& key, int batch_files)
       : folder_(folder), key_(key), batch_files_(static_cast<std::size_t>(batch_files)) {}
 
-  void add(std::size_t file_index, const DecodedImage& decoded, PreprocessedImage&& image) {
+  // Adds frame `decoded` (its description; its pixels stayed in the worker) of file `file_index`
+  // with what preprocess_stage made of it.
+  void add(std::size_t file_index, const DecodedImage& decoded, StagedFrame&& staged) {
+    const nlohmann::json& meta = staged.meta;
     FrameRecord frame;
     frame.frame_index = decoded.frame_index;
     frame.patient_id = decoded.info.patient_id;
     frame.site = decoded.info.site;
     frame.meta = raw_meta(decoded.info);
-    frame.geometry = image.geometry;
-    frame.height = image.height;
-    frame.width = image.width;
-    frame.channels = image.channels;
-    frame.type = image.type;
-    frame.pixels = to_planar(image);
-    frame.checksum = hash64(frame.pixels.data(), frame.pixels.size());
-    // Duplicate detection across resumed and reused files uses the decoded pixels.
-    const std::uint64_t decoded_hash = hash64(
-        decoded.pixels.data(), decoded.pixels.size(),
-        static_cast<std::uint64_t>(decoded.height) * 1000003u + static_cast<std::uint64_t>(decoded.width));
+    frame.geometry = detail::geometry_from_json(meta.at("geometry"));
+    frame.height = meta.at("height").get<int>();
+    frame.width = meta.at("width").get<int>();
+    frame.channels = meta.at("channels").get<int>();
+    frame.type = static_cast<PixelType>(meta.at("type").get<int>());
+    frame.pixels = std::move(staged.bytes);
+    frame.checksum = meta.at("checksum").get<std::uint64_t>();
+    const auto decoded_hash = meta.at("decoded_hash").get<std::uint64_t>();
 
     std::vector<std::pair<std::size_t, FileRecord>> batch;
     {
@@ -459,12 +495,15 @@ BuildResult build_cache(const BuildOptions& options_in) {
   StageTimes times;
   const auto scan_start = Clock::now();
   const Scanner scanner(options.config.validate);
-  ScanReport report = scanner.scan(
+  const PreprocessOptions& preprocess_options = options.config.preprocess;
+  ScanReport report = scanner.scan_with_stage(
       to_scan,
-      [&](std::size_t index, DecodedImage&& frame) {
-        StageTimes own;
-        PreprocessedImage image = preprocess(frame, options.config.preprocess, &own);
-        collector.add(index, frame, std::move(image));
+      [&preprocess_options](const DecodedImage& frame) {
+        return preprocess_stage(frame, preprocess_options);
+      },
+      [&](std::size_t index, DecodedImage&& frame, StagedFrame&& staged) {
+        const StageTimes own = stage_times_from_json(staged.meta.at("times"));
+        collector.add(index, frame, std::move(staged));
         std::lock_guard<std::mutex> lock(times_mutex);
         times += own;
       },

@@ -14,6 +14,7 @@
 
 #include "medload/loader/ingest/decoded_image.h"
 #include "medload/loader/ingest/scan_report.h"
+#include "medload/loader/ingest/scanner.h"
 #include "medload/loader/ingest/source.h"
 #include "medload/loader/ingest/validation_options.h"
 
@@ -25,6 +26,10 @@ bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& bytes, 
 /// too_small, blank, and the pixel hash of an ok file's frames (frames cleared when rejected).
 void validate_frames(const ValidationOptions& options, FileOutcome& outcome,
                      std::vector<DecodedImage>& frames);
+
+/// Runs `stage` on each of `frames` (an ok file's), putting its outputs in `staged` and letting go
+/// of the frames' pixels. Exceptions propagate.
+void run_stage(const FrameStage& stage, std::vector<DecodedImage>& frames, std::vector<StagedFrame>& staged);
 
 struct SpawnRequest;
 struct SpawnReply;
@@ -43,8 +48,9 @@ class WorkerSpawner {
     int fd;  // the scan's end of the worker's socket (close-on-exec)
   };
 
-  /// Starts the spawner, with a shared region for each of `workers` workers.
-  WorkerSpawner(const ValidationOptions& options, std::size_t workers);
+  /// Starts the spawner, with a shared region for each of `workers` workers. Its workers run
+  /// `stage` (when not null; it must stay alive until the spawner is destroyed) on what they decode.
+  WorkerSpawner(const ValidationOptions& options, std::size_t workers, const FrameStage* stage = nullptr);
   ~WorkerSpawner();
   WorkerSpawner(const WorkerSpawner&) = delete;
   WorkerSpawner& operator=(const WorkerSpawner&) = delete;
@@ -90,7 +96,9 @@ class DecodeWorker {
   /// decode_file's result for the oldest submitted file, decoded in the worker. When the worker
   /// dies or times out on it, the file is `decoder_crash` (with the signal or the timeout in the
   /// detail), a fresh worker is started, and the files queued behind it are handed to that one.
-  FileOutcome collect(std::vector<DecodedImage>& frames);
+  /// With a stage, the frames come without pixels and their stage outputs land in `staged`; an
+  /// exception the stage threw in the worker is rethrown here.
+  FileOutcome collect(std::vector<DecodedImage>& frames, std::vector<StagedFrame>& staged);
 
  private:
   struct Queued {

@@ -20,10 +20,33 @@
 
 namespace medload::loader {
 
+namespace detail {
+
+void run_stage(const FrameStage& stage, std::vector<DecodedImage>& frames, std::vector<StagedFrame>& staged) {
+  staged.reserve(frames.size());
+  for (DecodedImage& frame : frames) {
+    staged.push_back(stage(frame));
+    std::vector<std::uint8_t>().swap(frame.pixels);
+  }
+}
+
+}  // namespace detail
+
 Scanner::Scanner(ValidationOptions options) : options_(options) { options_.validate(); }
 
 ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& on_image,
                          Progress* progress) const {
+  OnStagedImage deliver;
+  if (on_image) {
+    deliver = [&on_image](std::size_t file_index, DecodedImage&& frame, StagedFrame&&) {
+      on_image(file_index, std::move(frame));
+    };
+  }
+  return scan_with_stage(sources, {}, deliver, progress);
+}
+
+ScanReport Scanner::scan_with_stage(const std::vector<SourceFile>& sources, const FrameStage& stage,
+                                    const OnStagedImage& on_image, Progress* progress) const {
   const auto started = std::chrono::steady_clock::now();
   ScanReport report;
   report.files.resize(sources.size());
@@ -40,7 +63,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
   std::optional<detail::WorkerSpawner> spawner;
   std::vector<std::unique_ptr<detail::DecodeWorker>> workers;
   if (options_.isolation == Isolation::kProcess) {
-    spawner.emplace(options_, static_cast<std::size_t>(threads));
+    spawner.emplace(options_, static_cast<std::size_t>(threads), stage ? &stage : nullptr);
     for (int t = 0; t < threads; ++t) {
       workers.push_back(
           std::make_unique<detail::DecodeWorker>(options_, *spawner, static_cast<std::size_t>(t)));
@@ -57,6 +80,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
   struct Finished {
     FileOutcome outcome;
     std::vector<DecodedImage> frames;
+    std::vector<StagedFrame> staged;  // the stage's outputs, one per frame (none without a stage)
   };
   const std::size_t ahead = 4 * static_cast<std::size_t>(threads);
   std::atomic<std::size_t> next{0};
@@ -69,7 +93,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
   std::exception_ptr failure;
 
   // Commits `finished` as file `committed` (under commit_mutex): the duplicate decision, then
-  // the report entry. Returns the frames to deliver.
+  // the report entry. What is left in `finished` is to be delivered.
   auto commit_locked = [&](Finished& finished) {
     FileOutcome& outcome = finished.outcome;
     if (outcome.ok && options_.reject_duplicates) {
@@ -80,11 +104,11 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
         outcome.duplicate_of = sources[it->second].report_path;
         outcome.detail = "the same decoded pixels as " + outcome.duplicate_of;
         finished.frames.clear();
+        finished.staged.clear();
       }
     }
     report.files[committed] = std::move(outcome);
     ++committed;
-    return std::move(finished.frames);
   };
 
   // Records the exception in flight (the first one wins) and stops the scan: the worker plumbing
@@ -102,13 +126,18 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
   struct Ready {
     std::size_t file;
     std::optional<DecodedImage> frame;
+    StagedFrame staged;
     bool last;  // the file's last entry: the progress advances by one file
   };
   std::deque<Ready> ready;
-  auto make_ready_locked = [&](std::size_t i, std::vector<DecodedImage> frames) {
-    if (frames.empty()) ready.push_back({i, std::nullopt, true});
+  // Commits `finished` as file i (the next in order) and queues its frames with their stage outputs.
+  auto make_ready_locked = [&](std::size_t i, Finished& finished) {
+    commit_locked(finished);
+    auto& frames = finished.frames;
+    if (frames.empty()) ready.push_back({i, std::nullopt, {}, true});
     for (std::size_t k = 0; k < frames.size(); ++k) {
-      ready.push_back({i, std::move(frames[k]), k + 1 == frames.size()});
+      StagedFrame staged = k < finished.staged.size() ? std::move(finished.staged[k]) : StagedFrame{};
+      ready.push_back({i, std::move(frames[k]), std::move(staged), k + 1 == frames.size()});
     }
   };
   auto complete = [&](std::size_t i, Finished finished) {
@@ -118,9 +147,9 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
         pending.emplace(i, std::move(finished));
         return;
       }
-      make_ready_locked(i, commit_locked(finished));
+      make_ready_locked(i, finished);
       for (auto it = pending.begin(); it != pending.end() && it->first == committed; it = pending.erase(it)) {
-        make_ready_locked(it->first, commit_locked(it->second));
+        make_ready_locked(it->first, it->second);
       }
     }
     committed_cv.notify_all();
@@ -136,7 +165,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
     }
     if (entry->frame && !stop.load() && on_image) {
       try {
-        on_image(entry->file, std::move(*entry->frame));
+        on_image(entry->file, std::move(*entry->frame), std::move(entry->staged));
       } catch (...) {
         fail();
       }
@@ -174,7 +203,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
         Finished finished;
         if (!stop.load()) {
           try {
-            finished.outcome = worker->collect(finished.frames);
+            finished.outcome = worker->collect(finished.frames, finished.staged);
           } catch (...) {
             fail();
           }
@@ -206,6 +235,7 @@ ScanReport Scanner::scan(const std::vector<SourceFile>& sources, const OnImage& 
             continue;
           }
           finished.outcome = decode_file(sources[i], options_, finished.frames);
+          if (stage && !finished.frames.empty()) detail::run_stage(stage, finished.frames, finished.staged);
         } catch (...) {
           fail();
         }

@@ -12,6 +12,10 @@
 // worker decodes the next file while the parent preprocesses this one; the region has one slot
 // per queued request, and a slot is written only between its request and its reply, so the
 // parent never reads a slot the worker is writing.
+//
+// With a FrameStage (the cache build's preprocessing), the worker runs it on each frame and sends
+// the stage's output (a description in the frame's header, its bytes as the frame's payload)
+// instead of the decoded pixels; an exception the stage throws comes back as "stage_error".
 
 #include <malloc.h>
 #include <poll.h>
@@ -34,6 +38,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/core/utility.hpp>
 
 #include "decoders.h"
 #include "medload/core/error.h"
@@ -139,6 +144,44 @@ DecodedImage frame_from_header(const nlohmann::json& j) {
   return f;
 }
 
+// An exception a stage threw, as it crosses from a worker: its medload type and its message.
+nlohmann::json stage_error_to_json(const std::exception& e) {
+  const char* kind = dynamic_cast<const ConfigError*>(&e)   ? "config"
+                     : dynamic_cast<const FormatError*>(&e) ? "format"
+                     : dynamic_cast<const IoError*>(&e)     ? "io"
+                                                            : "other";
+  return {{"kind", kind}, {"what", e.what()}};
+}
+
+[[noreturn]] void throw_stage_error(const nlohmann::json& j) {
+  const std::string kind = j.at("kind").get<std::string>();
+  const std::string what = j.at("what").get<std::string>();
+  if (kind == "config") throw ConfigError(what);
+  if (kind == "format") throw FormatError(what);
+  if (kind == "io") throw IoError(what);
+  throw WorkerError(what);
+}
+
+// Runs `stage` on `frames` with every OpenCV parallel loop inside it run serially in this
+// thread. A worker is forked from a process whose OpenCV thread pool (TBB on Debian) may already
+// have run: the pool's threads do not exist here, and a lock one of them held at the fork would
+// stay locked. OpenCV runs a parallel_for_ nested in another one serially, in the calling thread,
+// and a one-iteration parallel_for_ runs its body directly, so the stage never enters the pool.
+// (With Debian's TBB, a loop in a forked child also ran serially without this; the guard makes
+// the worker independent of that, and of the lock hazard, which no test can provoke reliably.)
+void run_stage_serially(const FrameStage& stage, std::vector<DecodedImage>& frames,
+                        std::vector<StagedFrame>& staged) {
+  std::exception_ptr failure;
+  cv::parallel_for_(cv::Range(0, 1), [&](const cv::Range&) {
+    try {
+      run_stage(stage, frames, staged);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  if (failure) std::rethrow_exception(failure);
+}
+
 bool send_all(int fd, const void* data, std::size_t size) {
   const auto* p = static_cast<const char*>(data);
   while (size > 0) {
@@ -211,7 +254,8 @@ void close_inherited_descriptors(int keep) {
   close_between(keep + 1, INT_MAX);
 }
 
-[[noreturn]] void worker_main(int fd, const ValidationOptions& options, std::uint8_t* shared) {
+[[noreturn]] void worker_main(int fd, const ValidationOptions& options, std::uint8_t* shared,
+                              const FrameStage* stage) {
   close_inherited_descriptors(fd);
 #ifdef M_MMAP_THRESHOLD
   // This process only decodes, one file after another: keep freed image buffers (up to glibc's
@@ -231,25 +275,43 @@ void close_inherited_descriptors(int keep) {
     if (const auto& hook = hook_storage()) hook(source.path);
     std::vector<DecodedImage> frames;
     const FileOutcome outcome = decode_file(source, options, frames);
+    nlohmann::json reply = {{"outcome", outcome_to_json(outcome)}, {"frames", nlohmann::json::array()}};
+    std::vector<StagedFrame> staged;
+    if (stage != nullptr && *stage && !frames.empty()) {
+      try {
+        run_stage_serially(*stage, frames, staged);
+      } catch (const std::exception& e) {
+        reply["stage_error"] = stage_error_to_json(e);
+        frames.clear();
+        staged.clear();
+      }
+    }
+    // Each frame's payload: its stage output's bytes, or its pixels.
+    const auto payload = [&](std::size_t k) -> const std::vector<std::uint8_t>& {
+      return staged.empty() ? frames[k].pixels : staged[k].bytes;
+    };
     std::size_t total = 0;
-    for (const auto& f : frames) total += f.pixels.size();
+    for (std::size_t k = 0; k < frames.size(); ++k) total += payload(k).size();
     const bool in_shared = shared != nullptr && total <= kSlotBytes;
+    reply["shared"] = in_shared;
     std::uint8_t* const region = in_shared ? shared + slot * kSlotBytes : nullptr;
-    nlohmann::json reply = {
-        {"outcome", outcome_to_json(outcome)}, {"frames", nlohmann::json::array()}, {"shared", in_shared}};
     std::size_t offset = 0;
-    for (const auto& f : frames) {
-      nlohmann::json header = frame_header(f);
-      header["bytes"] = f.pixels.size();
+    for (std::size_t k = 0; k < frames.size(); ++k) {
+      nlohmann::json header = frame_header(frames[k]);
+      const std::vector<std::uint8_t>& bytes = payload(k);
+      header["bytes"] = bytes.size();
+      if (!staged.empty()) header["stage"] = std::move(staged[k].meta);
       reply["frames"].push_back(std::move(header));
       if (in_shared) {
-        std::memcpy(region + offset, f.pixels.data(), f.pixels.size());
-        offset += f.pixels.size();
+        std::memcpy(region + offset, bytes.data(), bytes.size());
+        offset += bytes.size();
       }
     }
     bool sent = send_text(fd, reply.dump());
     if (!in_shared) {
-      for (const auto& f : frames) sent = sent && send_message(fd, f.pixels.data(), f.pixels.size());
+      for (std::size_t k = 0; k < frames.size(); ++k) {
+        sent = sent && send_message(fd, payload(k).data(), payload(k).size());
+      }
     }
     if (!sent) break;
   }
@@ -333,7 +395,7 @@ bool send_reply(int control, const SpawnReply& reply, int fd) {
 // The spawner process: serves spawn and reap requests one at a time until the scan closes the
 // control socket, then exits; the workers it leaves are killed by their parent-death signal.
 [[noreturn]] void spawner_main(int control, const ValidationOptions& options, std::uint8_t* shared,
-                               std::size_t workers) {
+                               std::size_t workers, const FrameStage* stage) {
   close_inherited_descriptors(control);
   // A program that ignores SIGCHLD would have its children reaped without their status, which
   // names the signal a decoder crashed with.
@@ -367,7 +429,8 @@ bool send_reply(int control, const SpawnReply& reply, int fd) {
           ::prctl(PR_SET_PDEATHSIG, SIGKILL);   // never outlive the spawner, which never outlives the scan
           if (::getppid() != self) ::_exit(0);  // it ended before the line above
 #endif
-          worker_main(fds[1], options, shared == nullptr ? nullptr : shared + request.index * kSharedBytes);
+          worker_main(fds[1], options, shared == nullptr ? nullptr : shared + request.index * kSharedBytes,
+                      stage);
         }
         ::close(fds[1]);
         if (pid < 0) {
@@ -395,7 +458,8 @@ bool send_reply(int control, const SpawnReply& reply, int fd) {
 
 void set_pre_decode_hook(PreDecodeHook hook) { hook_storage() = std::move(hook); }
 
-WorkerSpawner::WorkerSpawner(const ValidationOptions& options, std::size_t workers) : workers_(workers) {
+WorkerSpawner::WorkerSpawner(const ValidationOptions& options, std::size_t workers, const FrameStage* stage)
+    : workers_(workers) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
     throw IoError(std::string("cannot create the decoder workers' control socket: ") + std::strerror(errno));
@@ -418,7 +482,7 @@ WorkerSpawner::WorkerSpawner(const ValidationOptions& options, std::size_t worke
 #ifdef __linux__
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the scan
 #endif
-    spawner_main(fds[1], options, shared_, workers);
+    spawner_main(fds[1], options, shared_, workers, stage);
   }
   ::close(fds[1]);
   pid_ = pid;
@@ -542,7 +606,7 @@ void DecodeWorker::submit(const SourceFile& source) {
   queue_.push_back(queued);
 }
 
-FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames) {
+FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames, std::vector<StagedFrame>& staged) {
   if (queue_.empty()) throw WorkerError("collect() on a decoder worker with no file submitted");
   const Queued head = queue_.front();
   queue_.pop_front();
@@ -556,28 +620,39 @@ FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames) {
     const auto reply = nlohmann::json::parse(message.begin(), message.end());
     FileOutcome outcome = outcome_from_json(reply.at("outcome"));
     std::vector<DecodedImage> decoded;
+    std::vector<StagedFrame> outputs;
     const bool in_shared = reply.at("shared").get<bool>();
     const std::uint8_t* const region = shared_ == nullptr ? nullptr : shared_ + head.slot * kSlotBytes;
     std::size_t offset = 0;
     for (const auto& header : reply.at("frames")) {
       DecodedImage frame = frame_from_header(header);
+      // The payload is the stage's output when there is one, else the frame's pixels.
+      StagedFrame output;
+      const bool has_stage = header.contains("stage");
+      std::vector<std::uint8_t>& payload = has_stage ? output.bytes : frame.pixels;
       if (in_shared) {
         const std::size_t bytes = header.at("bytes").get<std::size_t>();
         if (region == nullptr || offset + bytes > kSlotBytes) {
           throw WorkerError("a decoder worker's reply does not fit its shared memory (" +
                             std::to_string(bytes) + " bytes at offset " + std::to_string(offset) + ")");
         }
-        frame.pixels.assign(region + offset, region + offset + bytes);
+        payload.assign(region + offset, region + offset + bytes);
         offset += bytes;
       } else {
-        status = read_message(fd_, frame.pixels, deadline);
+        status = read_message(fd_, payload, deadline);
         if (status != ReadStatus::kOk) break;
       }
       decoded.push_back(std::move(frame));
+      if (has_stage) {
+        output.meta = header.at("stage");
+        outputs.push_back(std::move(output));
+      }
     }
     if (status == ReadStatus::kOk) {
-      for (auto& f : decoded) frames.push_back(std::move(f));
       head_started_ = std::chrono::steady_clock::now();
+      if (reply.contains("stage_error")) throw_stage_error(reply.at("stage_error"));
+      for (auto& f : decoded) frames.push_back(std::move(f));
+      for (auto& o : outputs) staged.push_back(std::move(o));
       return outcome;
     }
   }

@@ -97,6 +97,40 @@ TEST(BuildCache, StoresEveryOkFileInInputOrderAndReportsTheRest) {
   EXPECT_EQ(report["build"]["images"], 8);
 }
 
+TEST(BuildCache, DecoderWorkersPreprocessWhatTheyDecodeAndWriteWhatAnInProcessBuildWrites) {
+  // The build preprocesses each frame inside the worker that decoded it and gets back only the
+  // preprocessed image with its description (geometry, hashes, timings): the cache must not
+  // depend on where that happened. 8-bit, 16-bit and colour inputs, one of them a duplicate.
+  TempDir dir;
+  const std::string root = dir.path("in");
+  write_tree(root, {"a", "b"}, 3);
+  write_png(root + "/a/deep.png", 40, 120, 70, true);
+  write_png(root + "/b/zcopy.png", 0);  // the same pixels as a/img0.png
+  cv::Mat colour(90, 110, CV_8UC3);
+  cv::RNG(5).fill(colour, cv::RNG::UNIFORM, 0, 256);
+  cv::imwrite(root + "/b/colour.png", colour);
+  auto in_process = small_options(root, dir.path("in_process.h5"));
+  auto workers = small_options(root, dir.path("workers.h5"));
+  workers.config.validate.isolation = medload::loader::Isolation::kProcess;
+  const auto a = medload::loader::build_cache(in_process);
+  const auto b = medload::loader::build_cache(workers);
+  EXPECT_EQ(a.images, 8u);
+  EXPECT_EQ(b.images, a.images);
+  EXPECT_EQ(b.rejected_files, 1u);
+  medload::loader::test::expect_same_content(dir.path("in_process.h5"), dir.path("workers.h5"));
+  const CacheReader x(dir.path("in_process.h5"));
+  const CacheReader y(dir.path("workers.h5"));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    EXPECT_TRUE(y.verify(i)) << i;
+    EXPECT_EQ(x.geometry(i).to_json(), y.geometry(i).to_json()) << i;
+  }
+  // The cost of each preprocessing step still reaches the report from the workers.
+  const auto report = read_json(dir.path("workers.report.json"));
+  for (const char* step : {"letterbox_ns", "clahe_ns", "bilateral_ns", "total_ns"}) {
+    EXPECT_GT(report["stage_cost_ns"]["preprocess"][step].get<std::int64_t>(), 0) << step;
+  }
+}
+
 TEST(BuildCache, IncrementalRebuildDecodesOnlyNewFilesAndEqualsAFreshBuild) {
   TempDir dir;
   const std::string root = dir.path("in");

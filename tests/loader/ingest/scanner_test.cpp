@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <gdcmImageReader.h>
+#include <opencv2/core/utility.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -15,6 +16,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "medload/core/error.h"
 #include "medload/loader/ingest/scanner.h"
@@ -356,5 +359,154 @@ TEST(Scanner, ExceptionFromTheCallbackStopsTheScanAndIsRethrown) {
       std::runtime_error);
 }
 
+// A stage that describes where it ran and sends back the frame's pixels in reverse.
+StagedFrame reversing_stage(const DecodedImage& frame) {
+  StagedFrame out;
+  out.meta = {{"pid", static_cast<int>(::getpid())}, {"bytes_in", frame.pixels.size()}};
+  out.bytes.assign(frame.pixels.rbegin(), frame.pixels.rend());
+  return out;
+}
+
+TEST(Scanner, AStageRunsWhereEachFileIsDecodedAndOnlyItsOutputComesBack) {
+  // A 48 px image, a 2-frame DICOM and a 4200 x 4100 16-bit PNG: the outputs come back through
+  // the worker's shared memory, and through its socket when they do not fit there (34 MB).
+  TempDir dir("stage");
+  make_images(dir, {"small.png"});
+  std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "multi.dcm");
+  write_image(dir / "large.png", textured(4100, 4200, CV_16UC1, 3));
+  const auto sources = list_sources(dir.path().string());
+  std::map<std::pair<std::size_t, int>, std::vector<std::uint8_t>> decoded;
+  Scanner(ValidationOptions{}).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
+    static std::mutex mutex;
+    std::lock_guard lock(mutex);
+    decoded[{file, frame.frame_index}] = std::move(frame.pixels);
+  });
+  ASSERT_EQ(decoded.size(), 4u);
+  for (Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
+    ValidationOptions options;
+    options.threads = 2;
+    options.isolation = isolation;
+    std::mutex mutex;
+    std::map<std::pair<std::size_t, int>, StagedFrame> staged;
+    std::vector<DecodedImage> frames;
+    const ScanReport report = Scanner(options).scan_with_stage(
+        sources, reversing_stage, [&](std::size_t file, DecodedImage&& frame, StagedFrame&& output) {
+          std::lock_guard lock(mutex);
+          staged[{file, frame.frame_index}] = std::move(output);
+          frames.push_back(std::move(frame));
+        });
+    EXPECT_EQ(report.ok_count(), 3u);
+    ASSERT_EQ(staged.size(), 4u);
+    for (const auto& [key, output] : staged) {
+      const auto& pixels = decoded.at(key);
+      EXPECT_EQ(output.bytes, std::vector<std::uint8_t>(pixels.rbegin(), pixels.rend()));
+      EXPECT_EQ(output.meta.at("bytes_in").get<std::size_t>(), pixels.size());
+      const int pid = output.meta.at("pid").get<int>();
+      if (isolation == Isolation::kProcess) {
+        EXPECT_NE(pid, ::getpid()) << "the stage ran in the scanning process";
+      } else {
+        EXPECT_EQ(pid, ::getpid());
+      }
+    }
+    for (const auto& frame : frames) {
+      EXPECT_TRUE(frame.pixels.empty()) << frame.source_path;  // the pixels stayed where they were decoded
+      EXPECT_GT(frame.height, 0);
+      EXPECT_NE(frame.source_hash, 0u);
+    }
+  }
+}
+
+TEST(Scanner, AnExceptionFromAStageStopsTheScanAndKeepsItsTypeAndMessage) {
+  TempDir dir("stage_throw");
+  make_images(dir, {"a.png", "b.png", "c.png"});
+  for (Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
+    ValidationOptions options;
+    options.threads = 2;
+    options.isolation = isolation;
+    try {
+      Scanner(options).scan_with_stage(
+          list_sources(dir.path().string()),
+          [](const DecodedImage& frame) -> StagedFrame {
+            throw FormatError("preprocess: cannot handle " + frame.source_path);
+          },
+          [](std::size_t, DecodedImage&&, StagedFrame&&) {});
+      ADD_FAILURE() << "no exception";
+    } catch (const FormatError& e) {
+      EXPECT_TRUE(contains(e.what(), "preprocess: cannot handle ")) << e.what();
+      EXPECT_TRUE(contains(e.what(), ".png")) << e.what();
+    }
+  }
+}
+
+TEST(Scanner, AStageThatCrashesInAWorkerMarksOnlyItsFile) {
+  TempDir dir("stage_crash");
+  make_images(dir, {"a.png", "abort_me.png", "b.png", "c.png"});
+  ValidationOptions options;
+  options.threads = 2;
+  const ScanReport report = Scanner(options).scan_with_stage(
+      list_sources(dir.path().string()),
+      [](const DecodedImage& frame) {
+        if (contains(frame.source_path, "abort_me")) std::abort();
+        return StagedFrame{};
+      },
+      [](std::size_t, DecodedImage&&, StagedFrame&&) {});
+  ASSERT_EQ(report.files.size(), 4u);
+  for (const auto& f : report.files) {
+    const bool bad = contains(f.path, "abort_me");
+    EXPECT_EQ(f.ok, !bad) << f.path << ": " << f.detail;
+    if (bad) {
+      ASSERT_TRUE(f.reason);
+      EXPECT_EQ(*f.reason, Reason::kDecoderCrash);
+    }
+  }
+}
+
+TEST(Scanner, OpenCVParallelLoopsInAStageRunWholeInTheWorkersOwnThread) {
+  // The scanning process runs OpenCV's thread pool first (TBB on Debian), as a program that
+  // preprocessed something before its scan would. The pool's threads do not exist in a forked
+  // worker: a parallel loop inside a stage must still cover its whole range, in the worker's own
+  // thread, without waiting for them (a hang would end as a decoder_crash after the timeout).
+  std::atomic<int> parts{0};
+  cv::parallel_for_(cv::Range(0, 64), [&](const cv::Range& range) {
+    parts += range.size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  ASSERT_EQ(parts.load(), 64);
+  TempDir dir("stage_serial");
+  make_images(dir, {"a.png", "b.png", "c.png"});
+  ValidationOptions options;
+  options.threads = 2;
+  std::mutex mutex;
+  std::vector<nlohmann::json> metas;
+  const ScanReport report = Scanner(options).scan_with_stage(
+      list_sources(dir.path().string()),
+      [](const DecodedImage&) {
+        std::mutex ids_mutex;
+        std::set<std::thread::id> ids;
+        int covered = 0;
+        cv::parallel_for_(cv::Range(0, 64), [&](const cv::Range& range) {
+          std::lock_guard lock(ids_mutex);
+          ids.insert(std::this_thread::get_id());
+          covered += range.size();
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
+        StagedFrame out;
+        out.meta = {{"threads", ids.size()},
+                    {"caller", ids.count(std::this_thread::get_id()) == 1},
+                    {"covered", covered}};
+        return out;
+      },
+      [&](std::size_t, DecodedImage&&, StagedFrame&& staged) {
+        std::lock_guard lock(mutex);
+        metas.push_back(std::move(staged.meta));
+      });
+  EXPECT_EQ(report.ok_count(), 3u);
+  ASSERT_EQ(metas.size(), 3u);
+  for (const auto& meta : metas) {
+    EXPECT_EQ(meta.at("threads"), 1) << meta.dump();
+    EXPECT_EQ(meta.at("caller"), true) << meta.dump();
+    EXPECT_EQ(meta.at("covered"), 64) << meta.dump();
+  }
+}
 }  // namespace
 }  // namespace medload::loader

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "medload/loader/ingest/decoded_image.h"
 #include "medload/loader/ingest/scan_report.h"
 #include "medload/loader/ingest/source.h"
@@ -23,6 +25,28 @@ namespace medload::loader {
 /// `sources` given to Scanner::scan.
 using OnImage = std::function<void(std::size_t file_index, DecodedImage&& frame)>;
 
+/// What a FrameStage made of one frame: a description and bytes (for the cache build, the
+/// preprocessed image's shape, geometry and timings, and its pixels).
+struct StagedFrame {
+  nlohmann::json meta;
+  std::vector<std::uint8_t> bytes;
+};
+
+/// Work on every frame of an ok file, run where the file was decoded: inside its decoder worker
+/// (Isolation::kProcess), or on the scan's thread (kInProcess). In a worker, only the stage's
+/// output crosses back to the scanning process (a 256 px image instead of a 2048 px one), and a
+/// crash in the stage is contained like a decoder's: the file is `decoder_crash`. It runs single-
+/// threaded there: OpenCV's parallel loops run serially in the calling thread, since a forked
+/// process must not use the thread pool of the process it was forked from. It must not touch
+/// state of the scanning process: in a worker it works on a copy made at the fork. An exception
+/// it throws stops the scan and is rethrown by scan_with_stage as the same medload::Error
+/// subclass (ConfigError, FormatError, ...) with the same message.
+using FrameStage = std::function<StagedFrame(const DecodedImage& frame)>;
+
+/// Receives every frame of every `ok` file with its stage's output, as OnImage does; `frame`
+/// keeps its description (size, type, metadata, hashes) but not its pixels (empty).
+using OnStagedImage = std::function<void(std::size_t file_index, DecodedImage&& frame, StagedFrame&& staged)>;
+
 /// A scan over many files: decoding and validation on `threads` workers (forked processes by
 /// default, see Isolation), outcomes in input order. Duplicates are decided in input order, so
 /// the first copy is kept whatever the thread timing.
@@ -38,6 +62,12 @@ class Scanner {
   /// rethrown here. Bad files never throw: they are outcomes in the report.
   ScanReport scan(const std::vector<SourceFile>& sources, const OnImage& on_image = {},
                   Progress* progress = nullptr) const;
+
+  /// As scan, with `stage` run on every frame of every ok file where it was decoded (see
+  /// FrameStage); `on_image` receives each frame with the stage's output. The cache build runs
+  /// its preprocessing this way.
+  ScanReport scan_with_stage(const std::vector<SourceFile>& sources, const FrameStage& stage,
+                             const OnStagedImage& on_image, Progress* progress = nullptr) const;
 
   const ValidationOptions& options() const noexcept { return options_; }
 
