@@ -302,7 +302,7 @@ void close_inherited_descriptors(int keep) {
       header["bytes"] = bytes.size();
       if (!staged.empty()) header["stage"] = std::move(staged[k].meta);
       reply["frames"].push_back(std::move(header));
-      if (in_shared) {
+      if (in_shared && !bytes.empty()) {  // an empty vector's data() may be null
         std::memcpy(region + offset, bytes.data(), bytes.size());
         offset += bytes.size();
       }
