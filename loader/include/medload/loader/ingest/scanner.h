@@ -39,12 +39,14 @@ struct StagedFrame {
 /// threaded there: OpenCV's parallel loops run serially in the calling thread, since a forked
 /// process must not use the thread pool of the process it was forked from. It must not touch
 /// state of the scanning process: in a worker it works on a copy made at the fork. An exception
-/// it throws stops the scan and is rethrown by scan_with_stage as the same medload::Error
-/// subclass (ConfigError, FormatError, ...) with the same message.
+/// it throws stops the scan and is rethrown by scan_with_stage: in process, as it was thrown;
+/// from a worker, a ConfigError, FormatError or IoError as itself with its message, anything
+/// else derived from std::exception as a WorkerError with its message.
 using FrameStage = std::function<StagedFrame(const DecodedImage& frame)>;
 
 /// Receives every frame of every `ok` file with its stage's output, as OnImage does; `frame`
-/// keeps its description (size, type, metadata, hashes) but not its pixels (empty).
+/// keeps its description (size, type, metadata, hashes) but not its pixels (empty). Without a
+/// stage (an empty FrameStage), the frame keeps its pixels and `staged` is empty.
 using OnStagedImage = std::function<void(std::size_t file_index, DecodedImage&& frame, StagedFrame&& staged)>;
 
 /// A scan over many files: decoding and validation on `threads` workers (forked processes by
