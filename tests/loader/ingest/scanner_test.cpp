@@ -43,6 +43,14 @@ void make_images(const TempDir& dir, const std::vector<std::string>& names) {
   for (const auto& name : names) write_image(dir / name, textured(48, 48, CV_8UC1, seed++));
 }
 
+// Inputs whose pixels cross from a worker both ways: a 48 px image and a 2-frame DICOM through
+// the worker's shared memory (32 MiB), a 4200 x 4100 16-bit PNG (34 MB) through its socket.
+void write_transfer_inputs(const TempDir& dir) {
+  make_images(dir, {"small.png"});
+  std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "multi.dcm");
+  write_image(dir / "large.png", textured(4100, 4200, CV_16UC1, 3));
+}
+
 TEST(Scanner, DecoderThatAbortsOrSegfaultsMarksOnlyItsFileAndTheScanGoesOn) {
   TempDir dir("crash");
   make_images(dir, {"a.png", "abort_me.png", "b.png", "segv_me.png", "c.png", "d.png"});
@@ -202,9 +210,7 @@ TEST(Scanner, WorkersDeliverTheSamePixelsAsInProcessDecodingSmallOrLarge) {
   // Pixels come back from a worker through its shared memory (32 MiB) when they fit, else through
   // the socket: a 48 px image, a 2-frame DICOM and a 4200 x 4100 16-bit PNG (34 MB) cover both.
   TempDir dir("transfer");
-  make_images(dir, {"small.png"});
-  std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "multi.dcm");
-  write_image(dir / "large.png", textured(4100, 4200, CV_16UC1, 3));
+  write_transfer_inputs(dir);
   const auto sources = list_sources(dir.path().string());
   std::map<std::pair<Isolation, int>, std::map<std::pair<std::size_t, int>, std::vector<std::uint8_t>>>
       pixels;
@@ -371,14 +377,12 @@ TEST(Scanner, AStageRunsWhereEachFileIsDecodedAndOnlyItsOutputComesBack) {
   // A 48 px image, a 2-frame DICOM and a 4200 x 4100 16-bit PNG: the outputs come back through
   // the worker's shared memory, and through its socket when they do not fit there (34 MB).
   TempDir dir("stage");
-  make_images(dir, {"small.png"});
-  std::filesystem::copy_file(test::fixture("dicom/SC_rgb_rle_2frame.dcm"), dir / "multi.dcm");
-  write_image(dir / "large.png", textured(4100, 4200, CV_16UC1, 3));
+  write_transfer_inputs(dir);
   const auto sources = list_sources(dir.path().string());
   std::map<std::pair<std::size_t, int>, std::vector<std::uint8_t>> decoded;
+  std::mutex decoded_mutex;
   Scanner(ValidationOptions{}).scan(sources, [&](std::size_t file, DecodedImage&& frame) {
-    static std::mutex mutex;
-    std::lock_guard lock(mutex);
+    std::lock_guard lock(decoded_mutex);
     decoded[{file, frame.frame_index}] = std::move(frame.pixels);
   });
   ASSERT_EQ(decoded.size(), 4u);
