@@ -6,13 +6,19 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates
+  # compiler cache (CMake uses it as the launcher when present; its cache lives outside the clone)
+  ccache
   # libraries medload links
   libtorch-dev libopencv-dev libhdf5-dev libdcmtk-dev libgdcm-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # libjpeg-turbo and libpng directly: truncation is judged from what the decoder consumed
+  libjpeg62-turbo-dev libpng-dev
   # c10d ProcessGroupGloo headers for the distributed training example
   libgloo-dev
   # the real corpus (npm pack, dpkg -x) and the Python peers for side-by-side benchmarks
   nodejs npm python3 python3-numpy python3-torch python3-torchvision python3-h5py python3-opencv
+  # the independent DICOM reader the pixel-comparison tests check decode_file against
+  python3-pydicom python3-gdcm
 )
 
 missing=()
