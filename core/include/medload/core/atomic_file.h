@@ -1,8 +1,9 @@
 #pragma once
-/// Writing a small file so that a reader (or a crash) never sees half of it.
+/// Writing files so that a reader (or a crash) never sees half of one.
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace medload {
 
@@ -11,5 +12,34 @@ namespace medload {
 /// file (if any) is left as it was, the temporary is removed, and IoError names the path and
 /// the system's reason (for example "No space left on device").
 void write_file_atomically(const std::string& path, std::string_view content);
+
+/// Puts a finished file in place: flushes `temporary` to disk, renames it over `target` (the same
+/// folder: one atomic step) and flushes the folder, so a crash or a kill at any moment leaves
+/// either the previous `target` or the new one, whole. On failure `temporary` is removed, `target`
+/// is as it was, and IoError names both and the system's reason.
+void publish_atomically(const std::string& temporary, const std::string& target);
+
+/// Makes `destination` (created; it must not exist) a copy of `source` to be changed and then
+/// published with publish_atomically: the filesystem shares the blocks where it can (a reflink on
+/// btrfs and XFS: instant, whatever the size), else the bytes are copied in the kernel
+/// (copy_file_range). The copy keeps `source`'s permission bits. Throws IoError; on failure
+/// `destination` is removed.
+void copy_file_for_update(const std::string& source, const std::string& destination);
+
+/// Removes a file when it goes out of scope unless released: the temporary of a publish that
+/// did not happen (an exception on the way) never stays behind.
+class TemporaryFile {
+ public:
+  explicit TemporaryFile(std::string path) : path_(std::move(path)) {}
+  TemporaryFile(const TemporaryFile&) = delete;
+  TemporaryFile& operator=(const TemporaryFile&) = delete;
+  ~TemporaryFile();
+  const std::string& path() const { return path_; }
+  /// Keeps the file (it was published: renamed into place).
+  void release() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace medload

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <sstream>
@@ -57,27 +58,20 @@ class ObjectReader {
   }
   void read(const char* name, int& value) const {
     if (!has(name)) return;
-    const auto& v = object_.at(name);
-    // 8 and 8.0 are the same setting; 8.5 is not an integer.
-    if (!v.is_number() || (v.is_number_float() &&
-                           v.get<double>() != static_cast<double>(static_cast<long long>(v.get<double>())))) {
-      throw ConfigError(key(name) + " must be an integer, not " + v.dump());
+    const std::int64_t wide = integer(name);
+    if (wide < -2147483648LL || wide > 2147483647LL) {
+      throw ConfigError(key(name) + " is " + object_.at(name).dump() + "; out of the integer range");
     }
-    const double d = v.get<double>();
-    if (d < -2147483648.0 || d > 2147483647.0) {
-      throw ConfigError(key(name) + " is " + v.dump() + "; out of the integer range");
-    }
-    value = static_cast<int>(d);
+    value = static_cast<int>(wide);
   }
   void read(const char* name, std::int64_t& value) const {
+    if (has(name)) value = integer(name);
+  }
+  void read(const char* name, std::uint64_t& value) const {
     if (!has(name)) return;
-    const auto& v = object_.at(name);
-    if (!v.is_number_integer() &&
-        !(v.is_number_float() &&
-          v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))) {
-      throw ConfigError(key(name) + " must be an integer, not " + v.dump());
-    }
-    value = v.is_number_float() ? static_cast<std::int64_t>(v.get<double>()) : v.get<std::int64_t>();
+    const std::int64_t wide = integer(name);
+    if (wide < 0) throw ConfigError(key(name) + " is " + object_.at(name).dump() + "; it cannot be negative");
+    value = static_cast<std::uint64_t>(wide);
   }
   void read(const char* name, double& value) const {
     if (!has(name)) return;
@@ -93,6 +87,24 @@ class ObjectReader {
   }
 
  private:
+  // A whole number within 64 bits: 8 and 8.0 are the same setting; 8.5, 1e300 and "8" are not.
+  std::int64_t integer(const char* name) const {
+    const auto& v = object_.at(name);
+    if (v.is_number_integer()) {
+      if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+        throw ConfigError(key(name) + " is " + v.dump() + "; out of the integer range");
+      }
+      return v.get<std::int64_t>();
+    }
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      // Compared before the cast: casting a double outside the range of the integer is undefined.
+      if (!(d >= -9.2e18 && d <= 9.2e18)) throw ConfigError(key(name) + " is " + v.dump() + "; out of the integer range");
+      if (d == std::trunc(d)) return static_cast<std::int64_t>(d);
+    }
+    throw ConfigError(key(name) + " must be an integer, not " + v.dump());
+  }
+
   const nlohmann::json& object_;
   std::string prefix_;
 };
