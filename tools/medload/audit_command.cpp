@@ -60,7 +60,7 @@ Runner add_audit_command(CLI::App& command) {
         std::cout << report.to_text();
       }
     }
-    if (args->json) std::cout << reports.dump(2) << '\n';
+    if (args->json) std::cout << json_output(reports) << '\n';
     return leaked ? kExitLeakage : kExitOk;
   };
 }

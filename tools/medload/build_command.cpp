@@ -106,12 +106,11 @@ Runner add_build_command(CLI::App& command) {
 
     const loader::BuildResult result = loader::build_cache(options);
     if (args->json) {
-      std::cout << nlohmann::json{{"build", result.report["build"]},
-                                  {"counts", result.report["counts"]},
-                                  {"timings", result.report["timings"]},
-                                  {"stage_cost_ns", result.report["stage_cost_ns"]},
-                                  {"report", result.report_path}}
-                       .dump(2)
+      std::cout << json_output(nlohmann::json{{"build", result.report["build"]},
+                                              {"counts", result.report["counts"]},
+                                              {"timings", result.report["timings"]},
+                                              {"stage_cost_ns", result.report["stage_cost_ns"]},
+                                              {"report", result.report_path}})
                 << '\n';
       return kExitOk;
     }

@@ -4,6 +4,9 @@
 // command line has been parsed. Commands parse options and call library functions; nothing else.
 
 #include <functional>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
 
 namespace CLI {
 class App;
@@ -22,6 +25,11 @@ enum ExitCode : int {
 /// Runs a parsed subcommand and returns its exit code. Library exceptions are mapped by main():
 /// ConfigError -> kExitUsage, any other exception -> kExitFailure.
 using Runner = std::function<int()>;
+
+/// JSON as a command prints or writes it: indented by 2. Text reaches it as UTF-8 (list_sources,
+/// the decoders); a stray byte that is not (from a cache an older medload wrote) becomes U+FFFD
+/// instead of failing the command.
+std::string json_output(const nlohmann::json& value);
 
 Runner add_scan_command(CLI::App& command);
 Runner add_build_command(CLI::App& command);

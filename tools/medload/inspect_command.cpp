@@ -39,7 +39,7 @@ Runner add_inspect_command(CLI::App& command) {
     options.rejected_examples = args->examples;
     const nlohmann::json summary = loader::inspect_cache(args->cache, options);
     if (args->json) {
-      std::cout << summary.dump(2) << '\n';
+      std::cout << json_output(summary) << '\n';
     } else {
       std::cout << loader::format_inspection(summary);
     }

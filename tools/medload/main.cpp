@@ -9,9 +9,20 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include "command.h"
+
 #include "medload/core/error.h"
+#include "medload/core/text.h"
 #include "medload/core/version.h"
+
+namespace medload::cli {
+
+std::string json_output(const nlohmann::json& value) {
+  return value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace medload::cli
 
 namespace {
 
@@ -80,10 +91,11 @@ int main(int argc, char** argv) {
     try {
       return run();
     } catch (const medload::ConfigError& e) {
-      std::cerr << prefix << "error: " << e.what() << '\n';
+      // Messages may quote file names and header text: print them as UTF-8.
+      std::cerr << prefix << "error: " << medload::to_valid_utf8(e.what()) << '\n';
       return medload::cli::kExitUsage;
     } catch (const std::exception& e) {
-      std::cerr << prefix << "error: " << e.what() << '\n';
+      std::cerr << prefix << "error: " << medload::to_valid_utf8(e.what()) << '\n';
       return medload::cli::kExitFailure;
     }
   }

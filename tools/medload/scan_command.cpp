@@ -74,7 +74,7 @@ Runner add_scan_command(CLI::App& command) {
                       args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto);
     const loader::ScanReport report = scanner.scan(sources, {}, &progress);
     progress.finish();
-    if (!args->report.empty()) write_file_atomically(args->report, report.to_json().dump(2) + "\n");
+    if (!args->report.empty()) write_file_atomically(args->report, json_output(report.to_json()) + "\n");
     std::cout << report.summary();
     if (!args->report.empty()) std::cout << "report: " << args->report << '\n';
     return kExitOk;

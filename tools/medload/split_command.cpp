@@ -100,7 +100,7 @@ Runner add_split_command(CLI::App& command) {
     if (args->json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& split : splits) out.push_back(split.to_json(class_names));
-      std::cout << out.dump(2) << '\n';
+      std::cout << json_output(out) << '\n';
     } else {
       for (const auto& split : splits) std::cout << describe(split, class_names);
       std::cout << "stored in " << args->cache << "\n";

@@ -18,6 +18,7 @@
 #include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/text.h"
 #include "medload/core/thread_pool.h"
 #include "medload/core/version.h"
 #include "medload/loader/cache/cache_reader.h"
@@ -312,8 +313,9 @@ PreviousCache open_previous(const std::string& output, const std::string& config
     record.pixel_hash = i < pixel_hashes.size() ? pixel_hashes[i] : 0;
     FrameRecord frame;
     frame.frame_index = reader->frame_indices()[i];
-    frame.patient_id = reader->patient_ids()[i];
-    frame.site = reader->sites()[i];
+    // A cache written before text was made UTF-8 may hold other bytes.
+    frame.patient_id = normalize_patient_id(to_valid_utf8(reader->patient_ids()[i]));
+    frame.site = to_valid_utf8(reader->sites()[i]);
     frame.meta = raw[i];
     frame.geometry = reader->geometry(i);
     frame.checksum = reader->checksums()[i];
@@ -372,15 +374,71 @@ void fsync_path(const std::string& path, bool directory) {
   if (status != 0 && !directory) throw IoError("cannot flush " + path + " to disk: " + reason);
 }
 
+// What the entry itself says in a report entry: its path, lossless path and own warnings.
+void note_source_json(const SourceFile& source, nlohmann::json& outcome) {
+  outcome["path"] = source.report_path;
+  if (!source.path_bytes.empty()) outcome["path_bytes"] = source.path_bytes;
+  if (source.warnings.empty()) return;
+  nlohmann::json warnings = source.warnings;
+  if (outcome.contains("warnings") && outcome["warnings"].is_array()) {
+    for (const auto& w : outcome["warnings"]) {
+      if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
+    }
+  }
+  outcome["warnings"] = std::move(warnings);
+}
+
 nlohmann::json reused_outcome(const SourceFile& source, const FileRecord& record, const char* origin) {
-  return {{"path", source.report_path},
-          {"status", "ok"},
-          {"reason", nullptr},
-          {"detail", ""},
-          {"frames", record.frames.size()},
-          {"format", record.format},
-          {"content_hash", record.source_hash},
-          {"reused", origin}};
+  nlohmann::json outcome = {{"status", "ok"},
+                            {"reason", nullptr},
+                            {"detail", ""},
+                            {"frames", record.frames.size()},
+                            {"format", record.format},
+                            {"content_hash", record.source_hash},
+                            {"reused", origin}};
+  note_source_json(source, outcome);
+  return outcome;
+}
+
+// Files per warning code over the report entries.
+std::map<std::string, std::size_t> count_warnings(const nlohmann::json& files) {
+  std::map<std::string, std::size_t> counts;
+  for (const auto& file : files) {
+    if (!file.contains("warnings") || !file["warnings"].is_array()) continue;
+    for (const auto& w : file["warnings"]) {
+      if (w.is_string()) ++counts[w.get<std::string>()];
+    }
+  }
+  return counts;
+}
+
+// The report's text. External text is UTF-8 by then (list_sources, the decoders); replacing what
+// is not keeps a stray byte from failing a finished build.
+std::string report_text(const nlohmann::json& report) {
+  return report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// Publishes a finished build: the report's temporary (already written) and the cache's are
+// renamed into place, the cache first; the work folder goes once the cache is in place. A failure
+// before the cache's rename removes both temporaries and leaves the previous cache and report.
+void publish(const std::string& temp_output, const std::string& output, const std::string& temp_report,
+             const std::string& report, const std::string& work, const fs::path& parent) {
+  std::error_code error;
+  if (::rename(temp_output.c_str(), output.c_str()) != 0) {
+    const std::string reason = system_reason();
+    fs::remove(temp_output, error);
+    fs::remove(temp_report, error);
+    throw IoError("cannot rename " + temp_output + " to " + output + ": " + reason);
+  }
+  fs::remove_all(work, error);
+  const bool report_moved = ::rename(temp_report.c_str(), report.c_str()) == 0;
+  const std::string reason = report_moved ? "" : system_reason();
+  fsync_path(parent.string(), true);
+  if (!report_moved) {
+    fs::remove(temp_report, error);
+    throw IoError("the cache " + output + " is in place, but its report could not be renamed from " +
+                  temp_report + " to " + report + ": " + reason);
+  }
 }
 
 }  // namespace
@@ -426,6 +484,12 @@ BuildResult build_cache(const BuildOptions& options_in) {
   if (::access(parent.c_str(), W_OK) != 0) {
     throw IoError("cannot write " + options.output + ": its folder " + parent.string() +
                   " is not writable (" + system_reason() + ")");
+  }
+  // The report is written before the cache is published: a folder in its place would fail the
+  // build only after the work, so it is refused now.
+  if (fs::is_directory(result.report_path, error)) {
+    throw IoError("cannot write the report " + result.report_path + " of " + options.output +
+                  ": a folder has that name");
   }
   PreviousCache previous = open_previous(options.output, config_hash);
   const std::string work = options.output + ".partial";
@@ -474,7 +538,7 @@ BuildResult build_cache(const BuildOptions& options_in) {
       if (auto it = previous.rejected.find(hash); it != previous.rejected.end()) {
         nlohmann::json outcome = nlohmann::json::parse(it->second.outcome, nullptr, false);
         if (!outcome.is_object()) outcome = nlohmann::json::object();
-        outcome["path"] = sources[i].report_path;
+        note_source_json(sources[i], outcome);
         outcome["status"] = "rejected";
         outcome["reason"] = it->second.reason;
         outcome["detail"] = it->second.detail;
@@ -573,11 +637,11 @@ BuildResult build_cache(const BuildOptions& options_in) {
       if (hash == "0000000000000000") hash.clear();
     }
     rejected[i] = {static_cast<std::int64_t>(first + i),
-                   sources[i].report_path,
+                   sources[i].cache_path(),
                    reason,
                    outcome.value("detail", std::string()),
                    hash,
-                   outcome.dump()};
+                   detail::json_text(outcome)};
   }
 
   // The samples, in input order, frames in order.
@@ -643,9 +707,10 @@ BuildResult build_cache(const BuildOptions& options_in) {
       columns.label_matrix.insert(columns.label_matrix.end(), row.begin(), row.end());
     }
     // What the manifest or folder says now wins; the decoded header fills the rest.
-    columns.patient_ids.push_back(!source.info.patient_id.empty() ? source.info.patient_id : f.patient_id);
+    columns.patient_ids.push_back(
+        normalize_patient_id(!source.info.patient_id.empty() ? source.info.patient_id : f.patient_id));
     columns.sites.push_back(!source.info.site.empty() ? source.info.site : f.site);
-    columns.source_paths.push_back(source.report_path);
+    columns.source_paths.push_back(source.cache_path());
     columns.source_hashes.push_back(records.at(s.source).source_hash);
     columns.frame_indices.push_back(f.frame_index);
     columns.source_indices.push_back(static_cast<std::int64_t>(first + s.source));
@@ -724,12 +789,6 @@ BuildResult build_cache(const BuildOptions& options_in) {
     throw;
   }
   previous.reader.reset();
-  if (::rename(temp_output.c_str(), options.output.c_str()) != 0) {
-    const std::string reason = system_reason();
-    fs::remove(temp_output, error);
-    throw IoError("cannot rename " + temp_output + " to " + options.output + ": " + reason);
-  }
-  fsync_path(parent.string(), true);
   result.assemble_seconds = seconds_since(assemble_start);
   result.seconds = seconds_since(build_start);
 
@@ -737,13 +796,14 @@ BuildResult build_cache(const BuildOptions& options_in) {
   nlohmann::json counts{{"total", sources.size()},
                         {"ok", result.ok_files},
                         {"rejected", result.rejected_files},
-                        {"by_reason", by_reason}};
+                        {"by_reason", by_reason},
+                        {"warnings", count_warnings(files)}};
   nlohmann::json preprocess_cost = times.to_json();
   result.report = {
       {"files", std::move(files)},
       {"counts", counts},
       {"build",
-       {{"output", options.output},
+       {{"output", to_valid_utf8(options.output)},
         {"config_hash", config_hash},
         {"library_version", kVersion},
         {"shard", std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count)},
@@ -771,8 +831,16 @@ BuildResult build_cache(const BuildOptions& options_in) {
         {"assemble_compress", compress_ns},
         {"assemble_write", write_ns}}},
   };
-  write_file_atomically(result.report_path, result.report.dump(2) + "\n");
-  fs::remove_all(work, error);
+  // Everything is written before anything is published: a report that cannot be written fails
+  // the build with the previous cache and report in place and the work folder kept for a resume.
+  const std::string temp_report = result.report_path + ".tmp";
+  try {
+    write_file_atomically(temp_report, report_text(result.report));
+  } catch (...) {
+    fs::remove(temp_output, error);
+    throw;
+  }
+  publish(temp_output, options.output, temp_report, result.report_path, work, parent);
   return result;
 }
 

@@ -10,6 +10,10 @@
 
 namespace medload::loader::detail {
 
+std::string json_text(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::vector<std::uint8_t> deflate_chunk(const void* data, std::size_t size, int level) {
   uLongf bound = compressBound(static_cast<uLong>(size));
   std::vector<std::uint8_t> out(bound);
@@ -180,7 +184,7 @@ void CacheWriter::finish(const CacheColumns& columns, const std::vector<Rejected
   h5::write_attribute(f, "library_version", std::string(kVersion));
   h5::write_attribute(f, "config", config_json);
   h5::write_attribute(f, "config_hash", config_hash);
-  h5::write_attribute(f, "class_names", nlohmann::json(class_names).dump());
+  h5::write_attribute(f, "class_names", json_text(class_names));
   h5::write_attribute(f, "count_images", static_cast<std::int64_t>(n));
   h5::write_attribute(f, "count_rejected", static_cast<std::int64_t>(rejected.size()));
   h5::write_attribute(f, "build_time", utc_now());
@@ -193,7 +197,7 @@ void CacheWriter::finish(const CacheColumns& columns, const std::vector<Rejected
     } else if (v.is_string()) {
       h5::write_attribute(f, item.key(), v.get<std::string>());
     } else {
-      h5::write_attribute(f, item.key(), v.dump());
+      h5::write_attribute(f, item.key(), json_text(v));
     }
   }
   meta.reset();

@@ -55,6 +55,11 @@ struct CacheColumns {
 /// Compresses one image for a deflate chunk (zlib stream, as HDF5's deflate filter writes it).
 std::vector<std::uint8_t> deflate_chunk(const void* data, std::size_t size, int level);
 
+/// Compact JSON text for a string column or attribute. Text is UTF-8 by the time it gets here
+/// (list_sources, the decoders); a stray byte that is not (an older cache's column) becomes
+/// U+FFFD instead of failing the write.
+std::string json_text(const nlohmann::json& value);
+
 class CacheWriter {
  public:
   /// Creates `path` (truncating it) with an /images dataset of `header`'s shape.

@@ -202,8 +202,8 @@ MergeResult merge_caches(const MergeOptions& options) {
                                          {"reason", "duplicate"},
                                          {"detail", detail},
                                          {"duplicate_of", it->second.second}};
-            rejected.push_back(
-                {source, path, "duplicate", detail, shard.reader->source_hashes()[i], outcome.dump()});
+            rejected.push_back({source, path, "duplicate", detail, shard.reader->source_hashes()[i],
+                                detail::json_text(outcome)});
           }
           ++result.duplicates;
           continue;
@@ -303,7 +303,7 @@ MergeResult merge_caches(const MergeOptions& options) {
         {"multi_label", columns.multi_label ? 1 : 0},
         {"missing_labels", first.missing_labels},
         {"impute", first.impute},
-        {"merged_from", merged_from.dump()}};
+        {"merged_from", detail::json_text(merged_from)}};
     writer.finish(columns, rejected, first.reader->class_names(), first.reader->config_json(),
                   first.reader->config_hash(), attributes);
     progress.finish();

@@ -88,7 +88,7 @@ void write_batch(const std::string& folder, const std::string& key, std::vector<
                                {"frame_count", file.frame_count},
                                {"frames", std::move(frames)}});
   }
-  const std::string text = header.dump();
+  const std::string text = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const std::uint64_t length = text.size();
   const std::uint64_t data_start = sizeof kMagic + sizeof length + length;
 

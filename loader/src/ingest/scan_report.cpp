@@ -30,6 +30,7 @@ nlohmann::json FileOutcome::to_json() const {
       {"detail", detail},
       {"frames", frames},
       {"format", format}};
+  if (!path_bytes.empty()) j["path_bytes"] = path_bytes;
   if (height > 0) {
     j["height"] = height;
     j["width"] = width;

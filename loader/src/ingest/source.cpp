@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "medload/core/error.h"
+#include "medload/core/text.h"
 
 namespace medload::loader {
 namespace fs = std::filesystem;
@@ -33,6 +34,35 @@ std::vector<std::string> split_labels(const std::string& text) {
   return labels;
 }
 
+constexpr std::string_view kNoBreakSpace = "\xC2\xA0";
+
+bool ascii_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v' || c == '\0';
+}
+
+// Length of the whitespace (ASCII, NUL, U+00A0) at text[i], 0 when there is none.
+std::size_t space_at(std::string_view text, std::size_t i) {
+  if (ascii_space(text[i])) return 1;
+  return text.compare(i, kNoBreakSpace.size(), kNoBreakSpace) == 0 ? kNoBreakSpace.size() : 0;
+}
+
+// Length of the whitespace ending just before text[end], 0 when there is none.
+std::size_t space_before(std::string_view text, std::size_t end) {
+  if (ascii_space(text[end - 1])) return 1;
+  const std::size_t n = kNoBreakSpace.size();
+  return end >= n && text.compare(end - n, n, kNoBreakSpace) == 0 ? n : 0;
+}
+
+// Sets the entry's report path (and, for a name that is not UTF-8, its lossless form and warning)
+// from `name`, the name's raw bytes as listed or written in the manifest.
+void set_report_path(SourceFile& source, const std::string& name) {
+  bool converted = false;
+  source.report_path = to_valid_utf8(name, &converted);
+  if (!converted) return;
+  source.path_bytes = percent_escape_non_utf8(name);
+  source.warnings.emplace_back("path_not_utf8");
+}
+
 std::vector<SourceFile> list_folder(const fs::path& root) {
   std::vector<SourceFile> sources;
   std::error_code ec;
@@ -48,15 +78,55 @@ std::vector<SourceFile> list_folder(const fs::path& root) {
     const fs::path relative = it->path().lexically_relative(root);
     SourceFile source;
     source.path = it->path().string();
-    source.report_path = relative.generic_string();
+    set_report_path(source, relative.generic_string());
     // ImageFolder convention: the first-level folder is the class.
     auto part = relative.begin();
-    if (std::next(part) != relative.end()) source.info.labels.push_back(part->string());
+    if (std::next(part) != relative.end()) source.info.labels.push_back(to_valid_utf8(part->string()));
     sources.push_back(std::move(source));
   }
-  std::sort(sources.begin(), sources.end(),
-            [](const SourceFile& a, const SourceFile& b) { return a.report_path < b.report_path; });
+  // Sorted by what the report shows; the raw bytes order names that read the same.
+  std::sort(sources.begin(), sources.end(), [](const SourceFile& a, const SourceFile& b) {
+    return a.report_path != b.report_path ? a.report_path < b.report_path : a.path < b.path;
+  });
   return sources;
+}
+
+// The entry's path field `value` (raw bytes). A name that is not UTF-8 is the file's raw name,
+// unless only the file named by its Windows-1252 reading exists (a spreadsheet export of a UTF-8
+// name): then that file is meant, and the field counts as converted text.
+void set_manifest_path(SourceFile& source, const fs::path& base, const std::string& value) {
+  const auto resolve = [&](const std::string& name) {
+    const fs::path p(name);
+    return (p.is_absolute() ? p : base / p).string();
+  };
+  source.path = resolve(value);
+  set_report_path(source, value);
+  if (source.path_bytes.empty()) return;
+  std::error_code ec;
+  const std::string readable = resolve(source.report_path);
+  if (fs::exists(source.path, ec) || !fs::exists(readable, ec)) return;
+  source.path = readable;
+  source.path_bytes.clear();
+  source.warnings.back() = "text_converted:path";
+}
+
+// A manifest field as UTF-8; a field that is not is read as Windows-1252 and noted on the entry.
+std::string manifest_text(SourceFile& source, const std::string& column, const std::string& value) {
+  bool converted = false;
+  std::string text = to_valid_utf8(value, &converted);
+  if (converted) source.warnings.push_back("text_converted:" + column);
+  return text;
+}
+
+// The header's column names as UTF-8; true when any was not.
+bool header_to_utf8(std::vector<std::string>& header) {
+  bool any = false;
+  for (std::string& column : header) {
+    bool converted = false;
+    column = to_valid_utf8(column, &converted);
+    any = any || converted;
+  }
+  return any;
 }
 
 std::vector<SourceFile> read_manifest(const fs::path& manifest) {
@@ -66,6 +136,7 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
   std::string line;
   std::size_t line_number = 0;
   std::vector<std::string> header;
+  bool header_converted = false;
   std::vector<SourceFile> sources;
   auto where = [&] { return manifest.string() + " line " + std::to_string(line_number); };
   while (std::getline(in, line)) {
@@ -84,6 +155,7 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
     std::vector<std::string> fields = parse_csv_line(line, where());
     if (header.empty()) {
       header = std::move(fields);
+      header_converted = header_to_utf8(header);
       if (std::find(header.begin(), header.end(), "path") == header.end()) {
         throw FormatError(
             where() +
@@ -96,18 +168,19 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
                         std::to_string(header.size()));
     }
     SourceFile source;
+    if (header_converted) source.warnings.emplace_back("text_converted:header");
     for (std::size_t c = 0; c < header.size(); ++c) {
       const std::string& column = header[c];
-      std::string& value = fields[c];
       if (column == "path") {
-        if (value.empty()) throw FormatError(where() + ": the path is empty");
-        const fs::path p(value);
-        source.path = (p.is_absolute() ? p : base / p).string();
-        source.report_path = value;
-      } else if (column == "label") {
+        if (fields[c].empty()) throw FormatError(where() + ": the path is empty");
+        set_manifest_path(source, base, fields[c]);
+        continue;
+      }
+      const std::string value = manifest_text(source, column, fields[c]);
+      if (column == "label") {
         source.info.labels = split_labels(value);
       } else if (column == "patient_id") {
-        source.info.patient_id = value;
+        source.info.patient_id = normalize_patient_id(value);
       } else if (column == "site") {
         source.info.site = value;
       } else if (column == "modality") {
@@ -151,6 +224,41 @@ std::vector<std::string> parse_csv_line(const std::string& line, const std::stri
   }
   if (quoted) throw FormatError(where + ": unterminated quoted field");
   return fields;
+}
+
+std::string normalize_patient_id(std::string_view id) {
+  std::size_t first = 0, end = id.size();
+  while (first < end) {
+    const std::size_t n = space_at(id, first);
+    if (n == 0) break;
+    first += n;
+  }
+  while (end > first) {
+    const std::size_t n = space_before(id, end);
+    if (n == 0) break;
+    end -= n;
+  }
+  return std::string(id.substr(first, end - first));
+}
+
+std::string loose_patient_id(std::string_view id) {
+  const std::string normalized = normalize_patient_id(id);
+  std::string loose;
+  for (std::size_t i = 0; i < normalized.size();) {
+    if (const std::size_t n = space_at(normalized, i); n > 0) {
+      i += n;
+      continue;
+    }
+    const char c = normalized[i++];
+    loose += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  return loose;
+}
+
+void note_source(const SourceFile& source, FileOutcome& outcome) {
+  outcome.path = source.report_path;
+  outcome.path_bytes = source.path_bytes;
+  outcome.warnings.insert(outcome.warnings.begin(), source.warnings.begin(), source.warnings.end());
 }
 
 std::vector<SourceFile> list_sources(const std::string& root, const std::optional<std::string>& manifest) {

@@ -3,16 +3,20 @@
 #include "medload/loader/serve/audit.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 #include <utility>
 
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/text.h"
 #include "medload/core/thread_pool.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "medload/loader/ingest/source.h"
 #include "medload/loader/serve/perceptual_hash.h"
 #include "medload/loader/serve/split.h"
 #include "medload/loader/serve/split_store.h"
@@ -44,6 +48,57 @@ std::string leak_kind_name(LeakKind kind) {
   return "?";
 }
 
+namespace {
+
+nlohmann::json similar_ids_json(const std::vector<SimilarPatientIds>& groups) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const SimilarPatientIds& g : groups) list.push_back({{"ids", g.ids}, {"parts", g.parts}});
+  return list;
+}
+
+// "a", "b" and "c"-style lists for the text report.
+std::string quoted_list(const std::vector<std::string>& items, bool quote) {
+  std::string out;
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    if (k > 0) out += ", ";
+    out += quote ? "\"" + items[k] + "\"" : items[k];
+  }
+  return out;
+}
+
+// The patient id the audit compares: normalized; one that normalizes to nothing is the sample's own.
+std::string audit_patient_id(const std::string& id, std::size_t sample) {
+  std::string normalized = normalize_patient_id(id);
+  return normalized.empty() ? "~sample:" + std::to_string(sample) : normalized;
+}
+
+// Groups of distinct ids with one loose form, with the parts they are in.
+std::vector<SimilarPatientIds> find_similar_ids(
+    const std::map<std::string, std::map<int, std::size_t>>& parts_of,
+    const std::function<std::string(int)>& name_of) {
+  std::map<std::string, std::map<std::string, std::set<int>>> by_loose;
+  for (const auto& [id, parts] : parts_of) {
+    if (id.rfind("~sample:", 0) == 0) continue;
+    auto& parts_of_id = by_loose[loose_patient_id(id)][id];
+    for (const auto& [part, sample] : parts) parts_of_id.insert(part);
+  }
+  std::vector<SimilarPatientIds> groups;
+  for (const auto& [loose, ids] : by_loose) {
+    if (ids.size() < 2) continue;
+    SimilarPatientIds group;
+    std::set<int> parts;
+    for (const auto& [id, in] : ids) {
+      group.ids.push_back(id);
+      parts.insert(in.begin(), in.end());
+    }
+    for (int part : parts) group.parts.push_back(name_of(part));
+    groups.push_back(std::move(group));
+  }
+  return groups;
+}
+
+}  // namespace
+
 nlohmann::json AuditReport::to_json() const {
   nlohmann::json list = nlohmann::json::array();
   for (const LeakFinding& f : findings) {
@@ -69,7 +124,9 @@ nlohmann::json AuditReport::to_json() const {
            {{"patient", patient_leaks},
             {"identical", identical_leaks},
             {"near_duplicate", near_duplicate_leaks}}},
-          {"findings", list}};
+          {"findings", list},
+          {"warnings", {{"similar_patient_ids", similar_patient_id_groups}}},
+          {"similar_patient_ids", similar_ids_json(similar_patient_ids)}};
 }
 
 std::string AuditReport::to_text() const {
@@ -93,6 +150,15 @@ std::string AuditReport::to_text() const {
     }
     out << ": " << f.path_a << " [" << f.part_a << ", sample " << f.sample_a << "]  <->  " << f.path_b << " ["
         << f.part_b << ", sample " << f.sample_b << "]\n";
+  }
+  if (similar_patient_id_groups > 0) {
+    out << "  warning: " << similar_patient_id_groups
+        << " groups of patient ids differ only by case or inner whitespace (one patient spelled two "
+           "ways, or distinct case-sensitive ids?)\n";
+    for (const SimilarPatientIds& g : similar_patient_ids) {
+      out << "  similar patient ids " << quoted_list(g.ids, true) << " in " << quoted_list(g.parts, false)
+          << "\n";
+    }
   }
   const std::size_t listed = findings.size();
   const std::size_t total = patient_leaks + identical_leaks + near_duplicate_leaks;
@@ -133,10 +199,15 @@ AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::ve
   // Patients: the first sample of each part a patient appears in.
   std::map<std::string, std::map<int, std::size_t>> parts_of;
   for (std::size_t i : items) {
-    parts_of[samples[i].patient_id].emplace(samples[i].part, i);
-    if (samples[i].patient_id.rfind("~sample:", 0) == 0) ++report.samples_without_patient;
+    const std::string patient = audit_patient_id(samples[i].patient_id, i);
+    parts_of[patient].emplace(samples[i].part, i);
+    if (patient.rfind("~sample:", 0) == 0) ++report.samples_without_patient;
   }
   report.patients = parts_of.size();
+  std::vector<SimilarPatientIds> similar = find_similar_ids(parts_of, name_of);
+  report.similar_patient_id_groups = similar.size();
+  if (similar.size() > options.max_listed) similar.resize(options.max_listed);
+  report.similar_patient_ids = std::move(similar);
   for (const auto& [patient, parts] : parts_of) {
     if (parts.size() < 2) continue;
     ++report.patient_leaks;
@@ -216,7 +287,10 @@ AuditReport audit_cache(const std::string& path, const std::string& split_name, 
   options.validate();
   const CacheReader reader(path);
   const StoredSplit split = read_split(path, split_name, reader.size());
-  const std::vector<std::string> patients = effective_patient_ids(reader.patient_ids());
+  // A cache from an older medload may hold untrimmed ids, or bytes that are not UTF-8.
+  std::vector<std::string> stored = reader.patient_ids();
+  for (std::string& id : stored) id = normalize_patient_id(to_valid_utf8(id));
+  const std::vector<std::string> patients = effective_patient_ids(stored);
   std::vector<AuditSample> samples(reader.size());
   const std::size_t bytes = reader.image_bytes();
   const bool wide = reader.dtype() == PixelType::kUInt16;
@@ -226,7 +300,7 @@ AuditReport audit_cache(const std::string& path, const std::string& split_name, 
       AuditSample& s = samples[i];
       s.part = split.part[i];
       s.patient_id = patients[i];
-      s.path = reader.source_paths()[i];
+      s.path = to_valid_utf8(reader.source_paths()[i]);
       if (s.part < 0) return;
       thread_local std::vector<std::uint16_t> buffer;
       buffer.resize((bytes + 1) / 2);

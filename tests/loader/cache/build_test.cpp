@@ -11,9 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+
 #include "cache_compare.h"
 #include "h5.h"
 #include "medload/core/error.h"
+#include "medload/core/text.h"
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "test_util.h"
@@ -43,6 +47,64 @@ BuildOptions small_options(const std::string& root, const std::string& output) {
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
   return nlohmann::json::parse(in);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A gray PNG with content well above its noise (a gradient and a bright square placed by
+// `seed`), distinct for each seed.
+void write_structured_png(const std::string& path, int seed) {
+  fs::create_directories(fs::path(path).parent_path());
+  cv::Mat image(80, 96, CV_8UC1);
+  cv::RNG rng(static_cast<std::uint64_t>(seed) * 7919u + 17u);
+  for (int r = 0; r < image.rows; ++r) {
+    for (int c = 0; c < image.cols; ++c)
+      image.at<std::uint8_t>(r, c) = cv::saturate_cast<std::uint8_t>(r + c + rng.uniform(0, 8));
+  }
+  const int x = 4 + (seed * 13) % 60, y = 4 + (seed * 7) % 44;
+  image(cv::Rect(x, y, 24, 24)).setTo(230);
+  if (!cv::imwrite(path, image)) throw std::runtime_error("cannot write " + path);
+}
+
+bool has_warning(const nlohmann::json& entry, const std::string& code) {
+  if (!entry.contains("warnings")) return false;
+  for (const auto& w : entry["warnings"]) {
+    if (w == code) return true;
+  }
+  return false;
+}
+
+// A 64 x 64 8-bit MONOCHROME2 DICOM (pixels differ by `seed`) with header text as raw bytes:
+// `charset` is SpecificCharacterSet ("" leaves it out).
+void write_text_dicom(const std::string& path, int seed, const std::string& charset,
+                      const std::string& patient_id, const std::string& institution) {
+  DcmFileFormat file;
+  DcmDataset& ds = *file.getDataset();
+  ds.putAndInsertString(DCM_SOPClassUID, UID_SecondaryCaptureImageStorage);
+  ds.putAndInsertString(DCM_SOPInstanceUID, ("1.2.826.0.1.3680043.2.1125.7." + std::to_string(seed)).c_str());
+  if (!charset.empty()) ds.putAndInsertString(DCM_SpecificCharacterSet, charset.c_str());
+  ds.putAndInsertString(DCM_PatientID, patient_id.c_str());
+  ds.putAndInsertString(DCM_InstitutionName, institution.c_str());
+  ds.putAndInsertString(DCM_Modality, "OT");
+  ds.putAndInsertUint16(DCM_Rows, 64);
+  ds.putAndInsertUint16(DCM_Columns, 64);
+  ds.putAndInsertUint16(DCM_SamplesPerPixel, 1);
+  ds.putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
+  ds.putAndInsertUint16(DCM_BitsAllocated, 8);
+  ds.putAndInsertUint16(DCM_BitsStored, 8);
+  ds.putAndInsertUint16(DCM_HighBit, 7);
+  ds.putAndInsertUint16(DCM_PixelRepresentation, 0);
+  std::vector<Uint8> pixels(64 * 64);
+  for (std::size_t i = 0; i < pixels.size(); ++i) {
+    pixels[i] =
+        static_cast<Uint8>((i % 64) * 2 + (i / 64) + (i * 7919u * static_cast<unsigned>(seed + 1)) % 23);
+  }
+  ds.putAndInsertUint8Array(DCM_PixelData, pixels.data(), pixels.size());
+  fs::create_directories(fs::path(path).parent_path());
+  ASSERT_TRUE(file.saveFile(path.c_str(), EXS_LittleEndianExplicit).good()) << path;
 }
 
 }  // namespace
@@ -107,7 +169,8 @@ TEST(BuildCache, DecoderWorkersPreprocessWhatTheyDecodeAndWriteWhatAnInProcessBu
   write_png(root + "/a/deep.png", 40, 120, 70, true);
   write_png(root + "/b/zcopy.png", 0);  // the same pixels as a/img0.png
   cv::Mat colour(90, 110, CV_8UC3);
-  cv::RNG(5).fill(colour, cv::RNG::UNIFORM, 0, 256);
+  cv::RNG(5).fill(colour, cv::RNG::UNIFORM, 0, 64);
+  for (int r = 0; r < colour.rows; ++r) colour.row(r) += cv::Scalar(2 * r, r, 150 - r);  // not only noise
   cv::imwrite(root + "/b/colour.png", colour);
   auto in_process = small_options(root, dir.path("in_process.h5"));
   auto workers = small_options(root, dir.path("workers.h5"));
@@ -269,4 +332,118 @@ TEST(BuildCache, RefusesToReplaceANewerSchemaCacheAndLeavesItAlone) {
     EXPECT_NE(std::string(e.what()).find("refusing to replace"), std::string::npos) << e.what();
   }
   EXPECT_EQ(medload::loader::test::file_bytes(output), before);
+}
+
+TEST(BuildCache, ManifestInWindows1252BuildsWithUtf8TextAndSaysWhatWasConverted) {
+  TempDir dir;
+  const std::string root = dir.path("in");
+  for (int i = 0; i < 4; ++i) write_structured_png(root + "/img" + std::to_string(i) + ".png", i);
+  // Exported from a spreadsheet in Windows-1252: 0xF4 is o-circumflex, 0xE9 e-acute.
+  write_bytes(root + "/m.csv",
+              "path,label,patient_id,site,ward\n"
+              "img0.png,normal,P001,H\xF4pital Nord,A\n"
+              "img1.png,normal,P001 ,H\xF4pital Nord,A\n"
+              "img2.png,pneumonia,P002,Clinique,\xE9t\xE9\n"
+              "img3.png,pneumonia,P003,Clinique,A\n");
+  auto options = small_options(root, dir.path("m.h5"));
+  options.manifest = root + "/m.csv";
+  const auto result = medload::loader::build_cache(options);
+  EXPECT_EQ(result.images, 4u);
+
+  const CacheReader reader(dir.path("m.h5"));
+  EXPECT_EQ(reader.sites()[0], "H\xC3\xB4pital Nord");
+  EXPECT_EQ(reader.patient_ids()[0], "P001");
+  EXPECT_EQ(reader.patient_ids()[1], "P001");  // "P001 " is the same patient
+  EXPECT_EQ(reader.meta("ward").text[2], "\xC3\xA9t\xC3\xA9");
+
+  const std::string text = read_text(dir.path("m.report.json"));
+  EXPECT_TRUE(medload::is_valid_utf8(text));
+  const auto report = nlohmann::json::parse(text);
+  EXPECT_TRUE(has_warning(report["files"][0], "text_converted:site"));
+  EXPECT_TRUE(has_warning(report["files"][2], "text_converted:ward"));
+  EXPECT_FALSE(report["files"][3].contains("warnings"));
+  EXPECT_EQ(report["counts"]["warnings"]["text_converted:site"], 2);
+  EXPECT_EQ(report["counts"]["warnings"]["text_converted:ward"], 1);
+}
+
+TEST(BuildCache, FileNameThatIsNotUtf8IsCachedUnderItsLosslessNameAndTheBuildCompletes) {
+  for (const auto isolation :
+       {medload::loader::Isolation::kInProcess, medload::loader::Isolation::kProcess}) {
+    TempDir dir;
+    const std::string root = dir.path("in");
+    write_structured_png(root + "/normal/img0.png", 0);
+    write_structured_png(root + "/normal/img1.png", 1);
+    write_structured_png(root + "/normal/M\xFCller.png", 9);
+    const std::string output = dir.path("cache.h5");
+    auto options = small_options(root, output);
+    options.config.validate.isolation = isolation;
+    const auto result = medload::loader::build_cache(options);
+    EXPECT_EQ(result.images, 3u);
+    EXPECT_FALSE(fs::exists(output + ".partial"));
+    EXPECT_FALSE(fs::exists(output + ".tmp"));
+
+    const CacheReader reader(output);
+    EXPECT_EQ(reader.source_paths(),
+              (std::vector<std::string>{"normal/M%FCller.png", "normal/img0.png", "normal/img1.png"}));
+    const std::string text = read_text(dir.path("cache.report.json"));
+    EXPECT_TRUE(medload::is_valid_utf8(text));
+    const auto report = nlohmann::json::parse(text);
+    const auto& entry = report["files"][0];
+    EXPECT_EQ(entry["path"], "normal/M\xC3\xBCller.png");
+    EXPECT_EQ(entry["path_bytes"], "normal/M%FCller.png");
+    EXPECT_EQ(entry["status"], "ok");
+    EXPECT_TRUE(has_warning(entry, "path_not_utf8"));
+    EXPECT_EQ(report["counts"]["warnings"]["path_not_utf8"], 1);
+
+    // An incremental rebuild reuses the file and reports it the same way.
+    const auto again = medload::loader::build_cache(options);
+    EXPECT_EQ(again.reused_files, 3u);
+    const auto reused = read_json(dir.path("cache.report.json"));
+    EXPECT_EQ(reused["files"][0]["path_bytes"], "normal/M%FCller.png");
+    EXPECT_TRUE(has_warning(reused["files"][0], "path_not_utf8"));
+  }
+}
+
+TEST(BuildCache, DicomTextFollowsSpecificCharacterSetAndLatin1WithoutOneIsConverted) {
+  TempDir dir;
+  const std::string root = dir.path("in");
+  // ISO_IR 100 is Latin-1: 0xFC is u-umlaut, 0xF4 o-circumflex, 0xC9 E-acute.
+  write_text_dicom(root + "/latin1.dcm", 1, "ISO_IR 100", "M\xFCller-7 ", "H\xF4pital Saint-\xC9tienne");
+  write_text_dicom(root + "/utf8.dcm", 2, "ISO_IR 192", "Z\xC3\xBC", "Z\xC3\xBCrich");
+  write_text_dicom(root + "/none.dcm", 3, "", "P001", "Z\xFCrich");  // no charset, Latin-1 in practice
+  const std::string output = dir.path("d.h5");
+  const auto result = medload::loader::build_cache(small_options(root, output));
+  EXPECT_EQ(result.images, 3u);
+
+  const CacheReader reader(output);
+  ASSERT_EQ(reader.source_paths(), (std::vector<std::string>{"latin1.dcm", "none.dcm", "utf8.dcm"}));
+  EXPECT_EQ(reader.patient_ids()[0], "M\xC3\xBCller-7");
+  EXPECT_EQ(reader.sites()[0], "H\xC3\xB4pital Saint-\xC3\x89tienne");
+  EXPECT_EQ(reader.sites()[1], "Z\xC3\xBCrich");
+  EXPECT_EQ(reader.patient_ids()[2], "Z\xC3\xBC");
+  EXPECT_EQ(reader.sites()[2], "Z\xC3\xBCrich");
+
+  const std::string text = read_text(dir.path("d.report.json"));
+  EXPECT_TRUE(medload::is_valid_utf8(text));
+  const auto report = nlohmann::json::parse(text);
+  EXPECT_FALSE(report["files"][0].contains("warnings"));  // converted as its header says: no warning
+  EXPECT_TRUE(has_warning(report["files"][1], "text_converted:site"));
+  EXPECT_FALSE(report["files"][2].contains("warnings"));
+}
+
+TEST(BuildCache, AReportThatCannotBeWrittenFailsTheBuildBeforeAnythingIsPublished) {
+  TempDir dir;
+  const std::string root = dir.path("in");
+  write_tree(root, {"a"}, 2);
+  const std::string output = dir.path("cache.h5");
+  fs::create_directories(dir.path("cache.report.json/inside"));  // a folder where the report goes
+  try {
+    medload::loader::build_cache(small_options(root, output));
+    FAIL() << "built " << output;
+  } catch (const medload::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("cache.report.json"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(output));
+  EXPECT_FALSE(fs::exists(output + ".partial"));
+  EXPECT_FALSE(fs::exists(output + ".tmp"));
 }

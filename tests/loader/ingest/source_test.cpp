@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "medload/core/error.h"
+#include "medload/core/text.h"
+#include "medload/loader/ingest/scanner.h"
 #include "medload/loader/ingest/source.h"
 #include "test_util.h"
 
@@ -8,7 +12,13 @@ namespace medload::loader {
 namespace {
 
 using test::TempDir;
+using test::textured;
 using test::write_bytes;
+using test::write_image;
+
+bool has_warning(const std::vector<std::string>& warnings, const std::string& code) {
+  return std::find(warnings.begin(), warnings.end(), code) != warnings.end();
+}
 
 TEST(ListSources, FolderTreeGivesClassesFromFirstLevelFoldersInSortedOrder) {
   TempDir dir("tree");
@@ -78,6 +88,109 @@ TEST(ListSources, MissingFolderOrManifestIsAnIoErrorNamingIt) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/medload/input"), std::string::npos);
   }
   EXPECT_THROW(list_sources(".", std::string("/nonexistent/m.csv")), IoError);
+}
+
+TEST(ListSources, ManifestInWindows1252IsReadAsUtf8FieldByFieldWithAWarning) {
+  TempDir dir("cp1252");
+  // A spreadsheet's export: 0xF4 is o-circumflex, 0x93/0x94 are curly quotes in Windows-1252.
+  write_bytes(dir / "m.csv",
+              "path,label,patient_id,site,note\n"
+              "a.png,normal,P1,H\xF4pital Nord,\x93urgent\x94\n"
+              "b.png,normal,P2,Z\xC3\xBCrich,plain\n");
+  const auto sources = list_sources(dir.path().string(), dir / "m.csv");
+  ASSERT_EQ(sources.size(), 2u);
+  EXPECT_EQ(sources[0].info.site, "H\xC3\xB4pital Nord");
+  EXPECT_EQ(sources[0].info.metadata.at("note"), "\xE2\x80\x9Curgent\xE2\x80\x9D");
+  EXPECT_TRUE(has_warning(sources[0].warnings, "text_converted:site"));
+  EXPECT_TRUE(has_warning(sources[0].warnings, "text_converted:note"));
+  EXPECT_EQ(sources[0].warnings.size(), 2u);
+  EXPECT_EQ(sources[1].info.site, "Z\xC3\xBCrich");  // already UTF-8: kept as it is
+  EXPECT_TRUE(sources[1].warnings.empty());
+}
+
+TEST(ListSources, FileNameThatIsNotUtf8IsFoundAndReportedReadablyAndLosslessly) {
+  TempDir dir("latin1name");
+  write_image(dir / "normal/plain.png", textured(48, 48, CV_8UC1, 1));
+  write_image(dir / "normal/M\xFCller.png", textured(48, 48, CV_8UC1, 2));
+  write_image(dir / "K\xE4se/x.png", textured(48, 48, CV_8UC1, 3));
+  const auto sources = list_sources(dir.path().string());
+  ASSERT_EQ(sources.size(), 3u);
+  const SourceFile& cheese = sources[0];
+  EXPECT_EQ(cheese.report_path, "K\xC3\xA4se/x.png");
+  EXPECT_EQ(cheese.path_bytes, "K%E4se/x.png");
+  EXPECT_EQ(cheese.info.labels, std::vector<std::string>{"K\xC3\xA4se"});
+  const SourceFile& mueller = sources[1];
+  EXPECT_EQ(mueller.report_path, "normal/M\xC3\xBCller.png");
+  EXPECT_EQ(mueller.path_bytes, "normal/M%FCller.png");
+  EXPECT_EQ(mueller.path, dir / "normal/M\xFCller.png");  // the raw bytes, to open the file
+  EXPECT_EQ(mueller.cache_path(), "normal/M%FCller.png");
+  EXPECT_TRUE(has_warning(mueller.warnings, "path_not_utf8"));
+  EXPECT_TRUE(sources[2].path_bytes.empty());
+  EXPECT_EQ(sources[2].cache_path(), "normal/plain.png");
+
+  // Decoded in this process and in worker processes (where the name crosses a JSON message).
+  for (const Isolation isolation : {Isolation::kInProcess, Isolation::kProcess}) {
+    ValidationOptions options;
+    options.threads = 2;
+    options.isolation = isolation;
+    const ScanReport report = Scanner(options).scan(sources);
+    ASSERT_EQ(report.files.size(), 3u);
+    const FileOutcome& outcome = report.files[1];
+    EXPECT_TRUE(outcome.ok) << outcome.detail;
+    EXPECT_EQ(outcome.path, "normal/M\xC3\xBCller.png");
+    EXPECT_EQ(outcome.path_bytes, "normal/M%FCller.png");
+    EXPECT_TRUE(has_warning(outcome.warnings, "path_not_utf8"));
+    const std::string text = report.to_json().dump(2);
+    EXPECT_TRUE(is_valid_utf8(text));
+    const auto parsed = nlohmann::json::parse(text);
+    EXPECT_EQ(parsed["files"][1]["path_bytes"], "normal/M%FCller.png");
+    EXPECT_EQ(parsed["counts"]["warnings"]["path_not_utf8"], 2);
+    EXPECT_EQ(percent_unescape(parsed["files"][1]["path_bytes"].get<std::string>()), "normal/M\xFCller.png");
+  }
+}
+
+TEST(ListSources, ManifestPathNotUtf8NamesTheRawFileOrItsUtf8Reading) {
+  TempDir dir("manifestname");
+  write_bytes(dir / "raw/M\xFCller.png", "x");       // a Latin-1 name on disk
+  write_bytes(dir / "utf8/M\xC3\xBCller.png", "x");  // a UTF-8 name on disk
+  write_bytes(dir / "m.csv", "path,label\nraw/M\xFCller.png,a\nutf8/M\xFCller.png,a\n");
+  const auto sources = list_sources(dir.path().string(), dir / "m.csv");
+  ASSERT_EQ(sources.size(), 2u);
+  EXPECT_EQ(sources[0].path, dir / "raw/M\xFCller.png");
+  EXPECT_EQ(sources[0].report_path, "raw/M\xC3\xBCller.png");
+  EXPECT_EQ(sources[0].path_bytes, "raw/M%FCller.png");
+  EXPECT_TRUE(has_warning(sources[0].warnings, "path_not_utf8"));
+  EXPECT_EQ(sources[1].path, dir / "utf8/M\xC3\xBCller.png");
+  EXPECT_EQ(sources[1].report_path, "utf8/M\xC3\xBCller.png");
+  EXPECT_TRUE(sources[1].path_bytes.empty());
+  EXPECT_TRUE(has_warning(sources[1].warnings, "text_converted:path"));
+}
+
+TEST(ListSources, ManifestPatientIdsDifferingOnlyBySurroundingWhitespaceAreOnePatient) {
+  TempDir dir("patients");
+  write_bytes(dir / "m.csv",
+              "path,patient_id\n"
+              "a.png,P001\n"
+              "b.png,P001 \n"
+              "c.png,\" P001\t\"\n"
+              "d.png,p001\n");
+  const auto sources = list_sources(dir.path().string(), dir / "m.csv");
+  ASSERT_EQ(sources.size(), 4u);
+  EXPECT_EQ(sources[0].info.patient_id, "P001");
+  EXPECT_EQ(sources[1].info.patient_id, "P001");
+  EXPECT_EQ(sources[2].info.patient_id, "P001");
+  EXPECT_EQ(sources[3].info.patient_id, "p001");  // case is kept: another system's id may differ by case
+}
+
+TEST(NormalizePatientId, TrimsWhitespaceAndDicomPaddingButKeepsCaseAndInnerSpaces) {
+  EXPECT_EQ(normalize_patient_id("  P001 "), "P001");
+  EXPECT_EQ(normalize_patient_id(std::string("P001\0", 5)), "P001");
+  EXPECT_EQ(normalize_patient_id("\xC2\xA0P001\r\n"), "P001");
+  EXPECT_EQ(normalize_patient_id("AB 12"), "AB 12");
+  EXPECT_EQ(normalize_patient_id("   "), "");
+  EXPECT_EQ(loose_patient_id(" AB\t12 "), "ab12");
+  EXPECT_EQ(loose_patient_id("ab12"), loose_patient_id("AB 12"));
+  EXPECT_NE(loose_patient_id("ab12"), loose_patient_id("ab13"));
 }
 
 }  // namespace

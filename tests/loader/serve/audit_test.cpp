@@ -128,6 +128,46 @@ TEST(Audit, SamplesWithoutPatientIdAreCountedAndNeverLeakAsPatients) {
   EXPECT_FALSE(report.leaked());
 }
 
+// Samples with the given patient ids and parts, with hashes far apart (no pixel findings).
+std::vector<AuditSample> samples_of(const std::vector<std::pair<std::string, int>>& patients) {
+  std::vector<AuditSample> samples(patients.size());
+  for (std::size_t i = 0; i < patients.size(); ++i) {
+    samples[i].patient_id = patients[i].first;
+    samples[i].part = patients[i].second;
+    samples[i].pixel_hash = i;
+    samples[i].digest.hash = 0xffull << (8 * i);
+    samples[i].path = "s" + std::to_string(i) + ".png";
+  }
+  return samples;
+}
+
+TEST(Audit, IdsDifferingOnlyBySurroundingWhitespaceAreOnePatientInTwoParts) {
+  // As a cache from an older medload may hold them: the manifest's "P001 " was kept untrimmed.
+  const auto samples = samples_of({{"P001", 0}, {"P001 ", 1}, {"Q1", 0}, {"Q2", 1}, {"   ", 0}});
+  const AuditReport report = audit_samples(samples, {"train", "val"}, AuditOptions{});
+  EXPECT_EQ(report.patient_leaks, 1u) << report.to_text();
+  EXPECT_EQ(report.patients, 4u);
+  EXPECT_EQ(report.samples_without_patient, 1u);  // an id of spaces is no id
+  ASSERT_EQ(report.findings.size(), 1u);
+  EXPECT_EQ(report.findings[0].patient_id, "P001");
+  EXPECT_EQ(report.findings[0].path_b, "s1.png");
+}
+
+TEST(Audit, WarnsAboutIdsDifferingOnlyByCaseOrInnerWhitespaceWithoutCallingThemALeak) {
+  const auto samples = samples_of({{"ab12", 0}, {"AB12", 1}, {"AB 12", 1}, {"X7", 0}, {"x8", 1}});
+  const AuditReport report = audit_samples(samples, {"train", "val"}, AuditOptions{});
+  EXPECT_EQ(report.patient_leaks, 0u);
+  EXPECT_FALSE(report.leaked());
+  EXPECT_EQ(report.similar_patient_id_groups, 1u);
+  ASSERT_EQ(report.similar_patient_ids.size(), 1u);
+  EXPECT_EQ(report.similar_patient_ids[0].ids, (std::vector<std::string>{"AB 12", "AB12", "ab12"}));
+  EXPECT_EQ(report.similar_patient_ids[0].parts, (std::vector<std::string>{"train", "val"}));
+  const nlohmann::json j = report.to_json();
+  EXPECT_EQ(j["warnings"]["similar_patient_ids"], 1);
+  EXPECT_EQ(j["similar_patient_ids"][0]["ids"][2], "ab12");
+  EXPECT_NE(report.to_text().find("\"AB12\""), std::string::npos) << report.to_text();
+}
+
 TEST(AuditOptions, RejectsOutOfRangeThresholds) {
   AuditOptions options;
   options.near_duplicate_distance = 40;

@@ -33,11 +33,12 @@ std::optional<Reason> reason_from_code(std::string_view code);
 
 /// The outcome of one input file.
 struct FileOutcome {
-  std::string path;                   ///< SourceFile::report_path
+  std::string path;                   ///< SourceFile::report_path (valid UTF-8)
+  std::string path_bytes;             ///< SourceFile::path_bytes: set only when the name is not UTF-8
   bool ok = false;                    ///< true: usable; false: rejected for `reason`
   std::optional<Reason> reason;       ///< set when rejected
   std::string detail;                 ///< for a person: why, with the numbers
-  std::vector<std::string> warnings;  ///< on ok files, e.g. "extension_mismatch"
+  std::vector<std::string> warnings;  ///< e.g. "extension_mismatch", "path_not_utf8" (ingest.md)
   int frames = 0;                     ///< frames decoded (a multi-frame DICOM is one entry)
   int height = 0;                     ///< rows of the (first) frame, when known
   int width = 0;                      ///< columns
@@ -47,8 +48,9 @@ struct FileOutcome {
   std::uint64_t content_hash = 0;     ///< XXH64 of the file's bytes (0 when unreadable)
   std::uint64_t pixel_hash = 0;       ///< XXH64 of the decoded frames (0 when not decoded)
 
-  /// {"path", "status": "ok"|"rejected", "reason": null|code, "detail", "frames", "format",
-  ///  "warnings" (when any), "duplicate_of" (for duplicates), "content_hash" (hex)}
+  /// {"path", "path_bytes" (when the name is not UTF-8), "status": "ok"|"rejected",
+  ///  "reason": null|code, "detail", "frames", "format", "warnings" (when any), "duplicate_of"
+  ///  (for duplicates), "content_hash" (hex)}
   nlohmann::json to_json() const;
 };
 

@@ -1,22 +1,50 @@
 #pragma once
 /// What to read: the input files of a scan or build, from a folder tree (class = first-level
 /// folder, the ImageFolder convention) or a CSV manifest (`path,label,patient_id` plus optional
-/// metadata columns).
+/// metadata columns). File names and manifest text need not be UTF-8: see SourceFile.
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "medload/loader/ingest/decoded_image.h"
+#include "medload/loader/ingest/scan_report.h"
 
 namespace medload::loader {
 
-/// One input file and what the folder tree or manifest says about it.
+/// One input file and what the folder tree or manifest says about it. Every text field except
+/// `path` is valid UTF-8 (medload/core/text.h): bytes that are not are read as Windows-1252.
 struct SourceFile {
-  std::string path;         ///< the file to read (the root or manifest folder joined with the entry)
-  std::string report_path;  ///< as shown in reports and stored in the cache: relative to the root
-  SampleInfo info;          ///< labels, patient id, site and metadata columns; DICOM headers fill the rest
+  std::string path;  ///< the file to read, as raw bytes (the root or manifest folder joined with the entry)
+  std::string report_path;  ///< as shown in reports: relative to the root, valid UTF-8
+  /// Set only when the name is not valid UTF-8: the name with every byte that is not UTF-8, and
+  /// every '%', percent-escaped (lossless; percent_unescape gives the bytes back). The report's
+  /// "path_bytes"; the cache stores it as the source path (see cache_path()).
+  std::string path_bytes;
+  SampleInfo info;  ///< labels, patient id, site and metadata columns; DICOM headers fill the rest
+  /// Warnings about the entry itself, copied into its FileOutcome: "path_not_utf8",
+  /// "text_converted:<column>" (a manifest field that was not UTF-8, read as Windows-1252).
+  std::vector<std::string> warnings;
+
+  /// The name stored in the cache (source_path, rejected/path): `path_bytes` when set, else
+  /// `report_path`, so that two names differing only in bytes that are not UTF-8 stay apart.
+  const std::string& cache_path() const { return path_bytes.empty() ? report_path : path_bytes; }
 };
+
+/// A patient id as medload stores and compares it: surrounding whitespace removed (spaces, tabs,
+/// line breaks, NUL as DICOM pads, U+00A0 no-break space); case and inner whitespace kept, so
+/// "P001 " and "P001" are one patient while "ab12" and "AB12" stay two (the leakage audit warns
+/// about ids that differ only by case or inner whitespace). Used for manifest and DICOM ids alike.
+std::string normalize_patient_id(std::string_view id);
+
+/// The form under which patient ids that may be one patient compare equal: normalize_patient_id,
+/// then ASCII letters lower-cased and all inner whitespace removed ("AB 12" and "ab12" match).
+std::string loose_patient_id(std::string_view id);
+
+/// Copies what `source` says about its own entry into `outcome`: the report path, the lossless
+/// `path_bytes` and the source's warnings (placed before the decoder's own).
+void note_source(const SourceFile& source, FileOutcome& outcome);
 
 /// Lists the inputs under `root`.
 ///
@@ -28,7 +56,11 @@ struct SourceFile {
 /// `patient_id` are optional, other columns become metadata): one entry per line, in file order;
 /// paths are relative to the manifest's folder unless absolute; an empty label is unlabeled,
 /// `a|b` is multi-label; fields may be double-quoted ("" is a quote). A manifest entry whose file
-/// is missing still yields a SourceFile: the scan reports it `unreadable`.
+/// is missing still yields a SourceFile: the scan reports it `unreadable`. A manifest field that
+/// is not valid UTF-8 is read as Windows-1252 (a spreadsheet export) and the entry gets the
+/// warning "text_converted:<column>"; a path field that is not UTF-8 names the file by its raw
+/// bytes, or by its UTF-8 reading when only that file exists. Patient ids go through
+/// normalize_patient_id.
 ///
 /// Throws IoError when `root` or the manifest cannot be read, FormatError naming the manifest and
 /// line for a malformed line (wrong number of fields, unterminated quote, no `path` column).

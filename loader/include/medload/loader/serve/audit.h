@@ -6,6 +6,9 @@
 ///   `near_duplicate_distance` bits AND whose 32 x 32 thumbnails correlate at least
 ///   `min_correlation`: the same image re-exported, re-windowed, brightened or lightly noised.
 /// Every finding names both samples' source paths. `medload audit` exits 3 when any is found.
+/// Patient ids are compared after normalize_patient_id (surrounding whitespace removed, so a cache
+/// from an older medload with "P001 " and "P001" counts them as one patient); ids that still differ
+/// only by case or inner whitespace ("ab12", "AB 12") are reported as a warning, not a leak.
 
 #include <cstddef>
 #include <cstdint>
@@ -39,7 +42,8 @@ struct AuditOptions {
 
 /// What the audit knows of one sample.
 struct AuditSample {
-  /// Effective patient id (see effective_patient_ids: "" is never passed here).
+  /// Effective patient id (see effective_patient_ids: "" is never passed here); compared after
+  /// normalize_patient_id.
   std::string patient_id;
   /// Part of the split (-1 = outside the split: ignored).
   int part = 0;
@@ -71,6 +75,13 @@ struct LeakFinding {
   double correlation = 0.0;
 };
 
+/// Patient ids that differ only by case or inner whitespace (loose_patient_id): perhaps one
+/// patient spelled two ways, perhaps two patients of a system whose ids are case-sensitive.
+struct SimilarPatientIds {
+  std::vector<std::string> ids;    ///< the distinct ids (normalized), sorted
+  std::vector<std::string> parts;  ///< the parts their samples are in, in part order
+};
+
 /// The audit of one split.
 struct AuditReport {
   /// The cache and the split audited.
@@ -87,13 +98,18 @@ struct AuditReport {
   std::size_t near_duplicate_leaks = 0;
   /// Findings (at most AuditOptions::max_listed per kind), in a deterministic order.
   std::vector<LeakFinding> findings;
+  /// Warning: groups of ids that differ only by case or inner whitespace (all counted, at most
+  /// AuditOptions::max_listed listed, ordered by their loose form). Not a leak: leaked() ignores it.
+  std::size_t similar_patient_id_groups = 0;
+  std::vector<SimilarPatientIds> similar_patient_ids;
   /// The thresholds used.
   int near_duplicate_distance = 0;
   double min_correlation = 0.0;
 
   /// True when anything leaks.
   bool leaked() const noexcept { return patient_leaks + identical_leaks + near_duplicate_leaks > 0; }
-  /// {"cache","split","samples","patients","samples_without_patient","counts":{...},"findings":[...]}.
+  /// {"cache","split","samples","patients","samples_without_patient","counts":{...},"findings":[...],
+  ///  "warnings":{"similar_patient_ids": n}, "similar_patient_ids":[{"ids":[...],"parts":[...]}]}.
   nlohmann::json to_json() const;
   /// A report for a person: counts, then every listed finding with both paths.
   std::string to_text() const;
