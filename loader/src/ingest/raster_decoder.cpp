@@ -1,5 +1,6 @@
 // Raster decoding. OpenCV stays inside this file; pixel conversions after decoding are plain
 // loops, because this code runs in forked workers where OpenCV's thread pool must not be used.
+// A JPEG or PNG without its end marker is judged by its image data first (end_check.h).
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -8,6 +9,7 @@
 #include <limits>
 
 #include "decoders.h"
+#include "end_check.h"
 
 namespace medload::loader::detail {
 
@@ -83,16 +85,13 @@ int direct_type(Format format, const RasterHeader& header) {
   return -1;
 }
 
-}  // namespace
-
-void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
-                   const ValidationOptions& options, FileOutcome& outcome,
-                   std::vector<DecodedImage>& frames) {
-  const RasterHeader header = read_raster_header(format, data, size);
-  const std::string name(format_name(format));
+// Notes the header's size in `outcome`; false (and rejected) when the header is cut short or
+// declares more pixels than the limit, so nothing large is allocated for it.
+bool check_header(Format format, const RasterHeader& header, const ValidationOptions& options,
+                  FileOutcome& outcome) {
   if (!header.ok) {
     reject(outcome, Reason::kTruncated, header.detail);
-    return;
+    return false;
   }
   outcome.width = static_cast<int>(header.width);
   outcome.height = static_cast<int>(header.height);
@@ -100,40 +99,94 @@ void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
   const std::int64_t pixels = header.width * header.height;
   if (pixels > options.max_pixels) {
     reject(outcome, Reason::kTooLarge,
-           "the " + name + " header declares " + std::to_string(header.width) + "x" +
-               std::to_string(header.height) + " = " + std::to_string(pixels) + " pixels; the limit is " +
-               std::to_string(options.max_pixels) + " (validate.max_pixels)");
-    return;
+           "the " + std::string(format_name(format)) + " header declares " + std::to_string(header.width) +
+               "x" + std::to_string(header.height) + " = " + std::to_string(pixels) +
+               " pixels; the limit is " + std::to_string(options.max_pixels) + " (validate.max_pixels)");
+    return false;
   }
-  if (!has_end_marker(format, data, size)) {
-    reject(outcome, Reason::kTruncated,
-           "the " + name + " data ends after " + std::to_string(size) + " bytes without its end marker (" +
-               (format == Format::kPng ? std::string("IEND chunk") : std::string("end-of-image FF D9")) +
-               ")");
-    return;
+  return true;
+}
+
+// The bytes OpenCV is to decode for a file without its end marker, with the marker restored;
+// false (and rejected) when the image data is not all there. A JPEG is judged first (libjpeg
+// pads missing scan data grey without failing); a PNG is judged by the decode itself, which
+// libpng fails unless every row is there (explain_png_failure then says why), so a usable PNG
+// costs no second pass.
+bool restore_end(Format format, const std::uint8_t* data, std::size_t size,
+                 std::vector<std::uint8_t>& restored, FileOutcome& outcome) {
+  if (format == Format::kPng) {
+    restored = restore_png_end(data, size);
+    if (restored.empty()) {  // cut before its image data: OpenCV would fail without saying so
+      EndCheck check = check_png_end(data, size);
+      reject(outcome, check.reason, std::move(check.detail));
+      return false;
+    }
+    return true;
   }
+  EndCheck check = check_jpeg_end(data, size);
+  if (!check.complete) {
+    reject(outcome, check.reason, std::move(check.detail));
+    return false;
+  }
+  restored = restore_jpeg_end(data, size);
+  return true;
+}
+
+// After OpenCV failed on a PNG whose IEND was restored: truncated, saying where the data ends,
+// when the IDAT stream is short; otherwise OpenCV's rejection stands.
+void explain_png_failure(const std::uint8_t* data, std::size_t size, FileOutcome& outcome) {
+  EndCheck check = check_png_end(data, size);
+  if (!check.complete) reject(outcome, check.reason, std::move(check.detail));
+}
+
+// Decodes the pixels through OpenCV into `image`; false (and rejected) when OpenCV cannot, or
+// gives a layout medload does not read.
+// Eight bytes at each end of a destination buffer, to tell whether a decoder wrote into it.
+constexpr std::uint8_t kCanary[8] = {0xA5, 0x3C, 0x5A, 0xC3, 0x96, 0x69, 0x0F, 0xF0};
+
+void mark_canary(std::vector<std::uint8_t>& pixels) {
+  if (pixels.size() < 2 * sizeof kCanary) return;
+  std::memcpy(pixels.data(), kCanary, sizeof kCanary);
+  std::memcpy(pixels.data() + pixels.size() - sizeof kCanary, kCanary, sizeof kCanary);
+}
+
+bool has_canary(const std::vector<std::uint8_t>& pixels) {
+  return pixels.size() >= 2 * sizeof kCanary && std::memcmp(pixels.data(), kCanary, sizeof kCanary) == 0 &&
+         std::memcmp(pixels.data() + pixels.size() - sizeof kCanary, kCanary, sizeof kCanary) == 0;
+}
+
+bool decode_pixels(Format format, const RasterHeader& header, const std::uint8_t* data, std::size_t size,
+                   FileOutcome& outcome, DecodedImage& image) {
+  const std::string name(format_name(format));
   // Where the header promises a layout DecodedImage stores as it is, the decoder writes straight
   // into the image's buffer: no copy of the decoded image, and no second buffer of its size to
   // fault in. imdecode keeps a destination whose size and type match, and allocates its own
   // otherwise (then the pixels are copied below).
-  DecodedImage image;
   cv::Mat mat;
   if (const int type = direct_type(format, header); type >= 0) {
-    image.pixels.resize(static_cast<std::size_t>(pixels) * CV_ELEM_SIZE(type));
+    image.pixels.resize(static_cast<std::size_t>(header.width * header.height) * CV_ELEM_SIZE(type));
     mat = cv::Mat(static_cast<int>(header.height), static_cast<int>(header.width), type, image.pixels.data());
+    mark_canary(image.pixels);
   }
   try {
     const cv::Mat buffer(1, static_cast<int>(size), CV_8U, const_cast<std::uint8_t*>(data));
     cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH, &mat);
+    // imdecode leaves a destination untouched when its decoder refuses the header (a corrupt
+    // IHDR CRC, say): a buffer that still carries the canary was most likely never written.
+    // Decoding once more into OpenCV's own buffer tells for sure (an image whose first and last
+    // bytes happen to equal the canary decodes again, at the cost of one copy).
+    if (!mat.empty() && mat.data == image.pixels.data() && has_canary(image.pixels)) {
+      mat = cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH);
+    }
   } catch (const cv::Exception& e) {
     reject(outcome, Reason::kUnreadable, "the " + name + " decoder failed: " + e.err);
-    return;
+    return false;
   }
   if (mat.empty()) {
     reject(outcome, Reason::kUnreadable,
            "the " + name + " decoder could not decode the pixel data (" + std::to_string(size) + " bytes, " +
                std::to_string(header.width) + "x" + std::to_string(header.height) + " declared)");
-    return;
+    return false;
   }
   const bool in_place = !image.pixels.empty() && mat.data == image.pixels.data();
   if (in_place) {
@@ -142,9 +195,68 @@ void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
     reject(outcome, Reason::kUnsupported,
            "the " + name + " has " + std::to_string(mat.channels()) + " channels of OpenCV depth " +
                std::to_string(mat.depth()) + "; medload reads 8/16-bit gray, colour or colour+alpha");
-    return;
+    return false;
   }
   image.format = name;
+  return true;
+}
+
+enum class Pass { kDecoded, kRejected, kNotHandled };
+
+// A JPEG without FF D9 in one pass of libjpeg-turbo (decode_jpeg_without_end), straight into
+// the image's buffer, where the header promises a layout that pass decodes as OpenCV would.
+Pass decode_jpeg_in_one_pass(const RasterHeader& header, const std::uint8_t* data, std::size_t size,
+                             FileOutcome& outcome, DecodedImage& image) {
+  const int type = direct_type(Format::kJpeg, header);
+  if (type < 0) return Pass::kNotHandled;
+  image.pixels.resize(static_cast<std::size_t>(header.width * header.height) * CV_ELEM_SIZE(type));
+  const JpegTarget target{image.pixels.data(), static_cast<int>(header.height),
+                          static_cast<int>(header.width), CV_MAT_CN(type)};
+  bool handled = false;
+  EndCheck check = decode_jpeg_without_end(data, size, target, handled);
+  if (!handled) return Pass::kNotHandled;
+  if (!check.complete) {
+    reject(outcome, check.reason, std::move(check.detail));
+    return Pass::kRejected;
+  }
+  describe(cv::Mat(target.height, target.width, type, image.pixels.data()), image);
+  image.format = std::string(format_name(Format::kJpeg));
+  return Pass::kDecoded;
+}
+
+// A file without its end marker (XA frames exported from a DICOM, a cut download): decoded, and
+// warned `missing_end_marker`, when all of its image data is there; rejected otherwise.
+bool decode_without_end(Format format, const RasterHeader& header, const std::uint8_t* data, std::size_t size,
+                        FileOutcome& outcome, DecodedImage& image) {
+  const Pass pass = format == Format::kJpeg ? decode_jpeg_in_one_pass(header, data, size, outcome, image)
+                                            : Pass::kNotHandled;
+  if (pass == Pass::kRejected) return false;
+  if (pass == Pass::kNotHandled) {
+    std::vector<std::uint8_t> restored;
+    if (!restore_end(format, data, size, restored, outcome)) return false;
+    if (!decode_pixels(format, header, restored.data(), restored.size(), outcome, image)) {
+      if (format == Format::kPng) explain_png_failure(data, size, outcome);
+      return false;
+    }
+  }
+  outcome.warnings.emplace_back("missing_end_marker");
+  return true;
+}
+
+}  // namespace
+
+void decode_raster(Format format, const std::uint8_t* data, std::size_t size,
+                   const ValidationOptions& options, FileOutcome& outcome,
+                   std::vector<DecodedImage>& frames) {
+  const RasterHeader header = read_raster_header(format, data, size);
+  if (!check_header(format, header, options, outcome)) return;
+  // A file that ends with its end marker is taken as complete: checking costs nothing, so the
+  // common case decodes straight from its bytes at full speed.
+  DecodedImage image;
+  const bool decoded = has_end_marker(format, data, size)
+                           ? decode_pixels(format, header, data, size, outcome, image)
+                           : decode_without_end(format, header, data, size, outcome, image);
+  if (!decoded) return;
   outcome.ok = true;
   outcome.frames = 1;
   outcome.height = image.height;
