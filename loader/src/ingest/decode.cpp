@@ -5,11 +5,15 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <sstream>
-#include <type_traits>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blank.h"
 #include "decoders.h"
+#include "medload/core/file_descriptor.h"
 #include "medload/core/hash.h"
 #include "medload/loader/ingest/scanner.h"
 #include "scan_internal.h"
@@ -19,69 +23,6 @@ namespace medload::loader {
 namespace detail {
 
 namespace {
-
-// Sum and sum of squares of integer pixel values, exactly. 8-bit values are summed in 32-bit
-// lanes over blocks small enough not to overflow, which the compiler vectorises; a double
-// accumulator (each addition waiting for the one before) took 10 % of a 2048 px JPEG build.
-template <typename T>
-void integer_moments(const T* p, std::size_t count, __int128& sum, unsigned __int128& sum_sq) {
-  // 65536 values of at most 255^2 sum to less than 2^32.
-  constexpr std::size_t kBlock = sizeof(T) == 1 ? std::size_t{1} << 16 : std::size_t{1} << 30;
-  // Values widen to Value (signed for int16), their squares to Square.
-  using Square = std::conditional_t<sizeof(T) == 1, std::uint32_t, std::uint64_t>;
-  using Value = std::conditional_t<sizeof(T) == 1, std::uint32_t, std::int64_t>;
-  for (std::size_t start = 0; start < count; start += kBlock) {
-    const std::size_t end = std::min(count, start + kBlock);
-    Value s = 0;
-    Square q = 0;
-    for (std::size_t i = start; i < end; ++i) {
-      const Value v = static_cast<Value>(p[i]);
-      s += v;
-      q += static_cast<Square>(v * v);
-    }
-    sum += s;
-    sum_sq += q;
-  }
-}
-
-// Standard deviation of a frame's values over all channels. Integer frames are summed exactly;
-// float frames in a fixed order, so the result (and the blank decision) is the same on every run.
-double pixel_std(const DecodedImage& image) {
-  const std::size_t count = static_cast<std::size_t>(image.height) * image.width * image.channels;
-  if (count == 0) return 0;
-  const std::uint8_t* const bytes = image.pixels.data();
-  if (image.type == PixelType::kFloat32) {
-    const float* p = reinterpret_cast<const float*>(bytes);
-    double sum = 0, sum_sq = 0;
-    for (std::size_t i = 0; i < count; ++i) {
-      const double v = p[i];
-      sum += v;
-      sum_sq += v * v;
-    }
-    const double mean = sum / static_cast<double>(count);
-    return std::sqrt(std::max(0.0, sum_sq / static_cast<double>(count) - mean * mean));
-  }
-  __int128 sum = 0;
-  unsigned __int128 sum_sq = 0;
-  switch (image.type) {
-    case PixelType::kUInt8:
-      integer_moments(bytes, count, sum, sum_sq);
-      break;
-    case PixelType::kUInt16:
-      integer_moments(reinterpret_cast<const std::uint16_t*>(bytes), count, sum, sum_sq);
-      break;
-    case PixelType::kInt16:
-      integer_moments(reinterpret_cast<const std::int16_t*>(bytes), count, sum, sum_sq);
-      break;
-    case PixelType::kFloat32:
-      break;
-  }
-  // count^2 * variance = count * sum_sq - sum^2, exact in 128 bits for up to 2^32 16-bit values.
-  const unsigned __int128 n = count;
-  const auto magnitude = static_cast<unsigned __int128>(sum < 0 ? -sum : sum);
-  const unsigned __int128 scaled = n * sum_sq - magnitude * magnitude;
-  return std::sqrt(static_cast<double>(scaled)) / static_cast<double>(count);
-}
 
 std::string format_double(double v) {
   std::ostringstream out;
@@ -94,26 +35,72 @@ void fill_missing(std::string& field, const std::string& from_header) {
   if (field.empty()) field = from_header;
 }
 
+// What a non-regular file is, for the report.
+const char* kind_of(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+bool starts_with(const std::uint8_t* data, std::size_t size, std::string_view prefix, std::size_t at = 0) {
+  return size >= at + prefix.size() && std::memcmp(data + at, prefix.data(), prefix.size()) == 0;
+}
+
 }  // namespace
 
-bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& bytes, std::string& error) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) {
-    error = std::strerror(errno);
-    return false;
+std::string_view describe_content(const std::uint8_t* data, std::size_t size) {
+  if (starts_with(data, size, "%PDF")) return "a PDF document";
+  if (starts_with(data, size, "PK\x03\x04")) return "a ZIP archive";
+  if (starts_with(data, size, "\x1f\x8b")) return "gzip-compressed data";
+  if (starts_with(data, size, "\x7f" "ELF")) return "an executable (ELF)";
+  if (starts_with(data, size, "n+1", 344) || starts_with(data, size, "ni1", 344)) return "a NIfTI volume";
+  if (starts_with(data, size, "GIF8")) return "a GIF image";
+  if (starts_with(data, size, "RIFF") && starts_with(data, size, "WEBP", 8)) return "a WebP image";
+  const std::size_t probe = std::min<std::size_t>(size, 4096);
+  const bool text = std::all_of(data, data + probe, [](std::uint8_t c) {
+    return c == '\t' || c == '\n' || c == '\r' || c >= 0x20;  // UTF-8 and Latin-1 text alike
+  });
+  if (!text || probe == 0) return "binary data of an unknown format";
+  const std::size_t first = std::find_if(data, data + probe, [](std::uint8_t c) { return c > ' '; }) - data;
+  if (first < probe && data[first] == '<') return "XML or HTML text";
+  if (first < probe && (data[first] == '{' || data[first] == '[')) return "JSON text";
+  return "text";
+}
+
+
+std::optional<ReadFailure> read_file_bytes(const std::string& path, std::uint64_t max_bytes,
+                                           std::vector<std::uint8_t>& bytes) {
+  const core::FileDescriptor file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!file) return ReadFailure{Reason::kUnreadable, std::string("cannot open the file: ") + std::strerror(errno)};
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) {
+    return ReadFailure{Reason::kUnreadable, std::string("cannot stat the file: ") + std::strerror(errno)};
   }
-  const std::streamoff size = in.tellg();
-  if (size < 0) {
-    error = "cannot tell its size";
-    return false;
+  if (!S_ISREG(st.st_mode)) {
+    return ReadFailure{Reason::kUnreadable, std::string("not a regular file: ") + kind_of(st.st_mode) + "; not read"};
+  }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size > max_bytes) {
+    return ReadFailure{Reason::kTooLarge, "the file is " + std::to_string(size) + " bytes; the limit is " +
+                                              std::to_string(max_bytes) + " (validate.max_file_bytes); not read"};
   }
   bytes.resize(static_cast<std::size_t>(size));
-  in.seekg(0);
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) {
-    error = "read failed after " + std::to_string(in.gcount()) + " bytes";
-    return false;
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::read(file.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return ReadFailure{Reason::kUnreadable,
+                         "read failed after " + std::to_string(done) + " bytes: " + std::strerror(errno)};
+    }
+    if (n == 0) break;  // the file shrank since fstat: what is there is the file
+    done += static_cast<std::size_t>(n);
   }
-  return true;
+  bytes.resize(done);
+  return std::nullopt;
 }
 
 void validate_frames(const ValidationOptions& options, FileOutcome& outcome,
@@ -128,21 +115,20 @@ void validate_frames(const ValidationOptions& options, FileOutcome& outcome,
     frames.clear();
     return;
   }
-  // Blank: every frame constant or nearly so, relative to the value range of its bit depth.
-  double largest_fraction = 0;
+  // Blank: no frame has content above its own noise (see blank.h).
+  ContentMeasure most;
   for (const auto& frame : frames) {
-    const int bits = std::clamp(frame.bits_stored, 1, 32);
-    const double range = std::ldexp(1.0, bits) - 1;
-    largest_fraction = std::max(largest_fraction, pixel_std(frame) / range);
-    if (largest_fraction > options.blank_std_fraction) break;
+    const ContentMeasure m = measure_content(frame);
+    if (m.ratio() >= most.ratio()) most = m;
+    if (most.ratio() > options.blank_contrast_to_noise) break;
   }
-  if (largest_fraction <= options.blank_std_fraction) {
+  if (most.ratio() <= options.blank_contrast_to_noise) {
     reject(outcome, Reason::kBlank,
-           (frames.size() > 1 ? "every frame is" : std::string("the image is")) +
-               std::string(" constant or nearly so: pixel standard deviation ") +
-               format_double(largest_fraction * 100) + "% of the " + std::to_string(first.bits_stored) +
-               "-bit range (limit " + format_double(options.blank_std_fraction * 100) +
-               "%, validate.blank_std_fraction)");
+           (frames.size() > 1 ? "no frame has" : std::string("the image has no")) +
+               std::string(" content above its noise: it spreads over ") + format_double(most.spread) +
+               " grey levels, " + format_double(most.ratio()) + " times the noise of " +
+               format_double(most.noise) + " (limit " + format_double(options.blank_contrast_to_noise) +
+               ", validate.blank_contrast_to_noise)");
     frames.clear();
     return;
   }
@@ -163,11 +149,10 @@ FileOutcome decode_file(const SourceFile& source, const ValidationOptions& optio
                         std::vector<DecodedImage>& frames) {
   using detail::Format;
   FileOutcome outcome;
-  outcome.path = source.report_path;
+  note_source(source, outcome);
   std::vector<std::uint8_t> bytes;
-  std::string error;
-  if (!detail::read_file_bytes(source.path, bytes, error)) {
-    detail::reject(outcome, Reason::kUnreadable, "cannot read the file: " + error);
+  if (const auto failure = detail::read_file_bytes(source.path, options.max_file_bytes, bytes)) {
+    detail::reject(outcome, failure->reason, failure->detail);
     return outcome;
   }
   if (bytes.empty()) {
@@ -177,13 +162,11 @@ FileOutcome decode_file(const SourceFile& source, const ValidationOptions& optio
   outcome.content_hash = hash64(bytes.data(), bytes.size(), 0);
   const Format format = detail::sniff_format(bytes.data(), bytes.size());
   if (format == Format::kUnknown) {
-    std::ostringstream first;
-    for (std::size_t i = 0; i < std::min<std::size_t>(8, bytes.size()); ++i) {
-      first << (i ? " " : "") << std::hex << (bytes[i] >> 4) << (bytes[i] & 15);
-    }
+    // The file's own bytes never reach a report or a cache (they may be anything: /etc/passwd
+    // listed by a hostile manifest); only what kind of content it looks like.
     detail::reject(outcome, Reason::kUnreadable,
-                   "not an image format medload reads (PNG, JPEG, TIFF, BMP, DICOM); the file starts with " +
-                       first.str());
+                   "not an image format medload reads (PNG, JPEG, TIFF, BMP, DICOM): the content looks like " +
+                       std::string(detail::describe_content(bytes.data(), bytes.size())));
     return outcome;
   }
   outcome.format = std::string(detail::format_name(format));

@@ -20,11 +20,15 @@
 #include <gdcmPixelFormat.h>
 #include <gdcmTrace.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <mutex>
 
 #include "decoders.h"
+#include "medload/core/text.h"
+#include "medload/loader/ingest/source.h"
 
 namespace medload::loader::detail {
 
@@ -33,7 +37,8 @@ namespace {
 // The stored values of all frames, as the decoder gave them.
 enum class Scalar { kU8, kS8, kU16, kS16, kU32, kS32 };
 
-double stored_value(const void* data, Scalar scalar, std::size_t i) {
+// A decoder's raw sample i, widened.
+std::int64_t raw_sample(const void* data, Scalar scalar, std::size_t i) {
   switch (scalar) {
     case Scalar::kU8:
       return static_cast<const std::uint8_t*>(data)[i];
@@ -51,6 +56,31 @@ double stored_value(const void* data, Scalar scalar, std::size_t i) {
   return 0;
 }
 
+// The stored value as PS3.5 8.1.1 defines it: the low BitsStored bits of the sample, two's
+// complement when PixelRepresentation is 1. Every decoder path goes through here, so a JPEG 2000
+// codestream coded unsigned (GDCM returns its samples as they are) and DCMTK's samples (already
+// masked and sign-extended) give the same values.
+class StoredValues {
+ public:
+  StoredValues(const void* data, Scalar scalar, int bits_stored, bool is_signed)
+      : data_(data),
+        scalar_(scalar),
+        mask_(bits_stored >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits_stored) - 1),
+        sign_bit_(is_signed ? std::uint64_t{1} << (bits_stored - 1) : 0) {}
+
+  std::int64_t operator[](std::size_t i) const {
+    const std::uint64_t bits = static_cast<std::uint64_t>(raw_sample(data_, scalar_, i)) & mask_;
+    if (bits & sign_bit_) return static_cast<std::int64_t>(bits) - static_cast<std::int64_t>(2 * sign_bit_);
+    return static_cast<std::int64_t>(bits);
+  }
+
+ private:
+  const void* data_;
+  Scalar scalar_;
+  std::uint64_t mask_;
+  std::uint64_t sign_bit_;
+};
+
 // What the header says about the pixels.
 struct PixelHeader {
   Uint16 rows = 0;
@@ -65,20 +95,81 @@ struct PixelHeader {
   double slope = 1.0;
   double intercept = 0.0;
   bool has_modality_lut_sequence = false;
-  std::optional<double> window_center;
-  std::optional<double> window_width;
+  std::optional<VoiTransform> voi;
 };
 
-std::string text(DcmDataset& ds, const DcmTagKey& tag) {
+// The value of `tag` as valid UTF-8. Text that is not UTF-8 after decode_dicom's character set
+// conversion (no SpecificCharacterSet, or one DCMTK could not convert) is read as Windows-1252,
+// the usual reality of "ISO_IR 6" headers, and `outcome` gets "text_converted:<field>".
+std::string text(DcmDataset& ds, const DcmTagKey& tag, FileOutcome* outcome = nullptr,
+                 const char* field = "") {
   OFString value;
-  if (ds.findAndGetOFString(tag, value).good()) return std::string(value.c_str());
-  return {};
+  if (!ds.findAndGetOFString(tag, value).good()) return {};
+  bool converted = false;
+  std::string utf8 = to_valid_utf8(std::string_view(value.c_str(), value.length()), &converted);
+  if (converted && outcome != nullptr) outcome->warnings.push_back(std::string("text_converted:") + field);
+  return utf8;
 }
 
+// Without DICOM's padding (trailing spaces, NUL after a UID) and other surrounding whitespace.
 std::string trimmed(std::string s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return {};
-  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+  const char* const kSpace = " \t\r\n";
+  const auto first = s.find_first_not_of(kSpace);
+  if (first == std::string::npos || s[first] == '\0') return {};
+  s = s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+  while (!s.empty() && (s.back() == '\0' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The first item of the VOI LUT Sequence (PS3.3 C.11.2.1.1), when it is well formed. The LUT
+// Descriptor's first mapped value is signed when the Modality LUT's output can be negative.
+std::optional<VoiTransform> read_voi_lut(DcmDataset& ds, bool signed_output) {
+  DcmItem* item = nullptr;
+  if (ds.findAndGetSequenceItem(DCM_VOILUTSequence, item, 0).bad() || item == nullptr) return std::nullopt;
+  Uint16 descriptor[3] = {0, 0, 0};
+  for (unsigned long i = 0; i < 3; ++i) {
+    if (item->findAndGetUint16(DCM_LUTDescriptor, descriptor[i], i).bad()) return std::nullopt;
+  }
+  const std::size_t entries = descriptor[0] == 0 ? 65536 : descriptor[0];
+  const int bits = descriptor[2];
+  if (bits < 1 || bits > 16) return std::nullopt;
+  const Uint16* data = nullptr;
+  unsigned long count = 0;
+  if (item->findAndGetUint16Array(DCM_LUTData, data, &count).bad() || data == nullptr) return std::nullopt;
+  VoiTransform voi;
+  voi.function = VoiTransform::Function::kTable;
+  voi.first_mapped = signed_output ? static_cast<Sint16>(descriptor[1]) : descriptor[1];
+  voi.table_bits = bits;
+  if (count >= entries) {
+    voi.table.assign(data, data + entries);
+  } else if (bits <= 8 && 2 * count >= entries) {
+    // 8-bit entries packed two to a 16-bit word, low byte first.
+    for (std::size_t i = 0; i < entries; ++i) voi.table.push_back((data[i / 2] >> (8 * (i % 2))) & 0xFF);
+  } else {
+    return std::nullopt;
+  }
+  return voi;
+}
+
+// The first WindowCenter/WindowWidth with the VOI LUT Function (PS3.3 C.11.2.1.2-3).
+std::optional<VoiTransform> read_window(DcmDataset& ds) {
+  VoiTransform voi;
+  if (ds.findAndGetFloat64(DCM_WindowCenter, voi.center, 0).bad() ||
+      ds.findAndGetFloat64(DCM_WindowWidth, voi.width, 0).bad() || !std::isfinite(voi.center) ||
+      !std::isfinite(voi.width) || voi.width <= 0) {
+    return std::nullopt;
+  }
+  OFString function;
+  ds.findAndGetOFString(DCM_VOILUTFunction, function);
+  const std::string name = trimmed(function.c_str());
+  if (name == "LINEAR_EXACT") {
+    voi.function = VoiTransform::Function::kLinearExact;
+  } else if (name == "SIGMOID") {
+    voi.function = VoiTransform::Function::kSigmoid;
+  } else if (voi.width < 1) {
+    return std::nullopt;  // LINEAR (the default) needs a width of at least 1
+  }
+  return voi;
 }
 
 PixelHeader read_pixel_header(DcmDataset& ds) {
@@ -102,9 +193,48 @@ PixelHeader read_pixel_header(DcmDataset& ds) {
     h.has_rescale = true;
   }
   h.has_modality_lut_sequence = ds.tagExists(DCM_ModalityLUTSequence);
-  if (ds.findAndGetFloat64(DCM_WindowCenter, value, 0).good()) h.window_center = value;
-  if (ds.findAndGetFloat64(DCM_WindowWidth, value, 0).good() && value > 0) h.window_width = value;
+  const bool signed_output = h.pixel_representation == 1 || h.intercept < 0 || h.slope < 0;
+  h.voi = read_voi_lut(ds, signed_output);
+  if (!h.voi) h.voi = read_window(ds);
   return h;
+}
+
+// Bytes the uncompressed pixel data of one whole file needs. YBR_FULL_422 and YBR_PARTIAL_422
+// store two samples per pixel (Y Y Cb Cr for each pair), YBR_PARTIAL_420 one and a half
+// (PS3.3 C.7.6.3.1.2).
+std::uint64_t expected_pixel_bytes(const PixelHeader& h) {
+  const std::uint64_t pixels = static_cast<std::uint64_t>(h.rows) * h.columns * static_cast<std::uint64_t>(h.frames);
+  std::uint64_t samples = pixels * h.samples_per_pixel;
+  if (h.samples_per_pixel == 3 && (h.photometric == "YBR_FULL_422" || h.photometric == "YBR_PARTIAL_422")) {
+    samples = 2 * pixels;
+  } else if (h.samples_per_pixel == 3 && h.photometric == "YBR_PARTIAL_420") {
+    samples = pixels * 3 / 2;
+  }
+  return (samples * h.bits_allocated + 7) / 8;
+}
+
+// DCMTK keeps big-endian OW pixel data as 16-bit words in host order, so each 32-bit sample
+// comes out with its two halves swapped (1,249,000 read as 250,085,390). Swaps them back, in
+// the dataset in memory (the file is never written).
+void restore_big_endian_32bit_samples(DcmDataset& ds, E_TransferSyntax xfer, const PixelHeader& h) {
+  if (xfer != EXS_BigEndianExplicit || h.bits_allocated != 32) return;
+  DcmElement* element = nullptr;
+  Uint16* words = nullptr;
+  if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr ||
+      element->getVR() != EVR_OW || element->getUint16Array(words).bad() || words == nullptr) {
+    return;
+  }
+  const std::size_t count = element->getLength() / 2;
+  for (std::size_t i = 0; i + 1 < count; i += 2) std::swap(words[i], words[i + 1]);
+}
+
+// Whether the meta header names another transfer syntax than the one the dataset is encoded in
+// (detected by DCMTK, see prepare_dicom).
+bool declared_transfer_syntax_differs(DcmFileFormat& file, E_TransferSyntax actual) {
+  OFString uid;
+  if (file.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, uid).bad() || uid.empty()) return false;
+  const DcmXfer declared(uid.c_str());
+  return declared.getXfer() != EXS_Unknown && declared.getXfer() != actual;
 }
 
 bool is_jpeg2000(E_TransferSyntax xfer) {
@@ -112,12 +242,14 @@ bool is_jpeg2000(E_TransferSyntax xfer) {
          xfer == EXS_JPEG2000MulticomponentLosslessOnly || xfer == EXS_JPEG2000Multicomponent;
 }
 
-// Turns stored gray values into frames: Modality LUT (rescale), MONOCHROME1 inversion,
-// signedness and BitsStored kept.
+// Turns a decoder's gray samples into frames: stored values (BitsStored, signedness), the
+// MONOCHROME1 inversion over the BitsStored range, the Modality LUT (rescale), and the VOI
+// transformation carried along.
 void monochrome_frames(const PixelHeader& h, const void* data, Scalar scalar, bool rescale,
                        std::vector<DecodedImage>& frames) {
   const bool is_signed = h.pixel_representation == 1;
-  const int bits = h.bits_stored > 0 ? h.bits_stored : 16;
+  const int bits = std::clamp<int>(h.bits_stored > 0 ? h.bits_stored : 16, 1, 32);
+  const StoredValues stored(data, scalar, bits, is_signed);
   const double low = is_signed ? -std::ldexp(1.0, bits - 1) : 0.0;
   const double high = is_signed ? std::ldexp(1.0, bits - 1) - 1 : std::ldexp(1.0, bits) - 1;
   const bool invert = h.photometric == "MONOCHROME1";
@@ -140,10 +272,13 @@ void monochrome_frames(const PixelHeader& h, const void* data, Scalar scalar, bo
     image.frame_count = static_cast<int>(h.frames);
     image.format = "dicom";
     image.was_monochrome1 = invert;
+    // The Modality LUT's output v and the inverted pixel v' add up to M = slope (low + high) + 2 intercept.
+    if (invert) image.monochrome1_mirror = slope * (low + high) + 2 * intercept;
+    image.voi = h.voi;
     image.pixels.resize(plane * static_cast<std::size_t>(bytes_per_element(type)));
     const std::size_t base = static_cast<std::size_t>(f) * plane;
     for (std::size_t i = 0; i < plane; ++i) {
-      double s = stored_value(data, scalar, base + i);
+      double s = static_cast<double>(stored[base + i]);
       if (invert) s = low + high - s;
       switch (type) {
         case PixelType::kUInt8:
@@ -166,18 +301,25 @@ void monochrome_frames(const PixelHeader& h, const void* data, Scalar scalar, bo
         }
       }
     }
-    if (h.window_center && h.window_width) {
-      // The window is given in output units; after the inversion the same tissue sits at the
-      // mirrored value: v' = slope * (low + high) + 2 * intercept - v.
-      image.window_center =
-          invert ? slope * (low + high) + 2 * intercept - *h.window_center : *h.window_center;
-      image.window_width = h.window_width;
-    }
     frames.push_back(std::move(image));
   }
 }
 
-void colour_frame(const PixelHeader& h, const std::uint8_t* rgb, long frame,
+// YBR_FULL to RGB for 8-bit samples: the inverse of PS3.3 C.7.6.3.1.2's equations (BT.601, full
+// range, chroma zero at 128), rounded to nearest as libjpeg does for JPEG files. DCMTK's own
+// conversion uses 127.5 as the chroma zero and truncates, up to 2 grey levels off.
+std::array<std::uint8_t, 3> ybr_full_to_rgb(int y, int cb, int cr) {
+  const double b_ = cb - 128.0;
+  const double r_ = cr - 128.0;
+  const auto channel = [](double v) {
+    return static_cast<std::uint8_t>(std::clamp(std::floor(v + 0.5), 0.0, 255.0));
+  };
+  return {channel(y + 1.402 * r_), channel(y - 0.114 * 1.772 / 0.587 * b_ - 0.299 * 1.402 / 0.587 * r_),
+          channel(y + 1.772 * b_)};
+}
+
+// One 8-bit colour frame from interleaved RGB samples, or YBR_FULL samples when `ybr_full`.
+void colour_frame(const PixelHeader& h, const std::uint8_t* rgb, long frame, bool ybr_full,
                   std::vector<DecodedImage>& frames) {
   DecodedImage image;
   image.height = h.rows;
@@ -191,9 +333,12 @@ void colour_frame(const PixelHeader& h, const std::uint8_t* rgb, long frame,
   const std::size_t plane = static_cast<std::size_t>(h.rows) * h.columns;
   image.pixels.resize(plane * 3);
   for (std::size_t i = 0; i < plane; ++i) {  // RGB -> B,G,R as OpenCV and the rest of medload use
-    image.pixels[3 * i] = rgb[3 * i + 2];
-    image.pixels[3 * i + 1] = rgb[3 * i + 1];
-    image.pixels[3 * i + 2] = rgb[3 * i];
+    const std::uint8_t* p = rgb + 3 * i;
+    const std::array<std::uint8_t, 3> v =
+        ybr_full ? ybr_full_to_rgb(p[0], p[1], p[2]) : std::array<std::uint8_t, 3>{p[0], p[1], p[2]};
+    image.pixels[3 * i] = v[2];
+    image.pixels[3 * i + 1] = v[1];
+    image.pixels[3 * i + 2] = v[0];
   }
   frames.push_back(std::move(image));
 }
@@ -201,7 +346,9 @@ void colour_frame(const PixelHeader& h, const std::uint8_t* rgb, long frame,
 bool decode_with_dcmtk(DcmFileFormat& file, E_TransferSyntax xfer, const PixelHeader& h, FileOutcome& outcome,
                        std::vector<DecodedImage>& frames) {
   // The Modality LUT is applied below (exactly, in float); only a LUT sequence is left to DCMTK.
-  const unsigned long flags = h.has_modality_lut_sequence ? 0 : CIF_IgnoreModalityTransformation;
+  // YBR_FULL(_422) samples are kept as they are and converted below, exactly.
+  const unsigned long flags = (h.bits_stored <= 8 ? CIF_KeepYCbCrColorModel : 0) |
+                              (h.has_modality_lut_sequence ? 0 : CIF_IgnoreModalityTransformation);
   DicomImage image(&file, xfer, flags, 0, 0);
   if (image.getStatus() != EIS_Normal) {
     reject(outcome, Reason::kUnreadable,
@@ -253,13 +400,17 @@ bool decode_with_dcmtk(DcmFileFormat& file, E_TransferSyntax xfer, const PixelHe
     monochrome_frames(h, inter->getData(), scalar, !h.has_modality_lut_sequence, frames);
     return true;
   }
+  // A JPEG codec converts YBR to RGB itself (and says so in the photometric interpretation);
+  // what is still YBR_FULL here is uncompressed, RLE or deflated data.
+  const EP_Interpretation colour_model = image.getPhotometricInterpretation();
+  const bool ybr_full = colour_model == EPI_YBR_Full || colour_model == EPI_YBR_Full_422;
   for (long f = 0; f < h.frames; ++f) {
     const void* rgb = image.getOutputData(8, static_cast<unsigned long>(f), 0);
     if (rgb == nullptr) {
       reject(outcome, Reason::kUnreadable, "DCMTK could not render colour frame " + std::to_string(f));
       return false;
     }
-    colour_frame(h, static_cast<const std::uint8_t*>(rgb), f, frames);
+    colour_frame(h, static_cast<const std::uint8_t*>(rgb), f, ybr_full, frames);
   }
   return true;
 }
@@ -286,7 +437,7 @@ bool decode_with_gdcm(const std::string& path, const PixelHeader& h, FileOutcome
       return false;
     }
     for (long f = 0; f < h.frames; ++f) {
-      colour_frame(h, reinterpret_cast<const std::uint8_t*>(buffer.data()) + plane * 3 * f, f, frames);
+      colour_frame(h, reinterpret_cast<const std::uint8_t*>(buffer.data()) + plane * 3 * f, f, false, frames);
     }
     return true;
   }
@@ -344,6 +495,12 @@ void prepare_dicom() {
     DJDecoderRegistration::registerCodecs();
     DJLSDecoderRegistration::registerCodecs();
     DcmRLEDecoderRegistration::registerCodecs();
+    // Real files say "explicit VR" in their meta header and hold an implicit VR dataset (or the
+    // reverse); DCMTK then detects the dataset's own encoding, as pydicom does.
+    dcmAutoDetectDatasetXfer.set(OFTrue);
+    // The same for encapsulated syntaxes, which must be explicit VR: files whose dataset is
+    // implicit VR (highdicom 0.1.0 wrote such JPEG files) are read as such instead of failing.
+    dcmAcceptUnexpectedImplicitEncoding.set(OFTrue);
     (void)dcmDataDict.isDictionaryLoaded();
   });
 }
@@ -367,11 +524,15 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
     return;
   }
   DcmDataset& ds = *file.getDataset();
-  info.patient_id = trimmed(text(ds, DCM_PatientID));
-  info.modality = trimmed(text(ds, DCM_Modality));
-  info.series_uid = trimmed(text(ds, DCM_SeriesInstanceUID));
-  info.view = trimmed(text(ds, DCM_ViewPosition));
-  info.site = trimmed(text(ds, DCM_InstitutionName));
+  // Text in the character set SpecificCharacterSet (0008,0005) names becomes UTF-8; without one,
+  // text() reads what is not UTF-8 as Windows-1252.
+  if (!trimmed(text(ds, DCM_SpecificCharacterSet)).empty() && ds.convertToUTF8().bad())
+    outcome.warnings.emplace_back("dicom_charset_not_converted");
+  info.patient_id = normalize_patient_id(text(ds, DCM_PatientID, &outcome, "patient_id"));
+  info.modality = trimmed(text(ds, DCM_Modality, &outcome, "modality"));
+  info.series_uid = trimmed(text(ds, DCM_SeriesInstanceUID, &outcome, "series_uid"));
+  info.view = trimmed(text(ds, DCM_ViewPosition, &outcome, "view"));
+  info.site = trimmed(text(ds, DCM_InstitutionName, &outcome, "site"));
 
   if (!ds.tagExists(DCM_PixelData)) {
     std::string sop = trimmed(text(ds, DCM_SOPClassUID));
@@ -406,24 +567,24 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
     return;
   }
   const E_TransferSyntax xfer = ds.getOriginalXfer();
+  if (declared_transfer_syntax_differs(file, xfer)) outcome.warnings.emplace_back("transfer_syntax_mismatch");
   if (!DcmXfer(xfer).isEncapsulated()) {
     // GDCM pads short pixel data silently and DCMTK may too: compare the length ourselves.
     DcmElement* element = nullptr;
     if (ds.findAndGetElement(DCM_PixelData, element).good() && element != nullptr) {
       const std::uint64_t length = element->getLength();
-      const std::uint64_t expected =
-          (static_cast<std::uint64_t>(pixels) * h.samples_per_pixel * h.bits_allocated + 7) / 8;
+      const std::uint64_t expected = expected_pixel_bytes(h);
       if (length < expected) {
         reject(outcome, Reason::kTruncated,
                "pixel data is " + std::to_string(length) + " bytes, the header declares " +
                    std::to_string(expected) + " (" + std::to_string(h.columns) + "x" +
-                   std::to_string(h.rows) + " x " + std::to_string(h.frames) + " frames x " +
-                   std::to_string(h.samples_per_pixel) + " samples x " + std::to_string(h.bits_allocated) +
-                   " bits)");
+                   std::to_string(h.rows) + " x " + std::to_string(h.frames) + " frames, " + h.photometric +
+                   " x " + std::to_string(h.bits_allocated) + " bits)");
         return;
       }
     }
   }
+  restore_big_endian_32bit_samples(ds, xfer, h);
   const bool ok = is_jpeg2000(xfer) ? decode_with_gdcm(path, h, outcome, frames)
                                     : decode_with_dcmtk(file, xfer, h, outcome, frames);
   if (!ok) {

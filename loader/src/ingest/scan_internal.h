@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "medload/loader/ingest/decoded_image.h"
@@ -20,8 +21,21 @@
 
 namespace medload::loader::detail {
 
-/// Reads a whole file; on failure returns false with the reason in `error`.
-bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& bytes, std::string& error);
+/// Why read_file_bytes read nothing: the outcome's reason and a detail for a person.
+struct ReadFailure {
+  Reason reason;
+  std::string detail;
+};
+
+/// Reads a whole regular file of at most `max_bytes`. Opens it non-blocking and checks that it is
+/// a regular file before reading a byte, so a FIFO, socket or device listed as an input never
+/// blocks (`unreadable`); a larger file is `too_large` without being read.
+std::optional<ReadFailure> read_file_bytes(const std::string& path, std::uint64_t max_bytes,
+                                           std::vector<std::uint8_t>& bytes);
+
+/// What kind of content bytes that are no image look like ("text", "a PDF document", ...), for
+/// a report that must never copy a file's content.
+std::string_view describe_content(const std::uint8_t* data, std::size_t size);
 
 /// too_small, blank, and the pixel hash of an ok file's frames (frames cleared when rejected).
 void validate_frames(const ValidationOptions& options, FileOutcome& outcome,

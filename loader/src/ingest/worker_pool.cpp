@@ -18,7 +18,9 @@
 // instead of the decoded pixels; an exception the stage throws comes back as "stage_error".
 
 #include <malloc.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -33,6 +35,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -42,7 +45,9 @@
 
 #include "decoders.h"
 #include "medload/core/error.h"
+#include "medload/core/file_descriptor.h"
 #include "medload/core/hash.h"
+#include "medload/core/text.h"
 #include "medload/loader/ingest/scanner.h"
 #include "scan_internal.h"
 
@@ -120,8 +125,13 @@ nlohmann::json frame_header(const DecodedImage& f) {
                       {"source_path", f.source_path}, {"source_hash", f.source_hash},
                       {"frame_index", f.frame_index}, {"frame_count", f.frame_count},
                       {"format", f.format},           {"info", info_to_json(f.info)}};
-  if (f.window_center) j["window_center"] = *f.window_center;
-  if (f.window_width) j["window_width"] = *f.window_width;
+  if (f.was_monochrome1) j["monochrome1_mirror"] = f.monochrome1_mirror;
+  if (f.voi) {
+    const VoiTransform& v = *f.voi;
+    j["voi"] = {{"function", static_cast<int>(v.function)}, {"center", v.center},
+                {"width", v.width},                          {"first_mapped", v.first_mapped},
+                {"table_bits", v.table_bits},                {"table", v.table}};
+  }
   return j;
 }
 
@@ -139,8 +149,18 @@ DecodedImage frame_from_header(const nlohmann::json& j) {
   f.frame_count = j.at("frame_count").get<int>();
   f.format = j.at("format").get<std::string>();
   f.info = info_from_json(j.at("info"));
-  if (j.contains("window_center")) f.window_center = j.at("window_center").get<double>();
-  if (j.contains("window_width")) f.window_width = j.at("window_width").get<double>();
+  if (j.contains("monochrome1_mirror")) f.monochrome1_mirror = j.at("monochrome1_mirror").get<double>();
+  if (j.contains("voi")) {
+    const nlohmann::json& v = j.at("voi");
+    VoiTransform voi;
+    voi.function = static_cast<VoiTransform::Function>(v.at("function").get<int>());
+    voi.center = v.at("center").get<double>();
+    voi.width = v.at("width").get<double>();
+    voi.first_mapped = v.at("first_mapped").get<double>();
+    voi.table_bits = v.at("table_bits").get<int>();
+    voi.table = v.at("table").get<std::vector<std::uint16_t>>();
+    f.voi = std::move(voi);
+  }
   return f;
 }
 
@@ -254,66 +274,151 @@ void close_inherited_descriptors(int keep) {
   close_between(keep + 1, INT_MAX);
 }
 
-[[noreturn]] void worker_main(int fd, const ValidationOptions& options, std::uint8_t* shared,
-                              const FrameStage* stage) {
-  close_inherited_descriptors(fd);
-#ifdef M_MMAP_THRESHOLD
-  // This process only decodes, one file after another: keep freed image buffers (up to glibc's
-  // 32 MiB limit) in the heap for the next file instead of unmapping them. Otherwise the kernel
-  // zeroes fresh pages for every image: 12 % of the CPU profile of a 2048 px 16-bit PNG build.
-  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+// This process's address space in bytes (VmSize), from /proc/self/statm; nullopt where there is
+// none to read.
+std::optional<rlim_t> address_space_bytes() {
+  const core::FileDescriptor statm(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+  char text[64] = {};
+  if (!statm || ::read(statm.get(), text, sizeof text - 1) <= 0) return std::nullopt;
+  const unsigned long long pages = std::strtoull(text, nullptr, 10);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages == 0 || page <= 0) return std::nullopt;
+  return static_cast<rlim_t>(pages) * static_cast<rlim_t>(page);
+}
+
+// Limits a decoder worker lives under, so that a decompression bomb or a decoder stuck in a loop
+// costs one file, never the machine: its address space, and no core files (a crash is reported,
+// the file named; a core dump of a hospital image is a data leak).
+// The limit is on growth over what the worker inherits: a training program with CUDA initialised
+// holds tens of GB of address space before it decodes anything.
+void limit_worker_resources(const ValidationOptions& options) {
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+#ifndef __SANITIZE_ADDRESS__  // GCC and Clang define it under -fsanitize=address
+  if (options.worker_memory_mb > 0) {
+    if (const std::optional<rlim_t> inherited = address_space_bytes()) {
+      const rlim_t bytes = *inherited + (static_cast<rlim_t>(options.worker_memory_mb) << 20);
+      const rlimit space{bytes, bytes};
+      ::setrlimit(RLIMIT_AS, &space);
+    }
+  }
 #endif
-  std::vector<char> request;
-  while (read_message(fd, request, std::chrono::steady_clock::time_point::max()) == ReadStatus::kOk) {
-    const auto j = nlohmann::json::parse(request.begin(), request.end());
-    SourceFile source;
-    source.path = j.at("path").get<std::string>();
-    source.report_path = j.at("report_path").get<std::string>();
-    source.info = info_from_json(j.at("info"));
-    const std::size_t slot = j.at("slot").get<std::size_t>() % DecodeWorker::kSlots;
-    if (const auto& hook = hook_storage()) hook(source.path);
-    std::vector<DecodedImage> frames;
-    const FileOutcome outcome = decode_file(source, options, frames);
-    nlohmann::json reply = {{"outcome", outcome_to_json(outcome)}, {"frames", nlohmann::json::array()}};
-    std::vector<StagedFrame> staged;
-    if (stage != nullptr && *stage && !frames.empty()) {
-      try {
-        run_stage_serially(*stage, frames, staged);
-      } catch (const std::exception& e) {
-        reply["stage_error"] = stage_error_to_json(e);
-        frames.clear();
-        staged.clear();
-      }
+}
+
+// Gives the next file `seconds` of CPU time (RLIMIT_CPU counts the process's whole life, so the
+// soft limit moves with each file); past it the kernel sends SIGXCPU and the file is reported
+// `decoder_crash`.
+void limit_cpu_for_next_file(int seconds) {
+  if (seconds <= 0) return;
+  rusage used{};
+  if (::getrusage(RUSAGE_SELF, &used) != 0) return;
+  const rlim_t spent = static_cast<rlim_t>(used.ru_utime.tv_sec + used.ru_stime.tv_sec) + 1;
+  rlimit cpu{};
+  ::getrlimit(RLIMIT_CPU, &cpu);
+  cpu.rlim_cur = spent + static_cast<rlim_t>(seconds);
+  if (cpu.rlim_max != RLIM_INFINITY && cpu.rlim_cur > cpu.rlim_max) cpu.rlim_cur = cpu.rlim_max;
+  ::setrlimit(RLIMIT_CPU, &cpu);
+}
+
+// Decodes one requested file (and runs the stage on it) and sends the reply. False when the
+// parent is gone. Throws what building the reply throws; the caller answers for the file.
+bool serve_request(int fd, const std::vector<char>& request, const ValidationOptions& options,
+                   std::uint8_t* shared, const FrameStage* stage) {
+  const auto j = nlohmann::json::parse(request.begin(), request.end());
+  SourceFile source;
+  source.path = percent_unescape(j.at("path").get<std::string>());  // raw bytes, see send_request
+  source.report_path = j.at("report_path").get<std::string>();
+  source.info = info_from_json(j.at("info"));
+  const std::size_t slot = j.at("slot").get<std::size_t>() % DecodeWorker::kSlots;
+  if (const auto& hook = hook_storage()) hook(source.path);
+  std::vector<DecodedImage> frames;
+  const FileOutcome outcome = decode_file(source, options, frames);
+  nlohmann::json reply = {{"outcome", outcome_to_json(outcome)}, {"frames", nlohmann::json::array()}};
+  std::vector<StagedFrame> staged;
+  if (stage != nullptr && *stage && !frames.empty()) {
+    try {
+      run_stage_serially(*stage, frames, staged);
+    } catch (const std::exception& e) {
+      reply["stage_error"] = stage_error_to_json(e);
+      frames.clear();
+      staged.clear();
     }
-    // Each frame's payload: its stage output's bytes, or its pixels.
-    const auto payload = [&](std::size_t k) -> const std::vector<std::uint8_t>& {
-      return staged.empty() ? frames[k].pixels : staged[k].bytes;
-    };
-    std::size_t total = 0;
-    for (std::size_t k = 0; k < frames.size(); ++k) total += payload(k).size();
-    const bool in_shared = shared != nullptr && total <= kSlotBytes;
-    reply["shared"] = in_shared;
-    std::uint8_t* const region = in_shared ? shared + slot * kSlotBytes : nullptr;
-    std::size_t offset = 0;
+  }
+  // Each frame's payload: its stage output's bytes, or its pixels.
+  const auto payload = [&](std::size_t k) -> const std::vector<std::uint8_t>& {
+    return staged.empty() ? frames[k].pixels : staged[k].bytes;
+  };
+  std::size_t total = 0;
+  for (std::size_t k = 0; k < frames.size(); ++k) total += payload(k).size();
+  const bool in_shared = shared != nullptr && total <= kSlotBytes;
+  reply["shared"] = in_shared;
+  std::uint8_t* const region = in_shared ? shared + slot * kSlotBytes : nullptr;
+  std::size_t offset = 0;
+  for (std::size_t k = 0; k < frames.size(); ++k) {
+    nlohmann::json header = frame_header(frames[k]);
+    const std::vector<std::uint8_t>& bytes = payload(k);
+    header["bytes"] = bytes.size();
+    if (!staged.empty()) header["stage"] = std::move(staged[k].meta);
+    reply["frames"].push_back(std::move(header));
+    if (in_shared && !bytes.empty()) {  // an empty vector's data() may be null
+      std::memcpy(region + offset, bytes.data(), bytes.size());
+      offset += bytes.size();
+    }
+  }
+  // Text that reached an outcome is valid UTF-8; replacement keeps a reply whatever a decoder says.
+  bool sent = send_text(fd, reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!in_shared) {
     for (std::size_t k = 0; k < frames.size(); ++k) {
-      nlohmann::json header = frame_header(frames[k]);
-      const std::vector<std::uint8_t>& bytes = payload(k);
-      header["bytes"] = bytes.size();
-      if (!staged.empty()) header["stage"] = std::move(staged[k].meta);
-      reply["frames"].push_back(std::move(header));
-      if (in_shared && !bytes.empty()) {  // an empty vector's data() may be null
-        std::memcpy(region + offset, bytes.data(), bytes.size());
-        offset += bytes.size();
-      }
+      sent = sent && send_message(fd, payload(k).data(), payload(k).size());
     }
-    bool sent = send_text(fd, reply.dump());
-    if (!in_shared) {
-      for (std::size_t k = 0; k < frames.size(); ++k) {
-        sent = sent && send_message(fd, payload(k).data(), payload(k).size());
+  }
+  return sent;
+}
+
+// The reply for a file the worker could not answer for normally (building its reply threw): the
+// file is `decoder_crash` with what happened, and the worker goes on with the next file.
+bool send_failure(int fd, const std::vector<char>& request, const std::string& what) {
+  FileOutcome outcome;
+  const auto j = nlohmann::json::parse(request.begin(), request.end(), nullptr, false);
+  if (j.is_object() && j.contains("report_path") && j["report_path"].is_string()) {
+    outcome.path = j["report_path"].get<std::string>();
+  }
+  reject(outcome, Reason::kDecoderCrash, "the decoder worker failed on this file: " + what + "; the scan went on");
+  const nlohmann::json reply = {{"outcome", outcome_to_json(outcome)}, {"frames", nlohmann::json::array()},
+                                {"shared", false}};
+  return send_text(fd, reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// A worker never lets an exception leave: it runs on a copy of the stack of the process it was
+// forked from, and unwinding into that copy would run the parent's code (its error messages, its
+// exit) in the worker. Every file gets an answer; anything worse ends the worker with _exit.
+[[noreturn]] void worker_main(int fd, const ValidationOptions& options, std::uint8_t* shared,
+                              const FrameStage* stage) noexcept {
+  try {
+    close_inherited_descriptors(fd);
+    limit_worker_resources(options);
+#ifdef M_MMAP_THRESHOLD
+    // This process only decodes, one file after another: keep freed image buffers (up to glibc's
+    // 32 MiB limit) in the heap for the next file instead of unmapping them. Otherwise the kernel
+    // zeroes fresh pages for every image: 12 % of the CPU profile of a 2048 px 16-bit PNG build.
+    ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+    std::vector<char> request;
+    while (read_message(fd, request, std::chrono::steady_clock::time_point::max()) == ReadStatus::kOk) {
+      limit_cpu_for_next_file(options.worker_cpu_s);
+      bool sent = false;
+      try {
+        sent = serve_request(fd, request, options, shared, stage);
+      } catch (const std::exception& e) {
+        sent = send_failure(fd, request, e.what());
+      } catch (...) {
+        sent = send_failure(fd, request, "an exception that is not a std::exception");
       }
+      if (!sent) break;
     }
-    if (!sent) break;
+  } catch (...) {
+    ::_exit(70);  // EX_SOFTWARE: the scan reports the file it was on with this exit code
   }
   ::_exit(0);
 }
@@ -394,8 +499,8 @@ bool send_reply(int control, const SpawnReply& reply, int fd) {
 
 // The spawner process: serves spawn and reap requests one at a time until the scan closes the
 // control socket, then exits; the workers it leaves are killed by their parent-death signal.
-[[noreturn]] void spawner_main(int control, const ValidationOptions& options, std::uint8_t* shared,
-                               std::size_t workers, const FrameStage* stage) {
+void serve_spawn_requests(int control, const ValidationOptions& options, std::uint8_t* shared,
+                          std::size_t workers, const FrameStage* stage) {
   close_inherited_descriptors(control);
   // A program that ignores SIGCHLD would have its children reaped without their status, which
   // names the signal a decoder crashed with.
@@ -452,6 +557,17 @@ bool send_reply(int control, const SpawnReply& reply, int fd) {
     if (scan_end >= 0) ::close(scan_end);
     if (!sent) ::_exit(0);
   }
+}
+
+[[noreturn]] void spawner_main(int control, const ValidationOptions& options, std::uint8_t* shared,
+                               std::size_t workers, const FrameStage* stage) noexcept {
+  // Like a worker, the spawner never unwinds into the stack it was forked with.
+  try {
+    serve_spawn_requests(control, options, shared, workers, stage);
+  } catch (...) {
+    ::_exit(70);
+  }
+  ::_exit(0);
 }
 
 }  // namespace
@@ -587,7 +703,8 @@ void DecodeWorker::stop() {
 
 void DecodeWorker::send_request(Queued& queued) {
   const SourceFile& source = *queued.source;
-  const nlohmann::json request = {{"path", source.path},
+  // JSON carries only UTF-8: a file name that is not travels percent-escaped.
+  const nlohmann::json request = {{"path", percent_escape_non_utf8(source.path)},
                                   {"report_path", source.report_path},
                                   {"info", info_to_json(source.info)},
                                   {"slot", queued.slot}};
@@ -619,6 +736,7 @@ FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames, std::vector
   if (status == ReadStatus::kOk) {
     const auto reply = nlohmann::json::parse(message.begin(), message.end());
     FileOutcome outcome = outcome_from_json(reply.at("outcome"));
+    note_source(source, outcome);  // the worker's copy of the source has no warnings
     std::vector<DecodedImage> decoded;
     std::vector<StagedFrame> outputs;
     const bool in_shared = reply.at("shared").get<bool>();
@@ -658,7 +776,7 @@ FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames, std::vector
   }
   // The worker died or hung on this file: report it and start a fresh one.
   FileOutcome outcome;
-  outcome.path = source.report_path;
+  note_source(source, outcome);
   std::string detail;
   if (status == ReadStatus::kTimedOut) {
     detail = "the decoder did not finish within " + std::to_string(options_.file_timeout_s) +
@@ -682,8 +800,7 @@ FileOutcome DecodeWorker::collect(std::vector<DecodedImage>& frames, std::vector
   detail::reject(outcome, Reason::kDecoderCrash, detail);
   // Keep what is known without the decoder: the file's size and hash are cheap to recompute.
   std::vector<std::uint8_t> bytes;
-  std::string error;
-  if (read_file_bytes(source.path, bytes, error) && !bytes.empty()) {
+  if (!read_file_bytes(source.path, options_.max_file_bytes, bytes) && !bytes.empty()) {
     outcome.content_hash = hash64(bytes.data(), bytes.size(), 0);
     outcome.format = std::string(format_name(sniff_format(bytes.data(), bytes.size())));
   }

@@ -87,17 +87,60 @@ std::string name_of(const DecodedImage& image) {
 // ---------------------------------------------------------------------------------------------
 // Intensity
 
-// The DICOM VOI linear function (PS3.3 C.11.2.1.2.1) onto 0..ymax.
-struct Window {
-  double center, width, ymax;
+// A DICOM VOI transformation onto 0..ymax (PS3.3 C.11.2), then, for a MONOCHROME1 frame, the
+// inversion: the frame's pixels were inverted at decoding (x = M - v), so the function is
+// applied to the Modality LUT's output v = M - x and its result inverted, in the order of the
+// standard's display pipeline (Modality LUT, VOI LUT, Presentation LUT).
+struct Voi {
+  const VoiTransform& t;
+  double ymax;
+  bool invert;
+  double mirror;
+
   double operator()(double x) const {
-    const double c = center - 0.5;
-    const double half = (width - 1.0) / 2.0;
-    if (x <= c - half) return 0.0;
-    if (x > c + half) return ymax;
-    return ((x - c) / (width - 1.0) + 0.5) * ymax;  // width > 1 here: the branch is non-empty
+    const double v = invert ? mirror - x : x;
+    const double y = display(v);
+    return invert ? ymax - y : y;
+  }
+
+  double display(double v) const {
+    switch (t.function) {
+      case VoiTransform::Function::kLinear: {  // C.11.2.1.2.1; width >= 1
+        const double c = t.center - 0.5;
+        const double w = t.width - 1.0;
+        if (v <= c - w / 2) return 0.0;
+        if (v > c + w / 2) return ymax;
+        return ((v - c) / w + 0.5) * ymax;  // w > 0 here: the branch is non-empty
+      }
+      case VoiTransform::Function::kLinearExact:  // C.11.2.1.3.2; width > 0
+        if (v <= t.center - t.width / 2) return 0.0;
+        if (v > t.center + t.width / 2) return ymax;
+        return ((v - t.center) / t.width + 0.5) * ymax;
+      case VoiTransform::Function::kSigmoid:  // C.11.2.1.3.1
+        return ymax / (1.0 + std::exp(-4.0 * (v - t.center) / t.width));
+      case VoiTransform::Function::kTable: {  // C.11.2.1.1
+        const double last = static_cast<double>(t.table.size() - 1);
+        const double i = std::clamp(std::round(v - t.first_mapped), 0.0, last);
+        return t.table[static_cast<std::size_t>(i)] / (std::ldexp(1.0, t.table_bits) - 1) * ymax;
+      }
+    }
+    return 0.0;
   }
 };
+
+// Whether `voi` can be applied: finite parameters in their ranges, a non-empty table.
+bool usable(const VoiTransform& voi) {
+  switch (voi.function) {
+    case VoiTransform::Function::kLinear:
+      return std::isfinite(voi.center) && std::isfinite(voi.width) && voi.width >= 1.0;
+    case VoiTransform::Function::kLinearExact:
+    case VoiTransform::Function::kSigmoid:
+      return std::isfinite(voi.center) && std::isfinite(voi.width) && voi.width > 0.0;
+    case VoiTransform::Function::kTable:
+      return !voi.table.empty() && voi.table_bits >= 1 && voi.table_bits <= 16 && std::isfinite(voi.first_mapped);
+  }
+  return false;
+}
 
 // Linear stretch of [lo, hi] onto 0..ymax with clipping; a constant image maps to 0.
 struct Stretch {
@@ -239,11 +282,10 @@ cv::Mat intensity_step(const cv::Mat& src, const DecodedImage& image, const Inte
     }
     return src;
   }
-  if (o.use_dicom_window && image.window_center && image.window_width && *image.window_width >= 1.0 &&
-      std::isfinite(*image.window_center)) {
+  if (o.use_dicom_window && image.voi && usable(*image.voi)) {
     windowed = true;
-    const Window w8{*image.window_center, *image.window_width, 255.0};
-    const Window w16{*image.window_center, *image.window_width, 65535.0};
+    const Voi w8{*image.voi, 255.0, image.was_monochrome1, image.monochrome1_mirror};
+    const Voi w16{*image.voi, 65535.0, image.was_monochrome1, image.monochrome1_mirror};
     return map_values(src, w8, w16);
   }
   if (deep && o.percentile_clip) {

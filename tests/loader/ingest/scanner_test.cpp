@@ -77,6 +77,114 @@ TEST(Scanner, DecoderThatAbortsOrSegfaultsMarksOnlyItsFileAndTheScanGoesOn) {
   EXPECT_EQ(crashes, 2);
 }
 
+TEST(Scanner, AnExceptionInAWorkerMarksItsFileAndNeverUnwindsIntoTheScanningProcess) {
+  // Unwinding out of a forked worker would run this test's own code a second time in the child.
+  TempDir dir("worker_throws");
+  make_images(dir, {"a.png", "throw_me.png", "b.png"});
+  const pid_t test_process = ::getpid();
+  HookGuard hook([test_process](const std::string& path) {
+    if (contains(path, "throw_me")) throw std::runtime_error("reply could not be built");
+    if (::getpid() == test_process) std::abort();  // the hook runs in workers only
+  });
+  ValidationOptions options;
+  options.threads = 1;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(::getpid(), test_process);
+  ASSERT_EQ(report.files.size(), 3u);
+  for (const auto& f : report.files) {
+    if (!contains(f.path, "throw_me")) {
+      EXPECT_TRUE(f.ok) << f.path << ": " << f.detail;
+      continue;
+    }
+    ASSERT_TRUE(f.reason);
+    EXPECT_EQ(*f.reason, Reason::kDecoderCrash);
+    EXPECT_TRUE(contains(f.detail, "reply could not be built")) << f.detail;
+  }
+}
+
+TEST(Scanner, AFifoOrAFolderListedAsAFileIsUnreadableAtOnceInWorkersAndInProcess) {
+  TempDir dir("fifo");
+  make_images(dir, {"a.png"});
+  ASSERT_EQ(::mkfifo((dir / "pipe.png").c_str(), 0600), 0);
+  std::filesystem::create_directories(dir / "folder.png");
+  test::write_bytes(dir / "manifest.csv", "path,label\na.png,x\npipe.png,x\nfolder.png,x\n");
+  for (const Isolation isolation : {Isolation::kProcess, Isolation::kInProcess}) {
+    ValidationOptions options;
+    options.threads = 1;
+    options.isolation = isolation;
+    options.file_timeout_s = 30;
+    const auto started = std::chrono::steady_clock::now();
+    const ScanReport report = Scanner(options).scan(list_sources(dir.path().string(), dir / "manifest.csv"));
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20)) << "blocked on the FIFO";
+    ASSERT_EQ(report.files.size(), 3u);
+    EXPECT_TRUE(report.files[0].ok) << report.files[0].detail;
+    for (std::size_t i : {1u, 2u}) {
+      ASSERT_TRUE(report.files[i].reason) << report.files[i].path;
+      EXPECT_EQ(*report.files[i].reason, Reason::kUnreadable);
+      EXPECT_TRUE(contains(report.files[i].detail, "not a regular file")) << report.files[i].detail;
+    }
+    EXPECT_TRUE(contains(report.files[1].detail, "FIFO")) << report.files[1].detail;
+  }
+}
+
+TEST(Scanner, AFileOverTheByteLimitIsTooLargeWithoutBeingRead) {
+  TempDir dir("file_limit");
+  make_images(dir, {"a.png"});
+  ValidationOptions options;
+  options.threads = 1;
+  options.max_file_bytes = 16;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(report.files.size(), 1u);
+  ASSERT_TRUE(report.files[0].reason);
+  EXPECT_EQ(*report.files[0].reason, Reason::kTooLarge);
+  EXPECT_TRUE(contains(report.files[0].detail, "validate.max_file_bytes")) << report.files[0].detail;
+}
+
+TEST(Scanner, ADecoderPastItsCpuTimeCostsItsFileAlone) {
+  TempDir dir("cpu_limit");
+  make_images(dir, {"a.png", "spin_me.png", "b.png"});
+  HookGuard hook([](const std::string& path) {
+    if (!contains(path, "spin_me")) return;
+    for (volatile std::uint64_t i = 0;; i = i + 1) {  // a decoder stuck in a loop
+    }
+  });
+  ValidationOptions options;
+  options.threads = 1;
+  options.worker_cpu_s = 1;
+  options.file_timeout_s = 60;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(report.files.size(), 3u);
+  for (const auto& f : report.files) {
+    if (!contains(f.path, "spin_me")) {
+      EXPECT_TRUE(f.ok) << f.path << ": " << f.detail;
+      continue;
+    }
+    ASSERT_TRUE(f.reason);
+    EXPECT_EQ(*f.reason, Reason::kDecoderCrash);
+    EXPECT_TRUE(contains(f.detail, "signal " + std::to_string(SIGXCPU))) << f.detail;
+  }
+}
+
+#ifndef __SANITIZE_ADDRESS__  // the address-space limit is not applied under AddressSanitizer
+TEST(Scanner, ADecoderPastItsMemoryLimitCostsItsFileAlone) {
+  // The worker may grow by 64 MiB over what it inherits; decoding a 6000 x 6000 16-bit PNG needs
+  // 72 MB for the pixels alone, the 48 px image a few kB.
+  TempDir dir("memory_limit");
+  make_images(dir, {"a.png"});
+  write_image(dir / "big.png", textured(6000, 6000, CV_16UC1, 9));
+  ValidationOptions options;
+  options.threads = 1;
+  options.worker_memory_mb = 64;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(report.files.size(), 2u);
+  EXPECT_TRUE(report.files[0].ok) << report.files[0].detail;
+  ASSERT_TRUE(report.files[1].reason) << report.files[1].path;
+  EXPECT_EQ(*report.files[1].reason, Reason::kDecoderCrash) << report.files[1].detail;
+  options.worker_memory_mb = 0;  // no limit: the same file decodes
+  EXPECT_TRUE(Scanner(options).scan(list_sources(dir.path().string())).files[1].ok);
+}
+#endif
+
 TEST(Scanner, AWorkerHoldsNoDescriptorItInheritedBesideItsSocket) {
   // A pipe the scanning process has open when the scan starts stands in for the worker sockets of
   // another scan running on another thread. Were a worker to keep it, that scan would never see

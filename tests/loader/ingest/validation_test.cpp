@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "medload/core/error.h"
 #include "medload/loader/ingest/scanner.h"
@@ -84,6 +85,26 @@ TEST(Validation, TextFileNamedPngIsUnreadable) {
   EXPECT_NE(o.detail.find("not an image format"), std::string::npos) << o.detail;
 }
 
+TEST(Validation, AFileThatIsNoImageIsNamedByItsKindAndNoneOfItsBytesAreCopied) {
+  // A hostile manifest may list /etc/passwd: its content must not reach a report or a cache.
+  TempDir dir("secret");
+  write_bytes(dir / "passwd", "root:x:0:0:root:/root:/bin/bash\n");
+  write_bytes(dir / "archive.png", std::string("PK\x03\x04secret-name.txt", 19));
+  write_bytes(dir / "blob.png", std::string("\x01\x02\x03\xfe\xffsecret", 11));
+  const struct {
+    const char* name;
+    const char* kind;
+  } cases[] = {{"passwd", "text"}, {"archive.png", "a ZIP archive"}, {"blob.png", "binary data"}};
+  for (const auto& c : cases) {
+    const FileOutcome o = decode_one(dir / c.name);
+    expect_reason(o, Reason::kUnreadable);
+    EXPECT_NE(o.detail.find(c.kind), std::string::npos) << o.detail;
+    for (const char* leaked : {"root", "secret", "72 6f", "50 4b", "01 02"}) {
+      EXPECT_EQ(o.detail.find(leaked), std::string::npos) << c.name << ": " << o.detail;
+    }
+  }
+}
+
 TEST(Validation, MissingFileIsUnreadable) {
   expect_reason(decode_one("/nonexistent/medload.png"), Reason::kUnreadable);
 }
@@ -120,33 +141,103 @@ TEST(Validation, BlankImageIsBlankAndANoisyDarkImageIsNot) {
   EXPECT_TRUE(decode_one(dir / "dark.png").ok);
 }
 
-TEST(Validation, TheBlankLimitAppliesToTheExactPixelStandardDeviation) {
-  // Half the pixels at a, half at b: the standard deviation is exactly |a - b| / 2. A limit just
-  // above it makes the image blank, just below it not. The 2048 px image spans many of the
-  // blocks 8-bit values are summed in.
-  struct Case {
-    const char* name;
-    int side;
-    int type;
-    double a;
-    double b;
-    int bits;
-  };
-  TempDir dir("blank_limit");
-  for (const Case& c :
-       {Case{"u8.png", 64, CV_8UC1, 100, 102, 8}, Case{"u8_large.png", 2048, CV_8UC1, 7, 9, 8},
-        Case{"u8_color.png", 64, CV_8UC3, 250, 252, 8}, Case{"u16.png", 64, CV_16UC1, 60000, 60200, 16}}) {
-    cv::Mat image(c.side, c.side, c.type, cv::Scalar::all(c.a));
-    image.rowRange(0, c.side / 2).setTo(cv::Scalar::all(c.b));
-    write_image(dir / c.name, image);
-    const double fraction = std::abs(c.a - c.b) / 2 / (std::ldexp(1.0, c.bits) - 1);
-    ValidationOptions options;
-    options.blank_std_fraction = fraction * 1.000001;
-    expect_reason(decode_one(dir / c.name, options), Reason::kBlank);
-    options.blank_std_fraction = fraction * 0.999999;
-    const FileOutcome o = decode_one(dir / c.name, options);
-    EXPECT_TRUE(o.ok) << c.name << ": " << o.detail;
+// A gray 16-bit image: `level` plus Gaussian noise of `sigma` plus, when `structure` > 0, a disc
+// of that height (Poisson-like counts, as in a nuclear-medicine image).
+cv::Mat noisy_field(int side, double level, double sigma, double structure, unsigned seed) {
+  cv::Mat image(side, side, CV_16UC1);
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> noise(0.0, sigma);
+  for (int r = 0; r < side; ++r) {
+    for (int c = 0; c < side; ++c) {
+      const double dr = r - side / 2.0, dc = c - side / 3.0;
+      const bool inside = dr * dr + dc * dc < side * side / 16.0;
+      double v = level + (inside ? structure : 0.0);
+      if (structure > 0) {
+        std::poisson_distribution<int> counts(v);
+        v = counts(rng);
+      }
+      image.at<std::uint16_t>(r, c) = cv::saturate_cast<std::uint16_t>(v + noise(rng));
+    }
   }
+  return image;
+}
+
+TEST(Validation, BlankMeansNoContentAboveTheNoiseWhateverTheBitDepthUsed) {
+  TempDir dir("blank_noise");
+  // Sensor noise of any amplitude around one level is blank: 200 grey levels of noise (0.3 % of
+  // the 16-bit range, which the old fraction-of-range rule kept) and 2 levels (which it also
+  // called blank).
+  write_image(dir / "flat_noisy.png", noisy_field(256, 30000, 200, 0, 1));
+  write_image(dir / "flat_quiet.png", noisy_field(256, 1000, 2, 0, 2));
+  expect_reason(decode_one(dir / "flat_noisy.png"), Reason::kBlank);
+  expect_reason(decode_one(dir / "flat_quiet.png"), Reason::kBlank);
+  // The air-only CT slice at the end of a volume, stored as HU + 1024: air at -1000 HU with 12 HU
+  // of noise.
+  write_image(dir / "air_slice.png", noisy_field(256, 24, 12, 0, 4));
+  expect_reason(decode_one(dir / "air_slice.png"), Reason::kBlank);
+  // A low-count image: a few hundred counts of a 16-bit range with clear structure is content
+  // (the old rule called it blank: its standard deviation is 0.1 % of the range).
+  write_image(dir / "low_count.png", noisy_field(256, 20, 0, 120, 3));
+  const FileOutcome low = decode_one(dir / "low_count.png");
+  EXPECT_TRUE(low.ok) << low.detail;
+}
+
+TEST(Validation, ARealLowCountNuclearMedicineImageIsNotBlank) {
+  // pydicom's JPEG2000.dcm: NM, int16, values -30..245 (274 distinct), standard deviation 21:
+  // 0.03 % of its 16-bit range.
+  SourceFile source;
+  source.path = test::fixture("dicom/JPEG2000.dcm");
+  source.report_path = "JPEG2000.dcm";
+  std::vector<DecodedImage> frames;
+  const FileOutcome o = decode_file(source, ValidationOptions{}, frames);
+  EXPECT_TRUE(o.ok) << o.detail;
+}
+
+TEST(Validation, TheBlankLimitIsTheContentToNoiseRatio) {
+  // Two halves 3 grey levels apart, noise-free: the block means spread over 3, the noise is the
+  // integer floor of a quarter grey level, so the ratio is exactly 12.
+  TempDir dir("blank_limit");
+  cv::Mat image(128, 128, CV_16UC1, cv::Scalar(1000));
+  image.rowRange(0, 64).setTo(cv::Scalar(1003));
+  write_image(dir / "step.png", image);
+  ValidationOptions options;
+  options.blank_contrast_to_noise = 12 * 1.000001;
+  const FileOutcome blank = decode_one(dir / "step.png", options);
+  expect_reason(blank, Reason::kBlank);
+  EXPECT_NE(blank.detail.find("validate.blank_contrast_to_noise"), std::string::npos) << blank.detail;
+  options.blank_contrast_to_noise = 12 * 0.999999;
+  const FileOutcome o = decode_one(dir / "step.png", options);
+  EXPECT_TRUE(o.ok) << o.detail;
+}
+
+TEST(Validation, StripesAndBinaryMasksAreContentNotNoise) {
+  TempDir dir("blank_structure");
+  // One-pixel stripes: every vertical neighbour differs, no horizontal one does.
+  cv::Mat stripes(64, 64, CV_8UC1, cv::Scalar(128));
+  for (int r = 16; r < 64; r += 2) stripes.row(r).setTo(cv::Scalar(0));
+  for (int r = 17; r < 64; r += 2) stripes.row(r).setTo(cv::Scalar(255));
+  write_image(dir / "stripes.png", stripes);
+  // A label map of 0 and 1: two grey levels one apart.
+  cv::Mat mask(128, 128, CV_8UC1, cv::Scalar(0));
+  mask(cv::Rect(30, 40, 50, 40)).setTo(cv::Scalar(1));
+  write_image(dir / "mask.png", mask);
+  for (const char* name : {"stripes.png", "mask.png"}) {
+    const FileOutcome o = decode_one(dir / name);
+    EXPECT_TRUE(o.ok) << name << ": " << o.detail;
+  }
+}
+
+TEST(Validation, AFlatColourImageIsBlankAndAColourPhotographIsNot) {
+  TempDir dir("blank_colour");
+  write_image(dir / "flat.png", cv::Mat(96, 96, CV_8UC3, cv::Scalar(40, 60, 200)));
+  expect_reason(decode_one(dir / "flat.png"), Reason::kBlank);
+  // Strongly coloured structure: the channels' differences are not noise.
+  cv::Mat photo(96, 96, CV_8UC3, cv::Scalar(20, 40, 180));
+  for (int r = 0; r < 96; ++r)
+    for (int c = 0; c < 96; ++c)
+      if ((r - 48) * (r - 48) + (c - 48) * (c - 48) < 900) photo.at<cv::Vec3b>(r, c) = cv::Vec3b(30, 120, 230);
+  write_image(dir / "photo.png", photo);
+  EXPECT_TRUE(decode_one(dir / "photo.png").ok);
 }
 
 TEST(Validation, TinyImageIsTooSmallAndTheLimitIsConfigurable) {
@@ -264,7 +355,13 @@ TEST(ValidationOptions, JsonRoundTripAndErrorsNameTheKeyAndRange) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("unknown key validate.max_pixel"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(ValidationOptions::from_json({{"blank_std_fraction", 0.9}}), ConfigError);
+  EXPECT_THROW(ValidationOptions::from_json({{"blank_contrast_to_noise", 1001}}), ConfigError);
+  try {  // the old key's meaning rejected low-count images: say what replaced it
+    ValidationOptions::from_json({{"blank_std_fraction", 0.001}});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("validate.blank_contrast_to_noise"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(ValidationOptions::from_json({{"reject_duplicates", "yes"}}), ConfigError);
 }
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -29,6 +31,29 @@ PreprocessOptions all_off() {
   o.clahe.enabled = false;
   o.bilateral.enabled = false;
   return o;
+}
+
+VoiTransform window(VoiTransform::Function function, double center, double width) {
+  VoiTransform voi;
+  voi.function = function;
+  voi.center = center;
+  voi.width = width;
+  return voi;
+}
+
+// A 1 x 2001 int16 row holding -1000..1000 (CT stored values), with `voi`, through the intensity
+// step alone; returns the 8-bit output for a value.
+std::function<int(int)> through_voi(const VoiTransform& voi, bool monochrome1 = false, double mirror = 0) {
+  auto img = make_image<std::int16_t>(1, 2001, 1, PixelType::kInt16, 0);
+  for (int x = 0; x <= 2000; ++x) at<std::int16_t>(img, 0, x) = static_cast<std::int16_t>(x - 1000);
+  img.voi = voi;
+  img.was_monochrome1 = monochrome1;
+  img.monochrome1_mirror = mirror;
+  auto o = all_off();
+  o.intensity.enabled = true;
+  const auto out = std::make_shared<PreprocessedImage>(preprocess(img, o));
+  EXPECT_TRUE(out->windowed);
+  return [out](int v) { return static_cast<int>(value_at<std::uint8_t>(out->pixels, 2001, 1, 0, v + 1000)); };
 }
 
 struct Moments {
@@ -269,8 +294,7 @@ TEST(PreprocessIntensity, AppliesTheDicomWindowToSignedCt) {
   // CT stored values -1000..1000 (int16), soft-tissue window 40/400.
   auto img = make_image<std::int16_t>(1, 2001, 1, PixelType::kInt16, 0);
   for (int x = 0; x <= 2000; ++x) at<std::int16_t>(img, 0, x) = static_cast<std::int16_t>(x - 1000);
-  img.window_center = 40.0;
-  img.window_width = 400.0;
+  img.voi = window(VoiTransform::Function::kLinear, 40.0, 400.0);
   auto o = all_off();
   o.intensity.enabled = true;
   const auto out = preprocess(img, o);
@@ -288,6 +312,51 @@ TEST(PreprocessIntensity, AppliesTheDicomWindowToSignedCt) {
   // Switched off, the window is ignored and the percentiles apply.
   o.intensity.use_dicom_window = false;
   EXPECT_FALSE(preprocess(img, o).windowed);
+}
+
+TEST(PreprocessIntensity, AppliesTheSigmoidAndLinearExactVoiFunctions) {
+  // PS3.3 C.11.2.1.3: SIGMOID y = 255 / (1 + exp(-4 (x - c) / w)); LINEAR_EXACT without the
+  // half-unit offsets of LINEAR.
+  const auto sigmoid = through_voi(window(VoiTransform::Function::kSigmoid, 40, 400));
+  for (int x : {-1000, -160, 0, 40, 100, 240, 1000}) {
+    EXPECT_EQ(sigmoid(x), std::lround(255.0 / (1.0 + std::exp(-4.0 * (x - 40) / 400.0)))) << x;
+  }
+  const auto exact = through_voi(window(VoiTransform::Function::kLinearExact, 40, 400));
+  for (int x : {-1000, -160, -159, 0, 40, 239, 240, 241, 1000}) {
+    const double y = x <= -160 ? 0.0 : x > 240 ? 255.0 : ((x - 40) / 400.0 + 0.5) * 255.0;
+    EXPECT_EQ(exact(x), std::lround(y)) << x;
+  }
+}
+
+TEST(PreprocessIntensity, AppliesAVoiLutTableClampedAtItsEnds) {
+  VoiTransform voi;
+  voi.function = VoiTransform::Function::kTable;
+  voi.first_mapped = -2;
+  voi.table_bits = 12;
+  voi.table = {0, 819, 2048, 4095};  // inputs -2, -1, 0, 1
+  const auto lut = through_voi(voi);
+  EXPECT_EQ(lut(-1000), 0);
+  EXPECT_EQ(lut(-2), 0);
+  EXPECT_EQ(lut(-1), std::lround(819 / 4095.0 * 255));
+  EXPECT_EQ(lut(0), std::lround(2048 / 4095.0 * 255));
+  EXPECT_EQ(lut(1), 255);
+  EXPECT_EQ(lut(1000), 255);
+}
+
+TEST(PreprocessIntensity, AMonochrome1FrameIsWindowedInModalityUnitsThenInverted) {
+  // The decoder stored x = M - v. The standard windows v, then inverts (Presentation LUT), so the
+  // output for x is 255 - window(M - x): with M = 0 and window 100/50, v = 200 (x = -200) is
+  // black, v = 0 (x = 0) is white, and v = 112 (x = -112) sits 12/50 above mid-grey, inverted.
+  const auto inverted = through_voi(window(VoiTransform::Function::kLinearExact, 100, 50), true, 0.0);
+  EXPECT_EQ(inverted(-200), 0);
+  EXPECT_EQ(inverted(0), 255);
+  EXPECT_EQ(inverted(-112), std::lround(255 - (12 / 50.0 + 0.5) * 255));
+  EXPECT_EQ(inverted(-89), std::lround(255 - (-11 / 50.0 + 0.5) * 255));
+  // LINEAR's half-unit offsets are where the two orders part: v = 100 windows to 130.1, so the
+  // inverted output is 125; mirroring the window instead (centre M - 100 on the inverted values)
+  // would give 130.
+  const auto linear = through_voi(window(VoiTransform::Function::kLinear, 100, 50), true, 0.0);
+  EXPECT_EQ(linear(-100), std::lround(255 - ((100 - 99.5) / 49.0 + 0.5) * 255));
 }
 
 TEST(PreprocessIntensity, TakesFloatHounsfieldUnits) {

@@ -39,6 +39,27 @@ struct SampleInfo {
   std::map<std::string, std::string> metadata;
 };
 
+/// A DICOM VOI transformation (PS3.3 C.11.2): how a frame's values map to display intensity.
+/// It is defined on the Modality LUT's output, before any MONOCHROME1 inversion; preprocessing
+/// applies it and then the inversion, in the order of the standard's display pipeline.
+struct VoiTransform {
+  enum class Function : std::uint8_t {
+    kLinear,       ///< VOI LUT Function LINEAR (the default): PS3.3 C.11.2.1.2.1
+    kLinearExact,  ///< LINEAR_EXACT: C.11.2.1.3.2
+    kSigmoid,      ///< SIGMOID: C.11.2.1.3.1
+    kTable,        ///< the first item of the VOI LUT Sequence: C.11.2.1.1
+  };
+  Function function = Function::kLinear;
+  double center = 0;  ///< WindowCenter, for the three functions
+  double width = 0;   ///< WindowWidth, for the three functions (> 0; >= 1 for kLinear)
+  /// kTable: the input value mapped to table[0] (LUT Descriptor's second value). Inputs below
+  /// it take table.front(), inputs past the end table.back().
+  double first_mapped = 0;
+  /// kTable: bits of each entry (LUT Descriptor's third value); outputs span 0 .. 2^bits - 1.
+  int table_bits = 16;
+  std::vector<std::uint16_t> table;  ///< kTable: LUT Data
+};
+
 /// One decoded frame. Pixel values follow DICOM semantics already: Modality LUT applied,
 /// MONOCHROME1 inverted (bright = dense), signed values kept signed, BitsStored masked.
 struct DecodedImage {
@@ -52,11 +73,16 @@ struct DecodedImage {
   /// Bits of information per sample in the source (8, 12, 16, ...): DICOM BitsStored, else the
   /// raster depth. Percentile clipping applies when this is above 8.
   int bits_stored = 8;
-  /// DICOM VOI window (first centre/width, in the units of `pixels`), when the header has one.
-  std::optional<double> window_center;
-  std::optional<double> window_width;
+  /// The DICOM VOI transformation, when the header has one (a VOI LUT Sequence, else the first
+  /// WindowCenter/WindowWidth with its VOI LUT Function). Defined on the Modality LUT's output
+  /// before the MONOCHROME1 inversion: for such a frame, apply it to monochrome1_mirror - pixel
+  /// and invert the result.
+  std::optional<VoiTransform> voi;
   /// True when the source was MONOCHROME1 (already inverted in `pixels`).
   bool was_monochrome1 = false;
+  /// For a MONOCHROME1 frame, M such that the Modality LUT's output is M - pixel (the inversion
+  /// mirrors the BitsStored range, through the rescale).
+  double monochrome1_mirror = 0;
 
   std::string source_path;  ///< the input file, as listed in the scan report
   /// XXH64 of the input file's bytes as decoded (the scan report's content_hash), so that later

@@ -22,11 +22,17 @@ struct ValidationOptions {
   /// Largest accepted pixel count (rows x columns x frames), read from the header before any
   /// pixel is decoded, so a decompression bomb never allocates. Range 1 .. 4e9.
   std::int64_t max_pixels = 100'000'000;
+  /// Largest input file read, in bytes; a larger file is `too_large` without being read (a
+  /// 2048 x 2048 x 500-frame 16-bit DICOM is 4 GiB). Range 1 .. 2^44.
+  std::uint64_t max_file_bytes = std::uint64_t{1} << 32;
   /// Smallest accepted side in pixels; smaller images are `too_small`. Range 1 .. 65535.
   int min_side = 32;
-  /// An image whose pixel standard deviation is at most this fraction of its value range
-  /// (2^bits_stored - 1) is `blank` (constant or near-constant). Range 0 .. 0.5; 0 = exactly constant only.
-  double blank_std_fraction = 0.001;
+  /// An image whose content rises at most this many times above its own noise is `blank`
+  /// (constant, or only noise around one level): the spread of its 8x8 block means (0.5th to
+  /// 99.5th percentile) against the median block standard deviation (docs/ingest.md, "Blank").
+  /// Independent of the bit depth and of how much of it an image uses. Pure noise measures about
+  /// 0.65, anatomy tens to thousands. Range 0 .. 1000; 0 = exactly constant only.
+  double blank_contrast_to_noise = 3.0;
   /// Reject files whose decoded pixels equal an earlier file's as `duplicate`.
   bool reject_duplicates = true;
   // How the work runs, not what it accepts: set by the caller, not part of the JSON config or
@@ -39,10 +45,19 @@ struct ValidationOptions {
   int file_timeout_s = 120;
   /// Decoding threads (and worker processes); 0 = the hardware concurrency. Range 0 .. 256.
   int threads = 0;
+  /// Address space each decoder worker process may add to what it inherits, in MiB (RLIMIT_AS):
+  /// a decoder that allocates past it fails on that file alone (`decoder_crash`), never the
+  /// machine. 0 = no limit. Not applied in AddressSanitizer builds, whose shadow memory is
+  /// terabytes of address space. Range 0 .. 2^24.
+  std::int64_t worker_memory_mb = 16384;
+  /// CPU seconds a decoder worker may spend on one file (RLIMIT_CPU, reset for every file): a
+  /// decoder stuck in a loop costs that file alone. 0 = no limit. Range 0 .. 86400.
+  int worker_cpu_s = 300;
 
   /// Throws ConfigError naming the field and its range when a value is out of range.
   void validate() const;
-  /// Parses the "validate" object (max_pixels, min_side, blank_std_fraction, reject_duplicates):
+  /// Parses the "validate" object (max_pixels, max_file_bytes, min_side, blank_contrast_to_noise,
+  /// reject_duplicates):
   /// missing keys take defaults; unknown keys and out-of-range values throw ConfigError naming
   /// the key (as `validate.<key>`) and the allowed range.
   static ValidationOptions from_json(const nlohmann::json& j);

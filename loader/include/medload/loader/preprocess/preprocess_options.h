@@ -25,7 +25,8 @@ struct IntensityOptions {
   /// false: pixel values are kept (uint8, uint16), int16 is offset by +32768; float32 input
   /// then throws ConfigError (it has no natural integer range).
   bool enabled = true;
-  /// Apply the DICOM VOI window (linear function, PS3.3 C.11.2.1.2) when the image carries one.
+  /// Apply the DICOM VOI transformation (VOI LUT Sequence, or window with its VOI LUT Function;
+  /// PS3.3 C.11.2) when the image carries one.
   bool use_dicom_window = true;
   /// Without a window: clip to percentiles and stretch, for images whose bits_stored > 8 or
   /// whose type is not uint8 (8-bit images are kept as they are).
