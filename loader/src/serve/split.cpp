@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 
@@ -219,7 +220,16 @@ SplitAssignment assign(const SplitInput& input, const std::vector<double>& ratio
 
 SplitAssignment split_patients(const SplitInput& input, const SplitOptions& options) {
   options.validate();
-  return assign(input, options.ratios, options.seed);
+  SplitAssignment result = assign(input, options.ratios, options.seed);
+  // The train part's mean and std normalise every batch served: without a sample there is nothing
+  // to compute them from.
+  if (input.size() > 0 && result.sample_counts[0] == 0) {
+    std::ostringstream ratio;
+    ratio << options.ratios[0];
+    throw ConfigError("SplitOptions.ratios[0] (train) = " + ratio.str() + " gives the train part none of the " +
+                      std::to_string(result.patients) + " patients; raise it");
+  }
+  return result;
 }
 
 SplitAssignment kfold_patients(const SplitInput& input, std::size_t k, std::uint64_t seed) {

@@ -2,13 +2,19 @@
 
 #include "medload/loader/serve/split_store.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "h5.h"
+#include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/core/thread_pool.h"
@@ -249,6 +255,27 @@ void write_split_group(hid_t group, const StoredSplit& split) {
   h5::write_attribute(group, "library_version", std::string(kVersion));
 }
 
+// write_split's copy of the cache at PATH is PATH + kCopySuffix + its process id.
+constexpr const char* kCopySuffix = ".split-tmp-";
+
+// Removes the copies that runs killed before they could publish left beside the cache at `path`:
+// those whose process is gone (a running split's copy is left alone).
+void remove_copies_of_killed_runs(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path cache(path);
+  const std::string prefix = cache.filename().string() + kCopySuffix;
+  std::error_code ec;
+  const fs::path folder = cache.has_parent_path() ? cache.parent_path() : fs::path(".");
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove(it->path(), ec);
+  }
+}
+
 }  // namespace
 
 void write_split(const std::string& path, const StoredSplit& split) {
@@ -256,37 +283,35 @@ void write_split(const std::string& path, const StoredSplit& split) {
     throw ConfigError("split name \"" + split.name + "\" is not a plain name");
   }
   h5::silence_errors();
-  h5::File file;
-  try {
-    file = h5::File::open(path, /*read_write=*/true);
-  } catch (const HdfError& e) {
-    throw IoError("cannot open the cache " + path +
-                  " for writing the split (is it open in another process? HDF5 refuses to write a file "
-                  "that readers have open; close them and retry): " +
-                  e.what());
-  }
+  // The cache is never written in place: a kill in the middle of an HDF5 write can leave a file
+  // HDF5 cannot open. The split goes into a copy (a reflink where the filesystem has them), which
+  // then replaces the cache in one rename, as `medload build` publishes its caches. Readers that
+  // have the cache open keep reading the file they opened.
+  remove_copies_of_killed_runs(path);
+  const std::string copy = path + kCopySuffix + std::to_string(::getpid());
+  ::unlink(copy.c_str());  // left by an earlier run of this process id that was killed
+  copy_file_for_update(path, copy);
+  TemporaryFile remove_unless_published(copy);
   {
-    h5::Dataset images = h5::open_dataset(file.id(), "images");
-    const auto dims = h5::shape(images);
-    if (dims.empty() || dims[0] != split.part.size()) {
-      throw ConfigError("the split has " + std::to_string(split.part.size()) + " samples but " + path +
-                        " has " + (dims.empty() ? std::string("none") : std::to_string(dims[0])));
+    h5::File file = h5::File::open(copy, /*read_write=*/true);
+    {
+      h5::Dataset images = h5::open_dataset(file.id(), "images");
+      const auto dims = h5::shape(images);
+      if (dims.empty() || dims[0] != split.part.size()) {
+        throw ConfigError("the split has " + std::to_string(split.part.size()) + " samples but " + path +
+                          " has " + (dims.empty() ? std::string("none") : std::to_string(dims[0])));
+      }
     }
+    h5::Group splits = h5::require_group(file.id(), "splits");
+    if (h5::exists(splits.id(), split.name)) h5::remove(splits.id(), split.name);
+    {
+      h5::Group group = h5::create_group(splits.id(), split.name);
+      write_split_group(group.id(), split);
+    }
+    file.close();  // reports a full disk
   }
-  h5::Group splits = h5::require_group(file.id(), "splits");
-  const std::string temporary = "." + split.name + ".tmp";
-  if (h5::exists(splits.id(), temporary)) h5::remove(splits.id(), temporary);  // left by a killed run
-  {
-    h5::Group group = h5::create_group(splits.id(), temporary);
-    write_split_group(group.id(), split);
-  }
-  file.flush();
-  // Swap in the complete group: readers never see a half-written split under its real name.
-  if (h5::exists(splits.id(), split.name)) h5::remove(splits.id(), split.name);
-  h5::check_status(
-      H5Lmove(splits.id(), temporary.c_str(), splits.id(), split.name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
-      "rename", "the group \"/splits/" + temporary + "\"", file.id());
-  file.close();
+  publish_atomically(copy, path);
+  remove_unless_published.release();
 }
 
 std::vector<std::string> list_splits(const std::string& path) {

@@ -186,6 +186,20 @@ TEST(SplitOptions, RejectsBadRatiosNamingTheField) {
   EXPECT_THROW(kfold_patients(SplitInput{}, 1, 0), ConfigError);
 }
 
+TEST(SplitPatients, ATrainRatioThatGivesTheTrainPartNoPatientIsAnError) {
+  // 1e-300 passes the range check, but no patient lands in train: its mean and std, which
+  // normalise every batch, would have nothing to come from.
+  SplitOptions options;
+  options.ratios = {1e-300, 1.0, 0.0};
+  try {
+    split_patients(random_dataset(3, 40, 3, {0.5, 0.5}), options);
+    FAIL() << "no exception";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("ratios[0] (train)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("none of the 40 patients"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SplitInput, MismatchedLengthsAreAConfigError) {
   SplitInput input;
   input.patient_ids = {"a", "b"};

@@ -65,9 +65,11 @@ StoredSplit make_kfold(const CacheReader& cache, std::size_t k, std::uint64_t se
                        const std::vector<std::int8_t>& within = {}, std::size_t threads = 0);
 
 /// Writes `split` to /splits/<split.name> of the cache at `path`, replacing a split of that name.
-/// Opens the file read-write for this write only; the new split is written under a temporary
-/// name, then linked into place. Throws IoError naming the file when it cannot be opened for
-/// writing (another process has it open: HDF5's file locking refuses), HdfError.
+/// Never writes the cache in place: the split goes into a copy beside it (a reflink where the
+/// filesystem has them, else a full copy: the folder needs room for one), which replaces the
+/// cache in one rename. A kill at any moment leaves the previous cache, whole, or the new one;
+/// processes that have the cache open keep reading the file they opened. Throws IoError naming
+/// the file (no room for the copy, say), HdfError.
 void write_split(const std::string& path, const StoredSplit& split);
 
 /// Names of the splits stored in the cache at `path` (sorted; empty when none).
