@@ -21,8 +21,14 @@ CompositionReport composition_report(const StreamSampler& sampler, const std::ve
                       " entries but the " + sampler.kind() + " sampler indexes " +
                       std::to_string(sampler.dataset_size()) + " samples");
   }
-  if (epochs == 0) throw ConfigError("composition_report: epochs = 0; must be >= 1");
-  if (world_size == 0) throw ConfigError("composition_report: world_size = 0; must be >= 1");
+  if (epochs == 0 || epochs > kMaxReportEpochs) {
+    throw ConfigError("composition_report: epochs = " + std::to_string(epochs) + "; allowed 1.." +
+                      std::to_string(kMaxReportEpochs));
+  }
+  if (world_size == 0 || world_size > kMaxReportWorldSize) {
+    throw ConfigError("composition_report: world_size = " + std::to_string(world_size) + "; allowed 1.." +
+                      std::to_string(kMaxReportWorldSize));
+  }
   std::size_t classes = class_names.size();
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0) {

@@ -64,7 +64,17 @@ TEST(SampleCommand, BadSamplerIsAUsageError) {
   EXPECT_NE(r.output.find("smote"), std::string::npos) << r.output;
 }
 
-// A cache of 48 noise images (normal 30, pneumonia 12, tb 6; two images per patient, one
+TEST(SampleCommand, AbsurdEpochsOrWorldSizeIsAUsageErrorNamingTheLimit) {
+  // 2^32 - 1 ranks or epochs used to allocate until the process was killed.
+  for (const char* option : {"--epochs", "--world-size"}) {
+    const Result r = run("--labels " + write_labels() + " --sampler sqrt --split all " + option + " 4294967295");
+    EXPECT_EQ(r.exit_code, 2) << option << ": " << r.output;
+    EXPECT_NE(r.output.find(option), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(option == std::string("--epochs") ? "10000" : "65536"), std::string::npos) << r.output;
+  }
+}
+
+// A cache of 48 synthetic images (normal 30, pneumonia 12, tb 6; two images per patient, one
 // unlabeled image), built with `medload build` from a manifest; per process, as ctest runs
 // tests in parallel processes.
 class SampleFromCache : public ::testing::Test {
@@ -78,8 +88,10 @@ class SampleFromCache : public ::testing::Test {
     manifest << "path,label,patient_id\n";
     cv::RNG rng(7);
     for (int i = 0; i < 49; ++i) {
+      // A gradient under noise (pure noise is rejected as blank), different for every image.
       cv::Mat img(40, 40, CV_8U);
-      rng.fill(img, cv::RNG::UNIFORM, 0, 256);
+      rng.fill(img, cv::RNG::UNIFORM, 0, 32);
+      for (int r = 0; r < 40; ++r) img.row(r) += cv::Scalar((r * (i + 3)) % 200);
       const std::string name = "img" + std::to_string(i) + ".png";
       cv::imwrite((dir_ / "images" / name).string(), img);
       const std::string label = i == 48 ? "" : i < 30 ? "normal" : i < 42 ? "pneumonia" : "tb";

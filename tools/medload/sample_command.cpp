@@ -231,15 +231,17 @@ Runner add_sample_command(CLI::App& command) {
       ->check(CLI::IsMember({"train", "val", "test", "all"}));
   command.add_option("--epochs", args->epochs, "Epochs to draw")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(std::size_t{1}, samplers::kMaxReportEpochs));
   command.add_option("--seed", args->seed, "Sampler seed")->capture_default_str();
   command.add_option("--world-size", args->world_size, "Ranks sharing the stream")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(std::size_t{1}, samplers::kMaxReportWorldSize));
   command.add_option("--classes-per-batch", args->classes_per_batch, "balanced-batch: P classes per batch")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}));
   command.add_option("--samples-per-class", args->samples_per_class, "balanced-batch: K samples per class")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}));
   command
       .add_option("--max-per-patient", args->max_per_patient,
                   "At most this many images of one patient per epoch (class-aware samplers; 0: no cap)")

@@ -39,6 +39,11 @@ struct EpochComposition {
   std::vector<RankComposition> ranks;
 };
 
+/// The most epochs one composition report draws (each epoch draws the whole dataset once).
+inline constexpr std::size_t kMaxReportEpochs = 10000;
+/// The most ranks one composition report splits a stream over (counts are kept per rank).
+inline constexpr std::size_t kMaxReportWorldSize = 65536;
+
 /// The report of `composition_report`.
 struct CompositionReport {
   /// The sampler's kind ("weighted", "oversample", ...).
@@ -67,7 +72,8 @@ struct CompositionReport {
 /// `epochs` epochs from its current epoch, split over `world_size` ranks by DistributedSampler,
 /// and counts what it draws. `labels[i]` is sample i's class in [0, C); C is
 /// max(class_names.size(), max label + 1). Throws ConfigError when labels.size() differs from the
-/// sampler's dataset size, a label is negative, epochs is 0 or world_size is 0.
+/// sampler's dataset size, a label is negative, epochs is outside 1..kMaxReportEpochs or
+/// world_size outside 1..kMaxReportWorldSize.
 CompositionReport composition_report(const StreamSampler& sampler, const std::vector<std::int64_t>& labels,
                                      std::size_t epochs = 1, std::size_t world_size = 1,
                                      std::vector<std::string> class_names = {});
