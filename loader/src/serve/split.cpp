@@ -11,6 +11,7 @@
 
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/loader/ingest/source.h"
 #include "medload/samplers/counter_rng.h"
 
 namespace medload::loader {
@@ -75,7 +76,8 @@ std::size_t SplitInput::size() const {
 std::vector<std::string> effective_patient_ids(const std::vector<std::string>& patient_ids) {
   std::vector<std::string> out(patient_ids.size());
   for (std::size_t i = 0; i < patient_ids.size(); ++i) {
-    out[i] = patient_ids[i].empty() ? "~sample:" + std::to_string(i) : patient_ids[i];
+    std::string id = normalize_patient_id(patient_ids[i]);
+    out[i] = id.empty() ? "~sample:" + std::to_string(i) : std::move(id);
   }
   return out;
 }
@@ -126,12 +128,14 @@ SplitAssignment assign(const SplitInput& input, const std::vector<double>& ratio
   std::vector<std::int64_t> sample_columns;
   for (std::size_t i = 0; i < n; ++i) {
     std::size_t p;
-    if (input.patient_ids[i].empty()) {
+    // Caches written before ids were normalised may hold "P001" and "P001 ": one patient.
+    const std::string id = normalize_patient_id(input.patient_ids[i]);
+    if (id.empty()) {
       ++result.samples_without_patient;
       p = patients.size();
       patients.emplace_back();
     } else {
-      auto [it, inserted] = index_of.try_emplace(input.patient_ids[i], patients.size());
+      auto [it, inserted] = index_of.try_emplace(id, patients.size());
       if (inserted) patients.emplace_back();
       p = it->second;
     }

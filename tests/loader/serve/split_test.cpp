@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "medload/core/error.h"
+#include "medload/loader/ingest/source.h"
 
 namespace medload::loader {
 namespace {
@@ -184,6 +185,23 @@ TEST(SplitOptions, RejectsBadRatiosNamingTheField) {
   options.ratios = {0.8, 0.2};
   EXPECT_NO_THROW(options.validate());
   EXPECT_THROW(kfold_patients(SplitInput{}, 1, 0), ConfigError);
+}
+
+TEST(SplitPatients, IdsThatDifferOnlyBySurroundingWhitespaceAreOnePatient) {
+  // A cache built before ids were normalised may hold both forms of one patient's id.
+  SplitInput input;
+  for (int i = 0; i < 40; ++i) {
+    input.patient_ids.push_back("P" + std::to_string(i / 4) + (i % 2 ? " " : ""));
+    input.labels.push_back(i % 3 == 0);
+  }
+  const SplitAssignment split = split_patients(input, SplitOptions{});
+  EXPECT_EQ(split.patients, 10u);
+  for (int i = 0; i < 40; i += 4) {
+    for (int k = 1; k < 4; ++k) EXPECT_EQ(split.part[i + k], split.part[i]) << "patient P" << i / 4;
+  }
+  SplitInput trimmed = input;
+  for (auto& id : trimmed.patient_ids) id = normalize_patient_id(id);
+  EXPECT_EQ(patient_set_hash(input.patient_ids), patient_set_hash(trimmed.patient_ids));
 }
 
 TEST(SplitPatients, ATrainRatioThatGivesTheTrainPartNoPatientIsAnError) {

@@ -76,8 +76,9 @@ struct SplitAssignment {
   std::vector<std::int64_t> patient_counts;
 };
 
-/// The effective patient id of every sample: the id itself, or "~sample:<index>" when it is
-/// empty (so a sample without an id is its own patient; '~' sorts after printable ids).
+/// The effective patient id of every sample: the id normalised (normalize_patient_id: "P001 "
+/// is "P001"), or "~sample:<index>" when that is empty (so a sample without an id is its own
+/// patient; '~' sorts after printable ids). Splits group samples by it.
 std::vector<std::string> effective_patient_ids(const std::vector<std::string>& patient_ids);
 
 /// XXH64 of the sorted, de-duplicated effective patient ids joined by '\n'. Stored with a split so
