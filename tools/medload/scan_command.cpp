@@ -1,5 +1,7 @@
 // medload scan: decode and validate every input file, write the JSON report, print a summary.
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -9,10 +11,37 @@
 
 #include "command.h"
 #include "medload/core/atomic_file.h"
+#include "medload/core/error.h"
 #include "medload/core/progress.h"
 #include "medload/loader/ingest/scanner.h"
 
 namespace medload::cli {
+
+namespace {
+
+// The scan never writes over what it reads: `--report` naming an input image (or the manifest)
+// is refused before anything is read. Files are compared by identity, so another spelling of the
+// same path (or a link to it) is caught too.
+void refuse_report_over_an_input(const std::string& report, const std::string& manifest,
+                                 const std::vector<loader::SourceFile>& sources) {
+  struct stat target {};
+  if (::stat(report.c_str(), &target) != 0) return;  // a new file cannot be an input
+  const auto same = [&](const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && st.st_dev == target.st_dev && st.st_ino == target.st_ino;
+  };
+  if (!manifest.empty() && same(manifest)) {
+    throw ConfigError("--report " + report + " is the manifest; write the report elsewhere");
+  }
+  for (const auto& source : sources) {
+    if (same(source.path)) {
+      throw ConfigError("--report " + report + " is one of the inputs (" + source.report_path +
+                        "); the scan never writes over its sources: write the report elsewhere");
+    }
+  }
+}
+
+}  // namespace
 
 Runner add_scan_command(CLI::App& command) {
   struct Args {
@@ -23,6 +52,7 @@ Runner add_scan_command(CLI::App& command) {
     std::int64_t max_pixels = loader::ValidationOptions{}.max_pixels;
     int min_side = loader::ValidationOptions{}.min_side;
     bool in_process = false;
+    bool allow_outside_root = false;
     bool quiet = false;
   };
   auto args = std::make_shared<Args>();
@@ -55,10 +85,14 @@ Runner add_scan_command(CLI::App& command) {
   command.add_flag("--in-process", args->in_process,
                    "Decode in this process instead of forked workers (faster start; a decoder crash "
                    "ends the scan)");
+  command.add_flag("--allow-outside-root", args->allow_outside_root,
+                   "Read manifest paths that leave the manifest's folder (by default they are "
+                   "outside_root and never opened)");
   command.add_flag("-q,--quiet", args->quiet, "No progress display");
   command.footer(
       "Every file gets one outcome: ok, or rejected with a reason (empty_file, unreadable, truncated,\n"
-      "unsupported, blank, too_small, too_large, duplicate, decoder_crash). Files are never modified.\n"
+      "unsupported, blank, too_small, too_large, duplicate, decoder_crash, outside_root). Files are\n"
+      "never modified, and --report never names an input.\n"
       "Exit 0 when the scan ran, whatever it found; 2 on a usage error. See docs/ingest.md.");
 
   return [args]() -> int {
@@ -67,9 +101,11 @@ Runner add_scan_command(CLI::App& command) {
     options.max_pixels = args->max_pixels;
     options.min_side = args->min_side;
     options.isolation = args->in_process ? loader::Isolation::kInProcess : loader::Isolation::kProcess;
+    options.allow_outside_root = args->allow_outside_root;
     const loader::Scanner scanner(options);
     const auto sources = loader::list_sources(
         args->root, args->manifest.empty() ? std::nullopt : std::optional<std::string>(args->manifest));
+    if (!args->report.empty()) refuse_report_over_an_input(args->report, args->manifest, sources);
     Progress progress("scan", sources.size(), "files",
                       args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto);
     const loader::ScanReport report = scanner.scan(sources, {}, &progress);

@@ -150,6 +150,11 @@ FileOutcome decode_file(const SourceFile& source, const ValidationOptions& optio
   using detail::Format;
   FileOutcome outcome;
   note_source(source, outcome);
+  if (source.outside_root && !options.allow_outside_root) {
+    detail::reject(outcome, Reason::kOutsideRoot,
+                   "the manifest path leaves the manifest's folder; not read (validate.allow_outside_root)");
+    return outcome;
+  }
   std::vector<std::uint8_t> bytes;
   if (const auto failure = detail::read_file_bytes(source.path, options.max_file_bytes, bytes)) {
     detail::reject(outcome, failure->reason, failure->detail);

@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <limits>
+#include <sstream>
 
 #include "decoders.h"
 #include "end_check.h"
@@ -93,17 +94,22 @@ bool check_header(Format format, const RasterHeader& header, const ValidationOpt
     reject(outcome, Reason::kTruncated, header.detail);
     return false;
   }
-  outcome.width = static_cast<int>(header.width);
-  outcome.height = static_cast<int>(header.height);
   outcome.bits_stored = header.bit_depth;
-  const std::int64_t pixels = header.width * header.height;
-  if (pixels > options.max_pixels) {
+  // Sides are up to 2^32 - 1 in a PNG or TIFF header: their product can overflow 64 bits, so
+  // the limit is checked by division before anything is multiplied.
+  const std::int64_t limit = options.max_pixels;
+  if (header.width > limit || header.height > limit || header.width > limit / header.height) {
+    const double pixels = static_cast<double>(header.width) * static_cast<double>(header.height);
+    std::ostringstream declared;
+    declared << pixels;
     reject(outcome, Reason::kTooLarge,
            "the " + std::string(format_name(format)) + " header declares " + std::to_string(header.width) +
-               "x" + std::to_string(header.height) + " = " + std::to_string(pixels) +
-               " pixels; the limit is " + std::to_string(options.max_pixels) + " (validate.max_pixels)");
+               "x" + std::to_string(header.height) + " = " + declared.str() + " pixels; the limit is " +
+               std::to_string(options.max_pixels) + " (validate.max_pixels)");
     return false;
   }
+  outcome.width = static_cast<int>(header.width);
+  outcome.height = static_cast<int>(header.height);
   return true;
 }
 

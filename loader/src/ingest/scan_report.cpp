@@ -8,9 +8,10 @@
 namespace medload::loader {
 
 namespace {
-constexpr std::array<std::string_view, 9> kCodes = {"empty_file",  "unreadable", "truncated",
-                                                    "unsupported", "blank",      "too_small",
-                                                    "too_large",   "duplicate",  "decoder_crash"};
+constexpr std::array<std::string_view, 10> kCodes = {"empty_file",  "unreadable",   "truncated",
+                                                     "unsupported", "blank",        "too_small",
+                                                     "too_large",   "duplicate",    "decoder_crash",
+                                                     "outside_root"};
 }
 
 std::string_view reason_code(Reason reason) { return kCodes[static_cast<std::size_t>(reason)]; }

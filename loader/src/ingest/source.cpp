@@ -1,9 +1,12 @@
 #include "medload/loader/ingest/source.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <system_error>
 
 #include "medload/core/error.h"
@@ -63,27 +66,53 @@ void set_report_path(SourceFile& source, const std::string& name) {
   source.warnings.emplace_back("path_not_utf8");
 }
 
-std::vector<SourceFile> list_folder(const fs::path& root) {
-  std::vector<SourceFile> sources;
+// A folder's identity, so that no folder is entered twice through links.
+struct FolderId {
+  dev_t device;
+  ino_t inode;
+  bool operator<(const FolderId& o) const { return device != o.device ? device < o.device : inode < o.inode; }
+};
+
+// Deeper than this is a dataset no one made on purpose (the loop check stops real loops sooner).
+constexpr int kMaxFolderDepth = 64;
+
+// Lists `folder` (at `relative` below the root) into `sources`, in sorted order, entering each
+// subfolder it has not entered before.
+void list_into(const fs::path& root, const fs::path& folder, const fs::path& relative, int depth,
+               std::set<FolderId>& entered, std::vector<SourceFile>& sources) {
   std::error_code ec;
-  fs::recursive_directory_iterator it(root, fs::directory_options::follow_directory_symlink, ec);
-  if (ec) throw IoError("cannot list the input folder " + root.string() + ": " + ec.message());
-  for (const fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
-    if (ec) throw IoError("cannot list the input folder " + root.string() + ": " + ec.message());
-    if (hidden(it->path())) {
-      if (it->is_directory(ec)) it.disable_recursion_pending();
+  std::vector<fs::directory_entry> entries;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(*it);
+  if (ec) throw IoError("cannot list the input folder " + folder.string() + ": " + ec.message());
+  std::sort(entries.begin(), entries.end(),
+            [](const fs::directory_entry& a, const fs::directory_entry& b) { return a.path() < b.path(); });
+  for (const fs::directory_entry& entry : entries) {
+    if (hidden(entry.path())) continue;
+    const fs::path name = relative / entry.path().filename();
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) != 0) {  // a dangling link: listed, reported unreadable
+      if (::lstat(entry.path().c_str(), &st) != 0) continue;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (depth + 1 >= kMaxFolderDepth || !entered.insert({st.st_dev, st.st_ino}).second) continue;
+      list_into(root, entry.path(), name, depth + 1, entered, sources);
       continue;
     }
-    if (!it->is_regular_file(ec)) continue;
-    const fs::path relative = it->path().lexically_relative(root);
     SourceFile source;
-    source.path = it->path().string();
-    set_report_path(source, relative.generic_string());
+    source.path = entry.path().string();
+    set_report_path(source, name.generic_string());
     // ImageFolder convention: the first-level folder is the class.
-    auto part = relative.begin();
-    if (std::next(part) != relative.end()) source.info.labels.push_back(to_valid_utf8(part->string()));
+    if (depth > 0) source.info.labels.push_back(to_valid_utf8(name.begin()->string()));
     sources.push_back(std::move(source));
   }
+}
+
+std::vector<SourceFile> list_folder(const fs::path& root) {
+  std::vector<SourceFile> sources;
+  std::set<FolderId> entered;
+  struct stat st {};
+  if (::stat(root.c_str(), &st) == 0) entered.insert({st.st_dev, st.st_ino});
+  list_into(root, root, fs::path(), 0, entered, sources);
   // Sorted by what the report shows; the raw bytes order names that read the same.
   std::sort(sources.begin(), sources.end(), [](const SourceFile& a, const SourceFile& b) {
     return a.report_path != b.report_path ? a.report_path < b.report_path : a.path < b.path;
@@ -94,11 +123,23 @@ std::vector<SourceFile> list_folder(const fs::path& root) {
 // The entry's path field `value` (raw bytes). A name that is not UTF-8 is the file's raw name,
 // unless only the file named by its Windows-1252 reading exists (a spreadsheet export of a UTF-8
 // name): then that file is meant, and the field counts as converted text.
+// Whether a manifest path leaves the manifest's folder, judged on its text: an absolute path
+// elsewhere, or `..` past the folder. (Links inside the folder are the dataset's own business,
+// as they are for a folder tree.)
+bool leaves_folder(const fs::path& base, const std::string& value) {
+  const fs::path p = fs::path(value).lexically_normal();
+  if (!p.is_absolute()) return !p.empty() && *p.begin() == "..";
+  std::error_code ec;
+  const fs::path relative = p.lexically_relative(fs::absolute(base, ec).lexically_normal());
+  return relative.empty() || *relative.begin() == "..";
+}
+
 void set_manifest_path(SourceFile& source, const fs::path& base, const std::string& value) {
   const auto resolve = [&](const std::string& name) {
     const fs::path p(name);
     return (p.is_absolute() ? p : base / p).string();
   };
+  source.outside_root = leaves_folder(base, value);
   source.path = resolve(value);
   set_report_path(source, value);
   if (source.path_bytes.empty()) return;
@@ -156,6 +197,12 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
     if (header.empty()) {
       header = std::move(fields);
       header_converted = header_to_utf8(header);
+      for (auto column = header.begin(); column != header.end(); ++column) {
+        if (std::find(std::next(column), header.end(), *column) != header.end()) {
+          throw FormatError(where() + ": the manifest header names the column '" + *column +
+                            "' twice; which one holds the values is not clear");
+        }
+      }
       if (std::find(header.begin(), header.end(), "path") == header.end()) {
         throw FormatError(
             where() +

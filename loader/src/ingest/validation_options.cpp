@@ -28,13 +28,15 @@ ValidationOptions ValidationOptions::from_json(const nlohmann::json& j) {
         "validate.blank_contrast_to_noise (default 3; see docs/ingest.md)");
   }
   const medload::detail::ObjectReader in(
-      j, "validate", {"max_pixels", "max_file_bytes", "min_side", "blank_contrast_to_noise", "reject_duplicates"});
+      j, "validate", {"max_pixels", "max_file_bytes", "min_side", "blank_contrast_to_noise", "reject_duplicates",
+                   "allow_outside_root"});
   ValidationOptions o;
   in.read("max_pixels", o.max_pixels);
   in.read("max_file_bytes", o.max_file_bytes);
   in.read("min_side", o.min_side);
   in.read("blank_contrast_to_noise", o.blank_contrast_to_noise);
   in.read("reject_duplicates", o.reject_duplicates);
+  in.read("allow_outside_root", o.allow_outside_root);
   o.validate();
   return o;
 }
@@ -44,7 +46,8 @@ nlohmann::json ValidationOptions::to_json() const {
           {"max_file_bytes", max_file_bytes},
           {"min_side", min_side},
           {"blank_contrast_to_noise", blank_contrast_to_noise},
-          {"reject_duplicates", reject_duplicates}};
+          {"reject_duplicates", reject_duplicates},
+          {"allow_outside_root", allow_outside_root}};
 }
 
 }  // namespace medload::loader

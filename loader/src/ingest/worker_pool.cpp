@@ -329,6 +329,7 @@ bool serve_request(int fd, const std::vector<char>& request, const ValidationOpt
   source.path = percent_unescape(j.at("path").get<std::string>());  // raw bytes, see send_request
   source.report_path = j.at("report_path").get<std::string>();
   source.info = info_from_json(j.at("info"));
+  source.outside_root = j.at("outside_root").get<bool>();
   const std::size_t slot = j.at("slot").get<std::size_t>() % DecodeWorker::kSlots;
   if (const auto& hook = hook_storage()) hook(source.path);
   std::vector<DecodedImage> frames;
@@ -707,6 +708,7 @@ void DecodeWorker::send_request(Queued& queued) {
   const nlohmann::json request = {{"path", percent_escape_non_utf8(source.path)},
                                   {"report_path", source.report_path},
                                   {"info", info_to_json(source.info)},
+                                  {"outside_root", source.outside_root},
                                   {"slot", queued.slot}};
   // A failed send means the worker is gone; collect() finds that out and reports it.
   queued.sent = send_text(fd_, request.dump());

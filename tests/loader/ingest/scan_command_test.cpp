@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +36,22 @@ TEST(ScanCommand, ManifestPathsAreRelativeToTheManifest) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("2 files: 1 ok"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("unreadable: 1"), std::string::npos) << r.output;
+}
+
+TEST(ScanCommand, AReportNamingAnInputImageOrTheManifestIsRefusedAndTheInputKept) {
+  TempDir dir("cmdoverwrite");
+  write_image(dir / "in/a.png", textured(48, 48, CV_8UC1, 3));
+  write_bytes(dir / "in/m.csv", "path,label\na.png,x\n");
+  std::ifstream original_in(dir / "in/a.png", std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(original_in)), {});
+  for (const std::string& report : {dir / "in/a.png", dir / "in/./a.png", dir / "in/m.csv"}) {
+    const auto r = run_medload("scan " + (dir / "in") + " --manifest " + (dir / "in/m.csv") + " --report " +
+                               report + " -q");
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("--report"), std::string::npos) << r.output;
+  }
+  std::ifstream after_in(dir / "in/a.png", std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(after_in)), {}), before);
 }
 
 TEST(ScanCommand, UsageErrorsExitTwoNamingTheOption) {

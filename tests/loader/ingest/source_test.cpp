@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "medload/core/error.h"
 #include "medload/core/text.h"
@@ -78,6 +79,63 @@ TEST(ListSources, ManifestErrorsNameTheFileAndLine) {
   EXPECT_THROW(list_sources(dir.path().string(), dir / "n.csv"), FormatError);
   write_bytes(dir / "q.csv", "path,label\n\"a.png,x\n");
   EXPECT_THROW(list_sources(dir.path().string(), dir / "q.csv"), FormatError);
+}
+
+TEST(ListSources, AColumnNamedTwiceIsAnErrorNamingIt) {
+  // path,label,path used the last path column without a word.
+  TempDir dir("twice");
+  write_bytes(dir / "m.csv", "path,label,path\na.png,x,b.png\n");
+  try {
+    list_sources(dir.path().string(), dir / "m.csv");
+    FAIL() << "expected FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'path' twice"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("m.csv line 1"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ListSources, LinkLoopsEndWhereTheyCloseAndEachFolderIsListedOnce) {
+  // One loop used to list files 40 levels deep (and relabel a real image with the wrong class);
+  // two loops never ended.
+  TempDir dir("loops");
+  write_image(dir / "normal/a.png", textured(48, 48, CV_8UC1, 1));
+  write_image(dir / "pneumonia/b.png", textured(48, 48, CV_8UC1, 2));
+  std::filesystem::create_directory_symlink("..", dir / "normal/up");
+  std::filesystem::create_directory_symlink("../normal", dir / "pneumonia/sideways");
+  std::filesystem::create_directory_symlink(".", dir / "pneumonia/self");
+  std::filesystem::create_directory_symlink(dir / "pneumonia", dir / "z_alias");  // the same folder again
+  const auto sources = list_sources(dir.path().string());
+  std::vector<std::string> listed;
+  for (const auto& s : sources) listed.push_back(s.report_path + "=" + (s.info.labels.empty() ? "" : s.info.labels[0]));
+  EXPECT_EQ(listed, (std::vector<std::string>{"normal/a.png=normal", "pneumonia/b.png=pneumonia"}));
+}
+
+TEST(ListSources, ManifestPathsThatLeaveTheManifestsFolderAreNotReadUnlessAllowed) {
+  TempDir dir("outside");
+  write_image(dir / "data/a.png", textured(48, 48, CV_8UC1, 3));
+  write_image(dir / "data/b.png", textured(48, 48, CV_8UC1, 5));
+  write_image(dir / "elsewhere.png", textured(48, 48, CV_8UC1, 4));
+  write_bytes(dir / "data/m.csv",
+              "path,label\na.png,x\n../elsewhere.png,x\n./sub/../b.png,x\n" + (dir / "elsewhere.png") +
+                  ",x\n/etc/hostname,x\n../../../../etc/passwd,x\n");
+  const auto sources = list_sources(dir.path().string(), dir / "data/m.csv");
+  ASSERT_EQ(sources.size(), 6u);
+  const std::vector<bool> outside = {false, true, false, true, true, true};
+  for (std::size_t i = 0; i < sources.size(); ++i) EXPECT_EQ(sources[i].outside_root, outside[i]) << sources[i].report_path;
+  ValidationOptions options;
+  options.isolation = Isolation::kInProcess;
+  const ScanReport report = Scanner(options).scan(sources);
+  EXPECT_TRUE(report.files[0].ok) << report.files[0].detail;
+  for (std::size_t i : {1u, 3u, 4u, 5u}) {
+    ASSERT_TRUE(report.files[i].reason) << report.files[i].path;
+    EXPECT_EQ(reason_code(*report.files[i].reason), "outside_root") << report.files[i].path;
+    EXPECT_NE(report.files[i].detail.find("validate.allow_outside_root"), std::string::npos);
+  }
+  options.allow_outside_root = true;
+  options.reject_duplicates = false;
+  const ScanReport allowed = Scanner(options).scan(sources);
+  EXPECT_TRUE(allowed.files[1].ok) << allowed.files[1].detail;
+  EXPECT_TRUE(allowed.files[3].ok) << allowed.files[3].detail;
 }
 
 TEST(ListSources, MissingFolderOrManifestIsAnIoErrorNamingIt) {

@@ -40,18 +40,20 @@ void expect_reason(const FileOutcome& o, Reason reason) {
 }
 
 // Writes a gray 8-bit PNG of zeros of any size, streaming the deflate so nothing large is held.
+std::string be32(std::uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
+  return s;
+}
+
+std::string png_chunk(const std::string& type, const std::string& data) {
+  uLong crc = crc32(0, reinterpret_cast<const Bytef*>(type.data()), 4);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size()));
+  return be32(static_cast<std::uint32_t>(data.size())) + type + data + be32(static_cast<std::uint32_t>(crc));
+}
+
 void write_zero_png(const std::string& path, std::uint32_t width, std::uint32_t height) {
-  auto be = [](std::uint32_t v) {
-    std::string s(4, '\0');
-    for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
-    return s;
-  };
-  auto chunk = [&](const std::string& type, const std::string& data) {
-    uLong crc = crc32(0, reinterpret_cast<const Bytef*>(type.data()), 4);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size()));
-    return be(static_cast<std::uint32_t>(data.size())) + type + data + be(static_cast<std::uint32_t>(crc));
-  };
-  std::string ihdr = be(width) + be(height) + std::string("\x08\x00\x00\x00\x00", 5);
+  std::string ihdr = be32(width) + be32(height) + std::string("\x08\x00\x00\x00\x00", 5);
   std::string idat;
   z_stream z{};
   deflateInit(&z, Z_BEST_SPEED);
@@ -67,8 +69,8 @@ void write_zero_png(const std::string& path, std::uint32_t width, std::uint32_t 
     } while (z.avail_out == 0 || (r + 1 == height && z.avail_in > 0));
   }
   deflateEnd(&z);
-  write_bytes(path, std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", idat) +
-                        chunk("IEND", ""));
+  write_bytes(path, std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) + png_chunk("IDAT", idat) +
+                        png_chunk("IEND", ""));
 }
 
 TEST(Validation, ZeroByteFileIsEmptyFile) {
@@ -128,6 +130,29 @@ TEST(Validation, DecompressionBombIsTooLargeFromTheHeaderWithoutDecoding) {
   ASSERT_EQ(::wait4(pid, &status, 0, &usage), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_LT(usage.ru_maxrss, 512L * 1024) << "peak memory of the decoding process, KiB";
+}
+
+TEST(Validation, SidesWhoseProductOverflowsAreTooLargeNotUnreadable) {
+  // 0xFFFFFFFF x 0xFFFFFFFF: the product overflows 64 bits and used to slip under max_pixels.
+  TempDir dir("overflow");
+  const std::uint32_t side = 0xFFFFFFFFu;
+  write_bytes(dir / "huge.png", std::string("\x89PNG\r\n\x1a\n", 8) +
+                                    png_chunk("IHDR", be32(side) + be32(side) + std::string("\x08\x00\x00\x00\x00", 5)) +
+                                    png_chunk("IDAT", "") + png_chunk("IEND", ""));
+  // A little-endian TIFF whose one directory gives ImageWidth and ImageLength as LONG 0xFFFFFFFF.
+  std::string tiff("II*\0\x08\0\0\0\x02\0", 10);
+  for (const std::uint16_t tag : {256, 257}) {
+    const char entry[12] = {static_cast<char>(tag & 0xFF), static_cast<char>(tag >> 8), 4, 0, 1, 0, 0, 0,
+                            '\xff', '\xff', '\xff', '\xff'};
+    tiff.append(entry, 12);
+  }
+  tiff.append(4, '\0');
+  write_bytes(dir / "huge.tif", tiff);
+  for (const char* name : {"huge.png", "huge.tif"}) {
+    const FileOutcome o = decode_one(dir / name);
+    expect_reason(o, Reason::kTooLarge);
+    EXPECT_NE(o.detail.find("4294967295x4294967295"), std::string::npos) << name << ": " << o.detail;
+  }
 }
 
 TEST(Validation, BlankImageIsBlankAndANoisyDarkImageIsNot) {

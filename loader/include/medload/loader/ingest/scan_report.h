@@ -24,6 +24,7 @@ enum class Reason : std::uint8_t {
   kTooLarge,      ///< "too_large": more pixels than ValidationOptions::max_pixels (from the header)
   kDuplicate,     ///< "duplicate": the same decoded pixels as an earlier file
   kDecoderCrash,  ///< "decoder_crash": the decoder aborted, crashed or timed out
+  kOutsideRoot,   ///< "outside_root": a manifest path that leaves the manifest's folder (not read)
 };
 
 /// The report's code for `reason`, e.g. "too_large".

@@ -26,6 +26,10 @@ struct SourceFile {
   /// Warnings about the entry itself, copied into its FileOutcome: "path_not_utf8",
   /// "text_converted:<column>" (a manifest field that was not UTF-8, read as Windows-1252).
   std::vector<std::string> warnings;
+  /// A manifest entry whose path leaves the manifest's folder (an absolute path elsewhere, or
+  /// `..` past it): not read unless ValidationOptions::allow_outside_root; the outcome is
+  /// `outside_root`.
+  bool outside_root = false;
 
   /// The name stored in the cache (source_path, rejected/path): `path_bytes` when set, else
   /// `report_path`, so that two names differing only in bytes that are not UTF-8 stay apart.
@@ -48,9 +52,12 @@ void note_source(const SourceFile& source, FileOutcome& outcome);
 
 /// Lists the inputs under `root`.
 ///
-/// Without a manifest: every regular file below `root` (hidden files and folders skipped,
-/// symlinks followed), sorted by path; a file inside a first-level folder gets that folder's
-/// name as its label, a file directly in `root` is unlabeled.
+/// Without a manifest: every regular file below `root` (hidden files and folders skipped),
+/// sorted by path; a file inside a first-level folder gets that folder's name as its label, a
+/// file directly in `root` is unlabeled. Symbolic links are followed, to files and to folders
+/// (inside `root` or not), but no folder is entered twice: a link loop ends where it closes, and
+/// a folder reached by two paths is listed once, under the first path in sorted order. FIFOs,
+/// sockets and devices are listed (the scan reports them `unreadable` without reading them).
 ///
 /// With a manifest (a CSV file with a header line naming at least `path`; `label` and
 /// `patient_id` are optional, other columns become metadata): one entry per line, in file order;
@@ -60,10 +67,12 @@ void note_source(const SourceFile& source, FileOutcome& outcome);
 /// is not valid UTF-8 is read as Windows-1252 (a spreadsheet export) and the entry gets the
 /// warning "text_converted:<column>"; a path field that is not UTF-8 names the file by its raw
 /// bytes, or by its UTF-8 reading when only that file exists. Patient ids go through
-/// normalize_patient_id.
+/// normalize_patient_id. A path that leaves the manifest's folder (absolute elsewhere, or `..`
+/// past it, judged on the text) marks the entry `outside_root`.
 ///
 /// Throws IoError when `root` or the manifest cannot be read, FormatError naming the manifest and
-/// line for a malformed line (wrong number of fields, unterminated quote, no `path` column).
+/// line for a malformed line (wrong number of fields, unterminated quote, no `path` column, a
+/// column named twice).
 std::vector<SourceFile> list_sources(const std::string& root,
                                      const std::optional<std::string>& manifest = std::nullopt);
 

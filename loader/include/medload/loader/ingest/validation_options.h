@@ -35,6 +35,10 @@ struct ValidationOptions {
   double blank_contrast_to_noise = 3.0;
   /// Reject files whose decoded pixels equal an earlier file's as `duplicate`.
   bool reject_duplicates = true;
+  /// Read manifest entries whose path leaves the manifest's folder (`../..`, `/etc/...`); by
+  /// default they are `outside_root` and never opened: a manifest from elsewhere cannot make
+  /// medload read arbitrary files.
+  bool allow_outside_root = false;
   // How the work runs, not what it accepts: set by the caller, not part of the JSON config or
   // its hash (the same files give the same outcomes whatever these are).
 
@@ -57,7 +61,7 @@ struct ValidationOptions {
   /// Throws ConfigError naming the field and its range when a value is out of range.
   void validate() const;
   /// Parses the "validate" object (max_pixels, max_file_bytes, min_side, blank_contrast_to_noise,
-  /// reject_duplicates):
+  /// reject_duplicates, allow_outside_root):
   /// missing keys take defaults; unknown keys and out-of-range values throw ConfigError naming
   /// the key (as `validate.<key>`) and the allowed range.
   static ValidationOptions from_json(const nlohmann::json& j);
