@@ -24,6 +24,7 @@
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/ingest/scanner.h"
 #include "metadata.h"
+#include "schema.h"
 #include "work_area.h"
 
 namespace medload::loader {
@@ -289,6 +290,31 @@ struct PreviousCache {
   std::map<std::string, detail::RejectedRecord> rejected;  // by source hash
 };
 
+// The tables of a previous cache that a rebuild reuses beyond what CacheReader holds, read
+// through the schema (which validates them).
+struct PreviousTables {
+  std::vector<std::uint64_t> pixel_hashes;
+  std::vector<detail::RejectedRecord> rejected;
+  detail::RawMeta raw;
+};
+
+PreviousTables read_previous_tables(const CacheReader& reader) {
+  PreviousTables tables;
+  const schema::CacheFile file(reader.path());
+  tables.pixel_hashes = schema::read_pixel_hashes(file, reader.size(), /*required=*/true);
+  tables.rejected = schema::read_rejected(file);
+  std::vector<MetaColumn> columns;
+  for (const std::string& name : reader.meta_names()) columns.push_back(reader.meta(name));
+  tables.raw.resize(reader.size());
+  detail::columns_to_raw(columns, tables.raw);
+  return tables;
+}
+
+[[noreturn]] void refuse_to_replace(const std::string& output, const Error& e) {
+  throw FormatError("refusing to replace " + output + ", which is not a cache this medload can read (" +
+                    e.what() + "); move it away or choose another output");
+}
+
 PreviousCache open_previous(const std::string& output, const std::string& config_hash) {
   PreviousCache previous;
   std::error_code error;
@@ -297,20 +323,21 @@ PreviousCache open_previous(const std::string& output, const std::string& config
   try {
     reader = std::make_unique<CacheReader>(output);
   } catch (const Error& e) {
-    throw FormatError("refusing to replace " + output + ", which is not a cache this medload can read (" +
-                      e.what() + "); move it away or choose another output");
+    refuse_to_replace(output, e);
   }
   if (reader->config_hash() != config_hash || reader->library_version() != kVersion) return previous;
-  const h5::File file = h5::File::open(output);
-  const auto pixel_hashes = h5::read_vector<std::uint64_t>(file.id(), "pixel_hash");
-  std::vector<MetaColumn> columns;
-  for (const std::string& name : reader->meta_names()) columns.push_back(reader->meta(name));
-  detail::RawMeta raw(reader->size());
-  detail::columns_to_raw(columns, raw);
+  PreviousTables tables;
+  try {
+    tables = read_previous_tables(*reader);
+  } catch (const Error& e) {
+    refuse_to_replace(output, e);
+  }
+  const auto& pixel_hashes = tables.pixel_hashes;
+  const auto& raw = tables.raw;
   for (std::size_t i = 0; i < reader->size(); ++i) {
     FileRecord& record = previous.ok[reader->source_hashes()[i]];
     record.source_hash = reader->source_hashes()[i];
-    record.pixel_hash = i < pixel_hashes.size() ? pixel_hashes[i] : 0;
+    record.pixel_hash = pixel_hashes[i];
     FrameRecord frame;
     frame.frame_index = reader->frame_indices()[i];
     // A cache written before text was made UTF-8 may hold other bytes.
@@ -330,16 +357,16 @@ PreviousCache open_previous(const std::string& output, const std::string& config
     record.frame_count = static_cast<int>(record.frames.size());
     record.format = "";
   }
-  if (h5::exists(file.id(), "rejected/outcome")) {
-    const auto hashes = h5::read_strings(file.id(), "rejected/source_hash");
-    const auto reasons = h5::read_strings(file.id(), "rejected/reason");
-    const auto details = h5::read_strings(file.id(), "rejected/detail");
-    const auto outcomes = h5::read_strings(file.id(), "rejected/outcome");
-    for (std::size_t i = 0; i < hashes.size(); ++i) {
-      // A duplicate depends on the other files, a missing file may appear: decide those again.
-      if (hashes[i].empty() || reasons[i] == "duplicate" || reasons[i] == "unreadable") continue;
-      previous.rejected[hashes[i]] = {0, "", reasons[i], details[i], hashes[i], outcomes[i]};
+  for (detail::RejectedRecord& record : tables.rejected) {
+    // A duplicate depends on the other files, a missing file may appear: decide those again.
+    // A cache without /rejected/outcome (older) has nothing to reuse.
+    if (record.source_hash.empty() || record.outcome.empty() || record.reason == "duplicate" ||
+        record.reason == "unreadable") {
+      continue;
     }
+    record.source_index = 0;
+    record.path.clear();
+    previous.rejected[record.source_hash] = std::move(record);
   }
   previous.reader = std::move(reader);
   return previous;

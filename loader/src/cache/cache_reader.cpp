@@ -1,7 +1,6 @@
 #include "medload/loader/cache/cache_reader.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -13,11 +12,10 @@
 #include <mutex>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
-
 #include "h5.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "schema.h"
 
 namespace medload::loader {
 
@@ -36,7 +34,7 @@ enum class Storage {
 struct CacheReader::Impl {
   std::string path;
   int fd = -1;
-  h5::File file;
+  std::unique_ptr<schema::CacheFile> file;
   h5::Dataset images;  // kept open for the H5Dread fallback
   mutable std::mutex hdf5_mutex;
 
@@ -45,7 +43,7 @@ struct CacheReader::Impl {
   PixelType dtype = PixelType::kUInt8;
   std::size_t image_bytes = 0;
   Storage storage = Storage::kContiguous;
-  std::uint64_t base = 0;  // file offset of image 0 (contiguous); kNotWritten when never written
+  std::uint64_t base = 0;  // file offset of image 0 (contiguous); schema::kNotWritten when never written
   int rank = 3;
 
   std::vector<std::int64_t> labels;
@@ -63,168 +61,84 @@ struct CacheReader::Impl {
     if (fd >= 0) ::close(fd);
   }
 
-  [[noreturn]] void format_error(const std::string& what) const {
-    throw FormatError(path + " is not a usable medload cache: " + what);
-  }
-
   void open();
-  void choose_storage(hid_t dataset, std::uint64_t file_size);
+  void read_images_header();
+  void read_tables();
+  void choose_storage(const schema::ImageShape& shape);
   void read_chunk(std::size_t index, void* out) const;
 };
 
-namespace {
-constexpr const char* kGeometryInt[10] = {"original_height", "original_width", "crop_x",  "crop_y",
-                                          "crop_w",          "crop_h",         "pad_top", "pad_left",
-                                          "pad_bottom",      "pad_right"};
-constexpr std::uint64_t kNotWritten = std::numeric_limits<std::uint64_t>::max();
-}  // namespace
-
+// Everything is read through the schema (schema.h), which validates shapes, types, lengths and
+// ranges before anything is allocated or indexed.
 void CacheReader::Impl::open() {
   fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw IoError("cannot open the cache " + path + ": " + std::strerror(errno));
-  struct stat st {};
-  ::fstat(fd, &st);
-  const auto file_size = static_cast<std::uint64_t>(st.st_size);
-  try {
-    file = h5::File::open(path);
-  } catch (const HdfError& e) {
-    // HDF5 refuses truncated files at open ("truncated file: eof = ..."); say so in our terms.
-    format_error(std::string("HDF5 cannot open it (truncated or not HDF5): ") + e.what());
-  }
-  const hid_t f = file.id();
-  if (!h5::has_attribute(f, "schema_version")) format_error("it has no schema_version attribute");
-  schema_version = h5::read_int_attribute(f, "schema_version");
-  if (schema_version > kCacheSchemaVersion) {
-    format_error("its schema_version is " + std::to_string(schema_version) + ", newer than " +
-                 std::to_string(kCacheSchemaVersion) +
-                 ", the newest this medload reads; use a newer medload");
-  }
-  if (schema_version < 1) format_error("its schema_version is " + std::to_string(schema_version));
-  if (!h5::exists(f, "images")) format_error("it has no /images dataset");
+  file = std::make_unique<schema::CacheFile>(path);
+  schema_version = schema::read_schema_version(*file);
+  class_names = schema::read_class_names(*file);
+  read_images_header();
+  read_tables();
+  // Splits are validated here too, so no reader of this cache indexes by a damaged part value.
+  for (const std::string& name : schema::split_names(*file)) schema::read_split_core(*file, name, count);
+  config_json = schema::read_text_attribute(*file, "config", "");
+  config_hash = schema::read_text_attribute(*file, "config_hash", "");
+  library_version = schema::read_text_attribute(*file, "library_version", "");
+}
 
-  images = h5::open_dataset(f, "images");
-  const std::vector<hsize_t> dims = h5::shape(images);
-  if (dims.size() != 3 && dims.size() != 4) {
-    format_error("/images has " + std::to_string(dims.size()) + " dimensions (3 or 4 expected)");
-  }
-  count = static_cast<std::size_t>(dims[0]);
-  channels = dims.size() == 4 ? static_cast<int>(dims[1]) : 1;
-  height = static_cast<int>(dims[dims.size() - 2]);
-  width = static_cast<int>(dims[dims.size() - 1]);
-  {
-    h5::Datatype type = h5::dataset_type(images);
-    const std::size_t size = H5Tget_size(type.id());
-    if (H5Tget_class(type.id()) != H5T_INTEGER || H5Tget_sign(type.id()) != H5T_SGN_NONE ||
-        (size != 1 && size != 2) || (size == 2 && H5Tget_order(type.id()) != H5T_ORDER_LE)) {
-      format_error("/images is not uint8 or little-endian uint16");
-    }
-    dtype = size == 1 ? PixelType::kUInt8 : PixelType::kUInt16;
-  }
-  image_bytes = static_cast<std::size_t>(channels) * height * width * bytes_per_element(dtype);
-  choose_storage(images.id(), file_size);
+void CacheReader::Impl::read_images_header() {
+  if (!schema::has_dataset(*file, schema::kImages)) file->fail("it has no /images dataset");
+  images = h5::open_dataset(file->id(), schema::kImages);
+  const schema::ImageShape shape = schema::read_image_shape(*file, images);
+  count = shape.count;
+  channels = shape.channels;
+  height = shape.height;
+  width = shape.width;
+  dtype = shape.dtype;
+  image_bytes = shape.image_bytes;
+  rank = shape.rank;
+  choose_storage(shape);
+}
 
-  auto require = [&](const char* name) {
-    if (!h5::exists(f, name)) format_error(std::string("it has no /") + name + " dataset");
-  };
-  auto check_count = [&](std::size_t size, const char* name) {
-    if (size != count) {
-      format_error(std::string("/") + name + " has " + std::to_string(size) + " entries for " +
-                   std::to_string(count) + " images");
-    }
-  };
-  for (const char* name :
-       {"labels", "patient_id", "source_path", "source_hash", "site", "frame_index", "checksum"}) {
-    require(name);
-  }
-  labels = h5::read_vector<std::int64_t>(f, "labels");
-  check_count(labels.size(), "labels");
-  patient_ids = h5::read_strings(f, "patient_id");
-  check_count(patient_ids.size(), "patient_id");
-  source_paths = h5::read_strings(f, "source_path");
-  check_count(source_paths.size(), "source_path");
-  source_hashes = h5::read_strings(f, "source_hash");
-  check_count(source_hashes.size(), "source_hash");
-  sites = h5::read_strings(f, "site");
-  check_count(sites.size(), "site");
-  frame_indices = h5::read_vector<std::int32_t>(f, "frame_index");
-  check_count(frame_indices.size(), "frame_index");
-  checksums = h5::read_vector<std::uint64_t>(f, "checksum");
-  check_count(checksums.size(), "checksum");
+void CacheReader::Impl::read_tables() {
+  const schema::CacheFile& f = *file;
+  labels = schema::read_labels(f, count, class_names.size());
+  patient_ids = schema::read_text_column(f, schema::kPatientId, count);
+  source_paths = schema::read_text_column(f, schema::kSourcePath, count);
+  source_hashes = schema::read_text_column(f, schema::kSourceHash, count);
+  sites = schema::read_text_column(f, schema::kSite, count);
+  frame_indices = schema::read_column<std::int32_t>(f, schema::kFrameIndex, count);
+  checksums = schema::read_column<std::uint64_t>(f, schema::kChecksum, count);
   for (int k = 0; k < 10; ++k) {
-    const std::string name = std::string("geometry/") + kGeometryInt[k];
-    if (h5::exists(f, name)) {
-      geometry_int[k] = h5::read_vector<std::int32_t>(f, name);
-      check_count(geometry_int[k].size(), name.c_str());
-    }
+    const std::string name = std::string("geometry/") + schema::kGeometryInt[k];
+    if (schema::has_dataset(f, name)) geometry_int[k] = schema::read_column<std::int32_t>(f, name, count);
   }
-  if (h5::exists(f, "geometry/scale")) {
-    geometry_scale = h5::read_vector<double>(f, "geometry/scale");
-    check_count(geometry_scale.size(), "geometry/scale");
+  if (schema::has_dataset(f, schema::kGeometryScale)) {
+    geometry_scale = schema::read_column<double>(f, schema::kGeometryScale, count);
   }
-
-  if (h5::has_attribute(f, "class_names")) {
-    try {
-      class_names =
-          nlohmann::json::parse(h5::read_string_attribute(f, "class_names")).get<std::vector<std::string>>();
-    } catch (const nlohmann::json::exception& e) {
-      format_error(std::string("its class_names attribute is not a JSON array of strings: ") + e.what());
-    }
-  }
-  multi_label = h5::exists(f, "label_matrix");
-  if (multi_label) {
-    label_matrix = h5::read_vector<std::uint8_t>(f, "label_matrix");
-    if (label_matrix.size() != count * class_names.size()) {
-      format_error("/label_matrix has " + std::to_string(label_matrix.size()) + " entries, not N x K = " +
-                   std::to_string(count) + " x " + std::to_string(class_names.size()));
-    }
-  }
-  for (std::size_t i = 0; i < count; ++i) {
-    if (labels[i] < -1 || labels[i] >= static_cast<std::int64_t>(class_names.size())) {
-      format_error("label " + std::to_string(labels[i]) + " of image " + std::to_string(i) +
-                   " is outside -1.." + std::to_string(static_cast<std::int64_t>(class_names.size()) - 1));
-    }
-  }
-  if (h5::has_attribute(f, "config")) config_json = h5::read_string_attribute(f, "config");
-  if (h5::has_attribute(f, "config_hash")) config_hash = h5::read_string_attribute(f, "config_hash");
-  if (h5::has_attribute(f, "library_version"))
-    library_version = h5::read_string_attribute(f, "library_version");
+  multi_label = schema::has_dataset(f, schema::kLabelMatrix);
+  if (multi_label) label_matrix = schema::read_label_matrix(f, count, class_names.size());
 }
 
 // Locating chunks one by one (H5Dget_chunk_info / _by_coord) walks the whole chunk index in HDF5
 // 1.10.8: about 300 us per call at 4096 chunks, so O(N^2) for a cache. medload therefore stores
 // uncompressed images contiguously (one offset for all) and reads compressed chunks with
 // H5Dread_chunk, whose lookup is O(1).
-void CacheReader::Impl::choose_storage(hid_t dataset, std::uint64_t file_size) {
-  rank = channels == 1 ? 3 : 4;
-  h5::PropList create(h5::check(H5Dget_create_plist(dataset), "read the layout of", "the dataset \"images\"",
-                                H5I_INVALID_HID, path));
-  const H5D_layout_t layout = H5Pget_layout(create.id());
-  if (layout == H5D_CONTIGUOUS) {
+void CacheReader::Impl::choose_storage(const schema::ImageShape& shape) {
+  if (shape.contiguous) {
     storage = Storage::kContiguous;
-    const haddr_t address = H5Dget_offset(dataset);
-    if (address == HADDR_UNDEF) {
-      H5Eclear2(H5E_DEFAULT);
-      base = kNotWritten;  // never written: every image reads as zeros (HDF5's fill value)
-      return;
-    }
-    base = address;
-    const std::uint64_t end = base + static_cast<std::uint64_t>(count) * image_bytes;
-    if (end > file_size) {
-      const std::uint64_t whole = file_size > base ? (file_size - base) / image_bytes : 0;
-      format_error("it is truncated: the images end at byte " + std::to_string(end) + " of a file of " +
-                   std::to_string(file_size) + " (image " + std::to_string(whole) + " onwards is missing)");
-    }
+    base = shape.contiguous_offset;  // the schema checked that every image lies inside the file
     return;
   }
   storage = Storage::kHdf5;
-  if (layout != H5D_CHUNKED) return;
+  h5::PropList create(h5::check(H5Dget_create_plist(images.id()), "read the layout of",
+                                "the dataset \"images\"", H5I_INVALID_HID, path));
+  if (H5Pget_layout(create.id()) != H5D_CHUNKED) return;
   std::vector<hsize_t> chunk(static_cast<std::size_t>(rank));
   H5Pget_chunk(create.id(), rank, chunk.data());
-  const std::vector<hsize_t> image{1, static_cast<hsize_t>(channels), static_cast<hsize_t>(height),
-                                   static_cast<hsize_t>(width)};
-  const bool one_image = rank == 3 ? chunk == std::vector<hsize_t>{1, image[2], image[3]} : chunk == image;
+  std::vector<hsize_t> image{1, static_cast<hsize_t>(height), static_cast<hsize_t>(width)};
+  if (rank == 4) image.insert(image.begin() + 1, static_cast<hsize_t>(channels));
   const int filters = H5Pget_nfilters(create.id());
-  if (!one_image || filters > 1) return;
+  if (chunk != image || filters > 1) return;
   if (filters == 0) {
     storage = Storage::kChunkRaw;
     return;
@@ -328,7 +242,7 @@ void CacheReader::read_image(std::size_t index, void* out) const {
   }
   switch (d.storage) {
     case Storage::kContiguous:
-      if (d.base == kNotWritten) {
+      if (d.base == schema::kNotWritten) {
         std::memset(out, 0, d.image_bytes);
       } else {
         pread_all(d.fd, out, d.image_bytes, d.base + static_cast<std::uint64_t>(index) * d.image_bytes,
@@ -382,43 +296,12 @@ const std::vector<std::uint64_t>& CacheReader::checksums() const noexcept { retu
 
 std::vector<std::string> CacheReader::meta_names() const {
   std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
-  std::vector<std::string> names;
-  if (!h5::exists(impl_->file.id(), "meta")) return names;
-  h5::Group group = h5::open_group(impl_->file.id(), "meta");
-  for (const std::string& name : h5::list_children(group.id())) {
-    const std::string suffix = "_imputed";
-    const bool flag =
-        name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    if (!flag) names.push_back(name);
-  }
-  return names;
+  return schema::meta_names(*impl_->file);
 }
 
 MetaColumn CacheReader::meta(const std::string& name) const {
   std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
-  const hid_t f = impl_->file.id();
-  if (!h5::exists(f, "meta/" + name)) {
-    throw FormatError("the cache " + impl_->path + " has no metadata column \"" + name + "\" (/meta/" + name +
-                      ")");
-  }
-  MetaColumn column;
-  column.name = name;
-  {
-    h5::Dataset dataset = h5::open_dataset(f, "meta/" + name);
-    h5::Datatype type = h5::dataset_type(dataset);
-    column.numeric = H5Tget_class(type.id()) != H5T_STRING;
-  }
-  if (column.numeric) {
-    column.values = h5::read_vector<double>(f, "meta/" + name);
-  } else {
-    column.text = h5::read_strings(f, "meta/" + name);
-  }
-  if (h5::exists(f, "meta/" + name + "_imputed")) {
-    column.imputed = h5::read_vector<std::uint8_t>(f, "meta/" + name + "_imputed");
-  } else {
-    column.imputed.assign(impl_->count, 0);
-  }
-  return column;
+  return schema::read_meta(*impl_->file, name, impl_->count);
 }
 
 Geometry CacheReader::geometry(std::size_t index) const {
@@ -445,14 +328,9 @@ Geometry CacheReader::geometry(std::size_t index) const {
 
 std::vector<RejectedFile> CacheReader::rejected() const {
   std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
-  const hid_t f = impl_->file.id();
   std::vector<RejectedFile> files;
-  if (!h5::exists(f, "rejected/path")) return files;
-  const auto paths = h5::read_strings(f, "rejected/path");
-  const auto reasons = h5::read_strings(f, "rejected/reason");
-  const auto details = h5::read_strings(f, "rejected/detail");
-  for (std::size_t i = 0; i < paths.size(); ++i) {
-    files.push_back({paths[i], i < reasons.size() ? reasons[i] : "", i < details.size() ? details[i] : ""});
+  for (auto& record : schema::read_rejected(*impl_->file)) {
+    files.push_back({std::move(record.path), std::move(record.reason), std::move(record.detail)});
   }
   return files;
 }
@@ -464,17 +342,17 @@ std::int64_t CacheReader::schema_version() const noexcept { return impl_->schema
 
 bool CacheReader::has_attribute(const std::string& name) const {
   std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
-  return h5::has_attribute(impl_->file.id(), name);
+  return h5::has_attribute(impl_->file->id(), name);
 }
 
 std::string CacheReader::attribute(const std::string& name) const {
   std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
-  return h5::attribute_as_text(impl_->file.id(), name);
+  return h5::attribute_as_text(impl_->file->id(), name);
 }
 
 std::vector<std::string> CacheReader::attribute_names() const {
   std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
-  return h5::list_attributes(impl_->file.id());
+  return h5::list_attributes(impl_->file->id());
 }
 
 }  // namespace medload::loader

@@ -124,6 +124,10 @@ class File {
 template <class T>
 hid_t native_type();
 template <>
+inline hid_t native_type<std::int8_t>() {
+  return H5T_NATIVE_INT8;
+}
+template <>
 inline hid_t native_type<std::uint8_t>() {
   return H5T_NATIVE_UINT8;
 }

@@ -13,55 +13,47 @@
 #include "medload/core/error.h"
 #include "medload/core/thread_pool.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "schema.h"
 
 namespace medload::loader {
 
 namespace {
 
-// The part datasets under /splits, read generically (the serve stage writes them): per part
-// value, the sample count and the class counts.
+// Per part value of each split's `part` dataset (read and validated through the schema): the
+// sample count and the class counts; the split's attributes as they are.
+nlohmann::json part_counts(const CacheReader& reader, const std::vector<std::int8_t>& part) {
+  const std::size_t classes = reader.class_names().size();
+  std::map<std::int64_t, std::pair<std::size_t, std::vector<std::size_t>>> counts;
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    auto& [count, per_class] = counts[part[i]];
+    per_class.resize(classes + 1, 0);
+    ++count;
+    const std::int64_t label = reader.labels()[i];
+    ++per_class[label >= 0 ? static_cast<std::size_t>(label) : classes];
+  }
+  nlohmann::json by_value = nlohmann::json::object();
+  for (const auto& [value, item] : counts) {
+    nlohmann::json class_counts = nlohmann::json::object();
+    for (std::size_t c = 0; c < classes; ++c) class_counts[reader.class_names()[c]] = item.second[c];
+    class_counts["(unlabeled)"] = item.second[classes];
+    by_value[std::to_string(value)] = {{"count", item.first}, {"classes", class_counts}};
+  }
+  return by_value;
+}
+
 nlohmann::json inspect_splits(const CacheReader& reader) {
   nlohmann::json splits = nlohmann::json::object();
-  const h5::File file = h5::File::open(reader.path());
-  if (!h5::exists(file.id(), "splits")) return splits;
-  const h5::Group group = h5::open_group(file.id(), "splits");
-  const std::size_t classes = reader.class_names().size();
-  for (const std::string& name : h5::list_children(group.id())) {
-    if (!name.empty() && name[0] == '.') continue;  // a split being written (".<name>.tmp")
-    nlohmann::json entry;
-    const h5::Group split = h5::open_group(group.id(), name);
+  const schema::CacheFile file(reader.path());
+  for (const std::string& name : schema::split_names(file)) {
+    const schema::SplitCore core = schema::read_split_core(file, name, reader.size());
+    const h5::Group split = h5::open_group(file.id(), std::string(schema::kSplits) + "/" + name);
     nlohmann::json attributes = nlohmann::json::object();
     for (const std::string& attribute : h5::list_attributes(split.id())) {
       const std::string text = h5::attribute_as_text(split.id(), attribute);
       const auto parsed = nlohmann::json::parse(text, nullptr, false);
       attributes[attribute] = parsed.is_discarded() ? nlohmann::json(text) : parsed;
     }
-    entry["attributes"] = attributes;
-    nlohmann::json parts = nlohmann::json::object();
-    for (const std::string& child : h5::list_children(split.id())) {
-      const h5::Dataset dataset = h5::open_dataset(split.id(), child);
-      const auto dims = h5::shape(dataset);
-      if (dims.size() != 1 || dims[0] != reader.size()) continue;
-      const std::vector<std::int64_t> values = h5::read_vector<std::int64_t>(split.id(), child);
-      std::map<std::int64_t, std::pair<std::size_t, std::vector<std::size_t>>> counts;
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        auto& [count, per_class] = counts[values[i]];
-        per_class.resize(classes + 1, 0);
-        ++count;
-        const std::int64_t label = reader.labels()[i];
-        ++per_class[label >= 0 ? static_cast<std::size_t>(label) : classes];
-      }
-      nlohmann::json by_value = nlohmann::json::object();
-      for (const auto& [value, item] : counts) {
-        nlohmann::json class_counts = nlohmann::json::object();
-        for (std::size_t c = 0; c < classes; ++c) class_counts[reader.class_names()[c]] = item.second[c];
-        class_counts["(unlabeled)"] = item.second[classes];
-        by_value[std::to_string(value)] = {{"count", item.first}, {"classes", class_counts}};
-      }
-      parts[child] = by_value;
-    }
-    entry["datasets"] = parts;
-    splits[name] = entry;
+    splits[name] = {{"attributes", attributes}, {"datasets", {{"part", part_counts(reader, core.part)}}}};
   }
   return splits;
 }

@@ -21,6 +21,7 @@
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "metadata.h"
+#include "schema.h"
 
 namespace medload::loader {
 
@@ -57,48 +58,27 @@ struct Shard {
   std::int64_t sources_total = 0;
 };
 
-std::int64_t int_attribute(const h5::File& file, const char* name, std::int64_t fallback) {
-  return h5::has_attribute(file.id(), name) ? h5::read_int_attribute(file.id(), name) : fallback;
-}
-
-std::string string_attribute(const h5::File& file, const char* name, const std::string& fallback) {
-  return h5::has_attribute(file.id(), name) ? h5::read_string_attribute(file.id(), name) : fallback;
-}
-
+// Everything a merge reads beyond the CacheReader goes through the schema (schema.h), which
+// validates it before anything is allocated or indexed.
 Shard open_shard(const std::string& path) {
   Shard shard;
   shard.path = path;
   shard.reader = std::make_unique<CacheReader>(path);
-  const h5::File file = h5::File::open(path);
-  shard.index = int_attribute(file, "shard_index", 0);
-  shard.count = int_attribute(file, "shard_count", 1);
-  shard.sources = int_attribute(file, "count_sources", 0);
-  shard.ok_files = int_attribute(file, "count_ok_files", 0);
-  shard.sources_total = int_attribute(file, "sources_total", shard.sources);
-  shard.impute = string_attribute(file, "impute", "class_median");
-  shard.missing_labels = string_attribute(file, "missing_labels", "unlabeled");
+  const schema::CacheFile file(path);
+  const schema::ShardInfo info = schema::read_shard_info(file);
+  shard.index = info.index;
+  shard.count = info.count;
+  shard.sources = info.sources;
+  shard.ok_files = info.ok_files;
+  shard.sources_total = info.sources_total;
+  shard.impute = schema::read_text_attribute(file, "impute", "class_median");
+  shard.missing_labels = schema::read_text_attribute(file, "missing_labels", "unlabeled");
   const std::size_t n = shard.reader->size();
-  shard.source_indices = h5::exists(file.id(), "source_index")
-                             ? h5::read_vector<std::int64_t>(file.id(), "source_index")
-                             : std::vector<std::int64_t>(n, 0);
-  shard.pixel_hashes = h5::exists(file.id(), "pixel_hash")
-                           ? h5::read_vector<std::uint64_t>(file.id(), "pixel_hash")
-                           : std::vector<std::uint64_t>(n, 0);
-  if (shard.source_indices.size() != n || shard.pixel_hashes.size() != n) {
-    throw FormatError(path + ": /source_index or /pixel_hash does not have one entry per image");
-  }
-  if (h5::exists(file.id(), "rejected/path")) {
-    const auto paths = h5::read_strings(file.id(), "rejected/path");
-    const auto reasons = h5::read_strings(file.id(), "rejected/reason");
-    const auto details = h5::read_strings(file.id(), "rejected/detail");
-    const auto hashes = h5::read_strings(file.id(), "rejected/source_hash");
-    const auto outcomes = h5::read_strings(file.id(), "rejected/outcome");
-    const auto indices = h5::read_vector<std::int64_t>(file.id(), "rejected/source_index");
-    for (std::size_t i = 0; i < paths.size(); ++i) {
-      shard.rejected.push_back({i < indices.size() ? indices[i] : 0, paths[i], reasons[i], details[i],
-                                i < hashes.size() ? hashes[i] : "",
-                                i < outcomes.size() ? outcomes[i] : "{}"});
-    }
+  shard.source_indices = schema::read_source_indices(file, n);
+  shard.pixel_hashes = schema::read_pixel_hashes(file, n, /*required=*/false);
+  shard.rejected = schema::read_rejected(file);
+  for (auto& record : shard.rejected) {
+    if (record.outcome.empty()) record.outcome = "{}";  // a cache from before /rejected/outcome
   }
   std::vector<MetaColumn> columns;
   for (const std::string& name : shard.reader->meta_names()) columns.push_back(shard.reader->meta(name));
@@ -171,7 +151,8 @@ MergeResult merge_caches(const MergeOptions& options) {
 
   bool reject_duplicates = true;
   const auto config = nlohmann::json::parse(first.reader->config_json(), nullptr, false);
-  if (config.is_object() && config.contains("validate") && config["validate"].contains("reject_duplicates")) {
+  if (config.is_object() && config.contains("validate") && config["validate"].contains("reject_duplicates") &&
+      config["validate"]["reject_duplicates"].is_boolean()) {
     reject_duplicates = config["validate"]["reject_duplicates"].get<bool>();
   }
 

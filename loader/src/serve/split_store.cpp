@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "h5.h"
+#include "schema.h"
 #include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
@@ -226,17 +227,6 @@ void write_parts(hid_t group, const std::vector<std::int8_t>& part) {
   h5::check_status(H5Dwrite(dataset.id(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, part.data()),
                    "write", "the dataset \"part\"", group);
 }
-std::vector<std::int8_t> read_parts(hid_t group) {
-  h5::Dataset dataset = h5::open_dataset(group, "part");
-  const auto dims = h5::shape(dataset);
-  if (dims.size() != 1) throw FormatError("/splits/.../part is not one-dimensional");
-  std::vector<std::int8_t> part(static_cast<std::size_t>(dims[0]));
-  if (part.empty()) return part;
-  h5::check_status(H5Dread(dataset.id(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, part.data()), "read",
-                   "the dataset \"part\"", group);
-  return part;
-}
-
 void write_split_group(hid_t group, const StoredSplit& split) {
   write_parts(group, split.part);
   h5::write_attribute(group, "kind", split.kind);
@@ -315,19 +305,14 @@ void write_split(const std::string& path, const StoredSplit& split) {
 }
 
 std::vector<std::string> list_splits(const std::string& path) {
-  h5::silence_errors();
-  h5::File file = h5::File::open(path);
-  std::vector<std::string> names;
-  if (!h5::exists(file.id(), "splits")) return names;
-  h5::Group splits = h5::open_group(file.id(), "splits");
-  for (const std::string& name : h5::list_children(splits.id())) {
-    if (!name.empty() && name[0] != '.') names.push_back(name);
-  }
-  return names;
+  return schema::split_names(schema::CacheFile(path));
 }
 
+// The part, kind, parts, mean and std are read and validated by the cache schema (schema.h);
+// the descriptive attributes (seed, ratios, counts) are read here.
 StoredSplit read_split(const std::string& path, const std::string& name, std::size_t expected_size) {
-  const std::vector<std::string> names = list_splits(path);
+  const schema::CacheFile file(path);
+  const std::vector<std::string> names = schema::split_names(file);
   if (std::find(names.begin(), names.end(), name) == names.end()) {
     std::string there;
     for (const auto& n : names) there += (there.empty() ? "" : ", ") + n;
@@ -336,30 +321,31 @@ StoredSplit read_split(const std::string& path, const std::string& name, std::si
                                      : "it has: " + there) +
                       ")");
   }
-  h5::File file = h5::File::open(path);
-  h5::Group group = h5::open_group(file.id(), "splits/" + name);
+  schema::SplitCore core =
+      schema::read_split_core(file, name, expected_size != 0 ? expected_size : schema::kStoredLength);
+  h5::Group group = h5::open_group(file.id(), std::string(schema::kSplits) + "/" + name);
   const hid_t g = group.id();
   auto malformed = [&](const std::string& what) -> FormatError {
     return FormatError("the split \"" + name + "\" of " + path + " is malformed: " + what);
   };
   StoredSplit split;
   split.name = name;
-  try {
-    split.part = read_parts(g);
-  } catch (const HdfError& e) {
-    throw malformed(e.what());
-  }
-  for (const char* attribute : {"kind", "parts", "seed", "ratios", "patient_set_hash", "mean", "std"}) {
+  split.kind = std::move(core.kind);
+  split.parts = core.parts;
+  split.part = std::move(core.part);
+  split.mean = std::move(core.mean);
+  split.std = std::move(core.std);
+  for (const char* attribute : {"seed", "ratios", "patient_set_hash"}) {
     if (!h5::has_attribute(g, attribute))
       throw malformed(std::string("it has no attribute \"") + attribute + "\"");
   }
-  split.kind = h5::read_string_attribute(g, "kind");
-  split.parts = static_cast<std::size_t>(h5::read_int_attribute(g, "parts"));
-  split.seed = std::stoull(h5::read_string_attribute(g, "seed"));
+  try {
+    split.seed = std::stoull(h5::read_string_attribute(g, "seed"));
+  } catch (const std::logic_error&) {
+    throw malformed("its seed is not a decimal number");
+  }
   split.ratios = h5::read_double_attribute(g, "ratios");
   split.patient_set_hash = h5::read_string_attribute(g, "patient_set_hash");
-  split.mean = h5::read_double_attribute(g, "mean");
-  split.std = h5::read_double_attribute(g, "std");
   if (h5::has_attribute(g, "patients"))
     split.patients = static_cast<std::size_t>(h5::read_int_attribute(g, "patients"));
   if (h5::has_attribute(g, "samples_without_patient")) {
@@ -378,22 +364,11 @@ StoredSplit read_split(const std::string& path, const std::string& name, std::si
     if (!h5::has_attribute(g, counts)) continue;
     std::vector<std::int64_t>& out =
         std::string(counts) == "sample_counts" ? split.sample_counts : split.patient_counts;
-    for (double v : h5::read_double_attribute(g, counts)) out.push_back(static_cast<std::int64_t>(v));
-  }
-  if (split.kind != "parts" && split.kind != "kfold") throw malformed("kind \"" + split.kind + "\"");
-  const std::size_t stats = split.kind == "kfold" ? split.parts : 1;
-  if (split.parts == 0 || split.parts > 127 || split.mean.size() != stats || split.std.size() != stats) {
-    throw malformed("parts = " + std::to_string(split.parts) + " with " + std::to_string(split.mean.size()) +
-                    " mean values");
-  }
-  if (expected_size != 0 && split.part.size() != expected_size) {
-    throw malformed("it has " + std::to_string(split.part.size()) + " entries, the cache " +
-                    std::to_string(expected_size) + " samples");
-  }
-  for (std::size_t i = 0; i < split.part.size(); ++i) {
-    const int v = split.part[i];
-    if (v >= static_cast<int>(split.parts) || v < (split.kind == "kfold" ? -1 : 0)) {
-      throw malformed("sample " + std::to_string(i) + " is in part " + std::to_string(v));
+    for (double v : h5::read_double_attribute(g, counts)) {
+      if (!(v >= 0 && v <= static_cast<double>(schema::kMaxImages))) {
+        throw malformed(std::string(counts) + " holds " + std::to_string(v));
+      }
+      out.push_back(static_cast<std::int64_t>(v));
     }
   }
   return split;

@@ -204,7 +204,10 @@ TEST(InspectCache, ShowsSplitsStoredInTheCache) {
     for (int i = 12; i < 16; ++i) part[static_cast<std::size_t>(i)] = 2;
     h5::Dataset dataset = h5::create_dataset(group.id(), "part", H5T_NATIVE_INT8, {16});
     H5Dwrite(dataset.id(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, part.data());
+    h5::write_attribute(group.id(), "kind", "parts");
+    h5::write_attribute(group.id(), "parts", std::int64_t{3});
     h5::write_attribute(group.id(), "mean", std::vector<double>{0.25});
+    h5::write_attribute(group.id(), "std", std::vector<double>{0.125});
   }
   const auto summary = medload::loader::inspect_cache(dir.path("c.h5"));
   const auto& split = summary["splits"]["default"];

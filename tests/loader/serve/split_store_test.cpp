@@ -9,12 +9,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "medload/core/error.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "synthetic_images.h"
 #include "test_cache.h"
@@ -92,6 +95,42 @@ TEST(SplitStore, AWriteLeavesNoTemporaryAndClearsThoseOfKilledRuns) {
     EXPECT_EQ(entry.path().filename().string().find(".split-tmp-"), std::string::npos) << entry.path();
   }
   EXPECT_EQ(read_split(path, "default", 60).part, split.part);
+}
+
+// write_split stores what it is given; read_split (through the cache schema) refuses a split that
+// serving would misuse: statistics that are not finite or not positive, parts out of range.
+TEST(SplitStore, ReadSplitRefusesUnusableStatisticsAndPartsOutOfRange) {
+  testing::TempDir dir;
+  const std::string path = dir.path("c.h5");
+  testing::write_test_cache(path, 96, 96, samples());
+  const StoredSplit valid = make_split(CacheReader(path), SplitOptions{}, 1);
+  struct Case {
+    const char* what;
+    std::function<void(StoredSplit&)> damage;
+  };
+  const std::vector<Case> cases{
+      {"/splits/default/mean holds nan", [](StoredSplit& s) { s.mean[0] = std::nan(""); }},
+      {"/splits/default/std holds inf", [](StoredSplit& s) { s.std[0] = INFINITY; }},
+      {"/splits/default/std holds -0.5", [](StoredSplit& s) { s.std[0] = -0.5; }},
+      {"/splits/default/part holds 7 for image 3 (0..2 expected)", [](StoredSplit& s) { s.part[3] = 7; }},
+      {"/splits/default/parts is 8 (1..3 expected)",
+       [](StoredSplit& s) {
+         s.parts = 8;
+         s.part[3] = 7;
+       }},
+  };
+  for (const Case& c : cases) {
+    StoredSplit split = valid;
+    c.damage(split);
+    write_split(path, split);
+    try {
+      read_split(path, "default", 60);
+      ADD_FAILURE() << c.what << ": no error";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.what), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

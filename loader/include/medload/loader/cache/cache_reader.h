@@ -40,9 +40,12 @@ struct RejectedFile {
 /// A read-only view of one cache file.
 class CacheReader {
  public:
-  /// Opens `path` read-only. Throws IoError when it cannot be opened, FormatError naming the file
-  /// when it is not a medload cache, has a newer `schema_version` than kCacheSchemaVersion, or is
-  /// truncated (an image chunk lies past the end of the file).
+  /// Opens `path` read-only and validates it (docs/cache.md, "Reading a cache you did not
+  /// build"): every table's shape, type and length against N, /images' dimensions against the
+  /// limits and the file's size, the splits under /splits. Throws IoError when it cannot be
+  /// opened, FormatError naming the file and the dataset or attribute when it is not a usable
+  /// medload cache: a newer `schema_version` than kCacheSchemaVersion, truncated (an image lies
+  /// past the end of the file), or any table or attribute out of shape or range.
   explicit CacheReader(const std::string& path);
   ~CacheReader();
   CacheReader(CacheReader&&) noexcept;
@@ -98,11 +101,13 @@ class CacheReader {
   const std::vector<std::uint64_t>& checksums() const noexcept;
   /// Names of the `/meta` columns, sorted.
   std::vector<std::string> meta_names() const;
-  /// The metadata column `name`. Throws FormatError naming the file when there is none.
+  /// The metadata column `name`. Throws FormatError naming the file when there is none, or when
+  /// it or its `_imputed` flags are not N values of the right type.
   MetaColumn meta(const std::string& name) const;
   /// Where image `index` came from (original size, crop box, scale, padding).
   Geometry geometry(std::size_t index) const;
-  /// The rejected input files of the build.
+  /// The rejected input files of the build. Throws FormatError naming the file and the column
+  /// when the /rejected columns differ in length or type.
   std::vector<RejectedFile> rejected() const;
 
   /// The canonical pipeline config JSON it was built with.

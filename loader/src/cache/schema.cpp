@@ -1,0 +1,543 @@
+#include "schema.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+
+#include "medload/core/error.h"
+
+namespace medload::loader::schema {
+
+namespace {
+
+std::string str(std::uint64_t v) { return std::to_string(v); }
+
+std::string shape_text(const std::vector<hsize_t>& dims) {
+  std::string text = "(";
+  for (std::size_t k = 0; k < dims.size(); ++k) text += (k ? ", " : "") + str(dims[k]);
+  return text + (dims.size() == 1 ? ",)" : ")");
+}
+
+std::string shape_text(const std::vector<std::uint64_t>& dims) {
+  return shape_text(std::vector<hsize_t>(dims.begin(), dims.end()));
+}
+
+// a * b, or fail() when it does not fit in 64 bits.
+std::uint64_t checked_product(const CacheFile& file, const std::string& what, std::uint64_t a,
+                              std::uint64_t b) {
+  std::uint64_t product = 0;
+  if (__builtin_mul_overflow(a, b, &product)) file.fail(what + " declares more than 2^64 bytes");
+  return product;
+}
+
+h5::Dataset open(const CacheFile& file, const std::string& name) {
+  if (!h5::exists(file.id(), name)) file.fail("it has no /" + name + " dataset");
+  return h5::open_dataset(file.id(), name);
+}
+
+// Refuses a dataset whose storage cannot hold `elements` values of its file type: what a header
+// claims is never allocated unless the file has the bytes behind it (a chunked, compressed
+// dataset may inflate up to kMaxInflation times).
+void require_backed(const CacheFile& file, const h5::Dataset& dataset, const std::string& name,
+                    std::uint64_t elements) {
+  if (elements == 0) return;
+  const h5::Datatype type = h5::dataset_type(dataset);
+  const std::uint64_t need = checked_product(file, "/" + name, elements, H5Tget_size(type.id()));
+  const std::uint64_t stored = H5Dget_storage_size(dataset.id());
+  h5::PropList create(h5::check(H5Dget_create_plist(dataset.id()), "read the layout of",
+                                "the dataset \"" + name + "\"", H5I_INVALID_HID, file.path()));
+  const bool chunked = H5Pget_layout(create.id()) == H5D_CHUNKED;
+  const std::uint64_t can_hold =
+      chunked ? (stored > ~std::uint64_t{0} / kMaxInflation ? ~std::uint64_t{0} : stored * kMaxInflation)
+              : stored;
+  if (can_hold < need) {
+    file.fail("/" + name + " declares " + str(elements) + " entries (" + str(need) + " bytes) but stores " +
+              str(stored) + " bytes");
+  }
+}
+
+// The shape of `name`, which must be `expected`.
+void require_shape(const CacheFile& file, const h5::Dataset& dataset, const std::string& name,
+                   const std::vector<std::uint64_t>& expected) {
+  const std::vector<hsize_t> dims = h5::shape(dataset);
+  if (dims.size() == 1 && expected.size() == 1 && dims[0] != expected[0]) {
+    file.fail("/" + name + " has " + str(dims[0]) + " entries for " + str(expected[0]) + " images");
+  }
+  if (!std::equal(dims.begin(), dims.end(), expected.begin(), expected.end())) {
+    file.fail("/" + name + " has shape " + shape_text(dims) + ", not " + shape_text(expected));
+  }
+}
+
+H5T_class_t type_class(const h5::Dataset& dataset) {
+  const h5::Datatype type = h5::dataset_type(dataset);
+  return H5Tget_class(type.id());
+}
+
+const char* class_name(H5T_class_t c) {
+  switch (c) {
+    case H5T_INTEGER:
+      return "integers";
+    case H5T_FLOAT:
+      return "floats";
+    case H5T_STRING:
+      return "strings";
+    case H5T_COMPOUND:
+      return "compound values";
+    case H5T_ENUM:
+      return "enum values";
+    default:
+      return "values of another type";
+  }
+}
+
+// An attribute of `loc` (at `where`, for messages), opened; its element count must be 1..max.
+h5::Attribute open_attribute(const CacheFile& file, hid_t loc, const std::string& where,
+                             const std::string& name, H5T_class_t want, std::size_t max_values,
+                             std::size_t* values) {
+  h5::Attribute attribute(
+      h5::check(H5Aopen(loc, name.c_str(), H5P_DEFAULT), "open", "the attribute \"" + name + "\"", loc));
+  h5::Datatype type(
+      h5::check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
+  const H5T_class_t have = H5Tget_class(type.id());
+  const bool number_ok = want == H5T_FLOAT && have == H5T_INTEGER;
+  if (have != want && !number_ok) {
+    file.fail("the attribute " + where + name + " holds " + class_name(have) + ", not " + class_name(want));
+  }
+  h5::Dataspace space(H5Aget_space(attribute.id()));
+  const hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  if (n < 1 || static_cast<std::uint64_t>(n) > max_values) {
+    file.fail("the attribute " + where + name + " holds " + std::to_string(n) + " values, not 1" +
+              (max_values > 1 ? ".." + str(max_values) : ""));
+  }
+  *values = static_cast<std::size_t>(n);
+  return attribute;
+}
+
+// An integer attribute in [lo, hi]; `fallback` when absent.
+std::int64_t int_attribute(const CacheFile& file, hid_t loc, const std::string& where,
+                           const std::string& name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
+  if (!h5::has_attribute(loc, name)) return fallback;
+  std::size_t count = 0;
+  const h5::Attribute attribute = open_attribute(file, loc, where, name, H5T_INTEGER, 1, &count);
+  std::int64_t value = 0;
+  h5::check_status(H5Aread(attribute.id(), H5T_NATIVE_INT64, &value), "read",
+                   "the attribute \"" + name + "\"", loc);
+  if (value < lo || value > hi) {
+    file.fail("the attribute " + where + name + " is " + std::to_string(value) + " (" + std::to_string(lo) +
+              ".." + std::to_string(hi) + " expected)");
+  }
+  return value;
+}
+
+std::vector<double> double_attribute(const CacheFile& file, hid_t loc, const std::string& where,
+                                     const std::string& name, std::size_t max_values) {
+  std::size_t count = 0;
+  const h5::Attribute attribute = open_attribute(file, loc, where, name, H5T_FLOAT, max_values, &count);
+  std::vector<double> values(count);
+  h5::check_status(H5Aread(attribute.id(), H5T_NATIVE_DOUBLE, values.data()), "read",
+                   "the attribute \"" + name + "\"", loc);
+  return values;
+}
+
+std::string text_attribute(const CacheFile& file, hid_t loc, const std::string& where,
+                           const std::string& name, const std::string& fallback) {
+  if (!h5::has_attribute(loc, name)) return fallback;
+  std::size_t count = 0;
+  open_attribute(file, loc, where, name, H5T_STRING, 1, &count);
+  return h5::read_string_attribute(loc, name);
+}
+
+template <class T>
+constexpr bool kIsFloat = std::is_floating_point_v<T>;
+
+}  // namespace
+
+// ---- the file ----------------------------------------------------------------------------------
+
+CacheFile::CacheFile(const std::string& path) : path_(path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    throw IoError("cannot open the cache " + path + ": " + std::strerror(errno));
+  }
+  size_bytes_ = static_cast<std::uint64_t>(st.st_size);
+  h5::silence_errors();
+  try {
+    file_ = h5::File::open(path);
+  } catch (const HdfError& e) {
+    // HDF5 refuses truncated files at open ("truncated file: eof = ..."); say so in our terms.
+    fail(std::string("HDF5 cannot open it (truncated or not HDF5): ") + e.what());
+  }
+}
+
+void CacheFile::fail(const std::string& what) const {
+  throw FormatError(path_ + " is not a usable medload cache: " + what);
+}
+
+// ---- root attributes -------------------------------------------------------------------------
+
+std::int64_t read_schema_version(const CacheFile& file) {
+  if (!h5::has_attribute(file.id(), "schema_version")) file.fail("it has no schema_version attribute");
+  const std::int64_t version =
+      int_attribute(file, file.id(), "", "schema_version", 0, std::numeric_limits<std::int64_t>::min(),
+                    std::numeric_limits<std::int64_t>::max());
+  if (version > kCacheSchemaVersion) {
+    file.fail("its schema_version is " + std::to_string(version) + ", newer than " +
+              std::to_string(kCacheSchemaVersion) + ", the newest this medload reads; use a newer medload");
+  }
+  if (version < 1)
+    file.fail("its schema_version is " + std::to_string(version) + " (1.." +
+              std::to_string(kCacheSchemaVersion) + " expected)");
+  return version;
+}
+
+std::vector<std::string> read_class_names(const CacheFile& file) {
+  const std::string text = text_attribute(file, file.id(), "", "class_names", "[]");
+  std::vector<std::string> names;
+  try {
+    names = nlohmann::json::parse(text).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    file.fail(std::string("its class_names attribute is not a JSON array of strings: ") + e.what());
+  }
+  if (names.size() > kMaxClasses) {
+    file.fail("its class_names attribute names " + str(names.size()) + " classes (at most " +
+              str(kMaxClasses) + " expected)");
+  }
+  return names;
+}
+
+std::string read_text_attribute(const CacheFile& file, const std::string& name, const std::string& fallback) {
+  return text_attribute(file, file.id(), "", name, fallback);
+}
+
+ShardInfo read_shard_info(const CacheFile& file) {
+  const hid_t f = file.id();
+  ShardInfo info;
+  info.count = int_attribute(file, f, "", "shard_count", 1, 1, kMaxShards);
+  info.index = int_attribute(file, f, "", "shard_index", 0, 0, info.count - 1);
+  info.sources = int_attribute(file, f, "", "count_sources", 0, 0, kMaxSources);
+  info.ok_files = int_attribute(file, f, "", "count_ok_files", 0, 0, kMaxSources);
+  info.sources_total = int_attribute(file, f, "", "sources_total", info.sources, 0, kMaxSources);
+  return info;
+}
+
+// ---- /images -------------------------------------------------------------------------------------
+
+ImageShape read_image_shape(const CacheFile& file, const h5::Dataset& images) {
+  const std::vector<hsize_t> dims = h5::shape(images);
+  if (dims.size() != 3 && dims.size() != 4) {
+    file.fail("/images has " + str(dims.size()) + " dimensions (3 or 4 expected)");
+  }
+  ImageShape shape;
+  shape.rank = static_cast<int>(dims.size());
+  const std::uint64_t channels = dims.size() == 4 ? dims[1] : 1;
+  const std::uint64_t height = dims[dims.size() - 2], width = dims[dims.size() - 1];
+  if (dims[0] > kMaxImages || (channels != 1 && channels != 3) || height < 1 || height > kMaxSide ||
+      width < 1 || width > kMaxSide) {
+    file.fail("/images has shape " + shape_text(dims) + "; expected at most " + str(kMaxImages) +
+              " images of 1 or 3 channels, sides 1.." + str(kMaxSide));
+  }
+  shape.count = static_cast<std::size_t>(dims[0]);
+  shape.channels = static_cast<int>(channels);
+  shape.height = static_cast<int>(height);
+  shape.width = static_cast<int>(width);
+  {
+    const h5::Datatype type = h5::dataset_type(images);
+    const std::size_t size = H5Tget_size(type.id());
+    if (H5Tget_class(type.id()) != H5T_INTEGER || H5Tget_sign(type.id()) != H5T_SGN_NONE ||
+        (size != 1 && size != 2) || (size == 2 && H5Tget_order(type.id()) != H5T_ORDER_LE)) {
+      file.fail("/images is not uint8 or little-endian uint16");
+    }
+    shape.dtype = size == 1 ? PixelType::kUInt8 : PixelType::kUInt16;
+  }
+  const std::uint64_t image_bytes = channels * height * width * bytes_per_element(shape.dtype);
+  if (image_bytes > kMaxImageBytes) {
+    file.fail("/images has shape " + shape_text(dims) + ": one image is " + str(image_bytes) +
+              " bytes (at most " + str(kMaxImageBytes) + " expected)");
+  }
+  shape.image_bytes = static_cast<std::size_t>(image_bytes);
+  const std::uint64_t total = checked_product(file, "/images", shape.count, image_bytes);
+
+  h5::PropList create(h5::check(H5Dget_create_plist(images.id()), "read the layout of",
+                                "the dataset \"images\"", H5I_INVALID_HID, file.path()));
+  shape.contiguous = H5Pget_layout(create.id()) == H5D_CONTIGUOUS;
+  shape.contiguous_offset = kNotWritten;
+  if (!shape.contiguous) return shape;  // chunks never written read as the fill value
+  const haddr_t address = H5Dget_offset(images.id());
+  if (address == HADDR_UNDEF) {
+    H5Eclear2(H5E_DEFAULT);
+    return shape;  // never written: every image reads as zeros (HDF5's fill value)
+  }
+  std::uint64_t end = 0;
+  if (__builtin_add_overflow(static_cast<std::uint64_t>(address), total, &end) || end > file.size_bytes()) {
+    const std::uint64_t whole = file.size_bytes() > address
+                                    ? (file.size_bytes() - address) / std::max<std::uint64_t>(image_bytes, 1)
+                                    : 0;
+    file.fail("it is truncated: the images end at byte " + str(end) + " of a file of " +
+              str(file.size_bytes()) + " (image " + str(whole) + " onwards is missing)");
+  }
+  shape.contiguous_offset = address;
+  return shape;
+}
+
+// ---- per-image tables --------------------------------------------------------------------------
+
+bool has_dataset(const CacheFile& file, const std::string& name) { return h5::exists(file.id(), name); }
+
+template <class T>
+std::vector<T> read_array(const CacheFile& file, const std::string& name,
+                          const std::vector<std::uint64_t>& dims) {
+  const h5::Dataset dataset = open(file, name);
+  require_shape(file, dataset, name, dims);
+  const H5T_class_t have = type_class(dataset);
+  if (have != H5T_INTEGER && !(kIsFloat<T> && have == H5T_FLOAT)) {
+    file.fail("/" + name + " holds " + class_name(have) + ", not " + (kIsFloat<T> ? "numbers" : "integers"));
+  }
+  std::uint64_t elements = 1;
+  for (std::uint64_t d : dims) elements = checked_product(file, "/" + name, elements, d);
+  require_backed(file, dataset, name, elements);
+  checked_product(file, "/" + name, elements, sizeof(T));
+  std::vector<T> values(static_cast<std::size_t>(elements));
+  if (values.empty()) return values;
+  h5::check_status(H5Dread(dataset.id(), h5::native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
+                   "read", "the dataset \"" + name + "\"", file.id());
+  return values;
+}
+
+template std::vector<std::int8_t> read_array(const CacheFile&, const std::string&,
+                                             const std::vector<std::uint64_t>&);
+template std::vector<std::uint8_t> read_array(const CacheFile&, const std::string&,
+                                              const std::vector<std::uint64_t>&);
+template std::vector<std::int32_t> read_array(const CacheFile&, const std::string&,
+                                              const std::vector<std::uint64_t>&);
+template std::vector<std::int64_t> read_array(const CacheFile&, const std::string&,
+                                              const std::vector<std::uint64_t>&);
+template std::vector<std::uint64_t> read_array(const CacheFile&, const std::string&,
+                                               const std::vector<std::uint64_t>&);
+template std::vector<double> read_array(const CacheFile&, const std::string&,
+                                        const std::vector<std::uint64_t>&);
+
+std::vector<std::string> read_text_column(const CacheFile& file, const std::string& name, std::size_t n) {
+  const h5::Dataset dataset = open(file, name);
+  require_shape(file, dataset, name, {static_cast<std::uint64_t>(n)});
+  const H5T_class_t have = type_class(dataset);
+  if (have != H5T_STRING) file.fail("/" + name + " holds " + class_name(have) + ", not strings");
+  require_backed(file, dataset, name, n);
+  return h5::read_strings(file.id(), name);
+}
+
+std::vector<std::int64_t> read_labels(const CacheFile& file, std::size_t n, std::size_t classes) {
+  std::vector<std::int64_t> labels = read_column<std::int64_t>(file, kLabels, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (labels[i] < -1 || labels[i] >= static_cast<std::int64_t>(classes)) {
+      file.fail("/labels holds " + std::to_string(labels[i]) + " for image " + str(i) + " (-1.." +
+                std::to_string(static_cast<std::int64_t>(classes) - 1) + " expected)");
+    }
+  }
+  return labels;
+}
+
+std::vector<std::uint8_t> read_label_matrix(const CacheFile& file, std::size_t n, std::size_t classes) {
+  std::vector<std::uint8_t> matrix = read_array<std::uint8_t>(file, kLabelMatrix, {n, classes});
+  for (std::size_t i = 0; i < matrix.size(); ++i) {
+    if (matrix[i] > 1) {
+      file.fail("/label_matrix holds " + str(matrix[i]) + " at image " +
+                str(i / std::max<std::size_t>(classes, 1)) + " (0 or 1 expected)");
+    }
+  }
+  return matrix;
+}
+
+std::vector<std::int64_t> read_source_indices(const CacheFile& file, std::size_t n) {
+  if (!h5::exists(file.id(), kSourceIndex)) return std::vector<std::int64_t>(n, 0);
+  std::vector<std::int64_t> indices = read_column<std::int64_t>(file, kSourceIndex, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (indices[i] < 0 || indices[i] > kMaxSources) {
+      file.fail("/source_index holds " + std::to_string(indices[i]) + " for image " + str(i) + " (0.." +
+                std::to_string(kMaxSources) + " expected)");
+    }
+  }
+  return indices;
+}
+
+std::vector<std::uint64_t> read_pixel_hashes(const CacheFile& file, std::size_t n, bool required) {
+  if (!required && !h5::exists(file.id(), kPixelHash)) return std::vector<std::uint64_t>(n, 0);
+  return read_column<std::uint64_t>(file, kPixelHash, n);
+}
+
+std::vector<std::string> meta_names(const CacheFile& file) {
+  std::vector<std::string> names;
+  if (!h5::exists(file.id(), kMeta)) return names;
+  const h5::Group group = h5::open_group(file.id(), kMeta);
+  const std::string suffix = kImputedSuffix;
+  for (const std::string& name : h5::list_children(group.id())) {
+    const bool flag =
+        name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (!flag) names.push_back(name);
+  }
+  return names;
+}
+
+MetaColumn read_meta(const CacheFile& file, const std::string& name, std::size_t n) {
+  const std::string path = std::string(kMeta) + "/" + name;
+  if (!h5::exists(file.id(), path)) {
+    throw FormatError("the cache " + file.path() + " has no metadata column \"" + name + "\" (/" + path +
+                      ")");
+  }
+  MetaColumn column;
+  column.name = name;
+  column.numeric = type_class(h5::open_dataset(file.id(), path)) != H5T_STRING;
+  if (column.numeric) {
+    column.values = read_column<double>(file, path, n);
+  } else {
+    column.text = read_text_column(file, path, n);
+  }
+  const std::string flags = path + kImputedSuffix;
+  if (h5::exists(file.id(), flags)) {
+    column.imputed = read_column<std::uint8_t>(file, flags, n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (column.imputed[i] > 1) {
+        file.fail("/" + flags + " holds " + str(column.imputed[i]) + " for image " + str(i) +
+                  " (0 or 1 expected)");
+      }
+    }
+  } else {
+    column.imputed.assign(n, 0);
+  }
+  return column;
+}
+
+std::vector<detail::RejectedRecord> read_rejected(const CacheFile& file) {
+  std::vector<detail::RejectedRecord> records;
+  const std::string group = kRejected;
+  if (!h5::exists(file.id(), group)) return records;
+  // The length M is the path column's; every other column must match it.
+  const std::string path_name = group + "/path";
+  const h5::Dataset paths = open(file, path_name);
+  const std::vector<hsize_t> dims = h5::shape(paths);
+  if (dims.size() != 1)
+    file.fail("/" + path_name + " has shape " + shape_text(dims) + ", not one-dimensional");
+  const std::size_t m = static_cast<std::size_t>(dims[0]);
+  auto column_length_error = [&](const std::string& name) {
+    const std::vector<hsize_t> other = h5::shape(h5::open_dataset(file.id(), group + "/" + name));
+    file.fail("/" + group + "/" + name + " has shape " + shape_text(other) + " but /" + path_name + " has " +
+              str(m) + " entries (one per rejected file expected)");
+  };
+  auto text = [&](const std::string& name, bool required, const std::string& fallback) {
+    const std::string full = group + "/" + name;
+    if (!h5::exists(file.id(), full)) {
+      if (required) file.fail("it has no /" + full + " dataset");
+      return std::vector<std::string>(m, fallback);
+    }
+    if (h5::shape(h5::open_dataset(file.id(), full)) != std::vector<hsize_t>{m}) column_length_error(name);
+    return read_text_column(file, full, m);
+  };
+  const std::vector<std::string> path_values = read_text_column(file, path_name, m);
+  const std::vector<std::string> reasons = text("reason", true, "");
+  const std::vector<std::string> details = text("detail", true, "");
+  const std::vector<std::string> hashes = text("source_hash", false, "");
+  const std::vector<std::string> outcomes = text("outcome", false, "");
+  std::vector<std::int64_t> indices(m, 0);
+  if (h5::exists(file.id(), group + "/source_index")) {
+    if (h5::shape(h5::open_dataset(file.id(), group + "/source_index")) != std::vector<hsize_t>{m}) {
+      column_length_error("source_index");
+    }
+    indices = read_column<std::int64_t>(file, group + "/source_index", m);
+  }
+  records.reserve(m);
+  for (std::size_t i = 0; i < m; ++i) {
+    if (indices[i] < 0 || indices[i] > kMaxSources) {
+      file.fail("/" + group + "/source_index holds " + std::to_string(indices[i]) + " for entry " + str(i) +
+                " (0.." + std::to_string(kMaxSources) + " expected)");
+    }
+    records.push_back({indices[i], path_values[i], reasons[i], details[i], hashes[i], outcomes[i]});
+  }
+  return records;
+}
+
+// ---- /splits -----------------------------------------------------------------------------------
+
+std::vector<std::string> split_names(const CacheFile& file) {
+  std::vector<std::string> names;
+  if (!h5::exists(file.id(), kSplits)) return names;
+  const h5::Group splits = h5::open_group(file.id(), kSplits);
+  for (const std::string& name : h5::list_children(splits.id())) {
+    if (!name.empty() && name[0] != '.') names.push_back(name);
+  }
+  return names;
+}
+
+namespace {
+
+// `values` (the split attribute `where` + `attribute`): `count` finite values, > 0 when `positive`.
+void check_statistics(const CacheFile& file, const std::string& where, const char* attribute,
+                      const std::vector<double>& values, std::size_t count, bool positive) {
+  if (values.size() != count) {
+    file.fail("the attribute " + where + attribute + " holds " + str(values.size()) + " values (" +
+              str(count) + " expected: one per training set)");
+  }
+  for (const double v : values) {
+    if (std::isfinite(v) && (!positive || v > 0)) continue;
+    std::ostringstream text;
+    text << v;
+    file.fail("the attribute " + where + attribute + " holds " + text.str() + " (a finite number" +
+              (positive ? " > 0" : "") + " expected)");
+  }
+}
+
+// The split's `part` dataset: `n` entries (kStoredLength: as stored), each lowest..parts-1.
+std::vector<std::int8_t> read_parts(const CacheFile& file, const std::string& name, std::size_t n, int lowest,
+                                    std::size_t parts) {
+  if (n == kStoredLength) {
+    const std::vector<hsize_t> dims = h5::shape(open(file, name));
+    if (dims.size() != 1 || dims[0] > kMaxImages) {
+      file.fail("/" + name + " has shape " + shape_text(dims) + " (one entry per image expected)");
+    }
+    n = static_cast<std::size_t>(dims[0]);
+  }
+  std::vector<std::int8_t> part = read_column<std::int8_t>(file, name, n);
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    if (part[i] < lowest || part[i] >= static_cast<int>(parts)) {
+      file.fail("/" + name + " holds " + std::to_string(part[i]) + " for image " + str(i) + " (" +
+                std::to_string(lowest) + ".." + str(parts - 1) + " expected)");
+    }
+  }
+  return part;
+}
+
+}  // namespace
+
+SplitCore read_split_core(const CacheFile& file, const std::string& name, std::size_t n) {
+  const std::string path = std::string(kSplits) + "/" + name;
+  const std::string where = "/" + path + "/";
+  const h5::Group group = h5::open_group(file.id(), path);
+  const hid_t g = group.id();
+  for (const char* attribute : {"kind", "parts", "mean", "std"}) {
+    if (!h5::has_attribute(g, attribute))
+      file.fail("the split " + path + " has no attribute \"" + attribute + "\"");
+  }
+  SplitCore split;
+  split.kind = text_attribute(file, g, where, "kind", "");
+  if (split.kind != "parts" && split.kind != "kfold") {
+    file.fail("the attribute " + where + "kind is \"" + split.kind + "\" (\"parts\" or \"kfold\" expected)");
+  }
+  const bool kfold = split.kind == "kfold";
+  split.parts = static_cast<std::size_t>(
+      int_attribute(file, g, where, "parts", 0, kfold ? 2 : 1, kfold ? kMaxFolds : 3));
+  const std::size_t training_sets = kfold ? split.parts : 1;
+  split.mean = double_attribute(file, g, where, "mean", kMaxFolds);
+  check_statistics(file, where, "mean", split.mean, training_sets, /*positive=*/false);
+  split.std = double_attribute(file, g, where, "std", kMaxFolds);
+  check_statistics(file, where, "std", split.std, training_sets, /*positive=*/true);
+  split.part = read_parts(file, path + "/part", n, kfold ? -1 : 0, split.parts);
+  return split;
+}
+
+}  // namespace medload::loader::schema
