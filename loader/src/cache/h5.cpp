@@ -6,6 +6,20 @@
 
 namespace medload::loader::h5 {
 
+namespace {
+
+// HDF5 closes what is still open when the process exits. A file whose close failed (a full disk)
+// stays in HDF5 1.10.8's tables, and closing it again at exit crashes (H5F__close_cb: a segfault
+// after medload has reported the error and chosen its exit code). Without that pass the process
+// ends as it meant to: the system closes the descriptors, and medload removes its temporaries
+// itself. Set when the library is loaded, before any HDF5 call (it has no effect after one).
+const bool kNoCloseAtExit = [] {
+  H5dont_atexit();
+  return true;
+}();
+
+}  // namespace
+
 void silence_errors() noexcept {
   // The thread-safe library keeps the automatic-printing setting per thread.
   thread_local bool silenced = false;

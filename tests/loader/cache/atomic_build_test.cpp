@@ -35,11 +35,13 @@ struct Child {
   std::string out;  // file with its stdout + stderr
 };
 
-Child spawn(const std::vector<std::string>& args, const std::string& out) {
+Child spawn(const std::vector<std::string>& args, const std::string& out,
+            const std::vector<std::string>& environment = {}) {
   Child child;
   child.out = out;
   child.pid = fork();
   if (child.pid == 0) {
+    for (const std::string& setting : environment) ::putenv(const_cast<char*>(setting.c_str()));
     const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
@@ -179,6 +181,31 @@ TEST(AtomicBuild, KilledRebuildKeepsThePreviousCacheThenResumes) {
         << read_text(dir.path("resume.log"));
     medload::loader::test::expect_same_content(output, reference);
   }
+}
+
+TEST(AtomicBuild, ADiskThatFillsAtAnyWriteIsAClearErrorAndKeepsThePreviousCache) {
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "the LD_PRELOAD shim cannot go before AddressSanitizer's runtime";
+#endif
+  // For every k from the rebuild's first write to its last, the disk fills at the k-th write:
+  // each failure must exit 1 naming the full disk, leave the previous cache byte for byte and no
+  // temporary at the target (build_child --walk-writes checks each k, see there).
+  TempDir dir;
+  const std::string root = dir.path("in");
+  medload::loader::test::write_tree(root, {"a", "b"}, 3);
+  const std::string output = dir.path("cache.h5");
+  ASSERT_EQ(wait_for(spawn({root, output, "--size", "32", "--batch", "2"}, dir.path("first.log"))), 0);
+  const std::string previous = read_text(output);
+  const Child walk = spawn({root, output, "--size", "48", "--batch", "2", "--walk-writes", "1"},
+                           dir.path("walk.log"), {"LD_PRELOAD=" + std::string(MEDLOAD_FAIL_WRITES)});
+  const int code = wait_for(walk);
+  const std::string log = read_text(dir.path("walk.log"));
+  ASSERT_EQ(code, 0) << log;
+  const auto at = log.find("walked ");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_GT(std::stoi(log.substr(at + 7)), 20) << log;  // the batches, the assembly and the report
+  expect_intact(output);
+  EXPECT_FALSE(read_text(output) == previous);  // the last try got through and replaced it
 }
 
 TEST(AtomicBuild, FullDiskIsAClearErrorAndKeepsThePreviousCache) {

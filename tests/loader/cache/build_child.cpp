@@ -1,18 +1,80 @@
 // A child process for the cache tests that must kill or limit a build: runs build_cache once.
 //   medload_cache_build_child ROOT OUTPUT [--batch N] [--size S] [--shard I/N] [--fsize BYTES]
-//                             [--threads T] [--manifest M]
+//                             [--threads T] [--manifest M] [--walk-writes 1]
 // --fsize sets RLIMIT_FSIZE with SIGXFSZ ignored, so writes past it fail with EFBIG (a full disk).
 // Prints "decoded=<n> resumed=<n> reused=<n> images=<n>"; exit 0, or 1 with the error on stderr.
 
+#include <dlfcn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 
 #include "medload/loader/cache/build.h"
+
+namespace {
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// --walk-writes: under LD_PRELOAD=libmedload_fail_writes.so, rebuilds OUTPUT once for every k
+// with the disk filling at the build's k-th write (a forked child per k, so the libraries load
+// once), until a build gets through. After each failure: the child exited 1 with ENOSPC in its
+// message (not by a signal: a crash at exit counts), OUTPUT is byte for byte the previous cache,
+// no OUTPUT.tmp is left. Prints "walked <n> failing writes" and exits 0, or names the first k
+// that broke a rule and exits 1.
+int walk_writes(const medload::loader::BuildOptions& options) {
+  using Arm = void (*)(long);
+  const auto arm = reinterpret_cast<Arm>(dlsym(RTLD_DEFAULT, "medload_fail_writes_at"));
+  if (arm == nullptr) {
+    std::cerr << "--walk-writes needs LD_PRELOAD=libmedload_fail_writes.so\n";
+    return 2;
+  }
+  const std::string previous = read_bytes(options.output);
+  for (long k = 1; k < 100000; ++k) {
+    std::filesystem::remove_all(options.output + ".partial");  // every try rebuilds from the start
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      arm(k);
+      try {
+        medload::loader::build_cache(options);
+        std::exit(0);  // exit, not _exit: what runs at exit is part of what is tested
+      } catch (const std::exception& e) {
+        const bool full = std::strstr(e.what(), "No space left on device") != nullptr;
+        if (!full) std::cerr << "write " << k << ": " << e.what() << std::endl;
+        std::exit(full ? 1 : 3);
+      }
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      std::cout << "walked " << k - 1 << " failing writes" << std::endl;
+      return 0;
+    }
+    std::string broken;
+    if (!WIFEXITED(status)) broken = "the build ended by signal " + std::to_string(WTERMSIG(status));
+    else if (WEXITSTATUS(status) != 1) broken = "the error did not say the disk was full";
+    else if (read_bytes(options.output) != previous) broken = "the previous cache was changed";
+    else if (std::filesystem::exists(options.output + ".tmp")) broken = "a temporary was left at the target";
+    if (!broken.empty()) {
+      std::cout << "write " << k << ": " << broken << std::endl;
+      return 1;
+    }
+  }
+  std::cout << "the build never finished" << std::endl;
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -26,6 +88,7 @@ int main(int argc, char** argv) {
   options.config.preprocess.letterbox.size = 64;
   options.config.validate.isolation = medload::loader::Isolation::kInProcess;
   options.threads = 2;
+  bool walk = false;
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const std::string value = argv[i + 1];
@@ -40,6 +103,8 @@ int main(int argc, char** argv) {
     } else if (flag == "--shard") {
       options.shard_index = std::stoi(value.substr(0, value.find('/')));
       options.shard_count = std::stoi(value.substr(value.find('/') + 1));
+    } else if (flag == "--walk-writes") {
+      walk = value == "1";
     } else if (flag == "--fsize") {
       std::signal(SIGXFSZ, SIG_IGN);
       rlimit limit{};
@@ -50,6 +115,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (walk) return walk_writes(options);
   try {
     const auto result = medload::loader::build_cache(options);
     std::cout << "decoded=" << result.decoded_files << " resumed=" << result.resumed_files
