@@ -208,6 +208,35 @@ TEST(AtomicBuild, ADiskThatFillsAtAnyWriteIsAClearErrorAndKeepsThePreviousCache)
   EXPECT_FALSE(read_text(output) == previous);  // the last try got through and replaced it
 }
 
+TEST(AtomicBuild, ADiskThatFillsAtAnyWriteOfAMergeKeepsThePreviousCache) {
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "the LD_PRELOAD shim cannot go before AddressSanitizer's runtime";
+#endif
+  TempDir dir;
+  const std::string root = dir.path("in");
+  medload::loader::test::write_tree(root, {"a", "b"}, 3);
+  std::vector<std::string> shards;
+  for (const char* shard : {"0/2", "1/2"}) {
+    shards.push_back(dir.path(std::string("shard") + shard[0] + ".h5"));
+    ASSERT_EQ(wait_for(spawn({root, shards.back(), "--size", "48", "--shard", shard}, dir.path("shard.log"))), 0)
+        << read_text(dir.path("shard.log"));
+  }
+  // The previous cache at the target: a build of the same inputs at another size.
+  const std::string output = dir.path("merged.h5");
+  ASSERT_EQ(wait_for(spawn({root, output, "--size", "32"}, dir.path("first.log"))), 0);
+  const std::string previous = read_text(output);
+  const Child walk = spawn({"--merge", output, shards[0], shards[1], "--walk-writes"}, dir.path("walk.log"),
+                           {"LD_PRELOAD=" + std::string(MEDLOAD_FAIL_WRITES)});
+  const int code = wait_for(walk);
+  const std::string log = read_text(dir.path("walk.log"));
+  ASSERT_EQ(code, 0) << log;
+  const auto at = log.find("walked ");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_GT(std::stoi(log.substr(at + 7)), 10) << log;
+  expect_intact(output);
+  EXPECT_FALSE(read_text(output) == previous);
+}
+
 TEST(AtomicBuild, FullDiskIsAClearErrorAndKeepsThePreviousCache) {
   TempDir dir;
   const std::string root = dir.path("in");

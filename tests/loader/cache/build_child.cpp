@@ -1,6 +1,7 @@
 // A child process for the cache tests that must kill or limit a build: runs build_cache once.
 //   medload_cache_build_child ROOT OUTPUT [--batch N] [--size S] [--shard I/N] [--fsize BYTES]
 //                             [--threads T] [--manifest M] [--walk-writes 1]
+//   medload_cache_build_child --merge OUTPUT SHARD... [--walk-writes]   (merge_caches instead)
 // --fsize sets RLIMIT_FSIZE with SIGXFSZ ignored, so writes past it fail with EFBIG (a full disk).
 // Prints "decoded=<n> resumed=<n> reused=<n> images=<n>"; exit 0, or 1 with the error on stderr.
 
@@ -13,11 +14,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <string>
 
 #include "medload/loader/cache/build.h"
+#include "medload/loader/cache/merge.h"
 
 namespace {
 
@@ -26,27 +29,27 @@ std::string read_bytes(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
-// --walk-writes: under LD_PRELOAD=libmedload_fail_writes.so, rebuilds OUTPUT once for every k
-// with the disk filling at the build's k-th write (a forked child per k, so the libraries load
-// once), until a build gets through. After each failure: the child exited 1 with ENOSPC in its
-// message (not by a signal: a crash at exit counts), OUTPUT is byte for byte the previous cache,
-// no OUTPUT.tmp is left. Prints "walked <n> failing writes" and exits 0, or names the first k
-// that broke a rule and exits 1.
-int walk_writes(const medload::loader::BuildOptions& options) {
+// --walk-writes: under LD_PRELOAD=libmedload_fail_writes.so, runs `job` (a build or a merge
+// writing `output`) once for every k with the disk filling at its k-th write (a forked child per
+// k, so the libraries load once), until a run gets through. After each failure: the child exited
+// 1 with ENOSPC in its message (not by a signal: a crash at exit counts), `output` is byte for
+// byte the previous file, no `output`.tmp is left. Prints "walked <n> failing writes" and exits
+// 0, or names the first k that broke a rule and exits 1.
+int walk_writes(const std::string& output, const std::function<void()>& job) {
   using Arm = void (*)(long);
   const auto arm = reinterpret_cast<Arm>(dlsym(RTLD_DEFAULT, "medload_fail_writes_at"));
   if (arm == nullptr) {
     std::cerr << "--walk-writes needs LD_PRELOAD=libmedload_fail_writes.so\n";
     return 2;
   }
-  const std::string previous = read_bytes(options.output);
+  const std::string previous = read_bytes(output);
   for (long k = 1; k < 100000; ++k) {
-    std::filesystem::remove_all(options.output + ".partial");  // every try rebuilds from the start
+    std::filesystem::remove_all(output + ".partial");  // every try rebuilds from the start
     const pid_t pid = ::fork();
     if (pid == 0) {
       arm(k);
       try {
-        medload::loader::build_cache(options);
+        job();
         std::exit(0);  // exit, not _exit: what runs at exit is part of what is tested
       } catch (const std::exception& e) {
         const bool full = std::strstr(e.what(), "No space left on device") != nullptr;
@@ -63,8 +66,8 @@ int walk_writes(const medload::loader::BuildOptions& options) {
     std::string broken;
     if (!WIFEXITED(status)) broken = "the build ended by signal " + std::to_string(WTERMSIG(status));
     else if (WEXITSTATUS(status) != 1) broken = "the error did not say the disk was full";
-    else if (read_bytes(options.output) != previous) broken = "the previous cache was changed";
-    else if (std::filesystem::exists(options.output + ".tmp")) broken = "a temporary was left at the target";
+    else if (read_bytes(output) != previous) broken = "the previous cache was changed";
+    else if (std::filesystem::exists(output + ".tmp")) broken = "a temporary was left at the target";
     if (!broken.empty()) {
       std::cout << "write " << k << ": " << broken << std::endl;
       return 1;
@@ -74,9 +77,33 @@ int walk_writes(const medload::loader::BuildOptions& options) {
   return 1;
 }
 
+// --merge OUTPUT SHARD... [--walk-writes]
+int merge(int argc, char** argv) {
+  medload::loader::MergeOptions options;
+  options.output = argv[2];
+  options.progress = medload::ProgressStyle::kQuiet;
+  bool walk = false;
+  for (int i = 3; i < argc; ++i) {
+    if (std::string(argv[i]) == "--walk-writes") {
+      walk = true;
+    } else {
+      options.inputs.push_back(argv[i]);
+    }
+  }
+  if (walk) return walk_writes(options.output, [&] { medload::loader::merge_caches(options); });
+  try {
+    medload::loader::merge_caches(options);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "--merge") return merge(argc, argv);
   if (argc < 3) {
     std::cerr << "usage: medload_cache_build_child ROOT OUTPUT [options]\n";
     return 2;
@@ -115,7 +142,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (walk) return walk_writes(options);
+  if (walk) return walk_writes(options.output, [&] { medload::loader::build_cache(options); });
   try {
     const auto result = medload::loader::build_cache(options);
     std::cout << "decoded=" << result.decoded_files << " resumed=" << result.resumed_files
