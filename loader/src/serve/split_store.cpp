@@ -292,13 +292,16 @@ void write_split(const std::string& path, const StoredSplit& split) {
                           " has " + (dims.empty() ? std::string("none") : std::to_string(dims[0])));
       }
     }
-    h5::Group splits = h5::require_group(file.id(), "splits");
-    if (h5::exists(splits.id(), split.name)) h5::remove(splits.id(), split.name);
     {
+      h5::Group splits = h5::require_group(file.id(), "splits");
+      if (h5::exists(splits.id(), split.name)) h5::remove(splits.id(), split.name);
       h5::Group group = h5::create_group(splits.id(), split.name);
       write_split_group(group.id(), split);
     }
-    file.close();  // reports a full disk
+    // Every object is closed first: with one still open, H5Fclose only marks the file, the real
+    // flush happens when that object closes, and a full disk there went unnoticed (a cache HDF5
+    // could not open again was published).
+    file.close();
   }
   publish_atomically(copy, path);
   remove_unless_published.release();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 
 #include "medload/core/error.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "medload_test/walk_writes.h"
 #include "synthetic_images.h"
 #include "test_cache.h"
 
@@ -76,6 +78,28 @@ TEST(SplitStore, AKillAtAnyMomentOfWritingASplitLeavesAWholeCache) {
   }
   // The kills landed while a copy was being written, not only between writes.
   EXPECT_GT(killed_mid_write, 0);
+}
+
+TEST(SplitStore, ADiskThatFillsAtAnyWriteOfASplitKeepsThePreviousCache) {
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "the LD_PRELOAD shim cannot go before AddressSanitizer's runtime";
+#endif
+  testing::TempDir dir;
+  const std::string path = dir.path("c.h5");
+  testing::write_test_cache(path, 96, 96, samples());
+  ASSERT_EQ(std::system((std::string(MEDLOAD_SPLIT_CHILD) + " " + path + " 1").c_str()), 0);
+  const std::string previous = test::read_bytes(path);
+  const std::string log = dir.path("walk.log");
+  const std::string command = "LD_PRELOAD=" + std::string(MEDLOAD_FAIL_WRITES) + " " + MEDLOAD_SPLIT_CHILD + " " +
+                              path + " 2 --walk-writes > " + log + " 2>&1";
+  const int status = std::system(command.c_str());
+  const std::string output = test::read_bytes(log);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  const auto at = output.find("walked ");
+  ASSERT_NE(at, std::string::npos) << output;
+  EXPECT_GT(std::stoi(output.substr(at + 7)), 2) << output;  // the copy, the split, the close
+  EXPECT_NE(test::read_bytes(path), previous);
+  EXPECT_EQ(read_split(path, "default", 60).seed, 2u);
 }
 
 TEST(SplitStore, AWriteLeavesNoTemporaryAndClearsThoseOfKilledRuns) {
