@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates
+  # clang with libFuzzer and the sanitizer runtimes, for the fuzz targets (scripts/fuzz.sh)
+  clang-14 libclang-rt-14-dev
   # compiler cache (CMake uses it as the launcher when present; its cache lives outside the clone)
   ccache
   # libraries medload links
