@@ -70,10 +70,10 @@ RasterHeader jpeg_header(const std::uint8_t* d, std::size_t n) {
 }
 
 RasterHeader tiff_header(const std::uint8_t* d, std::size_t n) {
+  if (n < 8) return fail("the TIFF header is cut short");
   const bool little = d[0] == 'I';
   auto u16 = [&](std::size_t at) { return little ? le16(d + at) : be16(d + at); };
   auto u32 = [&](std::size_t at) { return little ? le32(d + at) : be32(d + at); };
-  if (n < 8) return fail("the TIFF header is cut short");
   const std::size_t ifd = u32(4);
   if (ifd + 2 > n)
     return fail("the TIFF directory offset " + std::to_string(ifd) + " is past the end of the file");

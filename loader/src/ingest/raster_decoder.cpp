@@ -95,6 +95,12 @@ bool check_header(Format format, const RasterHeader& header, const ValidationOpt
     return false;
   }
   outcome.bits_stored = header.bit_depth;
+  if (header.width <= 0 || header.height <= 0) {  // (the division below needs a non-zero side)
+    reject(outcome, Reason::kUnreadable,
+           "the " + std::string(format_name(format)) + " header declares " + std::to_string(header.width) + "x" +
+               std::to_string(header.height) + " pixels: an image needs both sides");
+    return false;
+  }
   // Sides are up to 2^32 - 1 in a PNG or TIFF header: their product can overflow 64 bits, so
   // the limit is checked by division before anything is multiplied.
   const std::int64_t limit = options.max_pixels;

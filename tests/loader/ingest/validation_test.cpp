@@ -155,6 +155,18 @@ TEST(Validation, SidesWhoseProductOverflowsAreTooLargeNotUnreadable) {
   }
 }
 
+TEST(Validation, AHeaderWithASideOfZeroIsUnreadableNotADivisionByZero) {
+  // Found by fuzz_decode: a 33-byte PNG whose IHDR says height 0 stopped an in-process scan with
+  // SIGFPE (fuzz/regressions/fuzz_decode/png_ihdr_height_0.png).
+  TempDir dir("zero_side");
+  write_bytes(dir / "flat.png", std::string("\x89PNG\r\n\x1a\n", 8) +
+                                    png_chunk("IHDR", be32(64) + be32(0) + std::string("\x08\x00\x00\x00\x00", 5)) +
+                                    png_chunk("IEND", ""));
+  const FileOutcome o = decode_one(dir / "flat.png");
+  expect_reason(o, Reason::kUnreadable);
+  EXPECT_NE(o.detail.find("64x0"), std::string::npos) << o.detail;
+}
+
 TEST(Validation, BlankImageIsBlankAndANoisyDarkImageIsNot) {
   TempDir dir("blank");
   write_image(dir / "black.png", cv::Mat(64, 64, CV_8UC1, cv::Scalar(0)));
