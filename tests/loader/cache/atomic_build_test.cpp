@@ -106,6 +106,17 @@ void expect_intact(const std::string& path) {
   for (std::size_t i = 0; i < reader.size(); ++i) ASSERT_TRUE(reader.verify(i)) << path << " image " << i;
 }
 
+// Runs build_child with `args` (a --walk-writes run) under the fail_writes shim: every failing
+// write kept its rules (see medload_test/walk_writes.h), and more than `minimum` were walked.
+void expect_walk(const std::vector<std::string>& args, const std::string& log, int minimum) {
+  const int code = wait_for(spawn(args, log, {"LD_PRELOAD=" + std::string(MEDLOAD_FAIL_WRITES)}));
+  const std::string text = read_text(log);
+  ASSERT_EQ(code, 0) << text;
+  const auto at = text.find("walked ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GT(std::stoi(text.substr(at + 7)), minimum) << text;
+}
+
 struct KillPoint {
   const char* name;
   std::function<bool(const std::string& output)> ready;
@@ -196,14 +207,8 @@ TEST(AtomicBuild, ADiskThatFillsAtAnyWriteIsAClearErrorAndKeepsThePreviousCache)
   const std::string output = dir.path("cache.h5");
   ASSERT_EQ(wait_for(spawn({root, output, "--size", "32", "--batch", "2"}, dir.path("first.log"))), 0);
   const std::string previous = read_text(output);
-  const Child walk = spawn({root, output, "--size", "48", "--batch", "2", "--walk-writes", "1"},
-                           dir.path("walk.log"), {"LD_PRELOAD=" + std::string(MEDLOAD_FAIL_WRITES)});
-  const int code = wait_for(walk);
-  const std::string log = read_text(dir.path("walk.log"));
-  ASSERT_EQ(code, 0) << log;
-  const auto at = log.find("walked ");
-  ASSERT_NE(at, std::string::npos) << log;
-  EXPECT_GT(std::stoi(log.substr(at + 7)), 20) << log;  // the batches, the assembly and the report
+  // More than the batches, the assembly and the report write at the least.
+  expect_walk({root, output, "--size", "48", "--batch", "2", "--walk-writes", "1"}, dir.path("walk.log"), 20);
   expect_intact(output);
   EXPECT_FALSE(read_text(output) == previous);  // the last try got through and replaced it
 }
@@ -225,14 +230,7 @@ TEST(AtomicBuild, ADiskThatFillsAtAnyWriteOfAMergeKeepsThePreviousCache) {
   const std::string output = dir.path("merged.h5");
   ASSERT_EQ(wait_for(spawn({root, output, "--size", "32"}, dir.path("first.log"))), 0);
   const std::string previous = read_text(output);
-  const Child walk = spawn({"--merge", output, shards[0], shards[1], "--walk-writes"}, dir.path("walk.log"),
-                           {"LD_PRELOAD=" + std::string(MEDLOAD_FAIL_WRITES)});
-  const int code = wait_for(walk);
-  const std::string log = read_text(dir.path("walk.log"));
-  ASSERT_EQ(code, 0) << log;
-  const auto at = log.find("walked ");
-  ASSERT_NE(at, std::string::npos) << log;
-  EXPECT_GT(std::stoi(log.substr(at + 7)), 10) << log;
+  expect_walk({"--merge", output, shards[0], shards[1], "--walk-writes"}, dir.path("walk.log"), 10);
   expect_intact(output);
   EXPECT_FALSE(read_text(output) == previous);
 }
