@@ -276,7 +276,7 @@ void close_inherited_descriptors(int keep) {
 
 // This process's address space in bytes (VmSize), from /proc/self/statm; nullopt where there is
 // none to read.
-std::optional<rlim_t> address_space_bytes() {
+[[maybe_unused]] std::optional<rlim_t> address_space_bytes() {  // unused under AddressSanitizer
   const core::FileDescriptor statm(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
   char text[64] = {};
   if (!statm || ::read(statm.get(), text, sizeof text - 1) <= 0) return std::nullopt;
