@@ -125,6 +125,16 @@ void File::flush() const {
 void File::close() {
   silence_errors();
   if (!handle_.valid()) return;
+  // With an object of the file still open, H5Fclose only marks the file: the real flush happens
+  // when that object closes, in a destructor, where a full disk goes unnoticed (write_split once
+  // published a cache HDF5 could not open this way). close() is where errors are reported, so it
+  // insists on being the real close.
+  const ssize_t open_objects = H5Fget_obj_count(handle_.id(), H5F_OBJ_DATASET | H5F_OBJ_GROUP |
+                                                                  H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
+  if (open_objects > 0) {
+    throw HdfError("Unable to close the file " + path_ + ": " + std::to_string(open_objects) +
+                   " of its objects are still open (a medload bug: close them first)");
+  }
   const hid_t id = handle_.release();
   check_status(H5Fclose(id), "close", "the file", H5I_INVALID_HID, path_);
 }

@@ -110,7 +110,9 @@ class File {
   const std::string& path() const noexcept { return path_; }
   /// Writes buffered data to the file (H5Fflush). Throws HdfError.
   void flush() const;
-  /// Closes the file, reporting an error (a full disk often shows only here). Throws HdfError.
+  /// Closes the file, reporting an error (a full disk often shows only here). Every object of
+  /// the file must be closed first (else HDF5 would only mark the file, and flush it unseen when
+  /// the last object goes): throws HdfError when one is open, or when closing fails.
   void close();
 
  private:

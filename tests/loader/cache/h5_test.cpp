@@ -76,6 +76,22 @@ TEST(H5Layer, HandlesAreMoveOnlyAndCloseOnce) {
   static_assert(!std::is_copy_constructible_v<h5::Dataset>);
 }
 
+TEST(H5Layer, CloseRefusesWhileAnObjectOfTheFileIsOpen) {
+  // Otherwise H5Fclose only marks the file and the real flush (and its errors) happens later,
+  // unseen, when the object closes.
+  TempDir dir;
+  h5::File file = h5::File::create(dir.path("open.h5"));
+  h5::Group group = h5::create_group(file.id(), "g");
+  try {
+    file.close();
+    FAIL() << "close() with a group open";
+  } catch (const medload::HdfError& e) {
+    EXPECT_NE(std::string(e.what()).find("still open"), std::string::npos) << e.what();
+  }
+  group.reset();
+  EXPECT_NO_THROW(file.close());
+}
+
 TEST(H5Layer, WritesAndReadsRowsOfAResizableChunkedDataset) {
   TempDir dir;
   h5::File file = h5::File::create(dir.path("r.h5"));
