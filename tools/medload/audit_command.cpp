@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "command.h"
+#include "medload/loader/cache/cache_reader.h"
 #include "medload/core/error.h"
 #include "medload/loader/serve/audit.h"
 #include "medload/loader/serve/split_store.h"
@@ -44,6 +45,7 @@ Runner add_audit_command(CLI::App& command) {
   return [args]() -> int {
     args->options.validate();
     std::vector<std::string> names = args->splits;
+    loader::check_cache_in_child(args->cache);
     if (names.empty()) names = loader::list_splits(args->cache);
     if (names.empty()) {
       throw Error("the cache " + args->cache + " has no stored split to audit; run `medload split " +

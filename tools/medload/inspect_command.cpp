@@ -8,6 +8,7 @@
 #include <string>
 
 #include "command.h"
+#include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/cache/inspect.h"
 
 namespace medload::cli {
@@ -37,6 +38,7 @@ Runner add_inspect_command(CLI::App& command) {
     options.verify = args->verify;
     options.threads = args->threads;
     options.rejected_examples = args->examples;
+    loader::check_cache_in_child(args->cache);
     const nlohmann::json summary = loader::inspect_cache(args->cache, options);
     if (args->json) {
       std::cout << json_output(summary) << '\n';

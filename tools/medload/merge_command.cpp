@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "command.h"
+#include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/cache/merge.h"
 
 namespace medload::cli {
@@ -42,6 +43,7 @@ Runner add_merge_command(CLI::App& command) {
     options.output = args->output;
     options.deflate = args->deflate;
     options.progress = args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto;
+    for (const std::string& input : options.inputs) loader::check_cache_in_child(input);
     const loader::MergeResult result = loader::merge_caches(options);
     std::cout << "merged " << result.shards << " caches into " << args->output << ": " << result.images
               << " images, " << result.rejected << " rejected files";

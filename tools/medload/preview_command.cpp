@@ -149,6 +149,7 @@ Runner add_preview_command(CLI::App& command) {
   command.add_option("--seed", args->seed, "Override the augmentation seed")->check(CLI::NonNegativeNumber);
   command.add_option("--threads", args->threads, "Augmentation threads")->check(CLI::Range(1, 256));
   return [args]() -> int {
+    loader::check_cache_in_child(args->cache);
     const loader::CacheReader cache(args->cache);
     if (cache.size() == 0) throw ConfigError("medload preview: " + args->cache + " holds no images");
     std::string source;

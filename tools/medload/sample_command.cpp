@@ -147,6 +147,7 @@ bool is_multi_label(const loader::CacheReader& cache, std::size_t i) {
 
 // The samples of one part of the cache's stored default split (every sample for "all").
 SplitData read_cache_split(const SampleArgs& args) {
+  loader::check_cache_in_child(args.cache);
   const loader::CacheReader cache(args.cache);
   std::vector<std::int8_t> part;
   std::int8_t wanted = 0;

@@ -88,6 +88,7 @@ Runner add_split_command(CLI::App& command) {
     std::vector<loader::StoredSplit> splits;
     std::vector<std::string> class_names;
     {
+      loader::check_cache_in_child(args->cache);
       const loader::CacheReader reader(args->cache);  // closed before the file is opened for writing
       class_names = reader.class_names();
       splits.push_back(loader::make_split(reader, options, args->threads));

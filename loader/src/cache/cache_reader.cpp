@@ -1,16 +1,23 @@
 #include "medload/loader/cache/cache_reader.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <stdexcept>
+#include <thread>
 
 #include "h5.h"
 #include "medload/core/error.h"
@@ -353,6 +360,90 @@ std::string CacheReader::attribute(const std::string& name) const {
 std::vector<std::string> CacheReader::attribute_names() const {
   std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
   return h5::list_attributes(impl_->file->id());
+}
+
+namespace {
+
+// Puts a cap on the child's address space: what it holds now and 4 GiB more.
+void cap_address_space() {
+  rlimit space{};
+  if (::getrlimit(RLIMIT_AS, &space) != 0) return;
+  std::ifstream statm("/proc/self/statm");
+  unsigned long long pages = 0;
+  if (!(statm >> pages) || pages == 0) return;
+  const rlim_t cap = static_cast<rlim_t>(pages) * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) + (rlim_t{4} << 30);
+  if (space.rlim_max != RLIM_INFINITY && cap > space.rlim_max) return;
+  space.rlim_cur = cap;
+  ::setrlimit(RLIMIT_AS, &space);
+}
+
+}  // namespace
+
+void check_cache_in_child(const std::string& path, int limit_seconds) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw IoError(std::string("cannot check ") + path + ": " + std::strerror(errno));
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int error = errno;
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    throw IoError("cannot check " + path + " in a child process: " + std::strerror(error));
+  }
+  if (pid == 0) {
+    ::close(pipe_fds[0]);
+#ifndef __SANITIZE_ADDRESS__  // AddressSanitizer's shadow memory is terabytes of address space
+    cap_address_space();
+#endif
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    std::string message;
+    try {
+      const CacheReader reader(path);
+      ::_exit(0);
+    } catch (const std::bad_alloc&) {
+      message = path + " is not a usable medload cache: reading it needed more than 4 GiB of memory "
+                       "(a damaged size inside the file)";
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+      message = "an unknown error";
+    }
+    for (std::size_t done = 0; done < message.size();) {
+      const ssize_t n = ::write(pipe_fds[1], message.data() + done, message.size() - done);
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    ::_exit(1);
+  }
+  ::close(pipe_fds[1]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(limit_seconds);
+  int status = 0;
+  bool timed_out = false;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::string message;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) message.append(buffer, static_cast<std::size_t>(n));
+  ::close(pipe_fds[0]);
+  if (timed_out) {
+    throw FormatError(path + " is not a usable medload cache: reading it did not finish within " +
+                      std::to_string(limit_seconds) + " s (libhdf5 loops on some damaged files)");
+  }
+  if (WIFSIGNALED(status)) {
+    throw FormatError(path + " is not a usable medload cache: libhdf5 crashed reading it (signal " +
+                      std::to_string(WTERMSIG(status)) + ", in a separate process): the file is damaged");
+  }
+  if (WEXITSTATUS(status) != 0) {
+    // The validation's own message (it names the file), or what libhdf5 reported.
+    throw FormatError(message.empty() ? path + " is not a usable medload cache" : message);
+  }
 }
 
 }  // namespace medload::loader

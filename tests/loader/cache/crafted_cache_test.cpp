@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -433,3 +434,42 @@ TEST(CraftedCache, CommandsExitOneWithTheMessageNamingTheFileAndDataset) {
   EXPECT_NE(merge.output.find(expected), std::string::npos) << merge.output;
   EXPECT_FALSE(fs::exists(merged));
 }
+
+namespace medload::loader {
+namespace {
+
+// Caches damaged inside HDF5's own structures (its global heap of variable-length strings), found
+// by fuzz_cache: libhdf5 itself segfaults, overflows a buffer, loops or asks for 4 GiB on them.
+std::vector<std::string> files_libhdf5_breaks_on() {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(MEDLOAD_SOURCE_DIR) + "/fuzz/open/fuzz_cache")) {
+    files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST(CraftedCache, DamageInsideHdf5sOwnStructuresCostsACheckingChildNotTheCaller) {
+  TempDir dir;
+  EXPECT_NO_THROW(check_cache_in_child(valid_cache(dir), 60));
+  const auto files = files_libhdf5_breaks_on();
+  ASSERT_GE(files.size(), 4u);
+  for (const std::string& file : files) {
+    try {
+      check_cache_in_child(file, 15);
+      ADD_FAILURE() << file << ": no error";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(CraftedCache, TheCommandsExitOneOnACacheThatCrashesLibhdf5) {
+  const std::string file = std::string(MEDLOAD_SOURCE_DIR) + "/fuzz/open/fuzz_cache/hdf5_H5HG_read_vlen_overlap.h5";
+  const auto r = medload::test::run_medload("inspect " + file);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("not a usable medload cache"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace medload::loader

@@ -131,4 +131,14 @@ class CacheReader {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Opens the cache at `path` in a forked child process, the way CacheReader does (every table
+/// and stored split read and validated), so that a file damaged inside HDF5's own structures,
+/// on which libhdf5 itself can crash, hang or allocate gigabytes, costs that child and not the
+/// caller. Returns when the child read it all; throws FormatError naming the file and what
+/// happened (the validation's message, libhdf5's signal, `limit_seconds` passed, or the child's
+/// 4 GiB address-space allowance run out) otherwise. For caches from elsewhere, before opening
+/// them; call it while the process has one thread (the medload command does, for every command
+/// that reads a cache): a child forked while another thread holds a lock may hang on it.
+void check_cache_in_child(const std::string& path, int limit_seconds = 120);
+
 }  // namespace medload::loader
