@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -12,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <mutex>
 #include <new>
@@ -22,6 +20,7 @@
 #include "h5.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/process_limits.h"
 #include "schema.h"
 
 namespace medload::loader {
@@ -362,23 +361,6 @@ std::vector<std::string> CacheReader::attribute_names() const {
   return h5::list_attributes(impl_->file->id());
 }
 
-namespace {
-
-// Puts a cap on the child's address space: what it holds now and 4 GiB more.
-[[maybe_unused]] void cap_address_space() {  // unused under AddressSanitizer
-  rlimit space{};
-  if (::getrlimit(RLIMIT_AS, &space) != 0) return;
-  std::ifstream statm("/proc/self/statm");
-  unsigned long long pages = 0;
-  if (!(statm >> pages) || pages == 0) return;
-  const rlim_t cap = static_cast<rlim_t>(pages) * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) + (rlim_t{4} << 30);
-  if (space.rlim_max != RLIM_INFINITY && cap > space.rlim_max) return;
-  space.rlim_cur = cap;
-  ::setrlimit(RLIMIT_AS, &space);
-}
-
-}  // namespace
-
 void check_cache_in_child(const std::string& path, int limit_seconds) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw IoError(std::string("cannot check ") + path + ": " + std::strerror(errno));
@@ -391,11 +373,8 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
   }
   if (pid == 0) {
     ::close(pipe_fds[0]);
-#ifndef __SANITIZE_ADDRESS__  // AddressSanitizer's shadow memory is terabytes of address space
-    cap_address_space();
-#endif
-    const rlimit no_core{0, 0};
-    ::setrlimit(RLIMIT_CORE, &no_core);
+    core::cap_address_space_growth(std::uint64_t{4} << 30);
+    core::disable_core_files();
     std::string message;
     try {
       const CacheReader reader(path);

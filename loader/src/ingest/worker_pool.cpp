@@ -18,7 +18,6 @@
 // instead of the decoded pixels; an exception the stage throws comes back as "stage_error".
 
 #include <malloc.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <signal.h>
@@ -35,7 +34,6 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -45,8 +43,8 @@
 
 #include "decoders.h"
 #include "medload/core/error.h"
-#include "medload/core/file_descriptor.h"
 #include "medload/core/hash.h"
+#include "medload/core/process_limits.h"
 #include "medload/core/text.h"
 #include "medload/loader/ingest/scanner.h"
 #include "scan_internal.h"
@@ -274,35 +272,14 @@ void close_inherited_descriptors(int keep) {
   close_between(keep + 1, INT_MAX);
 }
 
-// This process's address space in bytes (VmSize), from /proc/self/statm; nullopt where there is
-// none to read.
-[[maybe_unused]] std::optional<rlim_t> address_space_bytes() {  // unused under AddressSanitizer
-  const core::FileDescriptor statm(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
-  char text[64] = {};
-  if (!statm || ::read(statm.get(), text, sizeof text - 1) <= 0) return std::nullopt;
-  const unsigned long long pages = std::strtoull(text, nullptr, 10);
-  const long page = ::sysconf(_SC_PAGESIZE);
-  if (pages == 0 || page <= 0) return std::nullopt;
-  return static_cast<rlim_t>(pages) * static_cast<rlim_t>(page);
-}
-
 // Limits a decoder worker lives under, so that a decompression bomb or a decoder stuck in a loop
-// costs one file, never the machine: its address space, and no core files (a crash is reported,
-// the file named; a core dump of a hospital image is a data leak).
-// The limit is on growth over what the worker inherits: a training program with CUDA initialised
-// holds tens of GB of address space before it decodes anything.
+// costs one file, never the machine: how much its address space may grow over what it inherits,
+// and no core files.
 void limit_worker_resources(const ValidationOptions& options) {
-  const rlimit no_core{0, 0};
-  ::setrlimit(RLIMIT_CORE, &no_core);
-#ifndef __SANITIZE_ADDRESS__  // GCC and Clang define it under -fsanitize=address
+  core::disable_core_files();
   if (options.worker_memory_mb > 0) {
-    if (const std::optional<rlim_t> inherited = address_space_bytes()) {
-      const rlim_t bytes = *inherited + (static_cast<rlim_t>(options.worker_memory_mb) << 20);
-      const rlimit space{bytes, bytes};
-      ::setrlimit(RLIMIT_AS, &space);
-    }
+    core::cap_address_space_growth(static_cast<std::uint64_t>(options.worker_memory_mb) << 20);
   }
-#endif
 }
 
 // Gives the next file `seconds` of CPU time (RLIMIT_CPU counts the process's whole life, so the
