@@ -1,11 +1,6 @@
 #include "medload/loader/cache/merge.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -15,6 +10,7 @@
 
 #include "cache_writer.h"
 #include "h5.h"
+#include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/core/thread_pool.h"
@@ -93,8 +89,6 @@ void require_same(const Shard& a, const Shard& b, const char* what, bool same) {
                       " differ (merge shards of one build)");
   }
 }
-
-std::string system_reason() { return std::strerror(errno); }
 
 }  // namespace
 
@@ -288,22 +282,11 @@ MergeResult merge_caches(const MergeOptions& options) {
     writer.finish(columns, rejected, first.reader->class_names(), first.reader->config_json(),
                   first.reader->config_hash(), attributes);
     progress.finish();
-    const int fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::fsync(fd) != 0) {
-      const std::string reason = system_reason();
-      if (fd >= 0) ::close(fd);
-      throw IoError("cannot flush " + temp + " to disk: " + reason);
-    }
-    ::close(fd);
   } catch (...) {
     fs::remove(temp, error);
     throw;
   }
-  if (::rename(temp.c_str(), options.output.c_str()) != 0) {
-    const std::string reason = system_reason();
-    fs::remove(temp, error);
-    throw IoError("cannot rename " + temp + " to " + options.output + ": " + reason);
-  }
+  publish_atomically(temp, options.output);
   result.images = samples.size();
   result.rejected = rejected.size();
   return result;
