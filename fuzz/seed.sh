@@ -35,6 +35,7 @@ case "$target" in
   fuzz_config)
     while IFS= read -r f; do cp "$f" "$dir/$(printf '%04d' $n)"; n=$((n + 1)); done < <(
       find tests docs examples -type f -name '*.json' -size -65k 2>/dev/null | sort) ;;
+  fuzz_state|fuzz_applied_params) ;;  # the committed seeds serve (structured inputs)
   fuzz_cache|fuzz_split) ;;  # caches are built by the tests at run time; the committed seeds serve
   *) echo "seed.sh: unknown target '$target'" >&2; exit 2 ;;
 esac

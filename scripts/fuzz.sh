@@ -10,11 +10,13 @@
 #   bash scripts/fuzz.sh --brief SECONDS every target fuzzed for SECONDS from its committed seeds
 #   bash scripts/fuzz.sh --build         only build the targets
 # MEDLOAD_FUZZ_TARGETS="fuzz_sniff fuzz_decode" limits --replay, --brief and --build to those.
-# Targets: fuzz_sniff fuzz_manifest fuzz_decode fuzz_config fuzz_cache fuzz_split.
+# Targets: fuzz_sniff fuzz_manifest fuzz_decode fuzz_config fuzz_cache fuzz_split fuzz_state
+# fuzz_applied_params.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(fuzz_sniff fuzz_manifest fuzz_decode fuzz_config fuzz_cache fuzz_split)
+all_targets=(fuzz_sniff fuzz_manifest fuzz_decode fuzz_config fuzz_cache fuzz_split fuzz_state
+             fuzz_applied_params)
 build_dir=build-fuzz
 read -r -a targets <<<"${MEDLOAD_FUZZ_TARGETS:-${all_targets[*]}}"
 

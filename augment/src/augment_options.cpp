@@ -57,11 +57,16 @@ void check_probability(const std::string& op, double p) {
   check_range(full_key(op, "probability"), p, 0.0, 1.0);
 }
 
-// lo <= min <= max <= hi, each named.
+// range.min <= value <= range.max.
+void check_limit(const std::string& key, double value, OptionRange range) {
+  check_range(key, value, range.min, range.max);
+}
+
+// range.min <= min <= max <= range.max, each named.
 void check_pair(const std::string& op, const char* min_name, double min, const char* max_name, double max,
-                double lo, double hi) {
-  check_range(full_key(op, min_name), min, lo, hi);
-  check_range(full_key(op, max_name), max, lo, hi);
+                OptionRange range) {
+  check_range(full_key(op, min_name), min, range.min, range.max);
+  check_range(full_key(op, max_name), max, range.min, range.max);
   if (min > max) {
     throw ConfigError(full_key(op, min_name) + " is " + format_number(min) + ", above " +
                       full_key(op, max_name) + " (" + format_number(max) + ")");
@@ -75,29 +80,29 @@ void AugmentOptions::validate() const {
     throw ConfigError("augment.seed is " + std::to_string(seed) + "; allowed 0..2^63-1");
   }
   check_probability("rotation", rotation.probability);
-  check_range(full_key("rotation", "max_degrees"), rotation.max_degrees, 0.0, 180.0);
+  check_limit(full_key("rotation", "max_degrees"), rotation.max_degrees, ranges::kRotationDegrees);
   check_probability("translation", translation.probability);
-  check_range(full_key("translation", "max_fraction"), translation.max_fraction, 0.0, 0.5);
+  check_limit(full_key("translation", "max_fraction"), translation.max_fraction, ranges::kTranslationFraction);
   check_probability("scale", scale.probability);
-  check_pair("scale", "min", scale.min, "max", scale.max, 0.5, 2.0);
+  check_pair("scale", "min", scale.min, "max", scale.max, ranges::kScale);
   check_probability("horizontal_flip", horizontal_flip.probability);
   check_probability("vertical_flip", vertical_flip.probability);
   check_probability("gamma", gamma.probability);
-  check_pair("gamma", "min", gamma.min, "max", gamma.max, 0.1, 10.0);
+  check_pair("gamma", "min", gamma.min, "max", gamma.max, ranges::kGamma);
   check_probability("brightness", brightness.probability);
-  check_pair("brightness", "min", brightness.min, "max", brightness.max, 0.0, 10.0);
+  check_pair("brightness", "min", brightness.min, "max", brightness.max, ranges::kBrightness);
   check_probability("contrast", contrast.probability);
-  check_pair("contrast", "min", contrast.min, "max", contrast.max, 0.0, 10.0);
+  check_pair("contrast", "min", contrast.min, "max", contrast.max, ranges::kContrast);
   check_probability("gaussian_noise", gaussian_noise.probability);
-  check_range(full_key("gaussian_noise", "max_sigma"), gaussian_noise.max_sigma, 0.0, 1.0);
+  check_limit(full_key("gaussian_noise", "max_sigma"), gaussian_noise.max_sigma, ranges::kGaussianSigma);
   check_probability("poisson_noise", poisson_noise.probability);
   check_pair("poisson_noise", "min_photons", poisson_noise.min_photons, "max_photons",
-             poisson_noise.max_photons, 1.0, 1e9);
+             poisson_noise.max_photons, ranges::kPoissonPhotons);
   check_probability("blur", blur.probability);
-  check_pair("blur", "min_sigma", blur.min_sigma, "max_sigma", blur.max_sigma, 0.0, 10.0);
+  check_pair("blur", "min_sigma", blur.min_sigma, "max_sigma", blur.max_sigma, ranges::kBlurSigma);
   check_probability("downsample", downsample.probability);
-  check_pair("downsample", "min_factor", downsample.min_factor, "max_factor", downsample.max_factor, 0.05,
-             1.0);
+  check_pair("downsample", "min_factor", downsample.min_factor, "max_factor", downsample.max_factor,
+             ranges::kDownsampleFactor);
 
   if (horizontal_flip.probability > 0.0 && !allow_horizontal_flip) {
     throw ConfigError(full_key("horizontal_flip", "probability") + " is " +

@@ -12,6 +12,7 @@
 #include "detail.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/json_fields.h"
 #include "medload/core/thread_pool.h"
 
 namespace medload::augment {
@@ -48,6 +49,32 @@ nlohmann::json AppliedParams::to_json() const {
           {"noise_key", hash_hex(noise_key)},
           {"overrides", overrides}};
 }
+
+namespace {
+
+// Only what some valid options could have drawn (augment_options.h, `ranges`): a value outside is
+// a damaged or hand-edited log, and some would make a kernel huge (a blur sigma of 1e6).
+// "Not applied" values (photons 0, blur 0, downsample 1) are inside or checked as such.
+void check_drawn_values(const AppliedParams& p) {
+  auto within = [](const char* name, double value, double lo, double hi) {
+    medload::detail::check_range(std::string("applied parameter ") + name, value, lo, hi);
+  };
+  within("rotation_degrees", p.rotation_degrees, -ranges::kRotationDegrees.max, ranges::kRotationDegrees.max);
+  within("translate_x", p.translate_x, -ranges::kTranslationFraction.max, ranges::kTranslationFraction.max);
+  within("translate_y", p.translate_y, -ranges::kTranslationFraction.max, ranges::kTranslationFraction.max);
+  within("scale", p.scale, ranges::kScale.min, ranges::kScale.max);
+  within("downsample_factor", p.downsample_factor, ranges::kDownsampleFactor.min, ranges::kDownsampleFactor.max);
+  within("blur_sigma", p.blur_sigma, 0.0, ranges::kBlurSigma.max);
+  within("gamma", p.gamma, ranges::kGamma.min, ranges::kGamma.max);
+  within("brightness", p.brightness, ranges::kBrightness.min, ranges::kBrightness.max);
+  within("contrast", p.contrast, ranges::kContrast.min, ranges::kContrast.max);
+  if (p.poisson_photons != 0.0) {
+    within("poisson_photons", p.poisson_photons, ranges::kPoissonPhotons.min, ranges::kPoissonPhotons.max);
+  }
+  within("gaussian_sigma", p.gaussian_sigma, ranges::kGaussianSigma.min, ranges::kGaussianSigma.max);
+}
+
+}  // namespace
 
 AppliedParams AppliedParams::from_json(const nlohmann::json& j) {
   if (!j.is_object())
@@ -98,20 +125,21 @@ AppliedParams AppliedParams::from_json(const nlohmann::json& j) {
     throw ConfigError("applied parameter noise_key must be 16 lowercase hex digits, not " + key.dump());
   }
   p.noise_key = std::stoull(key.get<std::string>(), nullptr, 16);
-  if (p.scale <= 0.0 || !std::isfinite(p.scale))
-    throw ConfigError("applied parameter scale must be > 0, not " + field("scale").dump());
-  if (p.downsample_factor <= 0.0 || p.downsample_factor > 1.0) {
-    throw ConfigError("applied parameter downsample_factor must be in (0, 1], not " +
-                      field("downsample_factor").dump());
-  }
-  if (p.blur_sigma < 0.0 || p.poisson_photons < 0.0 || p.gaussian_sigma < 0.0 || p.gamma <= 0.0) {
-    throw ConfigError("applied parameters have a negative sigma or photon count or a non-positive gamma: " +
-                      j.dump());
-  }
+  check_drawn_values(p);
   if (j.contains("overrides")) {
-    for (const auto& o : j.at("overrides")) {
-      p.horizontal_flip_override = p.horizontal_flip_override || o == "allow_horizontal_flip";
-      p.unsafe_override = p.unsafe_override || o == "unsafe_override";
+    const auto& overrides = j.at("overrides");
+    if (!overrides.is_array()) {
+      throw ConfigError("applied parameter overrides must be an array, not " + overrides.dump());
+    }
+    for (const auto& o : overrides) {
+      if (o == "allow_horizontal_flip") {
+        p.horizontal_flip_override = true;
+      } else if (o == "unsafe_override") {
+        p.unsafe_override = true;
+      } else {
+        throw ConfigError("applied parameter overrides holds " + o.dump() +
+                          "; allowed \"allow_horizontal_flip\", \"unsafe_override\"");
+      }
     }
   }
   return p;

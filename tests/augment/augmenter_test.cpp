@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <set>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "augment_test_util.h"
 #include "medload/core/error.h"
@@ -222,6 +225,61 @@ TEST(AppliedParams, FromJsonNamesWhatIsMissing) {
   j = identity_params().to_json();
   j["noise_key"] = "xyz";
   EXPECT_THROW(AppliedParams::from_json(j), medload::ConfigError);
+}
+
+// The message of the ConfigError that AppliedParams::from_json(j) throws ("" when it does not).
+std::string applied_params_error(const nlohmann::json& j) {
+  try {
+    AppliedParams::from_json(j);
+  } catch (const medload::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(AppliedParams, FromJsonRefusesValuesNoValidOptionsDraw) {
+  // A replayed log is input: a blur sigma of 1e6 would build a kernel of millions of taps, a
+  // rotation of 1e300 overflowed the warp's integer arithmetic.
+  const std::vector<std::pair<const char*, double>> outside = {
+      {"blur_sigma", 1e6},       {"blur_sigma", 10.5},      {"rotation_degrees", 1e300},
+      {"rotation_degrees", -181}, {"translate_x", 0.6},      {"translate_y", -1e9},
+      {"scale", 1e-300},         {"scale", 2.5},            {"downsample_factor", 0.01},
+      {"gamma", 0.0},            {"gamma", 11},             {"brightness", -1},
+      {"contrast", 1e308},       {"poisson_photons", 0.5},  {"poisson_photons", 1e10},
+      {"gaussian_sigma", 1.5}};
+  for (const auto& [name, value] : outside) {
+    nlohmann::json j = identity_params().to_json();
+    j[name] = value;
+    const std::string message = applied_params_error(j);
+    EXPECT_NE(message.find(std::string("applied parameter ") + name + " is "), std::string::npos)
+        << name << " = " << value << ": " << message;
+    EXPECT_NE(message.find("; allowed "), std::string::npos) << message;
+  }
+  // The edges of each range, and the values that mean "not applied", are accepted.
+  const std::vector<std::pair<const char*, double>> inside = {
+      {"blur_sigma", 10},       {"blur_sigma", 0},        {"rotation_degrees", -180},
+      {"translate_x", 0.5},     {"scale", 0.5},           {"downsample_factor", 0.05},
+      {"poisson_photons", 0},   {"poisson_photons", 1},   {"gaussian_sigma", 1}};
+  for (const auto& [name, value] : inside) {
+    nlohmann::json j = identity_params().to_json();
+    j[name] = value;
+    EXPECT_EQ(applied_params_error(j), "") << name << " = " << value;
+  }
+}
+
+TEST(AppliedParams, FromJsonReadsOnlyTheOverridesToJsonWrites) {
+  nlohmann::json j = identity_params().to_json();
+  j["overrides"] = {"unsafe_override", "allow_horizontal_flip"};
+  const AppliedParams p = AppliedParams::from_json(j);
+  EXPECT_TRUE(p.unsafe_override);
+  EXPECT_TRUE(p.horizontal_flip_override);
+  j["overrides"] = 5;
+  EXPECT_NE(applied_params_error(j).find("overrides must be an array"), std::string::npos);
+  j["overrides"] = nlohmann::json::array();
+  j["overrides"].push_back(nlohmann::json{{"a", "unsafe_override"}});
+  EXPECT_NE(applied_params_error(j).find("overrides holds"), std::string::npos);
+  j["overrides"] = {"unsafe"};
+  EXPECT_NE(applied_params_error(j).find("overrides holds \"unsafe\""), std::string::npos);
 }
 
 TEST(Augmenter, ConcurrentCallersOnOneAugmenterGetTheirOwnResults) {

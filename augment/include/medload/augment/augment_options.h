@@ -17,6 +17,28 @@
 
 namespace medload::augment {
 
+/// The widest range of one option, whatever the safety policy.
+struct OptionRange {
+  double min;
+  double max;
+};
+
+/// Every option's widest range: AugmentOptions::validate refuses options outside them, and
+/// AppliedParams::from_json refuses drawn values that no valid options could have drawn
+/// (rotation and translation are drawn in [-max, max]).
+namespace ranges {
+inline constexpr OptionRange kRotationDegrees{0.0, 180.0};
+inline constexpr OptionRange kTranslationFraction{0.0, 0.5};
+inline constexpr OptionRange kScale{0.5, 2.0};
+inline constexpr OptionRange kGamma{0.1, 10.0};
+inline constexpr OptionRange kBrightness{0.0, 10.0};
+inline constexpr OptionRange kContrast{0.0, 10.0};
+inline constexpr OptionRange kGaussianSigma{0.0, 1.0};
+inline constexpr OptionRange kPoissonPhotons{1.0, 1e9};
+inline constexpr OptionRange kBlurSigma{0.0, 10.0};
+inline constexpr OptionRange kDownsampleFactor{0.05, 1.0};
+}  // namespace ranges
+
 /// Rotation about the image centre, degrees uniform in [-max_degrees, max_degrees]; positive is
 /// clockwise on screen (torchvision's convention).
 struct RotationOptions {
