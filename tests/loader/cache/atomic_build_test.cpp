@@ -20,6 +20,7 @@
 
 #include "cache_compare.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "medload/loader/cache/merge.h"
 #include "test_util.h"
 
 namespace {
@@ -233,6 +234,56 @@ TEST(AtomicBuild, ADiskThatFillsAtAnyWriteOfAMergeKeepsThePreviousCache) {
   expect_walk({"--merge", output, shards[0], shards[1], "--walk-writes"}, dir.path("walk.log"), 10);
   expect_intact(output);
   EXPECT_FALSE(read_text(output) == previous);
+}
+
+TEST(AtomicBuild, AKillAtAnyMomentOfAMergeLeavesThePreviousCacheOrTheMergedOne) {
+  // A child merges two shards over the previous cache for ever; it is killed 0, 1, 2, ... ms in.
+  // Whatever the moment, the target is the previous cache or the merged one, whole.
+  TempDir dir;
+  const std::string root = dir.path("in");
+  medload::loader::test::write_tree(root, {"a", "b"}, 4);
+  medload::loader::MergeOptions options;
+  for (const char* shard : {"0/2", "1/2"}) {
+    options.inputs.push_back(dir.path(std::string("shard") + shard[0] + ".h5"));
+    ASSERT_EQ(wait_for(spawn({root, options.inputs.back(), "--size", "48", "--shard", shard}, dir.path("shard.log"))), 0)
+        << read_text(dir.path("shard.log"));
+  }
+  options.output = dir.path("merged.h5");
+  options.progress = medload::ProgressStyle::kQuiet;
+  ASSERT_EQ(wait_for(spawn({root, options.output, "--size", "32"}, dir.path("first.log"))), 0);
+  const std::string previous = read_text(options.output);
+  int killed_mid_write = 0, merged = 0;
+  for (int k = 0; k < 40; ++k) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (;;) {
+        try {
+          medload::loader::merge_caches(options);
+        } catch (...) {
+          ::_exit(1);
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(k));
+    killed_mid_write += fs::exists(options.output + ".tmp");
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the merging child stopped by itself at kill point " << k;
+    ASSERT_NO_FATAL_FAILURE(expect_intact(options.output)) << "kill point " << k;
+    const CacheReader reader(options.output);
+    if (read_text(options.output) == previous) continue;
+    ++merged;
+    EXPECT_EQ(reader.size(), 8u) << "kill point " << k;
+  }
+  // The kills landed while a merged copy was being written, and after one was published.
+  EXPECT_GT(killed_mid_write, 0);
+  EXPECT_GT(merged, 0);
+  // The next merge replaces what a killed one left behind.
+  medload::loader::merge_caches(options);
+  expect_intact(options.output);
+  EXPECT_FALSE(fs::exists(options.output + ".tmp"));
 }
 
 TEST(AtomicBuild, FullDiskIsAClearErrorAndKeepsThePreviousCache) {
