@@ -141,36 +141,20 @@ std::vector<std::uint8_t> to_planar(PreprocessedImage&& image) {
 // worker, see FrameStage): preprocessing, the cache's planar layout and the hashes, so that only
 // the small preprocessed image travels back. The description carries what the Collector needs.
 StagedFrame preprocess_stage(const DecodedImage& frame, const PreprocessOptions& options) {
-  StageTimes times;
-  PreprocessedImage image = preprocess(frame, options, &times);
-  nlohmann::json meta = {{"height", image.height},
-                         {"width", image.width},
-                         {"channels", image.channels},
-                         {"type", static_cast<int>(image.type)},
-                         {"geometry", image.geometry.to_json()},
-                         {"times", times.to_json()},
-                         // Duplicate detection across resumed and reused files uses the decoded pixels.
-                         {"decoded_hash", hash64(frame.pixels.data(), frame.pixels.size(),
-                                                 static_cast<std::uint64_t>(frame.height) * 1000003u +
-                                                     static_cast<std::uint64_t>(frame.width))}};
   StagedFrame out;
+  PreprocessedImage image = preprocess(frame, options, &out.times);
+  out.height = image.height;
+  out.width = image.width;
+  out.channels = image.channels;
+  out.type = image.type;
+  out.geometry = image.geometry;
+  // Duplicate detection across resumed and reused files uses the decoded pixels.
+  out.decoded_hash = hash64(frame.pixels.data(), frame.pixels.size(),
+                            static_cast<std::uint64_t>(frame.height) * 1000003u +
+                                static_cast<std::uint64_t>(frame.width));
   out.bytes = to_planar(std::move(image));
-  meta["checksum"] = hash64(out.bytes.data(), out.bytes.size());
-  out.meta = std::move(meta);
+  out.checksum = hash64(out.bytes.data(), out.bytes.size());
   return out;
-}
-
-StageTimes stage_times_from_json(const nlohmann::json& j) {
-  StageTimes t;
-  t.grayscale_ns = j.value("grayscale_ns", std::int64_t{0});
-  t.intensity_ns = j.value("intensity_ns", std::int64_t{0});
-  t.roi_crop_ns = j.value("roi_crop_ns", std::int64_t{0});
-  t.letterbox_ns = j.value("letterbox_ns", std::int64_t{0});
-  t.clahe_ns = j.value("clahe_ns", std::int64_t{0});
-  t.bilateral_ns = j.value("bilateral_ns", std::int64_t{0});
-  t.output_ns = j.value("output_ns", std::int64_t{0});
-  t.total_ns = j.value("total_ns", std::int64_t{0});
-  return t;
 }
 
 // The raw metadata of a decoded sample: manifest columns plus modality and view.
@@ -193,20 +177,19 @@ class Collector {
   // Adds frame `decoded` (its description; its pixels stayed in the worker) of file `file_index`
   // with what preprocess_stage made of it.
   void add(std::size_t file_index, const DecodedImage& decoded, StagedFrame&& staged) {
-    const nlohmann::json& meta = staged.meta;
     FrameRecord frame;
     frame.frame_index = decoded.frame_index;
     frame.patient_id = decoded.info.patient_id;
     frame.site = decoded.info.site;
     frame.meta = raw_meta(decoded.info);
-    frame.geometry = detail::geometry_from_json(meta.at("geometry"));
-    frame.height = meta.at("height").get<int>();
-    frame.width = meta.at("width").get<int>();
-    frame.channels = meta.at("channels").get<int>();
-    frame.type = static_cast<PixelType>(meta.at("type").get<int>());
+    frame.geometry = staged.geometry;
+    frame.height = staged.height;
+    frame.width = staged.width;
+    frame.channels = staged.channels;
+    frame.type = staged.type;
     frame.pixels = std::move(staged.bytes);
-    frame.checksum = meta.at("checksum").get<std::uint64_t>();
-    const auto decoded_hash = meta.at("decoded_hash").get<std::uint64_t>();
+    frame.checksum = staged.checksum;
+    const auto decoded_hash = staged.decoded_hash;
 
     std::vector<std::pair<std::size_t, FileRecord>> batch;
     {
@@ -593,7 +576,7 @@ BuildResult build_cache(const BuildOptions& options_in) {
         return preprocess_stage(frame, preprocess_options);
       },
       [&](std::size_t index, DecodedImage&& frame, StagedFrame&& staged) {
-        const StageTimes own = stage_times_from_json(staged.meta.at("times"));
+        const StageTimes own = staged.times;
         collector.add(index, frame, std::move(staged));
         std::lock_guard<std::mutex> lock(times_mutex);
         times += own;

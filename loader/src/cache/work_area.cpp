@@ -41,21 +41,7 @@ const char* dtype_name(PixelType type) { return type == PixelType::kUInt16 ? "ui
 
 }  // namespace
 
-Geometry geometry_from_json(const nlohmann::json& j) {
-  Geometry g;
-  g.original_height = j.value("original_height", 0);
-  g.original_width = j.value("original_width", 0);
-  g.crop_x = j.value("crop_x", 0);
-  g.crop_y = j.value("crop_y", 0);
-  g.crop_w = j.value("crop_w", 0);
-  g.crop_h = j.value("crop_h", 0);
-  g.scale = j.value("scale", 1.0);
-  g.pad_top = j.value("pad_top", 0);
-  g.pad_left = j.value("pad_left", 0);
-  g.pad_bottom = j.value("pad_bottom", 0);
-  g.pad_right = j.value("pad_right", 0);
-  return g;
-}
+Geometry geometry_from_json(const nlohmann::json& j) { return Geometry::from_json(j); }
 
 void write_batch(const std::string& folder, const std::string& key, std::vector<FileRecord>& files) {
   static std::atomic<unsigned> sequence{0};

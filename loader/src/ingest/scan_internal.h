@@ -18,6 +18,7 @@
 #include "medload/loader/ingest/scanner.h"
 #include "medload/loader/ingest/source.h"
 #include "medload/loader/ingest/validation_options.h"
+#include "wire_format.h"
 
 namespace medload::loader::detail {
 
@@ -47,6 +48,20 @@ void run_stage(const FrameStage& stage, std::vector<DecodedImage>& frames, std::
 
 struct SpawnRequest;
 struct SpawnReply;
+
+/// Closes every descriptor the spawner or a worker inherited except stdin, stdout, stderr and
+/// `keep` (its socket). The process the spawner is forked from may hold other workers' sockets
+/// (another scan running on another thread); holding such a socket open here would keep that scan
+/// from ever reading end of file from its worker, so a crash would look like a hang until
+/// validate.file_timeout_s.
+void close_inherited_descriptors(int keep);
+
+/// The body of a decoder worker process (worker_main.cpp): answers the requests on socket `fd`
+/// until the scan closes it, decoding into `region` (its shared memory, or nullptr) and running
+/// `stage` (when not null) on what it decodes, under the resource limits of `options`. Never
+/// returns and never throws: it ends with _exit.
+[[noreturn]] void worker_main(int fd, const ValidationOptions& options, std::uint8_t* region,
+                              const FrameStage* stage) noexcept;
 
 /// Forks the decoder workers from a small single-threaded process of its own, itself forked when
 /// a scan starts, before the scan's threads run. Forking the scanning process once its threads
@@ -97,7 +112,7 @@ class WorkerSpawner {
 /// submission order.
 class DecodeWorker {
  public:
-  static constexpr std::size_t kSlots = 2;
+  static constexpr std::size_t kSlots = wire::kSlots;
 
   /// A worker started by `spawner` (which must outlive it), decoding into its region `index`.
   DecodeWorker(const ValidationOptions& options, WorkerSpawner& spawner, std::size_t index);
@@ -121,9 +136,23 @@ class DecodeWorker {
     bool sent;
   };
 
+  // A reply read whole: its outcome, and its frames with their payloads in place.
+  struct Received {
+    wire::Reply reply;
+    std::vector<DecodedImage> frames;
+    std::vector<StagedFrame> staged;
+  };
+
   void start();
   void stop();
   void send_request(Queued& queued);
+  // Reads the reply for `head` and its payloads into `received`. Throws wire::WireError when what
+  // the worker sent is no well-formed reply.
+  wire::ReadStatus receive(const Queued& head, wire::Deadline deadline, Received& received);
+  // The outcome for a file whose worker died, hung (`status`) or sent a malformed reply
+  // (`malformed` says how): decoder_crash; the worker is replaced and the files queued behind
+  // the head are handed to the new one.
+  FileOutcome replace_worker(const SourceFile& source, wire::ReadStatus status, const std::string& malformed);
 
   ValidationOptions options_;
   WorkerSpawner& spawner_;

@@ -473,10 +473,76 @@ TEST(Scanner, ExceptionFromTheCallbackStopsTheScanAndIsRethrown) {
       std::runtime_error);
 }
 
-// A stage that describes where it ran and sends back the frame's pixels in reverse.
+// The socket of the decoder worker this runs in: the one descriptor it keeps past stderr.
+int worker_socket() {
+  for (int fd = 3; fd < 1024; ++fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) return fd;
+  }
+  return -1;
+}
+
+// Sends a framed message announcing `length` bytes with `body` after it, as the worker's reply.
+void send_fake_reply(std::uint64_t length, const std::string& body) {
+  const int fd = worker_socket();
+  if (fd < 0) std::abort();
+  if (::write(fd, &length, sizeof length) != static_cast<ssize_t>(sizeof length)) std::abort();
+  if (!body.empty() && ::write(fd, body.data(), body.size()) != static_cast<ssize_t>(body.size())) std::abort();
+}
+
+TEST(Scanner, AWorkerThatAnswersNonsenseMarksOnlyItsFileAndTheScanGoesOn) {
+  // Unparseable text, a reply missing its fields, and a length far past any limit: each file is
+  // decoder_crash with the reason, its worker is replaced, and the other files are decoded.
+  TempDir dir("nonsense");
+  make_images(dir, {"a.png", "garbage_me.png", "b.png", "empty_me.png", "c.png", "huge_me.png", "d.png"});
+  HookGuard hook([](const std::string& path) {
+    const std::string garbage = "not a reply";
+    const std::string empty = "{}";
+    if (contains(path, "garbage_me")) send_fake_reply(garbage.size(), garbage);
+    if (contains(path, "empty_me")) send_fake_reply(empty.size(), empty);
+    if (contains(path, "huge_me")) send_fake_reply(std::uint64_t{1} << 60, "");
+    if (contains(path, "_me")) ::pause();  // the scan kills it once it has read the reply
+  });
+  ValidationOptions options;
+  options.threads = 2;
+  const ScanReport report = Scanner(options).scan(list_sources(dir.path().string()));
+  ASSERT_EQ(report.files.size(), 7u);
+  for (const auto& f : report.files) {
+    const bool bad = contains(f.path, "_me");
+    EXPECT_EQ(f.ok, !bad) << f.path << ": " << f.detail;
+    if (!bad) continue;
+    ASSERT_TRUE(f.reason) << f.path;
+    EXPECT_EQ(*f.reason, Reason::kDecoderCrash) << f.path;
+    EXPECT_TRUE(contains(f.detail, "malformed reply")) << f.path << ": " << f.detail;
+    EXPECT_NE(f.content_hash, 0u) << f.path;  // recomputed without the decoder
+  }
+  const auto by_path = [&](const std::string& part) {
+    for (const auto& f : report.files) {
+      if (contains(f.path, part)) return f.detail;
+    }
+    return std::string();
+  };
+  EXPECT_TRUE(contains(by_path("garbage_me"), "parse error")) << by_path("garbage_me");
+  EXPECT_TRUE(contains(by_path("empty_me"), "outcome")) << by_path("empty_me");
+  EXPECT_TRUE(contains(by_path("huge_me"), std::to_string(std::uint64_t{1} << 60))) << by_path("huge_me");
+}
+
+// A stage that sends back the frame's pixels in reverse, with every field of its description
+// set: `width` is the process it ran in, `decoded_hash` the size of its input, the rest fixed.
 StagedFrame reversing_stage(const DecodedImage& frame) {
   StagedFrame out;
-  out.meta = {{"pid", static_cast<int>(::getpid())}, {"bytes_in", frame.pixels.size()}};
+  out.height = 5;
+  out.width = static_cast<int>(::getpid());
+  out.channels = 3;
+  out.type = PixelType::kUInt16;
+  out.geometry.original_height = frame.height;
+  out.geometry.crop_x = 7;
+  out.geometry.scale = 0.25;
+  out.geometry.pad_right = 9;
+  out.times.clahe_ns = 11;
+  out.times.total_ns = 13;
+  out.checksum = 17;
+  out.decoded_hash = frame.pixels.size();
   out.bytes.assign(frame.pixels.rbegin(), frame.pixels.rend());
   return out;
 }
@@ -512,8 +578,18 @@ TEST(Scanner, AStageRunsWhereEachFileIsDecodedAndOnlyItsOutputComesBack) {
     for (const auto& [key, output] : staged) {
       const auto& pixels = decoded.at(key);
       EXPECT_EQ(output.bytes, std::vector<std::uint8_t>(pixels.rbegin(), pixels.rend()));
-      EXPECT_EQ(output.meta.at("bytes_in").get<std::size_t>(), pixels.size());
-      const int pid = output.meta.at("pid").get<int>();
+      EXPECT_EQ(output.decoded_hash, pixels.size());
+      EXPECT_EQ(output.height, 5);
+      EXPECT_EQ(output.channels, 3);
+      EXPECT_EQ(output.type, PixelType::kUInt16);
+      EXPECT_GT(output.geometry.original_height, 0);
+      EXPECT_EQ(output.geometry.crop_x, 7);
+      EXPECT_EQ(output.geometry.scale, 0.25);
+      EXPECT_EQ(output.geometry.pad_right, 9);
+      EXPECT_EQ(output.times.clahe_ns, 11);
+      EXPECT_EQ(output.times.total_ns, 13);
+      EXPECT_EQ(output.checksum, 17u);
+      const int pid = output.width;
       if (isolation == Isolation::kProcess) {
         EXPECT_NE(pid, ::getpid()) << "the stage ran in the scanning process";
       } else {
@@ -589,7 +665,7 @@ TEST(Scanner, OpenCVParallelLoopsInAStageRunWholeInTheWorkersOwnThread) {
   ValidationOptions options;
   options.threads = 2;
   std::mutex mutex;
-  std::vector<nlohmann::json> metas;
+  std::vector<StagedFrame> outputs;  // height: threads seen, width: iterations covered, channels: caller's
   const ScanReport report = Scanner(options).scan_with_stage(
       list_sources(dir.path().string()),
       [](const DecodedImage&) {
@@ -603,21 +679,21 @@ TEST(Scanner, OpenCVParallelLoopsInAStageRunWholeInTheWorkersOwnThread) {
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
         });
         StagedFrame out;
-        out.meta = {{"threads", ids.size()},
-                    {"caller", ids.count(std::this_thread::get_id()) == 1},
-                    {"covered", covered}};
+        out.height = static_cast<int>(ids.size());
+        out.width = covered;
+        out.channels = static_cast<int>(ids.count(std::this_thread::get_id()));
         return out;
       },
       [&](std::size_t, DecodedImage&&, StagedFrame&& staged) {
         std::lock_guard lock(mutex);
-        metas.push_back(std::move(staged.meta));
+        outputs.push_back(std::move(staged));
       });
   EXPECT_EQ(report.ok_count(), 3u);
-  ASSERT_EQ(metas.size(), 3u);
-  for (const auto& meta : metas) {
-    EXPECT_EQ(meta.at("threads"), 1) << meta.dump();
-    EXPECT_EQ(meta.at("caller"), true) << meta.dump();
-    EXPECT_EQ(meta.at("covered"), 64) << meta.dump();
+  ASSERT_EQ(outputs.size(), 3u);
+  for (const auto& output : outputs) {
+    EXPECT_EQ(output.height, 1) << "threads that ran the loop";
+    EXPECT_EQ(output.channels, 1) << "the stage's own thread ran it";
+    EXPECT_EQ(output.width, 64) << "iterations covered";
   }
 }
 }  // namespace

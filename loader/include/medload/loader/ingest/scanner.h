@@ -7,11 +7,10 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "medload/loader/ingest/decoded_image.h"
 #include "medload/loader/ingest/scan_report.h"
 #include "medload/loader/ingest/source.h"
+#include "medload/loader/ingest/staged_frame.h"
 #include "medload/loader/ingest/validation_options.h"
 
 namespace medload {
@@ -24,13 +23,6 @@ namespace medload::loader {
 /// threads, in any order; never for a rejected or duplicate file. `file_index` indexes the
 /// `sources` given to Scanner::scan.
 using OnImage = std::function<void(std::size_t file_index, DecodedImage&& frame)>;
-
-/// What a FrameStage made of one frame: a description and bytes (for the cache build, the
-/// preprocessed image's shape, geometry and timings, and its pixels).
-struct StagedFrame {
-  nlohmann::json meta;
-  std::vector<std::uint8_t> bytes;
-};
 
 /// Work on every frame of an ok file, run where the file was decoded: inside its decoder worker
 /// (Isolation::kProcess), or on the scan's thread (kInProcess). In a worker, only the stage's

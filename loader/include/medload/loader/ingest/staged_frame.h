@@ -1,0 +1,82 @@
+#pragma once
+/// What a scan's stage made of one decoded frame, the contract between ingest (which runs the
+/// stage where the frame was decoded, inside its decoder worker, and carries the result back) and
+/// preprocessing (the cache build's stage). Plain structs: the worker wire format
+/// (loader/src/ingest/wire_format.h) sends them field by field.
+
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "medload/loader/ingest/decoded_image.h"
+
+namespace medload::loader {
+
+/// Where the output came from, so a coordinate in the output maps back to the original image.
+/// Coordinates are continuous pixel coordinates: pixel (i, j) covers [i, i+1) x [j, j+1), its
+/// centre is (i + 0.5, j + 0.5). Output -> original:
+///   x_orig = crop_x + (x_out - pad_left) / scale,   y_orig = crop_y + (y_out - pad_top) / scale
+/// The longer crop side maps exactly; the shorter one is rounded to whole output pixels, so it
+/// is exact to within 0.5 output pixels (0.5 / scale original pixels).
+struct Geometry {
+  int original_height = 0;  ///< rows of the decoded image
+  int original_width = 0;   ///< columns of the decoded image
+  int crop_x = 0;           ///< crop box left column, in original pixels
+  int crop_y = 0;           ///< crop box top row, in original pixels
+  int crop_w = 0;           ///< crop box width (the whole image when nothing was cropped)
+  int crop_h = 0;           ///< crop box height
+  double scale = 1.0;       ///< output pixels per original pixel (letterbox resize)
+  int pad_top = 0;          ///< black rows added above the resized crop, in output pixels
+  int pad_left = 0;         ///< black columns added left of it
+  int pad_bottom = 0;       ///< black rows added below it
+  int pad_right = 0;        ///< black columns added right of it
+
+  /// Output coordinate -> original coordinate (continuous, see above).
+  void map_to_original(double x, double y, double& x_orig, double& y_orig) const;
+  /// Original coordinate -> output coordinate (the inverse of map_to_original).
+  void map_to_output(double x_orig, double y_orig, double& x, double& y) const;
+
+  nlohmann::json to_json() const;  ///< {"original_height": ..., "crop_x": ..., ...}
+  /// The inverse of to_json; a missing key keeps its default. Throws nlohmann::json::exception
+  /// when a value has the wrong type.
+  static Geometry from_json(const nlohmann::json& j);
+};
+
+/// Nanoseconds spent in each step of one `preprocess` call (0 for a step that is switched off).
+/// Add them up over a build for the report's "cost of each stage".
+struct StageTimes {
+  std::int64_t grayscale_ns = 0;
+  std::int64_t intensity_ns = 0;
+  std::int64_t roi_crop_ns = 0;
+  std::int64_t letterbox_ns = 0;
+  std::int64_t clahe_ns = 0;
+  std::int64_t bilateral_ns = 0;
+  std::int64_t output_ns = 0;  ///< final conversion to the output dtype and copy out
+  std::int64_t total_ns = 0;   ///< the whole call
+
+  StageTimes& operator+=(const StageTimes& other);
+  nlohmann::json to_json() const;  ///< {"grayscale_ns": ..., ..., "total_ns": ...}
+  /// The inverse of to_json; a missing key is 0. Throws nlohmann::json::exception when a value
+  /// has the wrong type.
+  static StageTimes from_json(const nlohmann::json& j);
+};
+
+/// What a FrameStage made of one frame: for the cache build, the preprocessed image in the
+/// cache's planar layout with its shape, geometry, timings and hashes. A stage fills what it
+/// has; the scan carries every field back unchanged.
+struct StagedFrame {
+  int height = 0;                      ///< rows of the output image
+  int width = 0;                       ///< columns
+  int channels = 1;                    ///< channels (planar in `bytes`)
+  PixelType type = PixelType::kUInt8;  ///< element type of `bytes`
+  Geometry geometry;                   ///< where the output came from in the decoded frame
+  StageTimes times;                    ///< what each preprocessing step cost
+  std::uint64_t checksum = 0;          ///< XXH64 of `bytes`
+  /// A hash of the decoded frame's pixels (they stay in the worker), for duplicate detection
+  /// across resumed builds.
+  std::uint64_t decoded_hash = 0;
+  std::vector<std::uint8_t> bytes;  ///< the output's bytes (for the build: [C,H,W], native order)
+};
+
+}  // namespace medload::loader

@@ -1,0 +1,76 @@
+#include "medload/loader/ingest/staged_frame.h"
+
+namespace medload::loader {
+
+void Geometry::map_to_original(double x, double y, double& x_orig, double& y_orig) const {
+  x_orig = crop_x + (x - pad_left) / scale;
+  y_orig = crop_y + (y - pad_top) / scale;
+}
+
+void Geometry::map_to_output(double x_orig, double y_orig, double& x, double& y) const {
+  x = (x_orig - crop_x) * scale + pad_left;
+  y = (y_orig - crop_y) * scale + pad_top;
+}
+
+nlohmann::json Geometry::to_json() const {
+  return {{"original_height", original_height},
+          {"original_width", original_width},
+          {"crop_x", crop_x},
+          {"crop_y", crop_y},
+          {"crop_w", crop_w},
+          {"crop_h", crop_h},
+          {"scale", scale},
+          {"pad_top", pad_top},
+          {"pad_left", pad_left},
+          {"pad_bottom", pad_bottom},
+          {"pad_right", pad_right}};
+}
+
+Geometry Geometry::from_json(const nlohmann::json& j) {
+  Geometry g;
+  g.original_height = j.value("original_height", 0);
+  g.original_width = j.value("original_width", 0);
+  g.crop_x = j.value("crop_x", 0);
+  g.crop_y = j.value("crop_y", 0);
+  g.crop_w = j.value("crop_w", 0);
+  g.crop_h = j.value("crop_h", 0);
+  g.scale = j.value("scale", 1.0);
+  g.pad_top = j.value("pad_top", 0);
+  g.pad_left = j.value("pad_left", 0);
+  g.pad_bottom = j.value("pad_bottom", 0);
+  g.pad_right = j.value("pad_right", 0);
+  return g;
+}
+
+StageTimes& StageTimes::operator+=(const StageTimes& other) {
+  grayscale_ns += other.grayscale_ns;
+  intensity_ns += other.intensity_ns;
+  roi_crop_ns += other.roi_crop_ns;
+  letterbox_ns += other.letterbox_ns;
+  clahe_ns += other.clahe_ns;
+  bilateral_ns += other.bilateral_ns;
+  output_ns += other.output_ns;
+  total_ns += other.total_ns;
+  return *this;
+}
+
+nlohmann::json StageTimes::to_json() const {
+  return {{"grayscale_ns", grayscale_ns}, {"intensity_ns", intensity_ns}, {"roi_crop_ns", roi_crop_ns},
+          {"letterbox_ns", letterbox_ns}, {"clahe_ns", clahe_ns},         {"bilateral_ns", bilateral_ns},
+          {"output_ns", output_ns},       {"total_ns", total_ns}};
+}
+
+StageTimes StageTimes::from_json(const nlohmann::json& j) {
+  StageTimes t;
+  t.grayscale_ns = j.value("grayscale_ns", std::int64_t{0});
+  t.intensity_ns = j.value("intensity_ns", std::int64_t{0});
+  t.roi_crop_ns = j.value("roi_crop_ns", std::int64_t{0});
+  t.letterbox_ns = j.value("letterbox_ns", std::int64_t{0});
+  t.clahe_ns = j.value("clahe_ns", std::int64_t{0});
+  t.bilateral_ns = j.value("bilateral_ns", std::int64_t{0});
+  t.output_ns = j.value("output_ns", std::int64_t{0});
+  t.total_ns = j.value("total_ns", std::int64_t{0});
+  return t;
+}
+
+}  // namespace medload::loader
