@@ -20,3 +20,13 @@ if(NOT last_output MATCHES "medload [0-9]+\\.[0-9]+\\.[0-9]+ ok")
   message(FATAL_ERROR "unexpected consumer output: ${last_output}")
 endif()
 message(STATUS "consumer said: ${last_output}")
+
+# The installed command: medload itself (torch-free) and, through it, medload-torch, which it
+# finds in libexec/medload and which finds the installed libraries through its RPATH.
+run("${prefix}/bin/medload" --version)
+file(WRITE "${WORK_DIR}/labels.csv" "label,patient_id\n0,p1\n1,p2\n0,p3\n1,p4\n")
+run("${prefix}/bin/medload" sample --labels "${WORK_DIR}/labels.csv" --sampler weighted --split all)
+if(NOT last_output MATCHES "4 labelled samples")
+  message(FATAL_ERROR "unexpected output of the installed `medload sample`: ${last_output}")
+endif()
+message(STATUS "installed medload sample (through medload-torch) said: ${last_output}")

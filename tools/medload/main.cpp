@@ -1,36 +1,15 @@
 // medload: build, inspect and check medical image caches for LibTorch training.
+// This executable loads no LibTorch: `preview` and `sample`, which need it, are declared here
+// (their --help and usage errors are medload's) and run by medload-torch (torch_commands.h).
 
-#include <malloc.h>
+#include <iterator>
 
-#include <CLI/CLI.hpp>
-
-#include <exception>
-#include <iostream>
-#include <utility>
-#include <vector>
-
-#include <nlohmann/json.hpp>
 #include "command.h"
-
-#include "medload/core/error.h"
-#include "medload/core/text.h"
-#include "medload/core/version.h"
-
-namespace medload::cli {
-
-std::string json_output(const nlohmann::json& value) {
-  return value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-}  // namespace medload::cli
+#include "torch_commands.h"
 
 namespace {
 
-struct Entry {
-  const char* name;
-  const char* description;
-  medload::cli::Runner (*add)(CLI::App&);
-};
+using Entry = medload::cli::CommandEntry;
 
 constexpr Entry kCommands[] = {
     {"scan", "Validate every image under ROOT and write a JSON report (nothing is modified)",
@@ -44,60 +23,13 @@ constexpr Entry kCommands[] = {
      medload::cli::add_split_command},
     {"audit", "Check a cache's splits for patient, pixel and near-duplicate leakage (exit 3)",
      medload::cli::add_audit_command},
-    {"preview", "Write a PNG contact sheet of cached samples and their augmentations",
-     medload::cli::add_preview_command},
-    {"sample", "Show what a sampler draws from a cache: class counts, duplicates, ranks, speed",
-     medload::cli::add_sample_command},
+    {"preview", medload::cli::kPreviewDescription, medload::cli::add_preview_options},
+    {"sample", medload::cli::kSampleDescription, medload::cli::add_sample_options},
     {"config", "Print the default pipeline and augmentation config", medload::cli::add_config_command},
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef M_MMAP_THRESHOLD
-  // Image-sized buffers (megabytes each, one after another) stay in the heap for reuse instead of
-  // being unmapped when freed, which had the kernel zero fresh pages for every image.
-  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
-#endif
-  CLI::App app{"medload " + std::string(medload::kVersion) +
-               ": validated, preprocessed HDF5 caches of medical images, served to LibTorch"};
-  app.set_version_flag("--version", std::string(medload::kVersion));
-  app.require_subcommand(1);
-  app.footer(
-      "Exit codes: 0 success, 1 failure, 2 usage error, 3 leakage found.\n"
-      "Run `medload COMMAND --help` for the options of a command.");
-
-  std::vector<std::pair<CLI::App*, medload::cli::Runner>> commands;
-  for (const Entry& entry : kCommands) {
-    CLI::App* command = app.add_subcommand(entry.name, entry.description);
-    commands.emplace_back(command, entry.add(*command));
-  }
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {  // --help, --version
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return medload::cli::kExitUsage;
-  }
-
-  for (auto& [command, run] : commands) {
-    if (!command->parsed()) {
-      continue;
-    }
-    const std::string prefix = "medload " + command->get_name() + ": ";
-    try {
-      return run();
-    } catch (const medload::ConfigError& e) {
-      // Messages may quote file names and header text: print them as UTF-8.
-      std::cerr << prefix << "error: " << medload::to_valid_utf8(e.what()) << '\n';
-      return medload::cli::kExitUsage;
-    } catch (const std::exception& e) {
-      std::cerr << prefix << "error: " << medload::to_valid_utf8(e.what()) << '\n';
-      return medload::cli::kExitFailure;
-    }
-  }
-  return medload::cli::kExitUsage;  // unreachable: require_subcommand(1)
+  return medload::cli::run_command_line(argc, argv, std::data(kCommands), std::size(kCommands));
 }

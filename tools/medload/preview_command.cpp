@@ -3,8 +3,7 @@
 // A labelled PNG contact sheet: rows are cached samples, the first column as stored, then one
 // column per epoch's augmented draw, for a person to check that nothing anatomically wrong comes
 // out of an augmentation config (medload::augment::make_contact_sheet).
-
-#include <CLI/CLI.hpp>
+// Runs in medload-torch; the options are declared in preview_options.cpp.
 
 #include <nlohmann/json.hpp>
 
@@ -13,31 +12,20 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "command.h"
 #include "medload/augment/augment_options.h"
 #include "medload/augment/augmenter.h"
 #include "medload/augment/contact_sheet.h"
 #include "medload/core/error.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "torch_commands.h"
 
 namespace medload::cli {
 namespace {
-
-struct PreviewArgs {
-  std::string cache;
-  std::string output;
-  std::string augment;
-  int n = 8;
-  int draws = 4;
-  int tile = 192;
-  std::vector<std::int64_t> ids;
-  std::int64_t seed = -1;
-  std::size_t threads = 2;
-};
 
 // The augment options: from --augment (an augment object, or a pipeline config whose "augment"
 // part is used), else the config the cache was built with, else the defaults.
@@ -135,19 +123,7 @@ torch::Tensor read_samples(const loader::CacheReader& cache, const std::vector<s
 
 Runner add_preview_command(CLI::App& command) {
   auto args = std::make_shared<PreviewArgs>();
-  command.add_option("cache", args->cache, "The cache (CACHE.h5)")->required()->check(CLI::ExistingFile);
-  command.add_option("-o,--output", args->output, "The PNG contact sheet to write")->required();
-  command.add_option(
-      "--augment", args->augment,
-      "Augmentation config: an augment object or a pipeline config (default: the cache's own)");
-  command.add_option("--n", args->n, "Samples (rows), picked round-robin over the classes")
-      ->check(CLI::Range(1, 256));
-  command.add_option("--draws", args->draws, "Augmented columns (epochs 0..draws-1)")
-      ->check(CLI::Range(1, 32));
-  command.add_option("--tile", args->tile, "Tile side in pixels")->check(CLI::Range(32, 1024));
-  command.add_option("--ids", args->ids, "Show these sample ids (rows of the cache) instead")->delimiter(',');
-  command.add_option("--seed", args->seed, "Override the augmentation seed")->check(CLI::NonNegativeNumber);
-  command.add_option("--threads", args->threads, "Augmentation threads")->check(CLI::Range(1, 256));
+  declare_preview_options(command, *args);
   return [args]() -> int {
     loader::check_cache_in_child(args->cache);
     const loader::CacheReader cache(args->cache);

@@ -7,8 +7,7 @@
 // From a cache, --split names a part of the cache's stored patient-level split (`medload split`);
 // --split all takes every sample. Unlabeled samples, and multi-label ones (the samplers draw by
 // one class per sample), are left out and counted.
-
-#include <CLI/CLI.hpp>
+// Runs in medload-torch; the options are declared in sample_options.cpp.
 
 #include <cstdint>
 #include <fstream>
@@ -20,7 +19,6 @@
 #include <vector>
 
 #include <algorithm>
-#include "command.h"
 #include "medload/core/error.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/serve/split.h"
@@ -30,23 +28,10 @@
 #include "medload/samplers/class_weights.h"
 #include "medload/samplers/composition_report.h"
 #include "medload/samplers/weighted_random_sampler.h"
+#include "torch_commands.h"
 
 namespace medload::cli {
 namespace {
-
-struct SampleArgs {
-  std::string cache;
-  std::string labels_csv;
-  std::string sampler;
-  std::string split = "train";
-  std::size_t epochs = 1;
-  std::uint64_t seed = 0;
-  std::size_t world_size = 1;
-  bool json = false;
-  std::size_t classes_per_batch = 2;
-  std::size_t samples_per_class = 4;
-  std::size_t max_per_patient = 0;
-};
 
 // The labelled samples of one split: labels, patient ids and class names.
 struct SplitData {
@@ -212,80 +197,56 @@ std::unique_ptr<samplers::StreamSampler> make_sampler(const SampleArgs& args, co
   return std::make_unique<ClassBalancedSampler>(data.labels, options);
 }
 
+// The class-aware samplers draw every class: a class with no labelled sample in the split is a
+// usage error for a cache (a labels table may number classes it does not use).
+void check_every_class_has_samples(const SampleArgs& args, const SplitData& data) {
+  if (args.sampler == "weighted" || args.cache.empty()) return;
+  std::vector<std::size_t> counts(data.class_names.size(), 0);
+  for (std::int64_t label : data.labels) ++counts[static_cast<std::size_t>(label)];
+  for (std::size_t c = 0; c < counts.size(); ++c) {
+    if (counts[c] == 0) {
+      throw ConfigError(args.cache + ": class \"" + data.class_names[c] +
+                        "\" has no labelled samples in split " + args.split + "; the " + args.sampler +
+                        " sampler needs every class (use --sampler weighted, or another split)");
+    }
+  }
+}
+
+int run_sample(const SampleArgs& args) {
+  if (args.cache.empty() && args.labels_csv.empty()) {
+    throw ConfigError("medload sample: give a cache (CACHE.h5) or --labels LABELS.csv");
+  }
+  if (args.sampler == "weighted" && args.max_per_patient > 0) {
+    throw ConfigError("--max-per-patient " + std::to_string(args.max_per_patient) +
+                      ": the weighted sampler has no patient cap; use a class-aware sampler");
+  }
+  const SplitData data = read_split(args);
+  if (data.labels.empty()) {
+    throw ConfigError((args.cache.empty() ? args.labels_csv : args.cache) + ": split \"" + args.split +
+                      "\" has no labelled samples");
+  }
+  check_every_class_has_samples(args, data);
+  const auto sampler = make_sampler(args, data);
+  const samplers::CompositionReport report =
+      samplers::composition_report(*sampler, data.labels, args.epochs, args.world_size, data.class_names);
+  if (args.json) {
+    std::cout << report.to_json() << "\n";
+  } else {
+    std::cout << (args.cache.empty() ? args.labels_csv : args.cache) << ", split " << args.split << ": "
+              << data.labels.size() << " labelled samples";
+    if (data.unlabelled > 0) std::cout << " (" << data.unlabelled << " unlabelled left out)";
+    if (data.multi_label > 0) std::cout << " (" << data.multi_label << " multi-label left out)";
+    std::cout << "\n" << report.to_text();
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 Runner add_sample_command(CLI::App& command) {
   auto args = std::make_shared<SampleArgs>();
-  command.description(
-      "What a sampler draws from a cache: per-class counts, duplicates, per-rank counts, ns per index");
-  auto* cache = command.add_option("cache", args->cache, "The cache (CACHE.h5)");
-  auto* labels = command.add_option("--labels", args->labels_csv,
-                                    "A CSV table with a `label` column (index or name) and an optional "
-                                    "`patient_id` column, instead of a cache");
-  cache->excludes(labels);
-  labels->excludes(cache);
-  command.add_option("--sampler", args->sampler, "The sampler")
-      ->required()
-      ->check(CLI::IsMember({"weighted", "oversample", "undersample", "sqrt", "balanced-batch"}));
-  command.add_option("--split", args->split, "Which split's samples: train, val, test or all")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"train", "val", "test", "all"}));
-  command.add_option("--epochs", args->epochs, "Epochs to draw")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, samplers::kMaxReportEpochs));
-  command.add_option("--seed", args->seed, "Sampler seed")->capture_default_str();
-  command.add_option("--world-size", args->world_size, "Ranks sharing the stream")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, samplers::kMaxReportWorldSize));
-  command.add_option("--classes-per-batch", args->classes_per_batch, "balanced-batch: P classes per batch")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}));
-  command.add_option("--samples-per-class", args->samples_per_class, "balanced-batch: K samples per class")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}));
-  command
-      .add_option("--max-per-patient", args->max_per_patient,
-                  "At most this many images of one patient per epoch (class-aware samplers; 0: no cap)")
-      ->capture_default_str();
-  command.add_flag("--json", args->json, "Print the report as JSON");
-  return [args] {
-    if (args->cache.empty() && args->labels_csv.empty()) {
-      throw ConfigError("medload sample: give a cache (CACHE.h5) or --labels LABELS.csv");
-    }
-    if (args->sampler == "weighted" && args->max_per_patient > 0) {
-      throw ConfigError("--max-per-patient " + std::to_string(args->max_per_patient) +
-                        ": the weighted sampler has no patient cap; use a class-aware sampler");
-    }
-    const SplitData data = read_split(*args);
-    if (data.labels.empty()) {
-      throw ConfigError((args->cache.empty() ? args->labels_csv : args->cache) + ": split \"" + args->split +
-                        "\" has no labelled samples");
-    }
-    if (args->sampler != "weighted") {
-      std::vector<std::size_t> counts(data.class_names.size(), 0);
-      for (std::int64_t label : data.labels) ++counts[static_cast<std::size_t>(label)];
-      for (std::size_t c = 0; c < counts.size(); ++c) {
-        if (counts[c] == 0 && !args->cache.empty()) {
-          throw ConfigError(args->cache + ": class \"" + data.class_names[c] +
-                            "\" has no labelled samples in split " + args->split + "; the " + args->sampler +
-                            " sampler needs every class (use --sampler weighted, or another split)");
-        }
-      }
-    }
-    const auto sampler = make_sampler(*args, data);
-    const samplers::CompositionReport report =
-        samplers::composition_report(*sampler, data.labels, args->epochs, args->world_size, data.class_names);
-    if (args->json) {
-      std::cout << report.to_json() << "\n";
-    } else {
-      std::cout << (args->cache.empty() ? args->labels_csv : args->cache) << ", split " << args->split << ": "
-                << data.labels.size() << " labelled samples";
-      if (data.unlabelled > 0) std::cout << " (" << data.unlabelled << " unlabelled left out)";
-      if (data.multi_label > 0) std::cout << " (" << data.multi_label << " multi-label left out)";
-      std::cout << "\n" << report.to_text();
-    }
-    return kExitOk;
-  };
+  declare_sample_options(command, *args);
+  return [args] { return run_sample(*args); };
 }
 
 }  // namespace medload::cli

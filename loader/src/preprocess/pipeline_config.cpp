@@ -7,23 +7,16 @@
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 
-#ifdef MEDLOAD_HAVE_AUGMENT
 #include "medload/augment/augment_options.h"
-#endif
 
 namespace medload::loader {
 
 namespace {
 
-// Fills the defaults of the augment part and validates it when medload::augment is built;
-// otherwise the part must at least be an object and is kept as given.
+// The augment part with its defaults filled in, validated by medload::augment_options (torch-free,
+// so every build validates it the same way and config_hash never depends on what was built).
 nlohmann::json normalise_augment(const nlohmann::json& j) {
-#ifdef MEDLOAD_HAVE_AUGMENT
   return medload::augment::AugmentOptions::from_json(j).to_json();
-#else
-  if (!j.is_object()) throw ConfigError("augment must be a JSON object, not " + j.dump());
-  return j;
-#endif
 }
 
 }  // namespace

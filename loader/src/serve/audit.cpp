@@ -167,36 +167,43 @@ std::string AuditReport::to_text() const {
   return out.str();
 }
 
-AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::vector<std::string>& part_names,
-                          const AuditOptions& options) {
-  options.validate();
-  AuditReport report;
-  report.near_duplicate_distance = options.near_duplicate_distance;
-  report.min_correlation = options.min_correlation;
-  auto name_of = [&](int part) {
-    return part >= 0 && static_cast<std::size_t>(part) < part_names.size() ? part_names[part]
-                                                                           : std::to_string(part);
-  };
-  std::vector<std::size_t> items;
-  for (std::size_t i = 0; i < samples.size(); ++i) {
-    if (samples[i].part >= 0) items.push_back(i);
+namespace {
+
+// Makes the findings of one audit: names the parts, copies the samples' paths.
+class FindingMaker {
+ public:
+  FindingMaker(const std::vector<AuditSample>& samples, const std::vector<std::string>& part_names)
+      : samples_(samples), part_names_(part_names) {}
+
+  std::string part_name(int part) const {
+    return part >= 0 && static_cast<std::size_t>(part) < part_names_.size() ? part_names_[part]
+                                                                            : std::to_string(part);
   }
-  report.samples = items.size();
-  auto finding = [&](LeakKind kind, std::size_t a, std::size_t b, int distance, double correlation) {
+
+  LeakFinding operator()(LeakKind kind, std::size_t a, std::size_t b, int distance,
+                         double correlation) const {
     LeakFinding f;
     f.kind = kind;
     f.sample_a = static_cast<std::int64_t>(a);
     f.sample_b = static_cast<std::int64_t>(b);
-    f.part_a = name_of(samples[a].part);
-    f.part_b = name_of(samples[b].part);
-    f.path_a = samples[a].path;
-    f.path_b = samples[b].path;
+    f.part_a = part_name(samples_[a].part);
+    f.part_b = part_name(samples_[b].part);
+    f.path_a = samples_[a].path;
+    f.path_b = samples_[b].path;
     f.distance = distance;
     f.correlation = correlation;
     return f;
-  };
+  }
 
-  // Patients: the first sample of each part a patient appears in.
+ private:
+  const std::vector<AuditSample>& samples_;
+  const std::vector<std::string>& part_names_;
+};
+
+// Patients in more than one part (one finding per extra part, against the first sample of each
+// part the patient appears in), and groups of distinct ids with one loose form.
+void find_patient_leaks(const std::vector<AuditSample>& samples, const std::vector<std::size_t>& items,
+                        const AuditOptions& options, const FindingMaker& finding, AuditReport& report) {
   std::map<std::string, std::map<int, std::size_t>> parts_of;
   for (std::size_t i : items) {
     const std::string patient = audit_patient_id(samples[i].patient_id, i);
@@ -204,7 +211,8 @@ AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::ve
     if (patient.rfind("~sample:", 0) == 0) ++report.samples_without_patient;
   }
   report.patients = parts_of.size();
-  std::vector<SimilarPatientIds> similar = find_similar_ids(parts_of, name_of);
+  std::vector<SimilarPatientIds> similar =
+      find_similar_ids(parts_of, [&finding](int part) { return finding.part_name(part); });
   report.similar_patient_id_groups = similar.size();
   if (similar.size() > options.max_listed) similar.resize(options.max_listed);
   report.similar_patient_ids = std::move(similar);
@@ -219,8 +227,11 @@ AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::ve
       report.findings.push_back(std::move(f));
     }
   }
+}
 
-  // Identical pixels: groups of equal hashes, every cross-part pair.
+// Identical pixels: groups of equal hashes, every cross-part pair.
+void find_identical_leaks(const std::vector<AuditSample>& samples, const std::vector<std::size_t>& items,
+                          const AuditOptions& options, const FindingMaker& finding, AuditReport& report) {
   std::unordered_map<std::uint64_t, std::vector<std::size_t>> by_hash;
   for (std::size_t i : items) by_hash[samples[i].pixel_hash].push_back(i);
   std::vector<std::pair<std::size_t, std::size_t>> identical;
@@ -236,9 +247,13 @@ AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::ve
   for (std::size_t k = 0; k < identical.size() && k < options.max_listed; ++k) {
     report.findings.push_back(finding(LeakKind::kIdentical, identical[k].first, identical[k].second, 0, 1.0));
   }
+}
 
-  // Near-duplicates: every cross-part pair, compared on packed arrays. Each worker keeps at most
-  // max_listed pairs per first sample, so the first max_listed overall are exact and memory bounded.
+// Near-duplicates: every cross-part pair, compared on packed arrays. Each worker keeps at most
+// max_listed pairs per first sample, so the first max_listed overall are exact and memory bounded.
+void find_near_duplicate_leaks(const std::vector<AuditSample>& samples, const std::vector<std::size_t>& items,
+                               const AuditOptions& options, const FindingMaker& finding,
+                               AuditReport& report) {
   const std::size_t m = items.size();
   std::vector<std::uint64_t> phash(m), pixel(m);
   std::vector<int> part(m);
@@ -280,6 +295,25 @@ AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::ve
       }
     }
   }
+}
+
+}  // namespace
+
+AuditReport audit_samples(const std::vector<AuditSample>& samples, const std::vector<std::string>& part_names,
+                          const AuditOptions& options) {
+  options.validate();
+  AuditReport report;
+  report.near_duplicate_distance = options.near_duplicate_distance;
+  report.min_correlation = options.min_correlation;
+  std::vector<std::size_t> items;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (samples[i].part >= 0) items.push_back(i);
+  }
+  report.samples = items.size();
+  const FindingMaker finding(samples, part_names);
+  find_patient_leaks(samples, items, options, finding, report);
+  find_identical_leaks(samples, items, options, finding, report);
+  find_near_duplicate_leaks(samples, items, options, finding, report);
   return report;
 }
 

@@ -9,10 +9,10 @@
 #include <string>
 #include <unordered_map>
 
+#include "medload/core/counter_rng.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/loader/ingest/source.h"
-#include "medload/samplers/counter_rng.h"
 
 namespace medload::loader {
 
@@ -102,36 +102,40 @@ struct Patient {
   std::vector<std::pair<std::size_t, std::int64_t>> classes;
 };
 
-SplitAssignment assign(const SplitInput& input, const std::vector<double>& ratios, std::uint64_t seed) {
-  const std::size_t n = input.size();
+// The class columns of `input` (label_columns, else the largest label + 1); checks the labels.
+std::size_t class_columns(const SplitInput& input) {
   std::int64_t max_label = -1;
   for (std::int64_t l : input.labels) {
     if (l < -1) throw ConfigError("SplitInput.labels holds " + std::to_string(l) + " (labels are >= -1)");
     max_label = std::max(max_label, l);
   }
-  const std::size_t classes =
-      input.label_columns > 0 ? input.label_columns : static_cast<std::size_t>(max_label + 1);
-  const std::size_t columns = classes + 1;  // + unlabeled
-  const std::size_t parts = ratios.size();
+  return input.label_columns > 0 ? input.label_columns : static_cast<std::size_t>(max_label + 1);
+}
 
-  SplitAssignment result;
-  result.parts = parts;
-  result.part.assign(n, 0);
-  result.class_counts.assign(parts, std::vector<std::int64_t>(columns, 0));
-  result.sample_counts.assign(parts, 0);
-  result.patient_counts.assign(parts, 0);
-  result.patient_set_hash = patient_set_hash(input.patient_ids);
+// One more sample of class column `column` for the patient.
+void count_class(Patient& patient, std::size_t column) {
+  for (auto& [c, count] : patient.classes) {
+    if (c == column) {
+      ++count;
+      return;
+    }
+  }
+  patient.classes.emplace_back(column, 1);
+}
 
-  // Group samples by patient, in first-appearance order (deterministic).
+// The samples grouped by patient, in first-appearance order (deterministic). A sample without a
+// patient id is a patient of its own, counted in `without_patient`. Column `classes` counts the
+// unlabeled samples.
+std::vector<Patient> group_by_patient(const SplitInput& input, std::size_t classes,
+                                      std::size_t& without_patient) {
   std::vector<Patient> patients;
   std::unordered_map<std::string, std::size_t> index_of;
-  std::vector<std::int64_t> sample_columns;
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < input.size(); ++i) {
     std::size_t p;
     // Caches written before ids were normalised may hold "P001" and "P001 ": one patient.
     const std::string id = normalize_patient_id(input.patient_ids[i]);
     if (id.empty()) {
-      ++result.samples_without_patient;
+      ++without_patient;
       p = patients.size();
       patients.emplace_back();
     } else {
@@ -141,78 +145,111 @@ SplitAssignment assign(const SplitInput& input, const std::vector<double>& ratio
     }
     Patient& patient = patients[p];
     patient.samples.push_back(i);
-    auto add = [&patient](std::size_t column) {
-      for (auto& [c, count] : patient.classes) {
-        if (c == column) {
-          ++count;
-          return;
-        }
-      }
-      patient.classes.emplace_back(column, 1);
-    };
     if (input.label_columns == 0) {
-      add(input.labels[i] < 0 ? classes : static_cast<std::size_t>(input.labels[i]));
+      count_class(patient, input.labels[i] < 0 ? classes : static_cast<std::size_t>(input.labels[i]));
     } else {
       bool any = false;
       for (std::size_t k = 0; k < classes; ++k) {
         if (input.label_matrix[i * classes + k] != 0) {
-          add(k);
+          count_class(patient, k);
           any = true;
         }
       }
-      if (!any) add(classes);
+      if (!any) count_class(patient, classes);
     }
   }
-  result.patients = patients.size();
+  return patients;
+}
 
-  std::vector<double> total(columns, 0.0);
-  for (const Patient& p : patients) {
-    for (const auto& [c, count] : p.classes) total[c] += static_cast<double>(count);
-  }
-
-  // Largest patients first (they are the hardest to place); equal sizes in a seeded order.
+// Largest patients first (they are the hardest to place); equal sizes in a seeded order.
+std::vector<std::size_t> placement_order(const std::vector<Patient>& patients, std::uint64_t seed) {
   std::vector<std::size_t> order(patients.size());
   std::iota(order.begin(), order.end(), 0);
-  samplers::CounterRng rng(seed, 0x5b11u);
+  CounterRng rng(seed, 0x5b11u);
   for (std::size_t i = order.size(); i > 1; --i) {
     std::swap(order[i - 1], order[rng.next_below(i)]);
   }
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     return patients[a].samples.size() > patients[b].samples.size();
   });
+  return order;
+}
 
-  // Cost = sum over parts of sum over classes of (fraction of the class in the part - ratio)^2,
-  // plus the same term for the part's share of all samples. Adding a patient to part s changes
-  // only part s's terms, so the best part is found from the deltas alone.
-  std::vector<std::vector<double>> current(parts, std::vector<double>(columns, 0.0));
-  std::vector<double> sizes(parts, 0.0);
-  const double n_total = static_cast<double>(n);
-  for (std::size_t p : order) {
-    const Patient& patient = patients[p];
+// The greedy placement's state. Cost = sum over parts of sum over classes of (fraction of the
+// class in the part - ratio)^2, plus the same term for the part's share of all samples. Adding a
+// patient to part s changes only part s's terms, so the best part is found from the deltas alone.
+class PartBalance {
+ public:
+  PartBalance(const std::vector<double>& ratios, const std::vector<Patient>& patients, std::size_t columns,
+              std::size_t samples)
+      : ratios_(ratios),
+        total_(columns, 0.0),
+        n_total_(static_cast<double>(samples)),
+        current_(ratios.size(), std::vector<double>(columns, 0.0)),
+        sizes_(ratios.size(), 0.0) {
+    for (const Patient& p : patients) {
+      for (const auto& [c, count] : p.classes) total_[c] += static_cast<double>(count);
+    }
+  }
+
+  // The part whose cost grows least with `patient` in it (parts of ratio 0 get no patient).
+  std::size_t best_part(const Patient& patient) const {
     const double size = static_cast<double>(patient.samples.size());
     std::size_t best = 0;
     double best_delta = 0;
-    for (std::size_t s = 0; s < parts; ++s) {
-      if (ratios[s] <= 0.0) continue;
+    for (std::size_t s = 0; s < ratios_.size(); ++s) {
+      if (ratios_[s] <= 0.0) continue;
       double delta = 0;
       for (const auto& [c, count] : patient.classes) {
-        const double before = current[s][c] / total[c] - ratios[s];
-        const double after = (current[s][c] + static_cast<double>(count)) / total[c] - ratios[s];
+        const double before = current_[s][c] / total_[c] - ratios_[s];
+        const double after = (current_[s][c] + static_cast<double>(count)) / total_[c] - ratios_[s];
         delta += after * after - before * before;
       }
-      const double before = sizes[s] / n_total - ratios[s];
-      const double after = (sizes[s] + size) / n_total - ratios[s];
+      const double before = sizes_[s] / n_total_ - ratios_[s];
+      const double after = (sizes_[s] + size) / n_total_ - ratios_[s];
       delta += after * after - before * before;
       if (s == 0 || delta < best_delta - 1e-15) {
         best = s;
         best_delta = delta;
       }
     }
-    for (const auto& [c, count] : patient.classes) {
-      current[best][c] += static_cast<double>(count);
-      result.class_counts[best][c] += count;
-    }
-    sizes[best] += size;
+    return best;
+  }
+
+  void add(std::size_t part, const Patient& patient) {
+    for (const auto& [c, count] : patient.classes) current_[part][c] += static_cast<double>(count);
+    sizes_[part] += static_cast<double>(patient.samples.size());
+  }
+
+ private:
+  const std::vector<double>& ratios_;
+  std::vector<double> total_;  // samples per class column, all parts
+  double n_total_;
+  std::vector<std::vector<double>> current_;  // [part][class column] samples placed
+  std::vector<double> sizes_;                 // [part] samples placed
+};
+
+SplitAssignment assign(const SplitInput& input, const std::vector<double>& ratios, std::uint64_t seed) {
+  const std::size_t classes = class_columns(input);
+  const std::size_t columns = classes + 1;  // + unlabeled
+  const std::size_t parts = ratios.size();
+
+  SplitAssignment result;
+  result.parts = parts;
+  result.part.assign(input.size(), 0);
+  result.class_counts.assign(parts, std::vector<std::int64_t>(columns, 0));
+  result.sample_counts.assign(parts, 0);
+  result.patient_counts.assign(parts, 0);
+  result.patient_set_hash = patient_set_hash(input.patient_ids);
+
+  const std::vector<Patient> patients = group_by_patient(input, classes, result.samples_without_patient);
+  result.patients = patients.size();
+  PartBalance balance(ratios, patients, columns, input.size());
+  for (std::size_t p : placement_order(patients, seed)) {
+    const Patient& patient = patients[p];
+    const std::size_t best = balance.best_part(patient);
+    balance.add(best, patient);
+    for (const auto& [c, count] : patient.classes) result.class_counts[best][c] += count;
     result.sample_counts[best] += static_cast<std::int64_t>(patient.samples.size());
     ++result.patient_counts[best];
     for (std::size_t i : patient.samples) result.part[i] = static_cast<std::int8_t>(best);

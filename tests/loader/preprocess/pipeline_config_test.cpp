@@ -110,6 +110,31 @@ TEST(PipelineConfig, CanonicalJsonHasSortedKeysAndEveryDefault) {
   EXPECT_NE(text.find("\"max_crop_fraction\":0.75"), std::string::npos) << text;
 }
 
+// The hash keys every cached sample: it is the same in every build configuration (the augment
+// part is always checked and filled in by the torch-free medload::augment_options) and moves
+// only when the config format or a default changes, which makes every existing cache stale.
+TEST(PipelineConfig, HashOfAFixedConfigIsPinned) {
+  EXPECT_EQ(kDefaults.config_hash(), "a94a837f991b9f85") << kDefaults.canonical_json();
+  const json config = json::parse(
+      R"({"augment": {"rotation": {"max_degrees": 5}, "seed": 7}, "preprocess": {"output_dtype": "uint16"}})");
+  EXPECT_EQ(hash_of(config), "f26071477dc7dd04") << PipelineConfig::from_json(config).canonical_json();
+}
+
+TEST(PipelineConfig, AugmentPartIsCheckedAndFilledIn) {
+  const json augment = PipelineConfig::from_json({{"augment", {{"seed", 3}}}}).to_json()["augment"];
+  EXPECT_EQ(augment["seed"], 3);
+  EXPECT_EQ(augment["rotation"]["max_degrees"], 7.0);
+  EXPECT_EQ(augment["horizontal_flip"]["probability"], 0.0);
+  EXPECT_THROW(PipelineConfig::from_json({{"augment", {{"rotaton", json::object()}}}}), ConfigError);
+  try {
+    PipelineConfig::from_json({{"augment", {{"rotation", {{"max_degrees", 15}}}}}});
+    FAIL() << "no exception";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("augment.rotation.max_degrees is 15"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(PipelineConfig, ErrorsNameTheKey) {
   auto message = [](const json& j) -> std::string {
     try {

@@ -17,8 +17,9 @@ namespace medload::loader {
 struct PipelineConfig {
   ValidationOptions validate;    ///< decoding and validation ("validate")
   PreprocessOptions preprocess;  ///< the preprocessing chain ("preprocess")
-  /// The augmentation options ("augment"), validated through medload::augment::AugmentOptions
-  /// when that component is built; otherwise kept as given (an object, default {}).
+  /// The augmentation options ("augment"), checked by medload::augment::AugmentOptions (the
+  /// torch-free medload::augment_options) and kept with every default filled in; to_json() fills
+  /// them in for the `{}` of a default-constructed config too.
   nlohmann::json augment = nlohmann::json::object();
 
   /// Parses a whole config. Missing parts take defaults; unknown top-level keys, unknown keys
