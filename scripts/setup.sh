@@ -15,6 +15,8 @@ packages=(
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   # libjpeg-turbo and libpng directly: truncation is judged from what the decoder consumed
   libjpeg62-turbo-dev libpng-dev
+  # OpenSSL's libcrypto: HMAC-SHA-256 patient-id pseudonyms and key generation (docs/privacy.md)
+  libssl-dev
   # c10d ProcessGroupGloo headers for the distributed training example
   libgloo-dev
   # the real corpus (npm pack, dpkg -x) and the Python peers for side-by-side benchmarks

@@ -8,10 +8,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "command.h"
 #include "medload/core/error.h"
 #include "medload/loader/cache/build.h"
+#include "medload/loader/cache/privacy.h"
 
 namespace medload::cli {
 
@@ -30,6 +32,10 @@ Runner add_build_command(CLI::App& command) {
     bool in_process = false;
     bool quiet = false;
     bool json = false;
+    std::string key_file;
+    bool share = false;
+    std::string site_map;
+    std::vector<std::string> keep_meta;
   };
   auto args = std::make_shared<Args>();
   command
@@ -67,6 +73,25 @@ Runner add_build_command(CLI::App& command) {
                   "most frequent value) or none; filled values are flagged")
       ->check(CLI::IsMember({"class_median", "class_mean", "median", "mean", "none"}))
       ->default_val("class_median");
+  CLI::Option* pseudonymize = command
+      .add_option("--pseudonymize", args->key_file,
+                  "Store every patient id as a keyed pseudonym (HMAC-SHA-256, 32 hex digits); the same key "
+                  "gives the same pseudonyms in every build, shard and rebuild. KEYFILE: mode 0600, from "
+                  "`medload keygen`. See docs/privacy.md")
+      ->type_name("KEYFILE");
+  command.add_flag("--share", args->share,
+                   "A cache to send outside the institution: pseudonyms only (needs --pseudonymize), source "
+                   "paths as keyed tokens, institution names only as --site-map codes, metadata limited to "
+                   "age (capped at 90), sex, modality, view (and --keep-meta); the report is scrubbed too");
+  CLI::Option* site_map = command
+      .add_option("--site-map", args->site_map,
+                  "JSON {\"institution name\": \"SITE_CODE\"}: store site codes instead of institution names")
+      ->type_name("sites.json");
+  command
+      .add_option("--keep-meta", args->keep_meta,
+                  "With --share: further metadata columns to keep (you vouch that they identify nobody)")
+      ->delimiter(',')
+      ->type_name("NAME,...");
   command.add_flag(
       "--in-process", args->in_process,
       "Decode in this process instead of forked workers (faster start; a decoder crash ends the build)");
@@ -79,7 +104,7 @@ Runner add_build_command(CLI::App& command) {
       "resume; after adding files it processes only the new ones. The report is CACHE.report.json.\n"
       "Exit 0 when the cache was written; 1 on failure; 2 on a usage error. See docs/cache.md.");
 
-  return [args]() -> int {
+  return [args, pseudonymize, site_map]() -> int {
     loader::BuildOptions options;
     options.root = args->root;
     if (!args->manifest.empty()) options.manifest = args->manifest;
@@ -103,6 +128,11 @@ Runner add_build_command(CLI::App& command) {
     options.config.validate.isolation =
         args->in_process ? loader::Isolation::kInProcess : loader::Isolation::kProcess;
     options.progress = args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto;
+    // Given, even as "": an empty name is an error, never a silent build with verbatim ids.
+    if (pseudonymize->count() > 0) options.privacy.key = loader::PseudonymKey::load(args->key_file, "--pseudonymize");
+    options.privacy.share = args->share;
+    if (site_map->count() > 0) options.privacy.site_map = loader::load_site_map(args->site_map, "--site-map");
+    options.privacy.keep_metadata = args->keep_meta;
 
     const loader::BuildResult result = loader::build_cache(options);
     if (args->json) {

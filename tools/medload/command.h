@@ -53,6 +53,7 @@ Runner add_scan_command(CLI::App& command);
 Runner add_build_command(CLI::App& command);
 Runner add_merge_command(CLI::App& command);
 Runner add_inspect_command(CLI::App& command);
+Runner add_keygen_command(CLI::App& command);
 Runner add_split_command(CLI::App& command);
 Runner add_audit_command(CLI::App& command);
 Runner add_config_command(CLI::App& command);

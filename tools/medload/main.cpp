@@ -19,6 +19,8 @@ constexpr Entry kCommands[] = {
     {"merge", "Join caches built with --shard into one cache", medload::cli::add_merge_command},
     {"inspect", "Summarise (and verify) a cache: counts, config, statistics, rejected files",
      medload::cli::add_inspect_command},
+    {"keygen", "Write a new pseudonymisation key file (mode 0600) for build --pseudonymize",
+     medload::cli::add_keygen_command},
     {"split", "Store a stratified patient-level train/val/test split (or k folds) in a cache",
      medload::cli::add_split_command},
     {"audit", "Check a cache's splits for patient, pixel and near-duplicate leakage (exit 3)",

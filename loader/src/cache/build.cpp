@@ -24,6 +24,7 @@
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/ingest/scanner.h"
 #include "metadata.h"
+#include "privacy_filter.h"
 #include "schema.h"
 #include "work_area.h"
 
@@ -76,6 +77,7 @@ void BuildOptions::validate() const {
     throw ConfigError("batch_files is " + std::to_string(batch_files) + "; allowed 1..4096");
   }
   config.validate.validate();
+  privacy.validate();
 }
 
 std::string report_path_for(const std::string& output) {
@@ -298,7 +300,8 @@ PreviousTables read_previous_tables(const CacheReader& reader) {
                     e.what() + "); move it away or choose another output");
 }
 
-PreviousCache open_previous(const std::string& output, const std::string& config_hash) {
+PreviousCache open_previous(const std::string& output, const std::string& config_hash,
+                            const detail::PrivacyFilter& privacy) {
   PreviousCache previous;
   std::error_code error;
   if (!fs::exists(output, error)) return previous;
@@ -308,6 +311,8 @@ PreviousCache open_previous(const std::string& output, const std::string& config
   } catch (const Error& e) {
     refuse_to_replace(output, e);
   }
+  // Checked whatever the config: a rebuild must not mix verbatim ids and pseudonyms, or two keys.
+  privacy.require_compatible(output, read_privacy_record(output));
   if (reader->config_hash() != config_hash || reader->library_version() != kVersion) return previous;
   PreviousTables tables;
   try {
@@ -501,7 +506,8 @@ BuildResult build_cache(const BuildOptions& options_in) {
     throw IoError("cannot write the report " + result.report_path + " of " + options.output +
                   ": a folder has that name");
   }
-  PreviousCache previous = open_previous(options.output, config_hash);
+  detail::PrivacyFilter privacy(options.privacy, options.root, options.manifest, sources);
+  PreviousCache previous = open_previous(options.output, config_hash, privacy);
   const std::string work = options.output + ".partial";
   fs::create_directories(work, error);
   if (error) {
@@ -631,6 +637,7 @@ BuildResult build_cache(const BuildOptions& options_in) {
   std::map<std::string, std::size_t> by_reason;
   for (std::size_t i = 0; i < sources.size(); ++i) {
     nlohmann::json& outcome = outcomes[i];
+    privacy.scrub_outcome(outcome);
     files.push_back(outcome);
     if (records.count(i)) {
       ++result.ok_files;
@@ -647,7 +654,7 @@ BuildResult build_cache(const BuildOptions& options_in) {
       if (hash == "0000000000000000") hash.clear();
     }
     rejected[i] = {static_cast<std::int64_t>(first + i),
-                   sources[i].cache_path(),
+                   privacy.source_path(sources[i]),
                    reason,
                    outcome.value("detail", std::string()),
                    hash,
@@ -717,10 +724,11 @@ BuildResult build_cache(const BuildOptions& options_in) {
       columns.label_matrix.insert(columns.label_matrix.end(), row.begin(), row.end());
     }
     // What the manifest or folder says now wins; the decoded header fills the rest.
-    columns.patient_ids.push_back(
-        normalize_patient_id(!source.info.patient_id.empty() ? source.info.patient_id : f.patient_id));
-    columns.sites.push_back(!source.info.site.empty() ? source.info.site : f.site);
-    columns.source_paths.push_back(source.cache_path());
+    // A previous cache's values are already in this build's form (require_compatible).
+    const bool stored = f.cache_index >= 0;
+    columns.patient_ids.push_back(privacy.patient_id(source.info.patient_id, f.patient_id, stored));
+    columns.sites.push_back(privacy.site(source.info.site, f.site, stored));
+    columns.source_paths.push_back(privacy.source_path(source));
     columns.source_hashes.push_back(records.at(s.source).source_hash);
     columns.frame_indices.push_back(f.frame_index);
     columns.source_indices.push_back(static_cast<std::int64_t>(first + s.source));
@@ -729,6 +737,7 @@ BuildResult build_cache(const BuildOptions& options_in) {
     columns.geometry.push_back(f.geometry);
     std::map<std::string, std::string> meta = f.meta;
     for (const auto& [name, value] : raw_meta(source.info)) meta[name] = value;
+    privacy.metadata(meta);
     for (const auto& [name, value] : meta) meta_names.insert(name);
     raw.push_back(std::move(meta));
   }
@@ -787,7 +796,8 @@ BuildResult build_cache(const BuildOptions& options_in) {
         {"shard_count", options.shard_count},
         {"multi_label", multi_label ? 1 : 0},
         {"missing_labels", options.missing_labels == MissingLabelPolicy::kDrop ? "drop" : "unlabeled"},
-        {"impute", to_string(options.impute)}};
+        {"impute", to_string(options.impute)},
+        {schema::kPrivacy, detail::json_text(privacy.record().to_json())}};
     writer.finish(columns, rejected_list, class_names, config_json, config_hash, attributes);
     write_progress.finish();
     fsync_path(temp_output, false);
@@ -843,6 +853,7 @@ BuildResult build_cache(const BuildOptions& options_in) {
   };
   // Everything is written before anything is published: a report that cannot be written fails
   // the build with the previous cache and report in place and the work folder kept for a resume.
+  privacy.finish_report(result.report);
   const std::string temp_report = result.report_path + ".tmp";
   try {
     write_file_atomically(temp_report, report_text(result.report));

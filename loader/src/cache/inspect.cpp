@@ -13,6 +13,7 @@
 #include "medload/core/error.h"
 #include "medload/core/thread_pool.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "medload/loader/cache/privacy.h"
 #include "schema.h"
 
 namespace medload::loader {
@@ -151,6 +152,7 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
   }
   summary["metadata"] = metadata;
   summary["splits"] = inspect_splits(reader);
+  summary["privacy"] = describe_identifying_fields(reader, schema::read_privacy(schema::CacheFile(path)));
 
   const auto rejected = reader.rejected();
   std::map<std::string, std::size_t> by_reason;
@@ -165,7 +167,8 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
 
   nlohmann::json attributes = nlohmann::json::object();
   const std::set<std::string> shown{"schema_version", "library_version", "build_time",
-                                    "config",         "config_hash",     "class_names"};
+                                    "config",         "config_hash",     "class_names",
+                                    schema::kPrivacy};
   for (const std::string& name : reader.attribute_names()) {
     if (!shown.count(name)) attributes[name] = reader.attribute(name);
   }
@@ -260,6 +263,16 @@ std::string format_inspection(const nlohmann::json& s) {
   for (const auto& e : rejected["examples"]) {
     out << "    " << e["path"].get<std::string>() << ": " << e["reason"].get<std::string>() << " ("
         << e["detail"].get<std::string>() << ")\n";
+  }
+  if (s.contains("privacy")) {
+    const auto& p = s["privacy"];
+    out << "  identifying fields (profile: " << p["profile"].get<std::string>() << "):\n";
+    for (const char* key : {"patient_ids", "source_paths", "rejected_paths", "sites", "metadata", "report"}) {
+      std::string label = key;
+      std::replace(label.begin(), label.end(), '_', ' ');
+      out << "    " << label << ": " << p[key].get<std::string>() << "\n";
+    }
+    for (const auto& removed : p["removed"]) out << "    removed: " << removed.get<std::string>() << "\n";
   }
   const auto& config = s["config"];
   if (config.is_object() && config.contains("preprocess"))

@@ -52,6 +52,7 @@ struct Shard {
   std::int64_t sources = 0;
   std::int64_t ok_files = 0;
   std::int64_t sources_total = 0;
+  PrivacyRecord privacy;
 };
 
 // Everything a merge reads beyond the CacheReader goes through the schema (schema.h), which
@@ -69,6 +70,7 @@ Shard open_shard(const std::string& path) {
   shard.sources_total = info.sources_total;
   shard.impute = schema::read_text_attribute(file, "impute", "class_median");
   shard.missing_labels = schema::read_text_attribute(file, "missing_labels", "unlabeled");
+  shard.privacy = schema::read_privacy(file);
   const std::size_t n = shard.reader->size();
   shard.source_indices = schema::read_source_indices(file, n);
   shard.pixel_hashes = schema::read_pixel_hashes(file, n, /*required=*/false);
@@ -111,6 +113,12 @@ MergeResult merge_caches(const MergeOptions& options) {
     require_same(first, shard, "shard counts", shard.count == first.count);
     require_same(first, shard, "label and metadata policies",
                  shard.impute == first.impute && shard.missing_labels == first.missing_labels);
+    if (!first.privacy.compatible_with(shard.privacy)) {
+      throw FormatError("cannot merge " + shard.path + " with " + first.path + ": " + first.path +
+                        " was built with " + first.privacy.settings_text() + ", " + shard.path + " with " +
+                        shard.privacy.settings_text() +
+                        " (merge only caches built with the same --pseudonymize key and privacy options)");
+    }
   }
   const bool sharded = first.count > 1;
   if (sharded) {
@@ -264,12 +272,15 @@ MergeResult merge_caches(const MergeOptions& options) {
     }
     std::int64_t sources = 0, ok_files = 0;
     nlohmann::json merged_from = nlohmann::json::array();
+    std::vector<PrivacyRecord> records;
     for (const Shard& shard : shards) {
       sources += shard.sources;
       ok_files += shard.ok_files;
-      merged_from.push_back(shard.path);
+      // A shared cache names its shards by file name only: their folders may name people.
+      merged_from.push_back(first.privacy.share ? fs::path(shard.path).filename().string() : shard.path);
+      records.push_back(shard.privacy);
     }
-    const nlohmann::json attributes{
+    nlohmann::json attributes{
         {"count_sources", sources},
         {"count_ok_files", ok_files - static_cast<std::int64_t>(dropped_sources.size())},
         {"sources_total", sharded ? first.sources_total : sources},
@@ -279,6 +290,8 @@ MergeResult merge_caches(const MergeOptions& options) {
         {"missing_labels", first.missing_labels},
         {"impute", first.impute},
         {"merged_from", detail::json_text(merged_from)}};
+    const PrivacyRecord privacy = PrivacyRecord::combined(records);
+    if (privacy.recorded) attributes[schema::kPrivacy] = detail::json_text(privacy.to_json());
     writer.finish(columns, rejected, first.reader->class_names(), first.reader->config_json(),
                   first.reader->config_hash(), attributes);
     progress.finish();

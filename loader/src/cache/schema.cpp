@@ -217,6 +217,13 @@ std::string read_text_attribute(const CacheFile& file, const std::string& name, 
   return text_attribute(file, file.id(), "", name, fallback);
 }
 
+PrivacyRecord read_privacy(const CacheFile& file) {
+  const std::string text = text_attribute(file, file.id(), "", kPrivacy, "");
+  if (text.empty()) return PrivacyRecord{};
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  return PrivacyRecord::from_json(j, file.path() + " is not a usable medload cache: its privacy attribute");
+}
+
 ShardInfo read_shard_info(const CacheFile& file) {
   const hid_t f = file.id();
   ShardInfo info;

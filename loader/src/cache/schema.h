@@ -22,6 +22,7 @@
 #include "cache_writer.h"
 #include "h5.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "medload/loader/cache/privacy.h"
 
 namespace medload::loader::schema {
 
@@ -42,6 +43,8 @@ inline constexpr const char* kMeta = "meta";
 inline constexpr const char* kImputedSuffix = "_imputed";
 inline constexpr const char* kRejected = "rejected";
 inline constexpr const char* kSplits = "splits";
+/// Root attribute: the PrivacyRecord (JSON text) of the cache's identifying fields.
+inline constexpr const char* kPrivacy = "privacy";
 /// The integer geometry columns under /geometry, in Geometry's order; /geometry/scale is float64.
 inline constexpr const char* kGeometryInt[10] = {"original_height", "original_width", "crop_x",  "crop_y",
                                                  "crop_w",          "crop_h",         "pad_top", "pad_left",
@@ -102,6 +105,9 @@ std::vector<std::string> read_class_names(const CacheFile& file);
 /// A string attribute of the root (`config`, `config_hash`, `library_version`, `impute`, ...);
 /// `fallback` when absent; FormatError when it is not a string.
 std::string read_text_attribute(const CacheFile& file, const std::string& name, const std::string& fallback);
+
+/// `privacy`: the PrivacyRecord's JSON; a record with recorded = false when absent (an older cache).
+PrivacyRecord read_privacy(const CacheFile& file);
 
 /// The shard and count attributes a merge reads.
 struct ShardInfo {

@@ -20,6 +20,7 @@
 #include "medload/core/text.h"
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "text_dicom.h"
 #include "test_util.h"
 
 namespace {
@@ -27,6 +28,7 @@ namespace {
 using medload::loader::BuildOptions;
 using medload::loader::CacheReader;
 using medload::loader::test::TempDir;
+using medload::loader::test::write_text_dicom;
 using medload::loader::test::write_bytes;
 using medload::loader::test::write_png;
 using medload::loader::test::write_tree;
@@ -75,36 +77,6 @@ bool has_warning(const nlohmann::json& entry, const std::string& code) {
     if (w == code) return true;
   }
   return false;
-}
-
-// A 64 x 64 8-bit MONOCHROME2 DICOM (pixels differ by `seed`) with header text as raw bytes:
-// `charset` is SpecificCharacterSet ("" leaves it out).
-void write_text_dicom(const std::string& path, int seed, const std::string& charset,
-                      const std::string& patient_id, const std::string& institution) {
-  DcmFileFormat file;
-  DcmDataset& ds = *file.getDataset();
-  ds.putAndInsertString(DCM_SOPClassUID, UID_SecondaryCaptureImageStorage);
-  ds.putAndInsertString(DCM_SOPInstanceUID, ("1.2.826.0.1.3680043.2.1125.7." + std::to_string(seed)).c_str());
-  if (!charset.empty()) ds.putAndInsertString(DCM_SpecificCharacterSet, charset.c_str());
-  ds.putAndInsertString(DCM_PatientID, patient_id.c_str());
-  ds.putAndInsertString(DCM_InstitutionName, institution.c_str());
-  ds.putAndInsertString(DCM_Modality, "OT");
-  ds.putAndInsertUint16(DCM_Rows, 64);
-  ds.putAndInsertUint16(DCM_Columns, 64);
-  ds.putAndInsertUint16(DCM_SamplesPerPixel, 1);
-  ds.putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
-  ds.putAndInsertUint16(DCM_BitsAllocated, 8);
-  ds.putAndInsertUint16(DCM_BitsStored, 8);
-  ds.putAndInsertUint16(DCM_HighBit, 7);
-  ds.putAndInsertUint16(DCM_PixelRepresentation, 0);
-  std::vector<Uint8> pixels(64 * 64);
-  for (std::size_t i = 0; i < pixels.size(); ++i) {
-    pixels[i] =
-        static_cast<Uint8>((i % 64) * 2 + (i / 64) + (i * 7919u * static_cast<unsigned>(seed + 1)) % 23);
-  }
-  ds.putAndInsertUint8Array(DCM_PixelData, pixels.data(), pixels.size());
-  fs::create_directories(fs::path(path).parent_path());
-  ASSERT_TRUE(file.saveFile(path.c_str(), EXS_LittleEndianExplicit).good()) << path;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "medload/core/progress.h"
+#include "medload/loader/cache/privacy.h"
 #include "medload/loader/preprocess/pipeline_config.h"
 #include "medload/loader/preprocess/preprocess.h"
 
@@ -69,6 +70,10 @@ struct BuildOptions {
   ImputePolicy impute = ImputePolicy::kClassMedian;
   /// Finished files per work-area batch: a kill loses at most the batches in progress. 1..4096.
   int batch_files = 16;
+  /// Patient-id pseudonymisation and the share profile (privacy.h, docs/privacy.md). The default
+  /// stores ids, sites, paths and metadata as the sources give them. The work folder holds them
+  /// verbatim until the build finishes; the cache and report hold only what this allows.
+  PrivacyOptions privacy;
 
   /// Throws ConfigError naming the field and its allowed range.
   void validate() const;
@@ -108,6 +113,11 @@ std::string report_path_for(const std::string& output);
 /// Resumable: samples in the work folder whose key (config hash, library version, source file
 /// hash) matches are reused. Incremental: so are samples of an existing cache at `<output>`
 /// built with the same config and library version; a changed config rebuilds everything.
+///
+/// Privacy: patient ids, sites, source paths, metadata and report entries are stored as
+/// options.privacy says, and the cache records it (root attribute `privacy`). An existing cache at
+/// `<output>` recorded with other privacy settings (verbatim ids vs pseudonyms, another key,
+/// another profile or site map) is refused with ConfigError rather than mixed into the new one.
 ///
 /// Throws ConfigError (bad options), IoError (missing root, unwritable output, full disk: the
 /// message names the path and the system's reason), FormatError (an existing `<output>` that is

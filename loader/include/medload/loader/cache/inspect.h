@@ -27,6 +27,7 @@ struct InspectOptions {
 ///  "metadata": {name: {"numeric", "imputed", ("mean", "min", "max") | ("values": {v: n})}},
 ///  "splits": {name: {"attributes": {...}, "parts": {part value: {"count", "classes": [...]}}}},
 ///  "rejected": {"count", "by_reason": {...}, "examples": [{"path", "reason", "detail"}]},
+///  "privacy": which identifying fields it holds (describe_identifying_fields in privacy.h),
 ///  "attributes": {every other root attribute as text},
 ///  "verify": {"checked", "failed", "failures": [{"index", "source_path", "frame_index"}]} (with verify)}.
 /// Throws what CacheReader's constructor throws.

@@ -39,7 +39,9 @@ struct MergeResult {
 /// must be present exactly once. Caches that are not shards (shard count 1) are concatenated in
 /// the order given. Duplicates across shards (the same decoded pixels) are dropped from the later
 /// shard and listed as rejected `duplicate`, as a single build would; metadata is imputed again
-/// over the merged samples. Throws ConfigError (bad options), FormatError naming the cache and the
+/// over the merged samples. Caches whose privacy records conflict (privacy.h: verbatim ids with
+/// pseudonyms, two keys, two profiles) are refused; the merged cache keeps their record, and
+/// under the share profile names its inputs (`merged_from`) by file name only. Throws ConfigError (bad options), FormatError naming the cache and the
 /// mismatching property, IoError/HdfError (writing).
 MergeResult merge_caches(const MergeOptions& options);
 
