@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cache_check.h"
 #include "fuzz_support.h"
 #include "medload/core/error.h"
 #include "medload/loader/cache/cache_reader.h"
@@ -44,6 +45,7 @@ void read_everything(const medload::loader::CacheReader& cache) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static medload::fuzz::TempFile file(".h5");
   const std::string& path = file.write(data, size);
+  if (!medload::fuzz::checked_in_child(path)) return 0;
   try {
     const medload::loader::CacheReader cache(path);
     read_everything(cache);

@@ -6,13 +6,16 @@
 #include <cstdint>
 #include <string>
 
+#include "cache_check.h"
 #include "fuzz_support.h"
 #include "medload/core/error.h"
+#include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/serve/split_store.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static medload::fuzz::TempFile file(".h5");
   const std::string& path = file.write(data, size);
+  if (!medload::fuzz::checked_in_child(path)) return 0;
   try {
     for (const auto& name : medload::loader::list_splits(path)) {
       try {

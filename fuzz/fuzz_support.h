@@ -24,8 +24,12 @@ class TempFile {
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
 
-  /// Replaces the file's content with `data`; aborts when it cannot (the harness is broken).
+  /// Replaces the file with a new one holding `data`; aborts when it cannot (the harness is
+  /// broken). A new file, not the old one truncated: libhdf5 recognises an open file by device and
+  /// inode, and a handle it leaked on the last input would otherwise make it read these bytes
+  /// through the last file's cached structures (a crash no real cache could cause).
   const std::string& write(const std::uint8_t* data, std::size_t size) {
+    std::remove(path_.c_str());
     std::FILE* f = std::fopen(path_.c_str(), "wb");
     if (!f || (size && std::fwrite(data, 1, size, f) != size) || std::fclose(f) != 0) std::abort();
     return path_;

@@ -1,10 +1,24 @@
 #include "medload/core/process_limits.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
+
+// AddressSanitizer: GCC defines __SANITIZE_ADDRESS__, clang (before 16) only __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define MEDLOAD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEDLOAD_ASAN 1
+#endif
+#endif
+#ifdef MEDLOAD_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include "medload/core/file_descriptor.h"
 
@@ -25,7 +39,7 @@ namespace {
 }  // namespace
 
 void cap_address_space_growth(std::uint64_t extra_bytes) noexcept {
-#ifndef __SANITIZE_ADDRESS__  // GCC and Clang define it under -fsanitize=address
+#ifndef MEDLOAD_ASAN
   const std::uint64_t now = address_space_bytes();
   rlimit space{};
   if (now == 0 || ::getrlimit(RLIMIT_AS, &space) != 0) return;
@@ -41,6 +55,32 @@ void cap_address_space_growth(std::uint64_t extra_bytes) noexcept {
 void disable_core_files() noexcept {
   const rlimit none{0, 0};
   ::setrlimit(RLIMIT_CORE, &none);
+}
+
+void cap_cpu_seconds(unsigned seconds) noexcept {
+  rusage used{};
+  if (::getrusage(RUSAGE_SELF, &used) != 0) return;
+  rlimit cpu{};
+  if (::getrlimit(RLIMIT_CPU, &cpu) != 0) return;
+  // RLIMIT_CPU counts the process's whole life: the limit is what it used so far plus `seconds`.
+  const rlim_t spent = static_cast<rlim_t>(used.ru_utime.tv_sec + used.ru_stime.tv_sec) + 1;
+  const rlim_t limit = spent + seconds;
+  if (cpu.rlim_max != RLIM_INFINITY && cpu.rlim_max < limit) return;
+  cpu.rlim_cur = limit;
+  cpu.rlim_max = limit + 5;  // SIGXCPU at the soft limit, SIGKILL at the hard one
+  ::setrlimit(RLIMIT_CPU, &cpu);
+}
+
+void end_with_parent(int parent) noexcept {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);  // the parent ended before the line above
+}
+
+void default_crash_signals() noexcept {
+  for (const int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(signal, SIG_DFL);
+#ifdef MEDLOAD_ASAN
+  __sanitizer_set_death_callback(nullptr);
+#endif
 }
 
 }  // namespace medload::core

@@ -1,6 +1,7 @@
 #include "medload/loader/cache/cache_reader.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,8 +15,11 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "h5.h"
 #include "medload/core/error.h"
@@ -26,6 +30,22 @@
 namespace medload::loader {
 
 namespace {
+
+// True in the child that check_cache_in_child forks: it reads what its parent must not.
+bool g_checking_child = false;
+
+// A file as check_cache_in_child saw it: device, inode, size, modification time (ns).
+using FileIdentity = std::tuple<dev_t, ino_t, off_t, std::int64_t>;
+std::optional<FileIdentity> identity_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileIdentity{st.st_dev, st.st_ino, st.st_size,
+                      std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+// The files check_cache_in_child passed in this process (a changed file is checked again).
+std::mutex g_checked_mutex;
+std::set<FileIdentity> g_checked;
 
 // How image bytes are found: one chunk per image at a file offset, read with pread.
 enum class Storage {
@@ -364,6 +384,7 @@ std::vector<std::string> CacheReader::attribute_names() const {
 void check_cache_in_child(const std::string& path, int limit_seconds) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw IoError(std::string("cannot check ") + path + ": " + std::strerror(errno));
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int error = errno;
@@ -373,11 +394,19 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
   }
   if (pid == 0) {
     ::close(pipe_fds[0]);
+    g_checking_child = true;
+    core::end_with_parent(parent);
+    core::default_crash_signals();
+    core::cap_cpu_seconds(static_cast<unsigned>(std::max(1, limit_seconds)));
     core::cap_address_space_growth(std::uint64_t{4} << 30);
     core::disable_core_files();
     std::string message;
     try {
-      const CacheReader reader(path);
+      { const CacheReader reader(path); }
+      // Every variable-length string, whether the reader needed it or not (splits, attributes
+      // other tools added): what a damaged global heap crashes on.
+      const h5::File file = h5::File::open(path);
+      h5::read_variable_length_strings(file.id(), h5::variable_length_strings(file.id()));
       ::_exit(0);
     } catch (const std::bad_alloc&) {
       message = path + " is not a usable medload cache: reading it needed more than 4 GiB of memory "
@@ -423,6 +452,25 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
     // The validation's own message (it names the file), or what libhdf5 reported.
     throw FormatError(message.empty() ? path + " is not a usable medload cache" : message);
   }
+  if (const auto key = identity_of(path)) {
+    const std::lock_guard<std::mutex> lock(g_checked_mutex);
+    g_checked.insert(*key);
+  }
 }
+
+namespace schema {
+
+void contain_variable_length_strings(const std::string& path, h5::File& file) {
+  if (g_checking_child || h5::variable_length_strings(file.id()).empty()) return;
+  if (const auto key = identity_of(path)) {
+    const std::lock_guard<std::mutex> lock(g_checked_mutex);
+    if (g_checked.count(*key) != 0) return;
+  }
+  file.close();
+  check_cache_in_child(path);
+  file = h5::File::open(path);
+}
+
+}  // namespace schema
 
 }  // namespace medload::loader

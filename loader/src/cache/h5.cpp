@@ -275,17 +275,45 @@ Datatype dataset_type(const Dataset& dataset) {
                         "the type of \"" + object_name(dataset.id()) + "\"", dataset.id()));
 }
 
+Datatype fixed_string_type(std::size_t size) {
+  silence_errors();
+  Datatype type(check(H5Tcopy(H5T_C_S1), "copy", "the string type", H5I_INVALID_HID));
+  check_status(H5Tset_size(type.id(), std::max<std::size_t>(1, size)), "size", "the string type", H5I_INVALID_HID);
+  check_status(H5Tset_strpad(type.id(), H5T_STR_NULLPAD), "pad", "the string type", H5I_INVALID_HID);
+  check_status(H5Tset_cset(type.id(), H5T_CSET_UTF8), "set the character set of", "the string type",
+               H5I_INVALID_HID);
+  return type;
+}
+
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values) {
-  Datatype type = string_type();
-  Dataset dataset = create_dataset(loc, name, type.id(), {static_cast<hsize_t>(values.size())});
-  if (values.empty()) return;
-  std::vector<const char*> pointers(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) pointers[i] = values[i].c_str();
-  check_status(H5Dwrite(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), "write",
-               "the dataset \"" + name + "\"", loc);
+  std::size_t width = 1;
+  for (const std::string& v : values) width = std::max(width, v.size());
+  Datatype type = fixed_string_type(width);
+  const auto n = static_cast<hsize_t>(values.size());
+  // Rows go out a block at a time, so one long value does not make an N x width buffer.
+  constexpr hsize_t kBlock = 4096;
+  DatasetLayout layout;
+  if (n > 0) {
+    layout.chunk = {std::min(n, kBlock)};
+    layout.deflate = 4;
+  }
+  Dataset dataset = create_dataset(loc, name, type.id(), {n}, layout);
+  std::vector<char> buffer;
+  for (hsize_t start = 0; start < n; start += kBlock) {
+    const hsize_t count = std::min(kBlock, n - start);
+    buffer.assign(static_cast<std::size_t>(count) * width, '\0');
+    for (hsize_t i = 0; i < count; ++i) {
+      const std::string& v = values[static_cast<std::size_t>(start + i)];
+      std::copy(v.begin(), v.end(), buffer.begin() + static_cast<std::ptrdiff_t>(i * width));
+    }
+    write_rows(dataset, start, count, type.id(), buffer.data());
+  }
 }
 
 namespace {
+
+// Most bytes of fixed-length strings read at once (one text column or attribute).
+constexpr std::size_t kMaxStringBytes = std::size_t{1} << 31;
 
 // Reads strings of either kind from a dataset or attribute through `read(memtype, buffer)`.
 template <class ReadFn>
@@ -307,9 +335,15 @@ std::vector<std::string> read_string_values(hid_t file_type, std::size_t count, 
     H5Dvlen_reclaim(mem.id(), space.id(), H5P_DEFAULT, pointers.data());
   } else {
     const std::size_t size = H5Tget_size(file_type);
-    Datatype mem(check(H5Tcopy(H5T_C_S1), "copy", "the string type", loc));
-    H5Tset_size(mem.id(), size);
-    std::vector<char> buffer(size * count);
+    std::size_t bytes = 0;
+    // What the header claims is checked before it is allocated (schema.cpp also checks it
+    // against the storage in the file).
+    if (size == 0 || __builtin_mul_overflow(size, count, &bytes) || bytes > kMaxStringBytes) {
+      throw HdfError("Unable to read " + object + " in " + file_name(loc) + " (it declares " +
+                     std::to_string(count) + " strings of " + std::to_string(size) + " bytes)");
+    }
+    Datatype mem = fixed_string_type(size);
+    std::vector<char> buffer(bytes);
     read(mem.id(), buffer.data());
     for (std::size_t i = 0; i < count; ++i) {
       const char* begin = buffer.data() + i * size;
@@ -442,11 +476,12 @@ void write_scalar_attribute(hid_t loc, const std::string& name, T value) {
 
 void write_attribute(hid_t loc, const std::string& name, const std::string& value) {
   silence_errors();
-  Datatype type = string_type();
+  Datatype type = fixed_string_type(value.size());
   Dataspace space(check(H5Screate(H5S_SCALAR), "create", "the dataspace of \"" + name + "\"", loc));
   Attribute attribute = recreate_attribute(loc, name, type.id(), space.id());
-  const char* pointer = value.c_str();
-  check_status(H5Awrite(attribute.id(), type.id(), &pointer), "write", "the attribute \"" + name + "\"", loc);
+  std::vector<char> buffer(std::max<std::size_t>(1, value.size()), '\0');
+  std::copy(value.begin(), value.end(), buffer.begin());
+  check_status(H5Awrite(attribute.id(), type.id(), buffer.data()), "write", "the attribute \"" + name + "\"", loc);
 }
 
 void write_attribute(hid_t loc, const std::string& name, std::int64_t value) {
@@ -535,6 +570,64 @@ std::string attribute_as_text(hid_t loc, const std::string& name) {
     out << "<" << base_name(object_name(loc)) << " attribute of an unsupported type>";
   }
   return out.str();
+}
+
+// ---- variable-length strings -----------------------------------------------------------------
+
+namespace {
+
+bool is_variable_length_string(hid_t type) {
+  return type >= 0 && H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0;
+}
+
+struct VisitState {
+  std::vector<VariableLengthString> found;
+};
+
+herr_t visit_attribute(hid_t object, const char* name, const H5A_info_t*, void* data) {
+  Attribute attribute(H5Aopen(object, name, H5P_DEFAULT));
+  if (!attribute.valid()) return -1;
+  Datatype type(H5Aget_type(attribute.id()));
+  if (is_variable_length_string(type.id())) {
+    static_cast<VisitState*>(data)->found.push_back({object_name(object), name});
+  }
+  return 0;
+}
+
+herr_t visit_object(hid_t file, const char* name, const H5O_info_t* info, void* data) {
+  Handle<H5Oclose> object(H5Oopen(file, name, H5P_DEFAULT));
+  if (!object.valid()) return -1;
+  if (info->type == H5O_TYPE_DATASET) {
+    Datatype type(H5Dget_type(object.id()));
+    if (is_variable_length_string(type.id())) {
+      static_cast<VisitState*>(data)->found.push_back({object_name(object.id()), ""});
+    }
+  }
+  hsize_t index = 0;
+  return H5Aiterate2(object.id(), H5_INDEX_NAME, H5_ITER_NATIVE, &index, visit_attribute, data) < 0 ? -1 : 0;
+}
+
+}  // namespace
+
+std::vector<VariableLengthString> variable_length_strings(hid_t file) {
+  silence_errors();
+  VisitState state;
+  if (H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_NATIVE, visit_object, &state, H5O_INFO_BASIC) < 0) {
+    fail("list the objects of", "the file", file);
+  }
+  return state.found;
+}
+
+void read_variable_length_strings(hid_t file, const std::vector<VariableLengthString>& found) {
+  for (const VariableLengthString& where : found) {
+    if (where.attribute.empty()) {
+      (void)read_strings(file, where.object);
+    } else {
+      Handle<H5Oclose> object(check(H5Oopen(file, where.object.c_str(), H5P_DEFAULT), "open",
+                                    "\"" + where.object + "\"", file));
+      (void)read_string_attribute(object.id(), where.attribute);
+    }
+  }
 }
 
 }  // namespace medload::loader::h5

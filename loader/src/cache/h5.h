@@ -162,8 +162,10 @@ inline hid_t native_type<double>() {
   return H5T_NATIVE_DOUBLE;
 }
 
-/// A variable-length UTF-8 string type (owned).
+/// A variable-length UTF-8 string type (owned): the memory type for reading such strings.
 Datatype string_type();
+/// A fixed-length UTF-8 string type of `size` bytes (>= 1), NUL-padded (owned).
+Datatype fixed_string_type(std::size_t size);
 
 // ---- links, groups, datasets ---------------------------------------------------------------
 
@@ -214,10 +216,24 @@ void write_vector(hid_t loc, const std::string& name, const std::vector<T>& valu
 template <class T>
 std::vector<T> read_vector(hid_t loc, const std::string& name);
 
-/// Writes a 1-D dataset of variable-length UTF-8 strings.
+/// Writes a 1-D dataset of fixed-length UTF-8 strings (as long as the longest value, NUL-padded;
+/// chunked and deflated, so the padding costs next to nothing on disk). Fixed length on purpose:
+/// variable-length strings live in HDF5's global heap, whose lengths libhdf5 trusts when it
+/// reads, so a damaged one crashes or hangs the reader (docs/fuzzing.md, finding 2).
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values);
 /// Reads a 1-D dataset of strings (variable or fixed length).
 std::vector<std::string> read_strings(hid_t loc, const std::string& name);
+
+/// A dataset or attribute of a file whose type is a variable-length string.
+struct VariableLengthString {
+  std::string object;     ///< path of the dataset, or of the object holding the attribute
+  std::string attribute;  ///< the attribute's name; empty for a dataset
+};
+/// Every variable-length string dataset and attribute in `file`, found from object headers only
+/// (nothing in the global heap is read). Caches medload writes now have none; older ones do.
+std::vector<VariableLengthString> variable_length_strings(hid_t file);
+/// Reads every one of them (what a damaged global heap would crash), and drops the values.
+void read_variable_length_strings(hid_t file, const std::vector<VariableLengthString>& found);
 
 /// Writes `count` rows starting at row `start` of a dataset whose first dimension is the row;
 /// `data` holds count * (product of the other dims) elements of the memory type `type`.
@@ -233,7 +249,7 @@ void resize(const Dataset& dataset, const std::vector<hsize_t>& dims);
 bool has_attribute(hid_t loc, const std::string& name);
 /// Names of the attributes of `loc`, in name order.
 std::vector<std::string> list_attributes(hid_t loc);
-/// Writes (replacing) a scalar string attribute (variable-length UTF-8).
+/// Writes (replacing) a scalar string attribute (fixed-length UTF-8, see write_strings).
 void write_attribute(hid_t loc, const std::string& name, const std::string& value);
 inline void write_attribute(hid_t loc, const std::string& name, const char* value) {
   write_attribute(loc, name, std::string(value));

@@ -175,6 +175,11 @@ CacheFile::CacheFile(const std::string& path) : path_(path) {
     // HDF5 refuses truncated files at open ("truncated file: eof = ..."); say so in our terms.
     fail(std::string("HDF5 cannot open it (truncated or not HDF5): ") + e.what());
   }
+  try {
+    contain_variable_length_strings(path, file_);
+  } catch (const HdfError& e) {
+    fail(std::string("HDF5 cannot list its objects (damaged object headers): ") + e.what());
+  }
 }
 
 void CacheFile::fail(const std::string& what) const {

@@ -95,6 +95,13 @@ class CacheFile {
   std::uint64_t size_bytes_ = 0;
 };
 
+/// Caches medload writes now hold no variable-length strings. When `file` does (an older
+/// cache, or one another tool rewrote), they live in HDF5's global heap, whose damage crashes or
+/// hangs libhdf5 in the reading process: the file is then closed, checked with
+/// check_cache_in_child (unless that already passed for this file in this process), and opened
+/// again. Returns at once inside that child. Throws what check_cache_in_child throws.
+void contain_variable_length_strings(const std::string& path, h5::File& file);
+
 // ---- root attributes -------------------------------------------------------------------------
 
 /// `schema_version`: required, an integer in 1..kCacheSchemaVersion (a newer one says to use a
