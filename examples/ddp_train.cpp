@@ -30,6 +30,7 @@
 
 #include "cli.h"
 #include "medload/core/error.h"
+#include "medload/core/file_descriptor.h"
 
 namespace {
 
@@ -45,20 +46,17 @@ struct DdpArgs {
 
 // A port the kernel considers free right now (bound to port 0, then released).
 int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw medload::IoError(std::string("socket: ") + std::strerror(errno));
+  const medload::core::FileDescriptor fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw medload::IoError(std::string("socket: ") + std::strerror(errno));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
   socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const std::string err = std::strerror(errno);
-    ::close(fd);
-    throw medload::IoError("cannot find a free loopback port: " + err);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    throw medload::IoError(std::string("cannot find a free loopback port: ") + std::strerror(errno));
   }
-  ::close(fd);
   return ntohs(addr.sin_port);
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "detail.h"
+#include "medload/core/check_range.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/core/json_fields.h"
@@ -319,9 +320,8 @@ Augmenter::Augmenter(AugmentOptions options, std::size_t threads, Normalization 
   }
   impl_->options = std::move(options);
   impl_->normalization = normalization;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  if (threads > 1024)
-    throw ConfigError("augmentation threads is " + std::to_string(threads) + "; allowed 0..1024");
+  core::check_range("augmentation threads", threads, 0, 1024);
+  threads = core::resolve_threads(threads);
   if (threads > 1) impl_->pool = std::make_unique<ThreadPool>(threads - 1);
 }
 

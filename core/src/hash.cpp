@@ -1,6 +1,14 @@
 #include "medload/core/hash.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
+#include <vector>
+
+#include "medload/core/file_descriptor.h"
 
 namespace medload {
 namespace {
@@ -85,6 +93,24 @@ std::uint64_t hash64(const void* data, std::size_t size, std::uint64_t seed) noe
   h *= kP3;
   h ^= h >> 32;
   return h;
+}
+
+std::optional<std::uint64_t> file_content_hash(const std::string& path) {
+  // O_NONBLOCK and the check after opening: a path that became a FIFO or a device is not read.
+  const core::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) return std::nullopt;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  std::vector<unsigned char> bytes;
+  unsigned char buffer[1 << 16];
+  for (;;) {
+    const ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return std::nullopt;
+    if (got == 0) break;
+    bytes.insert(bytes.end(), buffer, buffer + got);
+  }
+  return content_hash(bytes.data(), bytes.size());
 }
 
 std::string hash_hex(std::uint64_t value) {

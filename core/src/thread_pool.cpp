@@ -1,20 +1,23 @@
 #include "medload/core/thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <string>
 
-#include "medload/core/error.h"
+#include "medload/core/check_range.h"
 
 namespace medload {
 
+std::size_t core::resolve_threads(std::size_t requested) noexcept {
+  if (requested != 0) return requested;
+  const std::size_t hardware = std::thread::hardware_concurrency();  // 0 when unknown
+  return std::clamp<std::size_t>(hardware, 1, kMaxAutoThreads);
+}
+
 ThreadPool::ThreadPool(std::size_t threads) {
-  if (threads == 0) {
-    threads = std::max(1u, std::thread::hardware_concurrency());
-  }
-  if (threads > 1024) {
-    throw ConfigError("ThreadPool: threads is " + std::to_string(threads) + ", the limit is 1024");
-  }
+  core::check_range("ThreadPool threads", threads, 0, 1024);
+  threads = core::resolve_threads(threads);
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i) {
     workers_.emplace_back([this] { work(); });

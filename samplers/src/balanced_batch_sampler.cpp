@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "class_pool.h"
+#include "medload/core/check_range.h"
 #include "medload/core/error.h"
 
 namespace medload::samplers {
@@ -15,11 +16,8 @@ class BalancedBatchStream final : public detail::Stream {
               "BalancedBatchSamplerOptions"),
         options_(std::move(options)) {
     const std::size_t p = options_.classes_per_batch, k = options_.samples_per_class;
-    if (p == 0 || p > pool_.num_classes()) {
-      throw ConfigError("BalancedBatchSamplerOptions.classes_per_batch = " + std::to_string(p) +
-                        ": must be in [1, " + std::to_string(pool_.num_classes()) +
-                        "] (the number of classes)");
-    }
+    // At most the number of classes.
+    core::check_range("BalancedBatchSamplerOptions.classes_per_batch", p, 1, pool_.num_classes());
     if (k == 0) throw ConfigError("BalancedBatchSamplerOptions.samples_per_class = 0: must be >= 1");
     if (p * k > pool_.dataset_size()) {
       throw ConfigError("BalancedBatchSamplerOptions: batch size classes_per_batch x samples_per_class = " +

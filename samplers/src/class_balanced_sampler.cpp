@@ -5,32 +5,24 @@
 #include <limits>
 
 #include "class_pool.h"
+#include "medload/core/enum_names.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "weights_check.h"
 
 namespace medload::samplers {
 
-std::string to_string(BalanceMode mode) {
-  switch (mode) {
-    case BalanceMode::kOversample:
-      return "oversample";
-    case BalanceMode::kUndersample:
-      return "undersample";
-    case BalanceMode::kSqrt:
-      return "sqrt";
-    case BalanceMode::kTarget:
-      return "target";
-  }
-  return "unknown";
-}
+namespace {
+constexpr auto kBalanceModeNames = core::enum_names<BalanceMode>({{BalanceMode::kOversample, "oversample"},
+                                                                  {BalanceMode::kUndersample, "undersample"},
+                                                                  {BalanceMode::kSqrt, "sqrt"},
+                                                                  {BalanceMode::kTarget, "target"}});
+}  // namespace
+
+std::string to_string(BalanceMode mode) { return std::string(kBalanceModeNames.name(mode, "unknown")); }
 
 BalanceMode balance_mode_from_string(const std::string& name) {
-  for (BalanceMode mode :
-       {BalanceMode::kOversample, BalanceMode::kUndersample, BalanceMode::kSqrt, BalanceMode::kTarget}) {
-    if (to_string(mode) == name) return mode;
-  }
-  throw ConfigError("balance mode \"" + name + "\": expected oversample, undersample, sqrt or target");
+  return kBalanceModeNames.value(name, "ClassBalancedSamplerOptions.mode");
 }
 
 namespace {

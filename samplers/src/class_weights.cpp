@@ -4,32 +4,24 @@
 #include <cmath>
 #include <sstream>
 
+#include "medload/core/enum_names.h"
 #include "medload/core/error.h"
 #include "medload/samplers/stream_sampler.h"
 
 namespace medload::samplers {
 
-std::string to_string(ClassWeighting weighting) {
-  switch (weighting) {
-    case ClassWeighting::kInverseFrequency:
-      return "inverse";
-    case ClassWeighting::kSqrtInverse:
-      return "sqrt-inverse";
-    case ClassWeighting::kBalanced:
-      return "balanced";
-    case ClassWeighting::kEffectiveNumber:
-      return "effective-number";
-  }
-  return "unknown";
-}
+namespace {
+constexpr auto kWeightingNames =
+    core::enum_names<ClassWeighting>({{ClassWeighting::kInverseFrequency, "inverse"},
+                                      {ClassWeighting::kSqrtInverse, "sqrt-inverse"},
+                                      {ClassWeighting::kBalanced, "balanced"},
+                                      {ClassWeighting::kEffectiveNumber, "effective-number"}});
+}  // namespace
+
+std::string to_string(ClassWeighting weighting) { return std::string(kWeightingNames.name(weighting, "unknown")); }
 
 ClassWeighting class_weighting_from_string(const std::string& name) {
-  for (ClassWeighting w : {ClassWeighting::kInverseFrequency, ClassWeighting::kSqrtInverse,
-                           ClassWeighting::kBalanced, ClassWeighting::kEffectiveNumber}) {
-    if (to_string(w) == name) return w;
-  }
-  throw ConfigError("class weighting \"" + name +
-                    "\": expected inverse, sqrt-inverse, balanced or effective-number");
+  return kWeightingNames.value(name, "ClassWeightOptions.weighting");
 }
 
 std::vector<std::int64_t> class_counts(const std::vector<std::int64_t>& labels, std::size_t num_classes) {

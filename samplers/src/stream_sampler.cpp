@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <string>
 
+#include "medload/core/check_range.h"
 #include "medload/core/error.h"
 
 namespace medload::samplers {
@@ -39,10 +40,7 @@ StreamSampler::StreamSampler(const StreamSampler& other, std::size_t world_size,
                              bool drop_last)
     : stream_(other.stream_), cursor_(std::make_shared<Cursor>()) {
   if (world_size == 0) throw ConfigError("DistributedOptions.world_size = 0: must be >= 1");
-  if (rank >= world_size) {
-    throw ConfigError("DistributedOptions.rank = " + std::to_string(rank) + ": must be < world_size (" +
-                      std::to_string(world_size) + ")");
-  }
+  core::check_range("DistributedOptions.rank", rank, 0, world_size - 1);
   if (other.cursor_->world_size != 1) {
     throw ConfigError("DistributedSampler: the sampler to wrap is already distributed (world_size " +
                       std::to_string(other.cursor_->world_size) + "); wrap the plain sampler");

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "medload/core/error.h"
@@ -40,6 +42,15 @@ TEST(ThreadPool, RejectsAbsurdThreadCounts) {
   } catch (const medload::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("1024"), std::string::npos);
   }
+}
+
+TEST(ResolveThreads, KeepsARequestAndResolvesZeroToTheHardware) {
+  EXPECT_EQ(medload::core::resolve_threads(3), 3u);
+  EXPECT_EQ(medload::core::resolve_threads(5000), 5000u);  // bounding it is the caller's validate()
+  const std::size_t hardware = std::thread::hardware_concurrency();
+  const std::size_t expected = std::min<std::size_t>(std::max<std::size_t>(hardware, 1), medload::core::kMaxAutoThreads);
+  EXPECT_EQ(medload::core::resolve_threads(0), expected);
+  EXPECT_EQ(medload::ThreadPool(0).size(), expected);
 }
 
 }  // namespace

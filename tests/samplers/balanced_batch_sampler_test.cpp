@@ -90,8 +90,8 @@ TEST(BalancedBatchSampler, BadOptionsNameTheValue) {
     }
     return "";
   };
-  EXPECT_NE(error(3, 1).find("classes_per_batch = 3"), std::string::npos);
-  EXPECT_NE(error(0, 1).find("classes_per_batch = 0"), std::string::npos);
+  EXPECT_NE(error(3, 1).find("classes_per_batch is 3; allowed 1..2"), std::string::npos);
+  EXPECT_NE(error(0, 1).find("classes_per_batch is 0; allowed 1..2"), std::string::npos);
   EXPECT_NE(error(2, 0).find("samples_per_class = 0"), std::string::npos);
   EXPECT_NE(error(2, 6).find("= 12 is larger than the dataset (10 samples)"), std::string::npos);
 }

@@ -23,6 +23,7 @@
 
 #include "h5.h"
 #include "medload/core/error.h"
+#include "medload/core/file_descriptor.h"
 #include "medload/core/hash.h"
 #include "medload/core/process_limits.h"
 #include "schema.h"
@@ -59,7 +60,7 @@ enum class Storage {
 
 struct CacheReader::Impl {
   std::string path;
-  int fd = -1;
+  core::FileDescriptor fd;
   std::unique_ptr<schema::CacheFile> file;
   h5::Dataset images;  // kept open for the H5Dread fallback
   mutable std::mutex hdf5_mutex;
@@ -83,10 +84,6 @@ struct CacheReader::Impl {
   std::string config_json, config_hash, library_version;
   std::int64_t schema_version = 0;
 
-  ~Impl() {
-    if (fd >= 0) ::close(fd);
-  }
-
   void open();
   void read_images_header();
   void read_tables();
@@ -97,8 +94,8 @@ struct CacheReader::Impl {
 // Everything is read through the schema (schema.h), which validates shapes, types, lengths and
 // ranges before anything is allocated or indexed.
 void CacheReader::Impl::open() {
-  fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError("cannot open the cache " + path + ": " + std::strerror(errno));
+  fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw IoError("cannot open the cache " + path + ": " + std::strerror(errno));
   file = std::make_unique<schema::CacheFile>(path);
   schema_version = schema::read_schema_version(*file);
   class_names = schema::read_class_names(*file);
@@ -271,7 +268,7 @@ void CacheReader::read_image(std::size_t index, void* out) const {
       if (d.base == schema::kNotWritten) {
         std::memset(out, 0, d.image_bytes);
       } else {
-        pread_all(d.fd, out, d.image_bytes, d.base + static_cast<std::uint64_t>(index) * d.image_bytes,
+        pread_all(d.fd.get(), out, d.image_bytes, d.base + static_cast<std::uint64_t>(index) * d.image_bytes,
                   d.path, index);
       }
       return;
@@ -384,16 +381,15 @@ std::vector<std::string> CacheReader::attribute_names() const {
 void check_cache_in_child(const std::string& path, int limit_seconds) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw IoError(std::string("cannot check ") + path + ": " + std::strerror(errno));
+  core::FileDescriptor read_end(pipe_fds[0]), write_end(pipe_fds[1]);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int error = errno;
-    ::close(pipe_fds[0]);
-    ::close(pipe_fds[1]);
     throw IoError("cannot check " + path + " in a child process: " + std::strerror(error));
   }
   if (pid == 0) {
-    ::close(pipe_fds[0]);
+    read_end.reset();
     g_checking_child = true;
     core::end_with_parent(parent);
     core::default_crash_signals();
@@ -417,13 +413,13 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
       message = "an unknown error";
     }
     for (std::size_t done = 0; done < message.size();) {
-      const ssize_t n = ::write(pipe_fds[1], message.data() + done, message.size() - done);
+      const ssize_t n = ::write(write_end.get(), message.data() + done, message.size() - done);
       if (n <= 0) break;
       done += static_cast<std::size_t>(n);
     }
     ::_exit(1);
   }
-  ::close(pipe_fds[1]);
+  write_end.reset();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(limit_seconds);
   int status = 0;
   bool timed_out = false;
@@ -438,8 +434,8 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
   }
   std::string message;
   char buffer[4096];
-  for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) message.append(buffer, static_cast<std::size_t>(n));
-  ::close(pipe_fds[0]);
+  for (ssize_t n; (n = ::read(read_end.get(), buffer, sizeof buffer)) > 0;) message.append(buffer, static_cast<std::size_t>(n));
+  read_end.reset();
   if (timed_out) {
     throw FormatError(path + " is not a usable medload cache: reading it did not finish within " +
                       std::to_string(limit_seconds) + " s (libhdf5 loops on some damaged files)");

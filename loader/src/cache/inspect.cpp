@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "h5.h"
+#include "medload/core/check_range.h"
 #include "medload/core/error.h"
 #include "medload/core/thread_pool.h"
 #include "medload/loader/cache/cache_reader.h"
@@ -62,9 +63,7 @@ nlohmann::json inspect_splits(const CacheReader& reader) {
 }  // namespace
 
 nlohmann::json inspect_cache(const std::string& path, const InspectOptions& options) {
-  if (options.threads < 0 || options.threads > 256) {
-    throw ConfigError("threads is " + std::to_string(options.threads) + "; allowed 0..256");
-  }
+  core::check_range("InspectOptions.threads", options.threads, 0, 256);
   const CacheReader reader(path);
   nlohmann::json summary;
   summary["path"] = path;

@@ -164,7 +164,7 @@ FileOutcome decode_file(const SourceFile& source, const ValidationOptions& optio
     detail::reject(outcome, Reason::kEmptyFile, "the file has 0 bytes");
     return outcome;
   }
-  outcome.content_hash = hash64(bytes.data(), bytes.size(), 0);
+  outcome.content_hash = content_hash(bytes.data(), bytes.size()).value_or(0);
   const Format format = detail::sniff_format(bytes.data(), bytes.size());
   if (format == Format::kUnknown) {
     // The file's own bytes never reach a report or a cache (they may be anything: /etc/passwd

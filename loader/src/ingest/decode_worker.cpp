@@ -44,12 +44,11 @@ DecodeWorker::~DecodeWorker() { stop(); }
 void DecodeWorker::start() {
   const WorkerSpawner::Worker worker = spawner_.spawn(index_);
   pid_ = worker.pid;
-  fd_ = worker.fd;
+  fd_.reset(worker.fd);
 }
 
 void DecodeWorker::stop() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  fd_.reset();
   if (pid_ > 0) {
     try {
       spawner_.reap(pid_, true);
@@ -62,7 +61,7 @@ void DecodeWorker::stop() {
 
 void DecodeWorker::send_request(Queued& queued) {
   // A failed send means the worker is gone; collect() finds that out and reports it.
-  queued.sent = wire::send_message(fd_, wire::encode(wire::Request{*queued.source, queued.slot}));
+  queued.sent = wire::send_message(fd_.get(), wire::encode(wire::Request{*queued.source, queued.slot}));
 }
 
 void DecodeWorker::submit(const SourceFile& source) {
@@ -78,7 +77,7 @@ void DecodeWorker::submit(const SourceFile& source) {
 
 wire::ReadStatus DecodeWorker::receive(const Queued& head, wire::Deadline deadline, Received& received) {
   std::vector<char> message;
-  wire::ReadStatus status = wire::read_header(fd_, message, deadline);
+  wire::ReadStatus status = wire::read_header(fd_.get(), message, deadline);
   if (status != wire::ReadStatus::kOk) return status;
   received.reply = wire::decode_reply(message, options_);
   const std::uint8_t* const slot = shared_ == nullptr ? nullptr : shared_ + head.slot * wire::kSlotBytes;
@@ -94,7 +93,7 @@ wire::ReadStatus DecodeWorker::receive(const Queued& head, wire::Deadline deadli
       payload.assign(slot + offset, slot + offset + header.bytes);
       offset += header.bytes;
     } else {
-      status = wire::read_payload(fd_, payload, header.bytes, deadline);
+      status = wire::read_payload(fd_.get(), payload, header.bytes, deadline);
       if (status != wire::ReadStatus::kOk) return status;
     }
     received.frames.push_back(std::move(header.frame));
@@ -145,8 +144,7 @@ FileOutcome DecodeWorker::replace_worker(const SourceFile& source, wire::ReadSta
              " s (validate.file_timeout_s); its worker process was killed";
     stop();
   } else {
-    ::close(fd_);
-    fd_ = -1;
+    fd_.reset();
     detail = describe_end(spawner_.reap(pid_, false));
     pid_ = -1;
   }
@@ -154,7 +152,7 @@ FileOutcome DecodeWorker::replace_worker(const SourceFile& source, wire::ReadSta
   // Keep what is known without the decoder: the file's size and hash are cheap to recompute.
   std::vector<std::uint8_t> bytes;
   if (!read_file_bytes(source.path, options_.max_file_bytes, bytes) && !bytes.empty()) {
-    outcome.content_hash = hash64(bytes.data(), bytes.size(), 0);
+    outcome.content_hash = content_hash(bytes.data(), bytes.size()).value_or(0);
     outcome.format = std::string(format_name(sniff_format(bytes.data(), bytes.size())));
   }
   start();

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "medload/core/file_descriptor.h"
 #include "medload/loader/ingest/decoded_image.h"
 #include "medload/loader/ingest/scan_report.h"
 #include "medload/loader/ingest/scanner.h"
@@ -158,7 +159,7 @@ class DecodeWorker {
   WorkerSpawner& spawner_;
   std::size_t index_;
   pid_t pid_ = -1;
-  int fd_ = -1;
+  core::FileDescriptor fd_;  // the socket to the worker
   // The region shared with the worker: kSlots slots, one per queued file, for a reply's pixels
   // when they fit.
   std::uint8_t* shared_ = nullptr;

@@ -16,6 +16,7 @@
 
 #include "decoders.h"
 #include "medload/core/progress.h"
+#include "medload/core/thread_pool.h"
 #include "scan_internal.h"
 
 namespace medload::loader {
@@ -52,9 +53,9 @@ ScanReport Scanner::scan_with_stage(const std::vector<SourceFile>& sources, cons
   report.files.resize(sources.size());
   if (sources.empty()) return report;
 
-  int threads =
-      options_.threads > 0 ? options_.threads : static_cast<int>(std::thread::hardware_concurrency());
-  threads = std::clamp<int>(threads, 1, static_cast<int>(std::min<std::size_t>(sources.size(), 256)));
+  // No more threads than files; validate.threads is at most 256, and so is what 0 resolves to here.
+  const std::size_t threads = std::min<std::size_t>(
+      {core::resolve_threads(static_cast<std::size_t>(std::max(0, options_.threads))), sources.size(), 256});
 
   // Codecs and the dictionary are ready before the spawner is forked, so each worker starts warm.
   // The spawner is forked here, before the scan's threads run; it forks every worker, the
@@ -63,8 +64,8 @@ ScanReport Scanner::scan_with_stage(const std::vector<SourceFile>& sources, cons
   std::optional<detail::WorkerSpawner> spawner;
   std::vector<std::unique_ptr<detail::DecodeWorker>> workers;
   if (options_.isolation == Isolation::kProcess) {
-    spawner.emplace(options_, static_cast<std::size_t>(threads), stage ? &stage : nullptr);
-    for (int t = 0; t < threads; ++t) {
+    spawner.emplace(options_, threads, stage ? &stage : nullptr);
+    for (std::size_t t = 0; t < threads; ++t) {
       workers.push_back(
           std::make_unique<detail::DecodeWorker>(options_, *spawner, static_cast<std::size_t>(t)));
     }
@@ -82,7 +83,7 @@ ScanReport Scanner::scan_with_stage(const std::vector<SourceFile>& sources, cons
     std::vector<DecodedImage> frames;
     std::vector<StagedFrame> staged;  // the stage's outputs, one per frame (none without a stage)
   };
-  const std::size_t ahead = 4 * static_cast<std::size_t>(threads);
+  const std::size_t ahead = 4 * threads;
   std::atomic<std::size_t> next{0};
   std::atomic<bool> stop{false};
   std::mutex commit_mutex;
@@ -245,7 +246,7 @@ ScanReport Scanner::scan_with_stage(const std::vector<SourceFile>& sources, cons
   };
 
   std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(run, workers.empty() ? nullptr : workers[t].get());
+  for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(run, workers.empty() ? nullptr : workers[t].get());
   for (auto& thread : pool) thread.join();
   workers.clear();
   spawner.reset();

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "medload/core/enum_names.h"
 #include "medload/core/text.h"
 
 namespace medload::loader::detail::wire {
@@ -152,25 +153,16 @@ StagedFrame staged_from_json(const json& j) {
   return s;
 }
 
-const char* kind_name(StageFailure::Kind kind) {
-  switch (kind) {
-    case StageFailure::Kind::kConfig:
-      return "config";
-    case StageFailure::Kind::kFormat:
-      return "format";
-    case StageFailure::Kind::kIo:
-      return "io";
-    case StageFailure::Kind::kOther:
-      break;
-  }
-  return "other";
-}
+constexpr auto kKindNames = core::enum_names<StageFailure::Kind>({{StageFailure::Kind::kConfig, "config"},
+                                                                  {StageFailure::Kind::kFormat, "format"},
+                                                                  {StageFailure::Kind::kIo, "io"},
+                                                                  {StageFailure::Kind::kOther, "other"}});
 
+std::string kind_name(StageFailure::Kind kind) { return std::string(kKindNames.name(kind, "other")); }
+
+// A kind this build does not know (a newer worker) is "other", not an error.
 StageFailure::Kind kind_from_name(const std::string& name) {
-  if (name == "config") return StageFailure::Kind::kConfig;
-  if (name == "format") return StageFailure::Kind::kFormat;
-  if (name == "io") return StageFailure::Kind::kIo;
-  return StageFailure::Kind::kOther;
+  return kKindNames.find(name).value_or(StageFailure::Kind::kOther);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "medload/core/check_range.h"
+#include "medload/core/enum_names.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/core/text.h"
@@ -24,28 +26,15 @@
 namespace medload::loader {
 
 void AuditOptions::validate() const {
-  if (near_duplicate_distance < 0 || near_duplicate_distance > 32) {
-    throw ConfigError("AuditOptions.near_duplicate_distance = " + std::to_string(near_duplicate_distance) +
-                      " is outside [0, 32]");
-  }
-  if (!(min_correlation >= 0.0 && min_correlation <= 1.0)) {
-    throw ConfigError("AuditOptions.min_correlation = " + std::to_string(min_correlation) +
-                      " is outside [0, 1]");
-  }
-  if (threads > 1024)
-    throw ConfigError("AuditOptions.threads = " + std::to_string(threads) + " is above 1024");
+  core::check_range("AuditOptions.near_duplicate_distance", near_duplicate_distance, 0, 32);
+  core::check_range("AuditOptions.min_correlation", min_correlation, 0, 1);
+  core::check_range("AuditOptions.threads", threads, 0, 1024);
 }
 
 std::string leak_kind_name(LeakKind kind) {
-  switch (kind) {
-    case LeakKind::kPatient:
-      return "patient";
-    case LeakKind::kIdentical:
-      return "identical";
-    case LeakKind::kNearDuplicate:
-      return "near_duplicate";
-  }
-  return "?";
+  static constexpr auto kNames = core::enum_names<LeakKind>(
+      {{LeakKind::kPatient, "patient"}, {LeakKind::kIdentical, "identical"}, {LeakKind::kNearDuplicate, "near_duplicate"}});
+  return std::string(kNames.name(kind));
 }
 
 namespace {

@@ -18,7 +18,7 @@ namespace medload::loader {
 
 void DatasetOptions::validate() const {
   if (part != "train" && part != "val" && part != "test" && part != "all") {
-    throw ConfigError("DatasetOptions.part = \"" + part + "\" is not one of train, val, test, all");
+    throw ConfigError("DatasetOptions.part is \"" + part + "\"; allowed train, val, test, all");
   }
   if (split.empty() && part != "all") {
     throw ConfigError("DatasetOptions.split is empty (no split), so part must be \"all\", not \"" + part +

@@ -19,7 +19,9 @@
 #include <thread>
 #include <utility>
 
+#include "medload/core/check_range.h"
 #include "medload/core/error.h"
+#include "medload/core/thread_pool.h"
 #include "medload/loader/serve/cache_dataset.h"
 #include "medload/samplers/stream_sampler.h"
 
@@ -27,11 +29,8 @@ namespace medload::loader {
 
 void LoaderOptions::validate() const {
   if (batch_size == 0) throw ConfigError("LoaderOptions.batch_size must be > 0");
-  if (threads > 256)
-    throw ConfigError("LoaderOptions.threads = " + std::to_string(threads) + " is above 256");
-  if (prefetch < 1 || prefetch > 64) {
-    throw ConfigError("LoaderOptions.prefetch = " + std::to_string(prefetch) + " is outside [1, 64]");
-  }
+  core::check_range("LoaderOptions.threads", threads, 0, 256);
+  core::check_range("LoaderOptions.prefetch", prefetch, 1, 64);
 }
 
 struct Loader::Pending {
@@ -128,11 +127,6 @@ void to_float(const T* in, float* out, std::size_t n, float a, float b) {
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) * a + b;
 }
 
-std::size_t resolve_threads(std::size_t threads) {
-  if (threads != 0) return threads;
-  return std::max<std::size_t>(1, std::thread::hardware_concurrency());
-}
-
 }  // namespace
 
 Loader::Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampler> sampler,
@@ -161,7 +155,7 @@ Loader::Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampl
     buffers_ = std::make_shared<ImageBuffers>(options_.batch_size * layout_.pixels() * element,
                                               options_.prefetch + 2);
   }
-  pool_ = std::make_unique<ThreadPool>(resolve_threads(options_.threads));
+  pool_ = std::make_unique<ThreadPool>(core::resolve_threads(options_.threads));
 }
 
 Loader::Loader(const CacheDataset& dataset, std::shared_ptr<Sampler> sampler, LoaderOptions options)

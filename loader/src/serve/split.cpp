@@ -10,30 +10,22 @@
 #include <unordered_map>
 
 #include "medload/core/counter_rng.h"
+#include "medload/core/check_range.h"
+#include "medload/core/enum_names.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/loader/ingest/source.h"
 
 namespace medload::loader {
 
-std::string_view part_name(SplitPart part) {
-  switch (part) {
-    case SplitPart::kTrain:
-      return "train";
-    case SplitPart::kVal:
-      return "val";
-    case SplitPart::kTest:
-      return "test";
-  }
-  return "?";
-}
+namespace {
+constexpr auto kPartNames = core::enum_names<SplitPart>(
+    {{SplitPart::kTrain, "train"}, {SplitPart::kVal, "val"}, {SplitPart::kTest, "test"}});
+}  // namespace
 
-SplitPart part_from_name(std::string_view name) {
-  if (name == "train") return SplitPart::kTrain;
-  if (name == "val") return SplitPart::kVal;
-  if (name == "test") return SplitPart::kTest;
-  throw ConfigError("split part \"" + std::string(name) + "\" is not one of train, val, test");
-}
+std::string_view part_name(SplitPart part) { return kPartNames.name(part); }
+
+SplitPart part_from_name(std::string_view name) { return kPartNames.value(name, "split part"); }
 
 void SplitOptions::validate() const {
   if (ratios.size() < 2 || ratios.size() > 3) {
@@ -42,10 +34,7 @@ void SplitOptions::validate() const {
   }
   double sum = 0;
   for (std::size_t i = 0; i < ratios.size(); ++i) {
-    if (!(ratios[i] >= 0.0 && ratios[i] <= 1.0)) {
-      throw ConfigError("SplitOptions.ratios[" + std::to_string(i) + "] = " + std::to_string(ratios[i]) +
-                        " is outside [0, 1]");
-    }
+    core::check_range("SplitOptions.ratios[" + std::to_string(i) + "]", ratios[i], 0, 1);
     sum += ratios[i];
   }
   if (!(ratios[0] > 0.0)) throw ConfigError("SplitOptions.ratios[0] (train) must be > 0");

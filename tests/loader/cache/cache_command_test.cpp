@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache_compare.h"
+#include "medload/core/file_descriptor.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload_test/command.h"
 #include "test_util.h"
@@ -62,10 +63,9 @@ TEST(CacheCommands, BuildInspectVerifyAndMerge) {
   const std::string bytes = medload::loader::test::file_bytes(cache);
   const auto at = bytes.find(std::string(image.begin(), image.end()));
   ASSERT_NE(at, std::string::npos);
-  const int fd = ::open(cache.c_str(), O_WRONLY);
+  const medload::core::FileDescriptor fd(::open(cache.c_str(), O_WRONLY));
   const char flipped = static_cast<char>(bytes[at + 10] ^ 0x40);
-  ASSERT_EQ(::pwrite(fd, &flipped, 1, static_cast<off_t>(at + 10)), 1);
-  ::close(fd);
+  ASSERT_EQ(::pwrite(fd.get(), &flipped, 1, static_cast<off_t>(at + 10)), 1);
   const CommandResult verify = run("inspect " + cache + " --verify");
   EXPECT_EQ(verify.exit_code, 1) << verify.output;
   EXPECT_NE(verify.output.find("checksum mismatch: image 6 (" + source), std::string::npos) << verify.output;

@@ -18,6 +18,7 @@
 #include "cache_writer.h"
 #include "h5.h"
 #include "medload/core/error.h"
+#include "medload/core/file_descriptor.h"
 #include "medload/core/hash.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "test_util.h"
@@ -234,10 +235,9 @@ TEST(CacheReader, VerifyReportsAFlippedByte) {
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
     const auto at = bytes.find(std::string(reinterpret_cast<const char*>(original.data()), original.size()));
     ASSERT_NE(at, std::string::npos);
-    const int fd = ::open(path.c_str(), O_WRONLY);
+    const medload::core::FileDescriptor fd(::open(path.c_str(), O_WRONLY));
     const char flipped = static_cast<char>(bytes[at + 100] ^ 0x10);
-    ASSERT_EQ(::pwrite(fd, &flipped, 1, static_cast<off_t>(at + 100)), 1);
-    ::close(fd);
+    ASSERT_EQ(::pwrite(fd.get(), &flipped, 1, static_cast<off_t>(at + 100)), 1);
   }
   const CacheReader reader(path);
   for (std::size_t i = 0; i < reader.size(); ++i) EXPECT_EQ(reader.verify(i), i != 4) << "image " << i;

@@ -12,6 +12,7 @@
 #include "cache_compare.h"
 #include "h5.h"
 #include "medload/core/error.h"
+#include "medload/core/file_descriptor.h"
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/inspect.h"
 #include "medload/loader/cache/merge.h"
@@ -174,10 +175,9 @@ TEST(InspectCache, VerifyNamesTheSampleWithAFlippedByte) {
   const std::string bytes = medload::loader::test::file_bytes(dir.path("c.h5"));
   const auto at = bytes.find(std::string(image.begin(), image.end()));
   ASSERT_NE(at, std::string::npos);
-  const int fd = ::open(dir.path("c.h5").c_str(), O_WRONLY);
+  const medload::core::FileDescriptor fd(::open(dir.path("c.h5").c_str(), O_WRONLY));
   const char flipped = static_cast<char>(bytes[at + 777] ^ 0x01);
-  ASSERT_EQ(::pwrite(fd, &flipped, 1, static_cast<off_t>(at + 777)), 1);
-  ::close(fd);
+  ASSERT_EQ(::pwrite(fd.get(), &flipped, 1, static_cast<off_t>(at + 777)), 1);
 
   medload::loader::InspectOptions inspect;
   inspect.verify = true;

@@ -170,11 +170,19 @@ TEST(Audit, WarnsAboutIdsDifferingOnlyByCaseOrInnerWhitespaceWithoutCallingThemA
 
 TEST(AuditOptions, RejectsOutOfRangeThresholds) {
   AuditOptions options;
+  const auto error = [&] {
+    try {
+      options.validate();
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
   options.near_duplicate_distance = 40;
-  EXPECT_THROW(options.validate(), ConfigError);
+  EXPECT_EQ(error(), "AuditOptions.near_duplicate_distance is 40; allowed 0..32");
   options.near_duplicate_distance = 10;
   options.min_correlation = 1.5;
-  EXPECT_THROW(options.validate(), ConfigError);
+  EXPECT_EQ(error(), "AuditOptions.min_correlation is 1.5; allowed 0..1");
 }
 
 }  // namespace

@@ -403,6 +403,14 @@ TEST(LoaderOptions, RejectsBadValuesNamingTheField) {
   options.batch_size = 1;
   options.prefetch = 0;
   EXPECT_THROW(options.validate(), ConfigError);
+  options.prefetch = 1;
+  options.threads = 300;
+  try {
+    options.validate();
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "LoaderOptions.threads is 300; allowed 0..256");
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,19 @@ std::uint64_t hash64(const void* data, std::size_t size, std::uint64_t seed = 0)
 inline std::uint64_t hash64_text(std::string_view text, std::uint64_t seed = 0) noexcept {
   return hash64(text.data(), text.size(), seed);
 }
+
+/// The content hash of a file's bytes (the scan report's content_hash, the cache's source_hash):
+/// XXH64 with seed 0, or nullopt for zero bytes. An empty file has no content hash: there is nothing
+/// to identify, and every empty file would otherwise be a "duplicate" of every other. Reports omit
+/// the hash and caches store "" for such a file, as they always have.
+inline std::optional<std::uint64_t> content_hash(const void* data, std::size_t size) noexcept {
+  if (size == 0) return std::nullopt;
+  return hash64(data, size, 0);
+}
+
+/// content_hash() of the file at `path`, read whole: nullopt when it is empty or cannot be opened
+/// or read (the caller reports why where that matters; here it only means "no hash").
+std::optional<std::uint64_t> file_content_hash(const std::string& path);
 
 /// A hash as 16 lowercase hex digits, the form used in caches and reports.
 std::string hash_hex(std::uint64_t value);

@@ -7,19 +7,14 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
-#include <sstream>
 #include <string>
 
+#include "medload/core/check_range.h"
 #include "medload/core/error.h"
 
 namespace medload::detail {
 
-/// Formats a number for messages the way a user typed it (2 not 2.000000).
-inline std::string format_number(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
+using core::format_number;
 
 class ObjectReader {
  public:
@@ -109,12 +104,7 @@ class ObjectReader {
   std::string prefix_;
 };
 
-/// Throws "<key> is <value>; allowed <lo>..<hi>" unless lo <= value <= hi (NaN is outside).
-inline void check_range(const std::string& key, double value, double lo, double hi) {
-  if (!(value >= lo && value <= hi)) {
-    throw ConfigError(key + " is " + format_number(value) + "; allowed " + format_number(lo) + ".." +
-                      format_number(hi));
-  }
-}
+/// Config readers check ranges with the one check every options struct uses (core/check_range.h).
+using core::check_range;
 
 }  // namespace medload::detail

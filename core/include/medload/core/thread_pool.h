@@ -15,6 +15,17 @@
 
 namespace medload {
 
+namespace core {
+
+/// The most threads resolve_threads(0) gives, whatever the machine reports (ThreadPool's limit).
+inline constexpr std::size_t kMaxAutoThreads = 1024;
+
+/// A thread count as options give it: `requested` itself when above 0 (the caller's validate()
+/// bounds it), and 0 means one per hardware thread, at least 1 and at most kMaxAutoThreads.
+std::size_t resolve_threads(std::size_t requested) noexcept;
+
+}  // namespace core
+
 class ThreadPool {
  public:
   /// Starts `threads` workers; 0 means one per hardware thread. Throws ConfigError above 1024.
