@@ -8,12 +8,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cache_assembly.h"
 #include "cache_writer.h"
 #include "h5.h"
 #include "medload/core/atomic_file.h"
+#include "medload/core/check_range.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
-#include "medload/core/thread_pool.h"
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "metadata.h"
@@ -26,8 +27,7 @@ namespace fs = std::filesystem;
 void MergeOptions::validate() const {
   if (inputs.empty()) throw ConfigError("inputs is empty; give the shard caches to merge");
   if (output.empty()) throw ConfigError("output is empty; give the merged cache to write");
-  if (deflate < 0 || deflate > 9)
-    throw ConfigError("deflate is " + std::to_string(deflate) + "; allowed 0..9");
+  core::check_range("deflate", deflate, 0, 9);
   std::error_code error;
   for (const std::string& input : inputs) {
     if (input == output || (fs::exists(output, error) && fs::equivalent(input, output, error))) {
@@ -92,13 +92,9 @@ void require_same(const Shard& a, const Shard& b, const char* what, bool same) {
   }
 }
 
-}  // namespace
-
-MergeResult merge_caches(const MergeOptions& options) {
-  options.validate();
-  h5::silence_errors();
-  std::vector<Shard> shards;
-  for (const std::string& input : options.inputs) shards.push_back(open_shard(input));
+// Every shard must come from one build (or compatible builds): config, version, classes, shape,
+// shard count, policies and privacy settings.
+void require_compatible(const std::vector<Shard>& shards) {
   const Shard& first = shards.front();
   for (const Shard& shard : shards) {
     require_same(first, shard, "config hashes", shard.reader->config_hash() == first.reader->config_hash());
@@ -120,64 +116,78 @@ MergeResult merge_caches(const MergeOptions& options) {
                         " (merge only caches built with the same --pseudonymize key and privacy options)");
     }
   }
-  const bool sharded = first.count > 1;
-  if (sharded) {
-    std::sort(shards.begin(), shards.end(), [](const Shard& a, const Shard& b) { return a.index < b.index; });
-    if (static_cast<std::int64_t>(shards.size()) != first.count) {
-      std::string missing;
-      std::set<std::int64_t> have;
-      for (const Shard& s : shards) have.insert(s.index);
-      for (std::int64_t i = 0; i < shards.front().count; ++i) {
-        if (!have.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
-      }
-      throw FormatError(
-          "cannot merge: these are shards of a build in " + std::to_string(shards.front().count) +
-          " shards, but " + std::to_string(shards.size()) + " were given" +
-          (missing.empty() ? std::string(" (a shard is given twice)") : " (missing: " + missing + ")"));
-    }
-    for (std::size_t k = 0; k < shards.size(); ++k) {
-      if (shards[k].index != static_cast<std::int64_t>(k)) {
-        throw FormatError("cannot merge: shard " + std::to_string(shards[k].index) + " is given twice (" +
-                          shards[k].path + ")");
-      }
-    }
-  } else {
-    // Independent caches: number their sources one after another.
+}
+
+// Shards of one build: sorted by index, each exactly once. Independent caches: their sources
+// numbered one after another.
+void order_shards(std::vector<Shard>& shards, bool sharded) {
+  if (!sharded) {
     std::int64_t offset = 0;
     for (Shard& shard : shards) {
       for (auto& index : shard.source_indices) index += offset;
       for (auto& record : shard.rejected) record.source_index += offset;
       offset += std::max(shard.sources_total, shard.sources);
     }
+    return;
   }
+  std::sort(shards.begin(), shards.end(), [](const Shard& a, const Shard& b) { return a.index < b.index; });
+  if (static_cast<std::int64_t>(shards.size()) != shards.front().count) {
+    std::string missing;
+    std::set<std::int64_t> have;
+    for (const Shard& s : shards) have.insert(s.index);
+    for (std::int64_t i = 0; i < shards.front().count; ++i) {
+      if (!have.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+    }
+    throw FormatError(
+        "cannot merge: these are shards of a build in " + std::to_string(shards.front().count) +
+        " shards, but " + std::to_string(shards.size()) + " were given" +
+        (missing.empty() ? std::string(" (a shard is given twice)") : " (missing: " + missing + ")"));
+  }
+  for (std::size_t k = 0; k < shards.size(); ++k) {
+    if (shards[k].index != static_cast<std::int64_t>(k)) {
+      throw FormatError("cannot merge: shard " + std::to_string(shards[k].index) + " is given twice (" +
+                        shards[k].path + ")");
+    }
+  }
+}
 
-  bool reject_duplicates = true;
-  const auto config = nlohmann::json::parse(first.reader->config_json(), nullptr, false);
+// The build's validate.reject_duplicates, from the config stored in the cache (default on).
+bool rejects_duplicates(const CacheReader& reader) {
+  const auto config = nlohmann::json::parse(reader.config_json(), nullptr, false);
   if (config.is_object() && config.contains("validate") && config["validate"].contains("reject_duplicates") &&
       config["validate"]["reject_duplicates"].is_boolean()) {
-    reject_duplicates = config["validate"]["reject_duplicates"].get<bool>();
+    return config["validate"]["reject_duplicates"].get<bool>();
   }
+  return true;
+}
 
-  struct Sample {
-    std::size_t shard;
-    std::size_t index;
-  };
+struct Sample {
+  std::size_t shard;
+  std::size_t index;
+};
+
+// The merged cache's images in shard order, and /rejected: every shard's, plus the sources whose
+// pixels an earlier shard already holds (when the build rejected duplicates), by source index.
+struct Selection {
   std::vector<Sample> samples;
   std::vector<detail::RejectedRecord> rejected;
-  std::map<std::uint64_t, std::pair<std::int64_t, std::string>> first_with;  // pixel hash -> (source, path)
-  MergeResult result;
-  result.shards = shards.size();
   std::set<std::int64_t> dropped_sources;
+  std::size_t duplicates = 0;
+};
+
+Selection select_samples(const std::vector<Shard>& shards, bool reject_duplicates) {
+  Selection selection;
+  std::map<std::uint64_t, std::pair<std::int64_t, std::string>> first_with;  // pixel hash -> (source, path)
   for (std::size_t s = 0; s < shards.size(); ++s) {
     const Shard& shard = shards[s];
-    for (const auto& record : shard.rejected) rejected.push_back(record);
+    for (const auto& record : shard.rejected) selection.rejected.push_back(record);
     for (std::size_t i = 0; i < shard.reader->size(); ++i) {
       const std::int64_t source = shard.source_indices[i];
       if (reject_duplicates) {
         const auto [it, inserted] = first_with.emplace(
             shard.pixel_hashes[i], std::make_pair(source, shard.reader->source_paths()[i]));
         if (!inserted && it->second.first != source) {
-          if (dropped_sources.insert(source).second) {
+          if (selection.dropped_sources.insert(source).second) {
             const std::string& path = shard.reader->source_paths()[i];
             const std::string detail = "the same decoded pixels as " + it->second.second;
             const nlohmann::json outcome{{"path", path},
@@ -185,19 +195,24 @@ MergeResult merge_caches(const MergeOptions& options) {
                                          {"reason", "duplicate"},
                                          {"detail", detail},
                                          {"duplicate_of", it->second.second}};
-            rejected.push_back({source, path, "duplicate", detail, shard.reader->source_hashes()[i],
-                                detail::json_text(outcome)});
+            selection.rejected.push_back({source, path, "duplicate", detail, shard.reader->source_hashes()[i],
+                                          detail::json_text(outcome)});
           }
-          ++result.duplicates;
+          ++selection.duplicates;
           continue;
         }
       }
-      samples.push_back({s, i});
+      selection.samples.push_back({s, i});
     }
   }
-  std::stable_sort(rejected.begin(), rejected.end(),
+  std::stable_sort(selection.rejected.begin(), selection.rejected.end(),
                    [](const auto& a, const auto& b) { return a.source_index < b.source_index; });
+  return selection;
+}
 
+// The merged per-image columns, the metadata imputed again over all of them.
+detail::CacheColumns merge_columns(const std::vector<Shard>& shards, const std::vector<Sample>& samples) {
+  const Shard& first = shards.front();
   detail::CacheColumns columns;
   columns.multi_label =
       std::any_of(shards.begin(), shards.end(), [](const Shard& s) { return s.reader->multi_label(); });
@@ -237,71 +252,82 @@ MergeResult merge_caches(const MergeOptions& options) {
   std::map<std::string, std::size_t> imputed;
   columns.meta = detail::impute_columns(raw, std::vector<std::string>(meta_names.begin(), meta_names.end()),
                                         columns.labels, impute_policy_from_string(first.impute), &imputed);
+  return columns;
+}
+
+// The merged cache's root attributes: counts over the shards, one shard, the combined privacy record.
+nlohmann::json merged_attributes(const std::vector<Shard>& shards, bool sharded, bool multi_label,
+                                 std::size_t dropped_sources) {
+  const Shard& first = shards.front();
+  std::int64_t sources = 0, ok_files = 0;
+  nlohmann::json merged_from = nlohmann::json::array();
+  std::vector<PrivacyRecord> records;
+  for (const Shard& shard : shards) {
+    sources += shard.sources;
+    ok_files += shard.ok_files;
+    // A shared cache names its shards by file name only: their folders may name people.
+    merged_from.push_back(first.privacy.share ? fs::path(shard.path).filename().string() : shard.path);
+    records.push_back(shard.privacy);
+  }
+  nlohmann::json attributes{{"count_sources", sources},
+                            {"count_ok_files", ok_files - static_cast<std::int64_t>(dropped_sources)},
+                            {"sources_total", sharded ? first.sources_total : sources},
+                            {"shard_index", 0},
+                            {"shard_count", 1},
+                            {"multi_label", multi_label ? 1 : 0},
+                            {"missing_labels", first.missing_labels},
+                            {"impute", first.impute},
+                            {"merged_from", detail::json_text(merged_from)}};
+  const PrivacyRecord privacy = PrivacyRecord::combined(records);
+  if (privacy.recorded) attributes[schema::kPrivacy] = detail::json_text(privacy.to_json());
+  return attributes;
+}
+
+}  // namespace
+
+MergeResult merge_caches(const MergeOptions& options) {
+  options.validate();
+  h5::silence_errors();
+  std::vector<Shard> shards;
+  for (const std::string& input : options.inputs) shards.push_back(open_shard(input));
+  require_compatible(shards);
+  const bool sharded = shards.front().count > 1;
+  order_shards(shards, sharded);
+  const Shard& first = shards.front();
+  const Selection selection = select_samples(shards, rejects_duplicates(*first.reader));
+  const detail::CacheColumns columns = merge_columns(shards, selection.samples);
 
   detail::CacheHeader header;
-  header.count = samples.size();
+  header.count = selection.samples.size();
   header.height = first.reader->height();
   header.width = first.reader->width();
   header.channels = first.reader->channels();
   header.dtype = first.reader->dtype();
   header.deflate = options.deflate;
-  const std::string temp = options.output + ".tmp";
-  std::error_code error;
-  try {
-    detail::CacheWriter writer(temp, header);
-    Progress progress("merge", samples.size(), "images", options.progress);
-    ThreadPool pool(0);
-    constexpr std::size_t kBlock = 32;
-    std::vector<std::vector<std::uint8_t>> block(kBlock);
-    for (std::size_t start = 0; start < samples.size(); start += kBlock) {
-      const std::size_t n = std::min(kBlock, samples.size() - start);
-      pool.parallel_for(n, [&](std::size_t j) {
-        const Sample& sample = samples[start + j];
-        const CacheReader& r = *shards[sample.shard].reader;
-        block[j].resize(r.image_bytes());
-        r.read_image(sample.index, block[j].data());
-        if (hash64(block[j].data(), block[j].size()) != r.checksums()[sample.index]) {
-          throw FormatError("image " + std::to_string(sample.index) + " (" + r.source_paths()[sample.index] +
-                            ") of " + r.path() + " does not match its checksum; rebuild that shard");
-        }
-        if (options.deflate > 0)
-          block[j] = detail::deflate_chunk(block[j].data(), block[j].size(), options.deflate);
-      });
-      for (std::size_t j = 0; j < n; ++j) writer.write_image(start + j, block[j].data(), block[j].size());
-      progress.advance(n);
+  const auto read = [&](std::size_t index, std::uint8_t* out, std::size_t size) {
+    const Sample& sample = selection.samples[index];
+    const CacheReader& r = *shards[sample.shard].reader;
+    r.read_image(sample.index, out);
+    if (hash64(out, size) != r.checksums()[sample.index]) {
+      throw FormatError("image " + std::to_string(sample.index) + " (" + r.source_paths()[sample.index] +
+                        ") of " + r.path() + " does not match its checksum; rebuild that shard");
     }
-    std::int64_t sources = 0, ok_files = 0;
-    nlohmann::json merged_from = nlohmann::json::array();
-    std::vector<PrivacyRecord> records;
-    for (const Shard& shard : shards) {
-      sources += shard.sources;
-      ok_files += shard.ok_files;
-      // A shared cache names its shards by file name only: their folders may name people.
-      merged_from.push_back(first.privacy.share ? fs::path(shard.path).filename().string() : shard.path);
-      records.push_back(shard.privacy);
-    }
-    nlohmann::json attributes{
-        {"count_sources", sources},
-        {"count_ok_files", ok_files - static_cast<std::int64_t>(dropped_sources.size())},
-        {"sources_total", sharded ? first.sources_total : sources},
-        {"shard_index", 0},
-        {"shard_count", 1},
-        {"multi_label", columns.multi_label ? 1 : 0},
-        {"missing_labels", first.missing_labels},
-        {"impute", first.impute},
-        {"merged_from", detail::json_text(merged_from)}};
-    const PrivacyRecord privacy = PrivacyRecord::combined(records);
-    if (privacy.recorded) attributes[schema::kPrivacy] = detail::json_text(privacy.to_json());
-    writer.finish(columns, rejected, first.reader->class_names(), first.reader->config_json(),
-                  first.reader->config_hash(), attributes);
-    progress.finish();
-  } catch (...) {
-    fs::remove(temp, error);
-    throw;
-  }
-  publish_atomically(temp, options.output);
-  result.images = samples.size();
-  result.rejected = rejected.size();
+  };
+  const auto finish = [&](detail::CacheWriter& writer) {
+    writer.finish(columns, selection.rejected, first.reader->class_names(), first.reader->config_json(),
+                  first.reader->config_hash(),
+                  merged_attributes(shards, sharded, columns.multi_label, selection.dropped_sources.size()));
+  };
+  TemporaryFile temp(options.output + ".tmp");
+  detail::assemble_cache(temp.path(), header, {"merge", options.progress, 0}, read, finish);
+  publish_atomically(temp.path(), options.output);
+  temp.release();
+
+  MergeResult result;
+  result.shards = shards.size();
+  result.duplicates = selection.duplicates;
+  result.images = selection.samples.size();
+  result.rejected = selection.rejected.size();
   return result;
 }
 
