@@ -342,7 +342,11 @@ std::vector<std::string> read_string_values(hid_t file_type, std::size_t count, 
       throw HdfError("Unable to read " + object + " in " + file_name(loc) + " (it declares " +
                      std::to_string(count) + " strings of " + std::to_string(size) + " bytes)");
     }
+    // The file's own character set: HDF5 converts neither way between ASCII (h5py's `S` strings)
+    // and UTF-8 (what medload writes). NUL-padded, so a value filling its whole width keeps its
+    // last byte.
     Datatype mem = fixed_string_type(size);
+    check_status(H5Tset_cset(mem.id(), H5Tget_cset(file_type)), "set the character set of", object, loc);
     std::vector<char> buffer(bytes);
     read(mem.id(), buffer.data());
     for (std::size_t i = 0; i < count; ++i) {

@@ -41,6 +41,33 @@ TEST(H5Layer, RoundTripsDatasetsStringsAndAttributes) {
   EXPECT_EQ(h5::list_attributes(file.id()), (std::vector<std::string>{"count", "mean", "text"}));
 }
 
+TEST(H5Layer, ReadsFixedLengthStringsInEitherCharacterSet) {
+  // Caches other tools rewrote hold ASCII fixed-length strings (h5py's `S` dtype); medload writes
+  // UTF-8 ones. HDF5 converts between the two in neither direction, so each is read as it is.
+  TempDir dir;
+  const std::string path = dir.path("a.h5");
+  {
+    h5::File file = h5::File::create(path);
+    h5::Datatype ascii(H5Tcopy(H5T_C_S1));
+    ASSERT_GE(H5Tset_size(ascii.id(), 4), 0);
+    ASSERT_GE(H5Tset_strpad(ascii.id(), H5T_STR_NULLPAD), 0);
+    {
+      h5::Dataset dataset = h5::create_dataset(file.id(), "ascii", ascii.id(), {2});
+      const char values[] = {'a', 'b', 'c', 'd', 'e', 'f', '\0', '\0'};
+      ASSERT_GE(H5Dwrite(dataset.id(), ascii.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values), 0);
+      h5::Dataspace scalar(H5Screate(H5S_SCALAR));
+      h5::Attribute attribute(H5Acreate2(file.id(), "ascii", ascii.id(), scalar.id(), H5P_DEFAULT, H5P_DEFAULT));
+      ASSERT_GE(H5Awrite(attribute.id(), ascii.id(), "wxyz"), 0);
+    }
+    h5::write_strings(file.id(), "utf8", {"ünï", "four"});
+    file.close();
+  }
+  h5::File file = h5::File::open(path);
+  EXPECT_EQ(h5::read_strings(file.id(), "ascii"), (std::vector<std::string>{"abcd", "ef"}));
+  EXPECT_EQ(h5::read_string_attribute(file.id(), "ascii"), "wxyz");
+  EXPECT_EQ(h5::read_strings(file.id(), "utf8"), (std::vector<std::string>{"ünï", "four"}));
+}
+
 TEST(H5Layer, ErrorsNameTheObjectAndTheFile) {
   TempDir dir;
   const std::string path = dir.path("cache.h5");
