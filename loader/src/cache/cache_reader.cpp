@@ -382,6 +382,9 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw IoError(std::string("cannot check ") + path + ": " + std::strerror(errno));
   core::FileDescriptor read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  // The file as it is before the child reads it: if it changes meanwhile, the next open checks
+  // the new one.
+  const auto identity = identity_of(path);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -448,9 +451,9 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
     // The validation's own message (it names the file), or what libhdf5 reported.
     throw FormatError(message.empty() ? path + " is not a usable medload cache" : message);
   }
-  if (const auto key = identity_of(path)) {
+  if (identity) {
     const std::lock_guard<std::mutex> lock(g_checked_mutex);
-    g_checked.insert(*key);
+    g_checked.insert(*identity);
   }
 }
 
