@@ -118,6 +118,15 @@ void expect_walk(const std::vector<std::string>& args, const std::string& log, i
   EXPECT_GT(std::stoi(text.substr(at + 7)), minimum) << text;
 }
 
+// Builds ROOT as two shards at 48 px (dir/shard0.h5, dir/shard1.h5), appending their paths.
+void build_two_shards(const TempDir& dir, const std::string& root, std::vector<std::string>& shards) {
+  for (const char* shard : {"0/2", "1/2"}) {
+    shards.push_back(dir.path(std::string("shard") + shard[0] + ".h5"));
+    ASSERT_EQ(wait_for(spawn({root, shards.back(), "--size", "48", "--shard", shard}, dir.path("shard.log"))), 0)
+        << read_text(dir.path("shard.log"));
+  }
+}
+
 struct KillPoint {
   const char* name;
   std::function<bool(const std::string& output)> ready;
@@ -222,11 +231,7 @@ TEST(AtomicBuild, ADiskThatFillsAtAnyWriteOfAMergeKeepsThePreviousCache) {
   const std::string root = dir.path("in");
   medload::loader::test::write_tree(root, {"a", "b"}, 3);
   std::vector<std::string> shards;
-  for (const char* shard : {"0/2", "1/2"}) {
-    shards.push_back(dir.path(std::string("shard") + shard[0] + ".h5"));
-    ASSERT_EQ(wait_for(spawn({root, shards.back(), "--size", "48", "--shard", shard}, dir.path("shard.log"))), 0)
-        << read_text(dir.path("shard.log"));
-  }
+  ASSERT_NO_FATAL_FAILURE(build_two_shards(dir, root, shards));
   // The previous cache at the target: a build of the same inputs at another size.
   const std::string output = dir.path("merged.h5");
   ASSERT_EQ(wait_for(spawn({root, output, "--size", "32"}, dir.path("first.log"))), 0);
@@ -243,11 +248,7 @@ TEST(AtomicBuild, AKillAtAnyMomentOfAMergeLeavesThePreviousCacheOrTheMergedOne) 
   const std::string root = dir.path("in");
   medload::loader::test::write_tree(root, {"a", "b"}, 4);
   medload::loader::MergeOptions options;
-  for (const char* shard : {"0/2", "1/2"}) {
-    options.inputs.push_back(dir.path(std::string("shard") + shard[0] + ".h5"));
-    ASSERT_EQ(wait_for(spawn({root, options.inputs.back(), "--size", "48", "--shard", shard}, dir.path("shard.log"))), 0)
-        << read_text(dir.path("shard.log"));
-  }
+  ASSERT_NO_FATAL_FAILURE(build_two_shards(dir, root, options.inputs));
   options.output = dir.path("merged.h5");
   options.progress = medload::ProgressStyle::kQuiet;
   ASSERT_EQ(wait_for(spawn({root, options.output, "--size", "32"}, dir.path("first.log"))), 0);
