@@ -62,12 +62,12 @@ void cap_cpu_seconds(unsigned seconds) noexcept {
   if (::getrusage(RUSAGE_SELF, &used) != 0) return;
   rlimit cpu{};
   if (::getrlimit(RLIMIT_CPU, &cpu) != 0) return;
-  // RLIMIT_CPU counts the process's whole life: the limit is what it used so far plus `seconds`.
+  // RLIMIT_CPU counts the process's whole life: the soft limit is what it used so far plus
+  // `seconds`, and only the soft one moves, so a later call can give the next piece of work its
+  // own allowance.
   const rlim_t spent = static_cast<rlim_t>(used.ru_utime.tv_sec + used.ru_stime.tv_sec) + 1;
-  const rlim_t limit = spent + seconds;
-  if (cpu.rlim_max != RLIM_INFINITY && cpu.rlim_max < limit) return;
-  cpu.rlim_cur = limit;
-  cpu.rlim_max = limit + 5;  // SIGXCPU at the soft limit, SIGKILL at the hard one
+  cpu.rlim_cur = spent + static_cast<rlim_t>(seconds);
+  if (cpu.rlim_max != RLIM_INFINITY && cpu.rlim_cur > cpu.rlim_max) cpu.rlim_cur = cpu.rlim_max;
   ::setrlimit(RLIMIT_CPU, &cpu);
 }
 
@@ -77,7 +77,7 @@ void end_with_parent(int parent) noexcept {
 }
 
 void default_crash_signals() noexcept {
-  for (const int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(signal, SIG_DFL);
+  for (const int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGXCPU}) ::signal(signal, SIG_DFL);
 #ifdef MEDLOAD_ASAN
   __sanitizer_set_death_callback(nullptr);
 #endif

@@ -3,7 +3,6 @@
 // The worker never lets an exception leave and ends with _exit (see worker_main).
 
 #include <malloc.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -37,21 +36,6 @@ void limit_worker_resources(const ValidationOptions& options) {
   if (options.worker_memory_mb > 0) {
     core::cap_address_space_growth(static_cast<std::uint64_t>(options.worker_memory_mb) << 20);
   }
-}
-
-// Gives the next file `seconds` of CPU time (RLIMIT_CPU counts the process's whole life, so the
-// soft limit moves with each file); past it the kernel sends SIGXCPU and the file is reported
-// `decoder_crash`.
-void limit_cpu_for_next_file(int seconds) {
-  if (seconds <= 0) return;
-  rusage used{};
-  if (::getrusage(RUSAGE_SELF, &used) != 0) return;
-  const rlim_t spent = static_cast<rlim_t>(used.ru_utime.tv_sec + used.ru_stime.tv_sec) + 1;
-  rlimit cpu{};
-  ::getrlimit(RLIMIT_CPU, &cpu);
-  cpu.rlim_cur = spent + static_cast<rlim_t>(seconds);
-  if (cpu.rlim_max != RLIM_INFINITY && cpu.rlim_cur > cpu.rlim_max) cpu.rlim_cur = cpu.rlim_max;
-  ::setrlimit(RLIMIT_CPU, &cpu);
 }
 
 // Runs `stage` on `frames` with every OpenCV parallel loop inside it run serially in this
@@ -153,7 +137,9 @@ bool send_failure(int fd, const std::string& report_path, const std::string& wha
 void serve_requests(int fd, const ValidationOptions& options, std::uint8_t* region, const FrameStage* stage) {
   std::vector<char> message;
   while (wire::read_header(fd, message, wire::kNoDeadline) == wire::ReadStatus::kOk) {
-    limit_cpu_for_next_file(options.worker_cpu_s);
+    // Each file gets its own CPU allowance; past it SIGXCPU ends the worker and the file is
+    // `decoder_crash`.
+    if (options.worker_cpu_s > 0) core::cap_cpu_seconds(static_cast<unsigned>(options.worker_cpu_s));
     std::string report_path;  // known once the request is read
     bool sent = false;
     try {

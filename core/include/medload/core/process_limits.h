@@ -17,9 +17,11 @@ void cap_address_space_growth(std::uint64_t extra_bytes) noexcept;
 /// the file named; a core dump of it would be a copy of patient data left on disk.
 void disable_core_files() noexcept;
 
-/// Caps this process's CPU time (RLIMIT_CPU) at what it has used so far plus `seconds`: a child
-/// that spins (libhdf5 loops on some damaged files) is killed by the kernel (SIGXCPU, then
-/// SIGKILL) even when nobody is left to kill it.
+/// Sets this process's soft CPU-time limit (RLIMIT_CPU) to what it has used so far plus `seconds`
+/// (at most the hard limit); call it again to give the next piece of work its own allowance (a
+/// decoder worker, before every file). Past it the kernel sends SIGXCPU, whose default action ends
+/// the process: a child that spins (libhdf5 loops on some damaged files) ends even when nobody is
+/// left to kill it.
 void cap_cpu_seconds(unsigned seconds) noexcept;
 
 /// Has the kernel kill this process (SIGKILL) when the thread that forked it ends, and ends it
@@ -27,10 +29,11 @@ void cap_cpu_seconds(unsigned seconds) noexcept;
 /// child never outlives the process that waits for it.
 void end_with_parent(int parent) noexcept;
 
-/// Restores the default action of the crash signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) in
-/// a forked child: a crash there ends the child with its signal, for the parent to report,
-/// instead of running handlers the parent installed (a logging library's stack printer, a
-/// fuzzer's crash recorder). Under a sanitizer it also clears the death callback.
+/// Restores the default action of the crash signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, and
+/// SIGXCPU, which cap_cpu_seconds relies on) in a forked child: a crash there ends the child with
+/// its signal, for the parent to report, instead of running handlers the parent installed (a
+/// logging library's stack printer, a fuzzer's crash recorder). Under a sanitizer it also clears
+/// the death callback.
 void default_crash_signals() noexcept;
 
 }  // namespace medload::core
