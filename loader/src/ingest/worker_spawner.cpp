@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
-#include <sys/prctl.h>
 #endif
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include <thread>
 
 #include "medload/core/error.h"
+#include "medload/core/process_limits.h"
 #include "scan_internal.h"
 #include "wire_format.h"
 
@@ -140,10 +140,7 @@ SpawnReply spawn_worker(const SpawnerContext& context, std::uint64_t index, pid_
   if (pid == 0) {
     ::close(context.control);
     ::close(fds[0]);
-#ifdef __linux__
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);      // never outlive the spawner, which never outlives the scan
-    if (::getppid() != spawner) ::_exit(0);  // it ended before the line above
-#endif
+    core::end_with_parent(spawner);  // never outlive the spawner, which never outlives the scan
     std::uint8_t* const region =
         context.shared == nullptr ? nullptr : context.shared + index * wire::kRegionBytes;
     worker_main(fds[1], context.options, region, context.stage);
@@ -213,6 +210,7 @@ WorkerSpawner::WorkerSpawner(const ValidationOptions& options, std::size_t worke
   void* shared = ::mmap(nullptr, workers * wire::kRegionBytes, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   shared_ = shared == MAP_FAILED ? nullptr : static_cast<std::uint8_t*>(shared);
+  const pid_t scan = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int error = errno;
@@ -223,9 +221,7 @@ WorkerSpawner::WorkerSpawner(const ValidationOptions& options, std::size_t worke
   }
   if (pid == 0) {
     ::close(fds[0]);
-#ifdef __linux__
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the scan
-#endif
+    core::end_with_parent(scan);  // never outlive the scan
     spawner_main({fds[1], options, shared_, workers, stage});
   }
   ::close(fds[1]);
