@@ -13,7 +13,6 @@
 #include "medload/core/check_range.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
-#include "medload/core/json_fields.h"
 #include "medload/core/thread_pool.h"
 
 namespace medload::augment {
@@ -58,7 +57,7 @@ namespace {
 // "Not applied" values (photons 0, blur 0, downsample 1) are inside or checked as such.
 void check_drawn_values(const AppliedParams& p) {
   auto within = [](const char* name, double value, double lo, double hi) {
-    medload::detail::check_range(std::string("applied parameter ") + name, value, lo, hi);
+    core::check_range(std::string("applied parameter ") + name, value, lo, hi);
   };
   within("rotation_degrees", p.rotation_degrees, -ranges::kRotationDegrees.max, ranges::kRotationDegrees.max);
   within("translate_x", p.translate_x, -ranges::kTranslationFraction.max, ranges::kTranslationFraction.max);
