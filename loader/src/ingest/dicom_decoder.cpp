@@ -7,6 +7,8 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmimage/diregist.h>  // colour (RGB, YBR, palette) support for DicomImage
@@ -26,6 +28,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "dcmtk_jpeg_walk.h"
 #include "decoders.h"
 #include "medload/core/text.h"
 #include "medload/loader/ingest/source.h"
@@ -240,6 +243,43 @@ bool declared_transfer_syntax_differs(DcmFileFormat& file, E_TransferSyntax actu
 bool is_jpeg2000(E_TransferSyntax xfer) {
   return xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000 ||
          xfer == EXS_JPEG2000MulticomponentLosslessOnly || xfer == EXS_JPEG2000Multicomponent;
+}
+
+// The transfer syntaxes DCMTK's JPEG codec (dcmjpeg) decodes.
+bool is_dcmtk_jpeg(E_TransferSyntax xfer) {
+  return xfer == EXS_JPEGProcess1 || xfer == EXS_JPEGProcess2_4 || xfer == EXS_JPEGProcess6_8 ||
+         xfer == EXS_JPEGProcess10_12 || xfer == EXS_JPEGProcess14 || xfer == EXS_JPEGProcess14SV1;
+}
+
+// Removes, in memory, the TEM markers on which DCMTK's JPEG codec would spin forever
+// (dcmtk_jpeg_walk.h), from the fragments it walks: the first one (item 1, after the offset
+// table) and, when it decodes frame by frame, each frame's first, which starts with SOI (FF D8).
+// Says so with the warning `jpeg_tem_marker_removed`; the decoded pixels are unchanged by it.
+void remove_markers_dcmtk_stalls_on(DcmDataset& ds, E_TransferSyntax xfer, FileOutcome& outcome) {
+  if (!is_dcmtk_jpeg(xfer)) return;
+  DcmElement* element = nullptr;
+  if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr ||
+      element->ident() != EVR_PixelData) {
+    return;
+  }
+  DcmPixelSequence* sequence = nullptr;
+  if (static_cast<DcmPixelData*>(element)->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() ||
+      sequence == nullptr) {
+    return;
+  }
+  int removed = 0;
+  for (unsigned long i = 1; i < sequence->card(); ++i) {
+    DcmPixelItem* item = nullptr;
+    Uint8* data = nullptr;
+    if (sequence->getItem(item, i).bad() || item->getUint8Array(data).bad() || data == nullptr) continue;
+    const std::size_t length = item->getLength();
+    const bool frame_start = length >= 2 && data[0] == 0xFF && data[1] == 0xD8;
+    if ((i != 1 && !frame_start) || dcmtk_walk_stall(data, length) == length) continue;
+    std::vector<std::uint8_t> fragment(data, data + length);
+    removed += remove_stalling_tem_markers(fragment);
+    item->putUint8Array(fragment.data(), static_cast<unsigned long>(fragment.size()));
+  }
+  if (removed > 0) outcome.warnings.emplace_back("jpeg_tem_marker_removed");
 }
 
 // Turns a decoder's gray samples into frames: stored values (BitsStored, signedness), the
@@ -585,6 +625,7 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
     }
   }
   restore_big_endian_32bit_samples(ds, xfer, h);
+  remove_markers_dcmtk_stalls_on(ds, xfer, outcome);
   const bool ok = is_jpeg2000(xfer) ? decode_with_gdcm(path, h, outcome, frames)
                                     : decode_with_dcmtk(file, xfer, h, outcome, frames);
   if (!ok) {

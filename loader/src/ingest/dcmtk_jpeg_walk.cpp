@@ -1,0 +1,70 @@
+// The walk is DCMTK's scanJpegDataForBitDepth (dcmjpeg/libsrc/djcodecd.cc) step for step, so that
+// it stalls exactly where DCMTK's would; see dcmtk_jpeg_walk.h.
+
+#include "dcmtk_jpeg_walk.h"
+
+namespace medload::loader::detail {
+
+namespace {
+
+enum class Step { kEnd, kStall, kSkipSegment, kSkip2, kSkip1 };
+
+// What DCMTK's walk does at a marker FF `code`.
+Step step_at(std::uint8_t code) {
+  switch (code) {
+    case 0x01:  // TEM: DCMTK's walk stays here
+      return Step::kStall;
+    case 0xC0: case 0xC1: case 0xC2: case 0xC3: case 0xC5: case 0xC6: case 0xC7:  // SOF_n: the
+    case 0xC9: case 0xCA: case 0xCB: case 0xCD: case 0xCE: case 0xCF:             // walk's goal
+      return Step::kEnd;
+    case 0xC4: case 0xC8: case 0xCC:  // DHT, JPG, DAC
+      return Step::kSkipSegment;
+    case 0xFF:  // a fill byte
+      return Step::kSkip1;
+    default:
+      break;
+  }
+  if (code >= 0xD0 && code <= 0xD9) return Step::kSkip2;         // RSTn, SOI, EOI
+  if (code >= 0xDA) return Step::kSkipSegment;                   // SOS .. COM (FE)
+  if (code > 0x02 && code <= 0xBF) return Step::kSkip2;          // reserved markers
+  return Step::kEnd;                                             // 00, 02: DCMTK reports an error
+}
+
+}  // namespace
+
+std::size_t dcmtk_walk_stall(const std::uint8_t* data, std::size_t size) {
+  std::size_t offset = 0;
+  while (offset + 4 < size) {
+    if (data[offset] != 0xFF) return size;  // not a marker: DCMTK reports an error and stops
+    switch (step_at(data[offset + 1])) {
+      case Step::kEnd:
+        return size;
+      case Step::kStall:
+        return offset;
+      case Step::kSkipSegment:
+        offset += ((std::size_t{data[offset + 2]} << 8) | data[offset + 3]) + 2;
+        break;
+      case Step::kSkip2:
+        offset += 2;
+        break;
+      case Step::kSkip1:
+        offset += 1;
+        break;
+    }
+  }
+  return size;
+}
+
+int remove_stalling_tem_markers(std::vector<std::uint8_t>& fragment) {
+  int removed = 0;
+  // Each pass removes two bytes, so this ends.
+  for (std::size_t at = dcmtk_walk_stall(fragment.data(), fragment.size()); at < fragment.size();
+       at = dcmtk_walk_stall(fragment.data(), fragment.size())) {
+    fragment.erase(fragment.begin() + static_cast<std::ptrdiff_t>(at),
+                   fragment.begin() + static_cast<std::ptrdiff_t>(at) + 2);
+    ++removed;
+  }
+  return removed;
+}
+
+}  // namespace medload::loader::detail
