@@ -1,15 +1,38 @@
 #include "medload/loader/ingest/staged_frame.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace medload::loader {
 
+namespace {
+
+// Output pixels `side` original pixels of the crop became, `longer` being the crop's longer side.
+int resized_extent(int side, int longer, double scale) {
+  if (side <= 0 || longer <= 0) return 0;
+  const int size = static_cast<int>(std::lround(longer * scale));
+  return side == longer ? size : std::clamp(static_cast<int>(std::lround(side * scale)), 1, std::max(size, 1));
+}
+
+// Output pixels per original pixel along one axis; `scale` when the crop is empty.
+double axis_factor(int resized, int side, double scale) {
+  return resized > 0 && side > 0 ? static_cast<double>(resized) / side : scale;
+}
+
+}  // namespace
+
+int Geometry::resized_width() const { return resized_extent(crop_w, std::max(crop_w, crop_h), scale); }
+
+int Geometry::resized_height() const { return resized_extent(crop_h, std::max(crop_w, crop_h), scale); }
+
 void Geometry::map_to_original(double x, double y, double& x_orig, double& y_orig) const {
-  x_orig = crop_x + (x - pad_left) / scale;
-  y_orig = crop_y + (y - pad_top) / scale;
+  x_orig = crop_x + (x - pad_left) / axis_factor(resized_width(), crop_w, scale);
+  y_orig = crop_y + (y - pad_top) / axis_factor(resized_height(), crop_h, scale);
 }
 
 void Geometry::map_to_output(double x_orig, double y_orig, double& x, double& y) const {
-  x = (x_orig - crop_x) * scale + pad_left;
-  y = (y_orig - crop_y) * scale + pad_top;
+  x = (x_orig - crop_x) * axis_factor(resized_width(), crop_w, scale) + pad_left;
+  y = (y_orig - crop_y) * axis_factor(resized_height(), crop_h, scale) + pad_top;
 }
 
 nlohmann::json Geometry::to_json() const {

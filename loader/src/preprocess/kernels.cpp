@@ -550,15 +550,12 @@ cv::Mat letterbox(const cv::Mat& image, cv::Rect crop, const LetterboxOptions& o
   geometry.crop_y = crop.y;
   geometry.crop_w = crop.width;
   geometry.crop_h = crop.height;
-  // Resize straight into the centre of a black square (no separate pad copy).
-  const int longer = std::max(crop.width, crop.height);
-  geometry.scale = static_cast<double>(size) / longer;
-  const int new_w = crop.width == longer
-                        ? size
-                        : std::clamp(static_cast<int>(std::lround(crop.width * geometry.scale)), 1, size);
-  const int new_h = crop.height == longer
-                        ? size
-                        : std::clamp(static_cast<int>(std::lround(crop.height * geometry.scale)), 1, size);
+  // Resize straight into the centre of a black square (no separate pad copy). The longer side
+  // becomes `size`, the shorter its rounded share (Geometry::resized_width/height, which the
+  // coordinate mapping uses too).
+  geometry.scale = static_cast<double>(size) / std::max(crop.width, crop.height);
+  const int new_w = geometry.resized_width();
+  const int new_h = geometry.resized_height();
   geometry.pad_left = (size - new_w) / 2;
   geometry.pad_right = size - new_w - geometry.pad_left;
   geometry.pad_top = (size - new_h) / 2;

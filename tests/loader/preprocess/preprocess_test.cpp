@@ -531,13 +531,13 @@ TEST(Geometry, MapsOutputCoordinatesBackToTheOriginal) {
       EXPECT_NEAR(yb, y, 1e-9);
     }
   }
-  // The output corners of the content map to the crop box corners (within half an output pixel).
+  // The output corners of the content map to the crop box corners.
   double xo = 0, yo = 0;
   g.map_to_original(g.pad_left, g.pad_top, xo, yo);
   EXPECT_NEAR(xo, g.crop_x, 1e-9);
   EXPECT_NEAR(yo, g.crop_y, 1e-9);
   g.map_to_original(128 - g.pad_right, 128 - g.pad_bottom, xo, yo);
-  EXPECT_NEAR(xo, g.crop_x + g.crop_w, 0.5 / g.scale);
+  EXPECT_NEAR(xo, g.crop_x + g.crop_w, 1e-9);  // both sides map exactly
   EXPECT_NEAR(yo, g.crop_y + g.crop_h, 1e-9);
 }
 

@@ -15,10 +15,12 @@ namespace medload::loader {
 
 /// Where the output came from, so a coordinate in the output maps back to the original image.
 /// Coordinates are continuous pixel coordinates: pixel (i, j) covers [i, i+1) x [j, j+1), its
-/// centre is (i + 0.5, j + 0.5). Output -> original:
-///   x_orig = crop_x + (x_out - pad_left) / scale,   y_orig = crop_y + (y_out - pad_top) / scale
-/// The longer crop side maps exactly; the shorter one is rounded to whole output pixels, so it
-/// is exact to within 0.5 output pixels (0.5 / scale original pixels).
+/// centre is (i + 0.5, j + 0.5). The crop box was resized to resized_width() x resized_height()
+/// output pixels and padded; output -> original, along each axis with its own factor (the resize's):
+///   x_orig = crop_x + (x_out - pad_left) * crop_w / resized_width()
+///   y_orig = crop_y + (y_out - pad_top) * crop_h / resized_height()
+/// Both sides map exactly (the longer side's factor is `scale`; the shorter side was resized to a
+/// whole number of pixels, so its factor differs from `scale` by less than 0.5 output pixels).
 struct Geometry {
   int original_height = 0;  ///< rows of the decoded image
   int original_width = 0;   ///< columns of the decoded image
@@ -32,6 +34,12 @@ struct Geometry {
   int pad_bottom = 0;       ///< black rows added below it
   int pad_right = 0;        ///< black columns added right of it
 
+  /// Columns the crop box was resized to: the output's width without its padding. The longer
+  /// crop side becomes round(longer * scale), the shorter round(side * scale), at least 1 (the
+  /// letterbox's own arithmetic). 0 when the crop box is empty (a default Geometry).
+  int resized_width() const;
+  /// Rows the crop box was resized to (as resized_width).
+  int resized_height() const;
   /// Output coordinate -> original coordinate (continuous, see above).
   void map_to_original(double x, double y, double& x_orig, double& y_orig) const;
   /// Original coordinate -> output coordinate (the inverse of map_to_original).
