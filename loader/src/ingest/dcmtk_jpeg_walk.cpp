@@ -1,5 +1,5 @@
 // The walk is DCMTK's scanJpegDataForBitDepth (dcmjpeg/libsrc/djcodecd.cc) step for step, so that
-// it stalls exactly where DCMTK's would; see dcmtk_jpeg_walk.h.
+// it ends, or stalls, exactly where DCMTK's would; see dcmtk_jpeg_walk.h.
 
 #include "dcmtk_jpeg_walk.h"
 
@@ -7,7 +7,7 @@ namespace medload::loader::detail {
 
 namespace {
 
-enum class Step { kEnd, kStall, kSkipSegment, kSkip2, kSkip1 };
+enum class Step { kStartOfFrame, kError, kStall, kSkipSegment, kSkip2, kSkip1 };
 
 // What DCMTK's walk does at a marker FF `code`.
 Step step_at(std::uint8_t code) {
@@ -16,7 +16,7 @@ Step step_at(std::uint8_t code) {
       return Step::kStall;
     case 0xC0: case 0xC1: case 0xC2: case 0xC3: case 0xC5: case 0xC6: case 0xC7:  // SOF_n: the
     case 0xC9: case 0xCA: case 0xCB: case 0xCD: case 0xCE: case 0xCF:             // walk's goal
-      return Step::kEnd;
+      return Step::kStartOfFrame;
     case 0xC4: case 0xC8: case 0xCC:  // DHT, JPG, DAC
       return Step::kSkipSegment;
     case 0xFF:  // a fill byte
@@ -24,23 +24,29 @@ Step step_at(std::uint8_t code) {
     default:
       break;
   }
-  if (code >= 0xD0 && code <= 0xD9) return Step::kSkip2;         // RSTn, SOI, EOI
-  if (code >= 0xDA) return Step::kSkipSegment;                   // SOS .. COM (FE)
-  if (code > 0x02 && code <= 0xBF) return Step::kSkip2;          // reserved markers
-  return Step::kEnd;                                             // 00, 02: DCMTK reports an error
+  if (code >= 0xD0 && code <= 0xD9) return Step::kSkip2;  // RSTn, SOI, EOI
+  if (code >= 0xDA) return Step::kSkipSegment;            // SOS .. COM (FE)
+  if (code > 0x02 && code <= 0xBF) return Step::kSkip2;   // reserved markers
+  return Step::kError;                                    // 00, 02
 }
 
-}  // namespace
+// Where DCMTK's walk ends: at a start-of-frame or a TEM marker (at `offset`), or elsewhere (an
+// invalid marker, bytes that are not a marker, the end of the data).
+struct WalkEnd {
+  Step step = Step::kError;  // kStartOfFrame, kStall or kError
+  std::size_t offset = 0;
+};
 
-std::size_t dcmtk_walk_stall(const std::uint8_t* data, std::size_t size) {
+WalkEnd walk(const std::uint8_t* data, std::size_t size) {
   std::size_t offset = 0;
   while (offset + 4 < size) {
-    if (data[offset] != 0xFF) return size;  // not a marker: DCMTK reports an error and stops
-    switch (step_at(data[offset + 1])) {
-      case Step::kEnd:
-        return size;
+    if (data[offset] != 0xFF) break;  // not a marker: DCMTK reports an error and stops
+    const Step step = step_at(data[offset + 1]);
+    switch (step) {
+      case Step::kStartOfFrame:
+      case Step::kError:
       case Step::kStall:
-        return offset;
+        return {step, offset};
       case Step::kSkipSegment:
         offset += ((std::size_t{data[offset + 2]} << 8) | data[offset + 3]) + 2;
         break;
@@ -52,7 +58,27 @@ std::size_t dcmtk_walk_stall(const std::uint8_t* data, std::size_t size) {
         break;
     }
   }
-  return size;
+  return {Step::kError, offset};
+}
+
+}  // namespace
+
+std::optional<JpegFrameSize> dcmtk_frame_size(const std::uint8_t* data, std::size_t size) {
+  const WalkEnd end = walk(data, size);
+  // FF Cn, length (2 bytes), P, Y (2), X (2), Nf
+  if (end.step != Step::kStartOfFrame || end.offset + 10 > size) return std::nullopt;
+  const std::uint8_t* sof = data + end.offset;
+  JpegFrameSize frame;
+  frame.precision = sof[4];
+  frame.height = (sof[5] << 8) | sof[6];
+  frame.width = (sof[7] << 8) | sof[8];
+  frame.components = sof[9];
+  return frame;
+}
+
+std::size_t dcmtk_walk_stall(const std::uint8_t* data, std::size_t size) {
+  const WalkEnd end = walk(data, size);
+  return end.step == Step::kStall ? end.offset : size;
 }
 
 int remove_stalling_tem_markers(std::vector<std::uint8_t>& fragment) {

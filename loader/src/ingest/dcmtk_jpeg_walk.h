@@ -9,12 +9,30 @@
 // marker that JPEG allows between segments and that every JPEG decoder, DCMTK's own included,
 // skips; so medload removes exactly the TEM markers that walk would land on, in memory (never in
 // the source file), before DCMTK decodes, and the pixels are those the file holds.
+//
+// The start of frame that walk finds is also where DCMTK's decoder learns the frame's size, and
+// it sizes its buffers from it (a progressive frame keeps all coefficients of the image): a JPEG
+// declaring 60000 x 60000 inside a 64 x 48 DICOM cost 7 GB and 26 s before DCMTK gave up. So
+// medload reads that size first and refuses a frame whose size is not the DICOM header's.
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace medload::loader::detail {
+
+/// The size a JPEG's start-of-frame segment declares.
+struct JpegFrameSize {
+  int width = 0;       ///< samples per line (X)
+  int height = 0;      ///< lines (Y; 0 when a DNL segment gives it later)
+  int components = 0;  ///< Nf
+  int precision = 0;   ///< P, bits per sample
+};
+
+/// The start-of-frame segment DCMTK's walk over `data` ends at, when it ends at one whose first
+/// six bytes after the length are there.
+std::optional<JpegFrameSize> dcmtk_frame_size(const std::uint8_t* data, std::size_t size);
 
 /// The offset of the TEM marker DCMTK's bit-depth walk over `data` (`size` bytes) would land on
 /// and never leave, or `size` when the walk ends: at a start-of-frame marker, at bytes that are

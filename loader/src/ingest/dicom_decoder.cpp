@@ -202,6 +202,42 @@ PixelHeader read_pixel_header(DcmDataset& ds) {
   return h;
 }
 
+// Whether the header describes pixel data medload may hand to a decoder: sides and bits present,
+// SamplesPerPixel and BitsAllocated in the standard's ranges, and at most validate.max_pixels
+// pixels in all frames. The decoders size their buffers from these fields before reading any
+// pixel (DCMTK: rows x columns x samples x bits allocated per frame), so a header declaring 65,027
+// samples a pixel would cost gigabytes for a 256 x 256 image. Rejects the file otherwise.
+bool pixel_header_is_decodable(const PixelHeader& h, const ValidationOptions& options, FileOutcome& outcome) {
+  const std::string size =
+      std::to_string(h.columns) + "x" + std::to_string(h.rows) + " x " + std::to_string(h.frames) + " frames";
+  if (h.rows == 0 || h.columns == 0 || h.bits_allocated == 0) {
+    reject(outcome, Reason::kUnreadable,
+           "the header declares " + std::to_string(h.columns) + "x" + std::to_string(h.rows) + " pixels of " +
+               std::to_string(h.bits_allocated) + " bits allocated");
+    return false;
+  }
+  if (h.samples_per_pixel != 1 && h.samples_per_pixel != 3 && h.samples_per_pixel != 4) {
+    reject(outcome, Reason::kUnreadable,
+           "the header declares " + std::to_string(h.samples_per_pixel) +
+               " samples per pixel (SamplesPerPixel); a DICOM image has 1, 3 or (retired) 4");
+    return false;
+  }
+  if (h.bits_allocated > 32) {
+    reject(outcome, Reason::kUnreadable,
+           "the header declares " + std::to_string(h.bits_allocated) +
+               " bits allocated per sample (BitsAllocated); DICOM pixel data has at most 32");
+    return false;
+  }
+  const std::int64_t pixels = static_cast<std::int64_t>(h.rows) * h.columns * h.frames;
+  if (pixels > options.max_pixels) {
+    reject(outcome, Reason::kTooLarge,
+           "the header declares " + size + " = " + std::to_string(pixels) + " pixels; the limit is " +
+               std::to_string(options.max_pixels) + " (validate.max_pixels)");
+    return false;
+  }
+  return true;
+}
+
 // Bytes the uncompressed pixel data of one whole file needs. YBR_FULL_422 and YBR_PARTIAL_422
 // store two samples per pixel (Y Y Cb Cr for each pair), YBR_PARTIAL_420 one and a half
 // (PS3.3 C.7.6.3.1.2).
@@ -251,12 +287,11 @@ bool is_dcmtk_jpeg(E_TransferSyntax xfer) {
          xfer == EXS_JPEGProcess10_12 || xfer == EXS_JPEGProcess14 || xfer == EXS_JPEGProcess14SV1;
 }
 
-// Removes, in memory, the TEM markers on which DCMTK's JPEG codec would spin forever
-// (dcmtk_jpeg_walk.h), from the fragments it walks: the first one (item 1, after the offset
-// table) and, when it decodes frame by frame, each frame's first, which starts with SOI (FF D8).
-// Says so with the warning `jpeg_tem_marker_removed`; the decoded pixels are unchanged by it.
-void remove_markers_dcmtk_stalls_on(DcmDataset& ds, E_TransferSyntax xfer, FileOutcome& outcome) {
-  if (!is_dcmtk_jpeg(xfer)) return;
+// The fragments DCMTK's JPEG codec walks before decoding (dcmtk_jpeg_walk.h): the first one (item
+// 1, after the offset table) and, when it decodes frame by frame, each frame's first, which
+// starts with SOI (FF D8).
+template <class Visit>
+void for_each_walked_fragment(DcmDataset& ds, E_TransferSyntax xfer, Visit visit) {
   DcmElement* element = nullptr;
   if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr ||
       element->ident() != EVR_PixelData) {
@@ -267,19 +302,48 @@ void remove_markers_dcmtk_stalls_on(DcmDataset& ds, E_TransferSyntax xfer, FileO
       sequence == nullptr) {
     return;
   }
-  int removed = 0;
   for (unsigned long i = 1; i < sequence->card(); ++i) {
     DcmPixelItem* item = nullptr;
     Uint8* data = nullptr;
     if (sequence->getItem(item, i).bad() || item->getUint8Array(data).bad() || data == nullptr) continue;
     const std::size_t length = item->getLength();
     const bool frame_start = length >= 2 && data[0] == 0xFF && data[1] == 0xD8;
-    if ((i != 1 && !frame_start) || dcmtk_walk_stall(data, length) == length) continue;
-    std::vector<std::uint8_t> fragment(data, data + length);
-    removed += remove_stalling_tem_markers(fragment);
-    item->putUint8Array(fragment.data(), static_cast<unsigned long>(fragment.size()));
+    if (i == 1 || frame_start) {
+      if (!visit(*item, data, length)) return;
+    }
   }
+}
+
+// Makes a JPEG DICOM safe for DCMTK's JPEG codec (dcmtk_jpeg_walk.h): removes, in memory, the TEM
+// markers on which it would spin forever (warning `jpeg_tem_marker_removed`; the pixels are
+// unchanged by it), and rejects the file when a frame's JPEG data declares another size than
+// the header (DCMTK would size its buffers from the JPEG's). Other transfer syntaxes pass.
+bool guard_dcmtk_jpeg(DcmDataset& ds, E_TransferSyntax xfer, const PixelHeader& h, FileOutcome& outcome) {
+  if (!is_dcmtk_jpeg(xfer)) return true;
+  int removed = 0;
+  bool usable = true;
+  for_each_walked_fragment(ds, xfer, [&](DcmPixelItem& item, Uint8* data, std::size_t length) {
+    if (dcmtk_walk_stall(data, length) < length) {
+      std::vector<std::uint8_t> fragment(data, data + length);
+      removed += remove_stalling_tem_markers(fragment);
+      if (item.putUint8Array(fragment.data(), static_cast<unsigned long>(fragment.size())).bad() ||
+          item.getUint8Array(data).bad() || data == nullptr) {
+        reject(outcome, Reason::kUnreadable, "DCMTK could not take the JPEG data without its TEM markers");
+        return usable = false;
+      }
+      length = item.getLength();
+    }
+    const std::optional<JpegFrameSize> frame = dcmtk_frame_size(data, length);
+    if (frame && (frame->width != h.columns || frame->height != h.rows)) {
+      reject(outcome, Reason::kUnreadable,
+             "the JPEG data declares a " + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
+                 " frame; the header declares " + std::to_string(h.columns) + "x" + std::to_string(h.rows));
+      return usable = false;
+    }
+    return true;
+  });
   if (removed > 0) outcome.warnings.emplace_back("jpeg_tem_marker_removed");
+  return usable;
 }
 
 // Turns a decoder's gray samples into frames: stored values (BitsStored, signedness), the
@@ -592,20 +656,7 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
   outcome.width = h.columns;
   outcome.height = h.rows;
   outcome.bits_stored = h.bits_stored;
-  if (h.rows == 0 || h.columns == 0 || h.bits_allocated == 0) {
-    reject(outcome, Reason::kUnreadable,
-           "the header declares " + std::to_string(h.columns) + "x" + std::to_string(h.rows) + " pixels of " +
-               std::to_string(h.bits_allocated) + " bits allocated");
-    return;
-  }
-  const std::int64_t pixels = static_cast<std::int64_t>(h.rows) * h.columns * h.frames;
-  if (pixels > options.max_pixels) {
-    reject(outcome, Reason::kTooLarge,
-           "the header declares " + std::to_string(h.columns) + "x" + std::to_string(h.rows) + " x " +
-               std::to_string(h.frames) + " frames = " + std::to_string(pixels) + " pixels; the limit is " +
-               std::to_string(options.max_pixels) + " (validate.max_pixels)");
-    return;
-  }
+  if (!pixel_header_is_decodable(h, options, outcome)) return;
   const E_TransferSyntax xfer = ds.getOriginalXfer();
   if (declared_transfer_syntax_differs(file, xfer)) outcome.warnings.emplace_back("transfer_syntax_mismatch");
   if (!DcmXfer(xfer).isEncapsulated()) {
@@ -625,7 +676,7 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
     }
   }
   restore_big_endian_32bit_samples(ds, xfer, h);
-  remove_markers_dcmtk_stalls_on(ds, xfer, outcome);
+  if (!guard_dcmtk_jpeg(ds, xfer, h, outcome)) return;
   const bool ok = is_jpeg2000(xfer) ? decode_with_gdcm(path, h, outcome, frames)
                                     : decode_with_dcmtk(file, xfer, h, outcome, frames);
   if (!ok) {

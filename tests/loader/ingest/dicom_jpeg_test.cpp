@@ -24,6 +24,7 @@
 namespace medload::loader {
 namespace {
 
+using detail::dcmtk_frame_size;
 using detail::dcmtk_walk_stall;
 using detail::remove_stalling_tem_markers;
 using test::TempDir;
@@ -66,18 +67,49 @@ TEST(DcmtkJpegWalk, RemovesOnlyTheMarkersTheWalkLandsOn) {
   EXPECT_EQ(remove_stalling_tem_markers(data), 0);
 }
 
-// A 64x48 gray gradient as a baseline JPEG (OpenCV, libjpeg-turbo).
-Bytes gray_jpeg() {
+TEST(DcmtkJpegWalk, ReadsTheFrameSizeWhereTheWalkFindsTheStartOfFrame) {
+  // SOI, APP0 (length 4), SOF2: P 12, Y 0x0130 = 304, X 0x0200 = 512, Nf 1.
+  const Bytes data = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xC0, 0x00, 0xFF, 0xC2, 0x00, 0x0B,
+                      0x0C, 0x01, 0x30, 0x02, 0x00, 0x01, 0x01, 0x11, 0x00};
+  const auto frame = dcmtk_frame_size(data.data(), data.size());
+  ASSERT_TRUE(frame.has_value());
+  EXPECT_EQ(frame->precision, 12);
+  EXPECT_EQ(frame->height, 304);
+  EXPECT_EQ(frame->width, 512);
+  EXPECT_EQ(frame->components, 1);
+  // Cut inside the segment, or a walk that stalls or fails first: no size.
+  EXPECT_FALSE(dcmtk_frame_size(data.data(), 17).has_value());
+  const Bytes stalls = {0xFF, 0xD8, 0xFF, 0x01, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x10, 0x00, 0x10, 0x01};
+  EXPECT_FALSE(dcmtk_frame_size(stalls.data(), stalls.size()).has_value());
+  const Bytes invalid = {0xFF, 0xD8, 0xFF, 0x00, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x10, 0x00, 0x10, 0x01};
+  EXPECT_FALSE(dcmtk_frame_size(invalid.data(), invalid.size()).has_value());
+}
+
+// A 64x48 gray gradient as a baseline (or progressive) JPEG (OpenCV, libjpeg-turbo).
+Bytes gray_jpeg(bool progressive = false) {
   cv::Mat image(48, 64, CV_8UC1);
   for (int r = 0; r < image.rows; ++r)
     for (int c = 0; c < image.cols; ++c) image.at<std::uint8_t>(r, c) = static_cast<std::uint8_t>(3 * c + r);
   Bytes jpeg;
-  EXPECT_TRUE(cv::imencode(".jpg", image, jpeg, {cv::IMWRITE_JPEG_QUALITY, 95}));
+  EXPECT_TRUE(cv::imencode(".jpg", image, jpeg, {cv::IMWRITE_JPEG_QUALITY, 95, cv::IMWRITE_JPEG_PROGRESSIVE, progressive}));
+  return jpeg;
+}
+
+// `jpeg` with its start-of-frame segment declaring width x height (segments followed by length).
+Bytes with_frame_size(Bytes jpeg, int width, int height) {
+  std::size_t at = 2;
+  while (at + 9 < jpeg.size() && !(jpeg[at + 1] >= 0xC0 && jpeg[at + 1] <= 0xC2))
+    at += 2 + ((std::size_t{jpeg[at + 2]} << 8) | jpeg[at + 3]);
+  EXPECT_LT(at + 9, jpeg.size());
+  jpeg[at + 5] = static_cast<std::uint8_t>(height >> 8);
+  jpeg[at + 6] = static_cast<std::uint8_t>(height & 0xFF);
+  jpeg[at + 7] = static_cast<std::uint8_t>(width >> 8);
+  jpeg[at + 8] = static_cast<std::uint8_t>(width & 0xFF);
   return jpeg;
 }
 
 // A secondary-capture DICOM holding `jpeg` as its one frame, JPEG baseline transfer syntax.
-void write_jpeg_dicom(const std::string& path, const Bytes& jpeg) {
+void write_jpeg_dicom(const std::string& path, const Bytes& jpeg, Uint16 samples_per_pixel = 1) {
   DcmFileFormat file;
   DcmDataset& ds = *file.getDataset();
   ds.putAndInsertString(DCM_SOPClassUID, UID_SecondaryCaptureImageStorage);
@@ -85,7 +117,7 @@ void write_jpeg_dicom(const std::string& path, const Bytes& jpeg) {
   ds.putAndInsertString(DCM_PatientID, "P1");
   ds.putAndInsertUint16(DCM_Rows, 48);
   ds.putAndInsertUint16(DCM_Columns, 64);
-  ds.putAndInsertUint16(DCM_SamplesPerPixel, 1);
+  ds.putAndInsertUint16(DCM_SamplesPerPixel, samples_per_pixel);
   ds.putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
   ds.putAndInsertUint16(DCM_BitsAllocated, 8);
   ds.putAndInsertUint16(DCM_BitsStored, 8);
@@ -158,6 +190,50 @@ TEST(DicomJpeg, TemMarkersWhereDcmtkWouldSpinAreRemovedAndThePixelsAreThoseOfThe
   for (std::size_t i = 0; i < reference.total(); ++i)
     off_by_more_than_one += std::abs(int{reference.data[i]} - int{frames[0].pixels[i]}) > 1;
   EXPECT_EQ(off_by_more_than_one, 0);
+}
+
+TEST(DicomJpeg, AFrameWhoseJpegDataDeclaresAnotherSizeIsRefusedBeforeDcmtkSizesItsBuffers) {
+  // A progressive JPEG declaring 60000 x 60000 inside a 64 x 48 DICOM: DCMTK would first keep the
+  // coefficients of a 3.6-gigapixel image (7 GB here) before failing.
+  const Deadline deadline;
+  TempDir dir("dicom_sof");
+  for (const bool progressive : {false, true}) {
+    const std::string path = dir / (progressive ? "progressive.dcm" : "baseline.dcm");
+    write_jpeg_dicom(path, with_frame_size(gray_jpeg(progressive), 60000, 60000));
+    std::vector<DecodedImage> frames;
+    const FileOutcome o = decode_in_process(path, frames);
+    ASSERT_TRUE(o.reason) << path;
+    EXPECT_EQ(*o.reason, Reason::kUnreadable);
+    EXPECT_EQ(o.detail, "the JPEG data declares a 60000x60000 frame; the header declares 64x48");
+    // The same JPEG with its own size decodes.
+    write_jpeg_dicom(path, gray_jpeg(progressive));
+    EXPECT_TRUE(decode_in_process(path, frames).ok) << path;
+  }
+}
+
+TEST(DicomJpeg, AbsurdSamplesPerPixelOrBitsAllocatedAreRefusedBeforeDecoding) {
+  // fuzz_decode: a 256 x 256 JPEG DICOM declaring 65,027 samples a pixel made DCMTK allocate a
+  // 4.3 GB frame (8.4 GB of RSS, 40 s) and came out `ok`.
+  const Deadline deadline;
+  std::vector<DecodedImage> frames;
+  FileOutcome o = decode_in_process(
+      std::string(MEDLOAD_SOURCE_DIR) + "/fuzz/regressions/fuzz_decode/dicom_samples_per_pixel_65027.dcm", frames);
+  ASSERT_TRUE(o.reason);
+  EXPECT_EQ(*o.reason, Reason::kUnreadable);
+  EXPECT_NE(o.detail.find("65027 samples per pixel (SamplesPerPixel)"), std::string::npos) << o.detail;
+  TempDir dir("dicom_header");
+  write_jpeg_dicom(dir / "two.dcm", gray_jpeg(), 2);
+  o = decode_in_process(dir / "two.dcm", frames);
+  ASSERT_TRUE(o.reason);
+  EXPECT_NE(o.detail.find("2 samples per pixel"), std::string::npos) << o.detail;
+  DcmFileFormat file;
+  ASSERT_TRUE(file.loadFile((dir / "two.dcm").c_str()).good());
+  file.getDataset()->putAndInsertUint16(DCM_SamplesPerPixel, 1);
+  file.getDataset()->putAndInsertUint16(DCM_BitsAllocated, 64);
+  ASSERT_TRUE(file.saveFile((dir / "bits.dcm").c_str(), EXS_JPEGProcess1).good());
+  o = decode_in_process(dir / "bits.dcm", frames);
+  ASSERT_TRUE(o.reason);
+  EXPECT_NE(o.detail.find("64 bits allocated per sample (BitsAllocated)"), std::string::npos) << o.detail;
 }
 
 TEST(DicomJpeg, TheFuzzedFileOnWhichDcmtkSpunGetsAnOutcome) {
