@@ -28,8 +28,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "dcmtk_jpeg_walk.h"
 #include "decoders.h"
+#include "encapsulated_frames.h"
 #include "medload/core/text.h"
 #include "medload/loader/ingest/source.h"
 
@@ -287,11 +287,11 @@ bool is_dcmtk_jpeg(E_TransferSyntax xfer) {
          xfer == EXS_JPEGProcess10_12 || xfer == EXS_JPEGProcess14 || xfer == EXS_JPEGProcess14SV1;
 }
 
-// The fragments DCMTK's JPEG codec walks before decoding (dcmtk_jpeg_walk.h): the first one (item
-// 1, after the offset table) and, when it decodes frame by frame, each frame's first, which
-// starts with SOI (FF D8).
-template <class Visit>
-void for_each_walked_fragment(DcmDataset& ds, E_TransferSyntax xfer, Visit visit) {
+// Calls visit(item, data, length) for the fragments that begin a frame, as a decoder finds them:
+// the first one (item 1, after the offset table) and each later one for which
+// starts_frame(data, length) holds; stops when visit returns false.
+template <class StartsFrame, class Visit>
+void for_each_frame_fragment(DcmDataset& ds, E_TransferSyntax xfer, StartsFrame starts_frame, Visit visit) {
   DcmElement* element = nullptr;
   if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr ||
       element->ident() != EVR_PixelData) {
@@ -307,42 +307,61 @@ void for_each_walked_fragment(DcmDataset& ds, E_TransferSyntax xfer, Visit visit
     Uint8* data = nullptr;
     if (sequence->getItem(item, i).bad() || item->getUint8Array(data).bad() || data == nullptr) continue;
     const std::size_t length = item->getLength();
-    const bool frame_start = length >= 2 && data[0] == 0xFF && data[1] == 0xD8;
-    if (i == 1 || frame_start) {
-      if (!visit(*item, data, length)) return;
-    }
+    if ((i == 1 || starts_frame(data, length)) && !visit(*item, data, length)) return;
   }
 }
 
-// Makes a JPEG DICOM safe for DCMTK's JPEG codec (dcmtk_jpeg_walk.h): removes, in memory, the TEM
-// markers on which it would spin forever (warning `jpeg_tem_marker_removed`; the pixels are
-// unchanged by it), and rejects the file when a frame's JPEG data declares another size than
-// the header (DCMTK would size its buffers from the JPEG's). Other transfer syntaxes pass.
-bool guard_dcmtk_jpeg(DcmDataset& ds, E_TransferSyntax xfer, const PixelHeader& h, FileOutcome& outcome) {
-  if (!is_dcmtk_jpeg(xfer)) return true;
-  int removed = 0;
+// Rejects the file when a frame's own header declares another size than the DICOM header.
+bool frame_size_agrees(const std::optional<FrameSize>& frame, const char* codec, const PixelHeader& h,
+                       FileOutcome& outcome) {
+  if (!frame || (frame->width == h.columns && frame->height == h.rows)) return true;
+  reject(outcome, Reason::kUnreadable,
+         std::string("the ") + codec + " data declares a " + std::to_string(frame->width) + "x" +
+             std::to_string(frame->height) + " frame; the header declares " + std::to_string(h.columns) + "x" +
+             std::to_string(h.rows));
+  return false;
+}
+
+// Removes, in memory, the TEM markers on which DCMTK's JPEG codec would spin forever from a
+// fragment it walks (warning `jpeg_tem_marker_removed` once; the pixels are unchanged by it).
+bool remove_tem_markers(DcmPixelItem& item, Uint8*& data, std::size_t& length, FileOutcome& outcome) {
+  if (dcmtk_walk_stall(data, length) == length) return true;
+  std::vector<std::uint8_t> fragment(data, data + length);
+  remove_stalling_tem_markers(fragment);
+  if (item.putUint8Array(fragment.data(), static_cast<unsigned long>(fragment.size())).bad() ||
+      item.getUint8Array(data).bad() || data == nullptr) {
+    reject(outcome, Reason::kUnreadable, "DCMTK could not take the JPEG data without its TEM markers");
+    return false;
+  }
+  length = item.getLength();
+  if (std::find(outcome.warnings.begin(), outcome.warnings.end(), "jpeg_tem_marker_removed") ==
+      outcome.warnings.end()) {
+    outcome.warnings.emplace_back("jpeg_tem_marker_removed");
+  }
+  return true;
+}
+
+// Makes compressed frames safe to hand to their decoder (encapsulated_frames.h): JPEG frames for
+// DCMTK lose the TEM markers its walk would spin on, and every JPEG or JPEG 2000 frame must
+// declare the header's size. Returns false, the file rejected, otherwise. Other transfer
+// syntaxes pass.
+bool guard_encapsulated_frames(DcmDataset& ds, E_TransferSyntax xfer, const PixelHeader& h,
+                               FileOutcome& outcome) {
   bool usable = true;
-  for_each_walked_fragment(ds, xfer, [&](DcmPixelItem& item, Uint8* data, std::size_t length) {
-    if (dcmtk_walk_stall(data, length) < length) {
-      std::vector<std::uint8_t> fragment(data, data + length);
-      removed += remove_stalling_tem_markers(fragment);
-      if (item.putUint8Array(fragment.data(), static_cast<unsigned long>(fragment.size())).bad() ||
-          item.getUint8Array(data).bad() || data == nullptr) {
-        reject(outcome, Reason::kUnreadable, "DCMTK could not take the JPEG data without its TEM markers");
-        return usable = false;
-      }
-      length = item.getLength();
-    }
-    const std::optional<JpegFrameSize> frame = dcmtk_frame_size(data, length);
-    if (frame && (frame->width != h.columns || frame->height != h.rows)) {
-      reject(outcome, Reason::kUnreadable,
-             "the JPEG data declares a " + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
-                 " frame; the header declares " + std::to_string(h.columns) + "x" + std::to_string(h.rows));
-      return usable = false;
-    }
-    return true;
-  });
-  if (removed > 0) outcome.warnings.emplace_back("jpeg_tem_marker_removed");
+  if (is_dcmtk_jpeg(xfer)) {
+    const auto starts_with_soi = [](const Uint8* d, std::size_t n) { return n >= 2 && d[0] == 0xFF && d[1] == 0xD8; };
+    for_each_frame_fragment(ds, xfer, starts_with_soi, [&](DcmPixelItem& item, Uint8* data, std::size_t length) {
+      return usable = remove_tem_markers(item, data, length, outcome) &&
+                      frame_size_agrees(dcmtk_frame_size(data, length), "JPEG", h, outcome);
+    });
+  } else if (is_jpeg2000(xfer)) {
+    const auto starts_codestream = [](const Uint8* d, std::size_t n) {
+      return n >= 2 && ((d[0] == 0xFF && d[1] == 0x4F) || (n >= 8 && d[4] == 'j' && d[5] == 'P'));
+    };
+    for_each_frame_fragment(ds, xfer, starts_codestream, [&](DcmPixelItem&, Uint8* data, std::size_t length) {
+      return usable = frame_size_agrees(j2k_frame_size(data, length), "JPEG 2000", h, outcome);
+    });
+  }
   return usable;
 }
 
@@ -676,7 +695,7 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
     }
   }
   restore_big_endian_32bit_samples(ds, xfer, h);
-  if (!guard_dcmtk_jpeg(ds, xfer, h, outcome)) return;
+  if (!guard_encapsulated_frames(ds, xfer, h, outcome)) return;
   const bool ok = is_jpeg2000(xfer) ? decode_with_gdcm(path, h, outcome, frames)
                                     : decode_with_dcmtk(file, xfer, h, outcome, frames);
   if (!ok) {

@@ -1,5 +1,6 @@
-// JPEG-compressed DICOM and the guard in front of DCMTK's JPEG codec (dcmtk_jpeg_walk.h): a TEM
-// marker (FF 01) where DCMTK's bit-depth walk lands made it spin forever.
+// Compressed DICOM frames read before their decoder sees them (encapsulated_frames.h): a TEM
+// marker (FF 01) where DCMTK's bit-depth walk lands made it spin forever, and frame headers that
+// declare another size than the DICOM header made the decoders allocate gigabytes.
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
@@ -13,11 +14,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "dcmtk_jpeg_walk.h"
+#include "encapsulated_frames.h"
 #include "medload/loader/ingest/scanner.h"
 #include "test_util.h"
 
@@ -26,6 +29,7 @@ namespace {
 
 using detail::dcmtk_frame_size;
 using detail::dcmtk_walk_stall;
+using detail::j2k_frame_size;
 using detail::remove_stalling_tem_markers;
 using test::TempDir;
 using Bytes = std::vector<std::uint8_t>;
@@ -73,7 +77,6 @@ TEST(DcmtkJpegWalk, ReadsTheFrameSizeWhereTheWalkFindsTheStartOfFrame) {
                       0x0C, 0x01, 0x30, 0x02, 0x00, 0x01, 0x01, 0x11, 0x00};
   const auto frame = dcmtk_frame_size(data.data(), data.size());
   ASSERT_TRUE(frame.has_value());
-  EXPECT_EQ(frame->precision, 12);
   EXPECT_EQ(frame->height, 304);
   EXPECT_EQ(frame->width, 512);
   EXPECT_EQ(frame->components, 1);
@@ -83,6 +86,31 @@ TEST(DcmtkJpegWalk, ReadsTheFrameSizeWhereTheWalkFindsTheStartOfFrame) {
   EXPECT_FALSE(dcmtk_frame_size(stalls.data(), stalls.size()).has_value());
   const Bytes invalid = {0xFF, 0xD8, 0xFF, 0x00, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x10, 0x00, 0x10, 0x01};
   EXPECT_FALSE(dcmtk_frame_size(invalid.data(), invalid.size()).has_value());
+}
+
+TEST(EncapsulatedFrames, ReadsTheJpeg2000ImageSizeFromSiz) {
+  // SOC, SIZ: Lsiz 41, Rsiz 0, Xsiz 300, Ysiz 200, XOsiz 20, YOsiz 0, tiles..., Csiz 3.
+  Bytes data = {0xFF, 0x4F, 0xFF, 0x51, 0x00, 0x29, 0x00, 0x00, 0, 0, 0x01, 0x2C, 0, 0, 0x00, 0xC8,
+                0,    0,    0,    20,   0,    0,    0,    0,    0, 0, 0x01, 0x2C, 0, 0, 0x00, 0xC8,
+                0,    0,    0,    0,    0,    0,    0,    0,    0, 3};
+  auto frame = j2k_frame_size(data.data(), data.size());
+  ASSERT_TRUE(frame.has_value());
+  EXPECT_EQ(frame->width, 280);
+  EXPECT_EQ(frame->height, 200);
+  EXPECT_EQ(frame->components, 3);
+  EXPECT_FALSE(j2k_frame_size(data.data(), data.size() - 1).has_value());  // Csiz cut off
+  // Inside a JP2 wrapper: found after the boxes that precede the codestream.
+  Bytes wrapped = {0x00, 0x00, 0x00, 0x0C, 'j', 'P', ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
+  wrapped.insert(wrapped.end(), data.begin(), data.end());
+  frame = j2k_frame_size(wrapped.data(), wrapped.size());
+  ASSERT_TRUE(frame.has_value());
+  EXPECT_EQ(frame->width, 280);
+  // An image offset past the grid's end declares a side of 0.
+  data[19] = 0xFF;
+  data[18] = 0x01;
+  frame = j2k_frame_size(data.data(), data.size());
+  ASSERT_TRUE(frame.has_value());
+  EXPECT_EQ(frame->width, 0);
 }
 
 // A 64x48 gray gradient as a baseline (or progressive) JPEG (OpenCV, libjpeg-turbo).
@@ -209,6 +237,32 @@ TEST(DicomJpeg, AFrameWhoseJpegDataDeclaresAnotherSizeIsRefusedBeforeDcmtkSizesI
     write_jpeg_dicom(path, gray_jpeg(progressive));
     EXPECT_TRUE(decode_in_process(path, frames).ok) << path;
   }
+}
+
+TEST(DicomJpeg, AJpeg2000CodestreamDeclaringAnotherSizeIsRefusedBeforeGdcmDecodesIt) {
+  // The 256 x 1024 JPEG 2000 fixture with its SIZ segment declaring 60000 x 60000: GDCM
+  // (OpenJPEG) decoded it at that size, 14 GB and 44 s, and the file came out `ok`.
+  const Deadline deadline;
+  std::ifstream in(test::fixture("dicom/JPEG2000.dcm"), std::ios::binary);
+  Bytes file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const Bytes siz = {0xFF, 0x4F, 0xFF, 0x51};
+  const auto at = std::search(file.begin(), file.end(), siz.begin(), siz.end());
+  ASSERT_NE(at, file.end());
+  for (const int offset : {8, 12}) {  // Xsiz, Ysiz
+    at[offset] = 0x00;
+    at[offset + 1] = 0x00;
+    at[offset + 2] = 0xEA;  // 60000
+    at[offset + 3] = 0x60;
+  }
+  TempDir dir("dicom_siz");
+  std::ofstream(dir / "big.dcm", std::ios::binary).write(reinterpret_cast<const char*>(file.data()),
+                                                          static_cast<std::streamsize>(file.size()));
+  std::vector<DecodedImage> frames;
+  const FileOutcome o = decode_in_process(dir / "big.dcm", frames);
+  ASSERT_TRUE(o.reason);
+  EXPECT_EQ(*o.reason, Reason::kUnreadable);
+  EXPECT_EQ(o.detail, "the JPEG 2000 data declares a 60000x60000 frame; the header declares 256x1024");
+  EXPECT_TRUE(decode_in_process(test::fixture("dicom/JPEG2000.dcm"), frames).ok);
 }
 
 TEST(DicomJpeg, AbsurdSamplesPerPixelOrBitsAllocatedAreRefusedBeforeDecoding) {

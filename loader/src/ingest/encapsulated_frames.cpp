@@ -1,7 +1,11 @@
-// The walk is DCMTK's scanJpegDataForBitDepth (dcmjpeg/libsrc/djcodecd.cc) step for step, so that
-// it ends, or stalls, exactly where DCMTK's would; see dcmtk_jpeg_walk.h.
+// Frame headers of encapsulated pixel data (encapsulated_frames.h). The JPEG walk is DCMTK's
+// scanJpegDataForBitDepth (dcmjpeg/libsrc/djcodecd.cc) step for step, so that it ends, or
+// stalls, exactly where DCMTK's would.
 
-#include "dcmtk_jpeg_walk.h"
+#include "encapsulated_frames.h"
+
+#include <algorithm>
+#include <array>
 
 namespace medload::loader::detail {
 
@@ -63,16 +67,33 @@ WalkEnd walk(const std::uint8_t* data, std::size_t size) {
 
 }  // namespace
 
-std::optional<JpegFrameSize> dcmtk_frame_size(const std::uint8_t* data, std::size_t size) {
+std::optional<FrameSize> dcmtk_frame_size(const std::uint8_t* data, std::size_t size) {
   const WalkEnd end = walk(data, size);
   // FF Cn, length (2 bytes), P, Y (2), X (2), Nf
   if (end.step != Step::kStartOfFrame || end.offset + 10 > size) return std::nullopt;
   const std::uint8_t* sof = data + end.offset;
-  JpegFrameSize frame;
-  frame.precision = sof[4];
+  FrameSize frame;
   frame.height = (sof[5] << 8) | sof[6];
   frame.width = (sof[7] << 8) | sof[8];
   frame.components = sof[9];
+  return frame;
+}
+
+std::optional<FrameSize> j2k_frame_size(const std::uint8_t* data, std::size_t size) {
+  static constexpr std::array<std::uint8_t, 4> kStart = {0xFF, 0x4F, 0xFF, 0x51};  // SOC, SIZ
+  const std::uint8_t* codestream = std::search(data, data + size, kStart.begin(), kStart.end());
+  // SOC (2), SIZ marker (2), Lsiz, Rsiz, then Xsiz, Ysiz, XOsiz, YOsiz, XTsiz, YTsiz, XTOsiz,
+  // YTOsiz (4 bytes each), Csiz (2).
+  const std::size_t at = static_cast<std::size_t>(codestream - data);
+  if (at == size || size - at < 42) return std::nullopt;
+  const auto u32 = [&](std::size_t offset) {
+    const std::uint8_t* p = codestream + offset;
+    return (std::int64_t{p[0]} << 24) | (std::int64_t{p[1]} << 16) | (std::int64_t{p[2]} << 8) | p[3];
+  };
+  FrameSize frame;
+  frame.width = std::max<std::int64_t>(0, u32(8) - u32(16));
+  frame.height = std::max<std::int64_t>(0, u32(12) - u32(20));
+  frame.components = (codestream[40] << 8) | codestream[41];
   return frame;
 }
 
