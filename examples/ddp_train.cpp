@@ -122,21 +122,10 @@ int run_rank(const DdpArgs& d, CommonArgs args) {
   return 0;
 }
 
-// The launcher: start W ranks of this program, wait, check and merge their results.
-int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
-  if (d.world_size < 1 || d.world_size > 64) {
-    throw medload::ConfigError("--world-size is " + std::to_string(d.world_size) + "; it must be in 1..64");
-  }
-  const int port = d.master_port > 0 ? d.master_port : free_port();
-  // Every rank writes its metrics; the launcher needs them for the parameter check.
-  const std::string metrics =
-      args.metrics_out.empty()
-          ? (std::filesystem::temp_directory_path() / ("ddp_train_" + std::to_string(::getpid()) + ".json"))
-                .string()
-          : args.metrics_out;
-  std::vector<std::string> base(argv, argv + argc);
-  // Forward the caller's flags except those the launcher sets per rank (an option given twice is
-  // an error for CLI11).
+// The caller's arguments after the program name, less the flags the launcher sets per rank (an
+// option given twice is an error for CLI11), each with its value.
+std::vector<std::string> forwarded_arguments(int argc, char** argv) {
+  const std::vector<std::string> base(argv, argv + argc);
   const std::vector<std::string> per_rank = {"--metrics-out", "--rank", "--master-addr", "--master-port"};
   std::vector<std::string> forwarded;
   for (std::size_t i = 1; i < base.size(); ++i) {
@@ -154,28 +143,35 @@ int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
     }
     if (!drop) forwarded.push_back(base[i]);
   }
-  std::vector<pid_t> children;
-  for (std::size_t r = 0; r < d.world_size; ++r) {
-    std::vector<std::string> a{base[0]};
-    a.insert(a.end(), forwarded.begin(), forwarded.end());
-    for (const std::string& extra :
-         {std::string("--rank"), std::to_string(r), std::string("--master-addr"), d.master_addr,
-          std::string("--master-port"), std::to_string(port), std::string("--metrics-out"), metrics}) {
-      a.push_back(extra);
-    }
-    std::vector<char*> cargs;
-    for (auto& s : a) cargs.push_back(s.data());
-    cargs.push_back(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) throw medload::IoError(std::string("fork: ") + std::strerror(errno));
-    if (pid == 0) {
-      ::execv("/proc/self/exe", cargs.data());
-      std::perror("ddp_train: execv /proc/self/exe");
-      ::_exit(127);
-    }
-    children.push_back(pid);
+  return forwarded;
+}
+
+// Forks and execs this program as rank `rank`: `program`, the forwarded arguments, then the
+// rank, the rendezvous address and port, and where to write its metrics.
+pid_t start_rank(const std::string& program, const std::vector<std::string>& forwarded, std::size_t rank,
+                 const std::string& master_addr, int port, const std::string& metrics) {
+  std::vector<std::string> a{program};
+  a.insert(a.end(), forwarded.begin(), forwarded.end());
+  for (const std::string& extra :
+       {std::string("--rank"), std::to_string(rank), std::string("--master-addr"), master_addr,
+        std::string("--master-port"), std::to_string(port), std::string("--metrics-out"), metrics}) {
+    a.push_back(extra);
   }
-  std::cerr << "ddp_train: started " << d.world_size << " ranks on " << d.master_addr << ":" << port << "\n";
+  std::vector<char*> cargs;
+  for (auto& s : a) cargs.push_back(s.data());
+  cargs.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw medload::IoError(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::execv("/proc/self/exe", cargs.data());
+    std::perror("ddp_train: execv /proc/self/exe");
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits for every rank; when one fails, stops the others. True when all exited with 0.
+bool wait_for_ranks(const std::vector<pid_t>& children) {
   int failures = 0;
   std::size_t remaining = children.size();
   while (remaining > 0) {
@@ -197,8 +193,12 @@ int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
       }
     }
   }
-  if (failures > 0) return 1;
+  return failures == 0;
+}
 
+// Reads (and removes) each rank's metrics, checks that all ended with the same parameters and
+// writes the merged metrics to --metrics-out. Exit code 0 when the parameters are identical.
+int merge_rank_metrics(const DdpArgs& d, const CommonArgs& args, const std::string& metrics) {
   nlohmann::json merged;
   merged["world_size"] = d.world_size;
   merged["ranks"] = nlohmann::json::array();
@@ -222,6 +222,28 @@ int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
   std::cerr << "ddp_train: parameters " << (identical ? "identical" : "DIFFER") << " on all " << d.world_size
             << " ranks (rank 0 checksum " << checksum << ")\n";
   return identical ? 0 : 1;
+}
+
+// The launcher: start W ranks of this program, wait, check and merge their results.
+int launch(const DdpArgs& d, const CommonArgs& args, int argc, char** argv) {
+  if (d.world_size < 1 || d.world_size > 64) {
+    throw medload::ConfigError("--world-size is " + std::to_string(d.world_size) + "; it must be in 1..64");
+  }
+  const int port = d.master_port > 0 ? d.master_port : free_port();
+  // Every rank writes its metrics; the launcher needs them for the parameter check.
+  const std::string metrics =
+      args.metrics_out.empty()
+          ? (std::filesystem::temp_directory_path() / ("ddp_train_" + std::to_string(::getpid()) + ".json"))
+                .string()
+          : args.metrics_out;
+  const std::vector<std::string> forwarded = forwarded_arguments(argc, argv);
+  std::vector<pid_t> children;
+  for (std::size_t r = 0; r < d.world_size; ++r) {
+    children.push_back(start_rank(argv[0], forwarded, r, d.master_addr, port, metrics));
+  }
+  std::cerr << "ddp_train: started " << d.world_size << " ranks on " << d.master_addr << ":" << port << "\n";
+  if (!wait_for_ranks(children)) return 1;
+  return merge_rank_metrics(d, args, metrics);
 }
 
 }  // namespace

@@ -304,6 +304,249 @@ std::string format_metrics(const ClassificationMetrics& m, const std::vector<std
   return s.str();
 }
 
+// What train() needs of the data: both parts, not empty, a label in range for every training
+// sample, a positive std and at least two classes.
+void check_training_data(const TrainingData& data) {
+  if (!data.train || !data.val) throw ConfigError("TrainingData: train and val sources are required");
+  if (data.train->size() == 0) throw ConfigError("TrainingData: the training part is empty");
+  if (data.val->size() == 0) throw ConfigError("TrainingData: the validation part is empty");
+  if (data.train_labels.size() != data.train->size()) {
+    throw ConfigError("TrainingData: " + std::to_string(data.train_labels.size()) + " train_labels for " +
+                      std::to_string(data.train->size()) + " training samples");
+  }
+  if (!(data.std > 0.0f))
+    throw ConfigError("TrainingData: std is " + std::to_string(data.std) + "; it must be > 0");
+  const std::size_t classes = data.class_names.size();
+  if (classes < 2)
+    throw ConfigError("TrainingData: " + std::to_string(classes) + " classes; at least 2 are needed");
+  for (std::size_t i = 0; i < data.train_labels.size(); ++i) {
+    const auto y = data.train_labels[i];
+    if (y < 0 || y >= static_cast<std::int64_t>(classes)) {
+      throw ConfigError("TrainingData: training sample " + data.train->describe(i) + " has label " +
+                        std::to_string(y) + "; classes are 0.." + std::to_string(classes - 1) +
+                        " (unlabeled samples cannot be trained on)");
+    }
+  }
+}
+
+// The model's initial weights come from torch's global generator, seeded here; in a distributed
+// run every rank then takes rank 0's weights (options.broadcast).
+SmallCnn make_model(const TrainingData& data, const TrainOptions& o, std::size_t classes) {
+  torch::set_num_threads(static_cast<int>(o.compute_threads));
+  torch::manual_seed(o.seed);
+  SmallCnn model(data.train->layout().channels, static_cast<std::int64_t>(classes), o.width);
+  if (o.broadcast) {
+    auto flat = flatten_parameters(model);
+    o.broadcast(flat);
+    unflatten_into(flat, model->parameters());
+  }
+  return model;
+}
+
+// Inverse-frequency class weights for the loss with weighted_loss (undefined without), and a
+// warning in the log when the sampler corrects the imbalance as well.
+torch::Tensor loss_weights(const TrainingData& data, const TrainOptions& o, std::size_t classes,
+                           std::ostream* log) {
+  if (!o.weighted_loss) return {};
+  torch::Tensor weights = samplers::class_weights(samplers::class_counts(data.train_labels, classes));
+  if (log != nullptr && o.sampler != SamplerChoice::kNone) {
+    *log << "warning: --weighted-loss with the " << to_string(o.sampler)
+         << " sampler corrects the class imbalance twice; the model will over-predict rare classes\n";
+  }
+  return weights;
+}
+
+loader::LoaderOptions train_loader_options(const TrainingData& data, const TrainOptions& o) {
+  loader::LoaderOptions lo;
+  lo.batch_size = o.batch_size;
+  lo.threads = o.threads;
+  lo.pin_memory = false;
+  if (o.augment) {
+    augment::AugmentOptions ao = data.augment.value_or(augment::AugmentOptions{});
+    ao.seed = o.seed;  // --seed keys every random choice of the run
+    lo.augment = augment::make_hook(ao, 1);
+  }
+  return lo;
+}
+
+// The log's first lines: the data, then how it is trained.
+void log_plan(std::ostream& log, const TrainingData& data, const TrainOptions& o) {
+  log << data.description << "\n"
+      << "training: " << o.epochs << " epochs, batch " << o.batch_size << ", sampler " << to_string(o.sampler)
+      << (o.weighted_loss ? ", class-weighted loss" : "") << (o.augment ? ", augmented" : ", no augmentation")
+      << ", " << o.threads << " loader threads, " << o.compute_threads << " compute threads";
+  if (o.world_size > 1) log << ", rank " << o.rank << " of " << o.world_size;
+  log << "\n";
+}
+
+// One call of train(): the model, its optimizer, the sampler and the loader over the training
+// part, and where the run is. The members are built in the order they are declared, which is the
+// order the run's results depend on (the seed, then the model's weights, then the sampler).
+class TrainingRun {
+ public:
+  TrainingRun(const TrainingData& data, const TrainOptions& options, std::size_t classes)
+      : data_(data),
+        options_(options),
+        classes_(classes),
+        log_(options.log ? *options.log : std::cerr),
+        verbose_(!options.quiet),
+        model_(make_model(data, options, classes)),
+        params_(model_->parameters()),
+        optimizer_(params_,
+                   torch::optim::AdamOptions(options.learning_rate).weight_decay(options.weight_decay)),
+        sampler_(make_sampler(data, options, classes)),
+        loss_weight_(loss_weights(data, options, classes, verbose_ ? &log_ : nullptr)),
+        loader_(data.train, sampler_, train_loader_options(data, options)),
+        identity_(run_identity(data, options)) {}
+
+  // Resumes from the checkpoint when asked to, then trains the epochs left.
+  TrainResult run() {
+    if (options_.resume) resume();
+    if (verbose_) log_plan(log_, data_, options_);
+    const std::size_t batches_per_epoch = (sampler_->size() + options_.batch_size - 1) / options_.batch_size;
+    for (std::size_t epoch = state_.epoch; epoch < options_.epochs; ++epoch) {
+      const auto start = std::chrono::steady_clock::now();
+      if (!train_epoch(epoch, batches_per_epoch)) break;
+      const EpochRecord record = end_epoch(epoch);
+      if (verbose_)
+        log_epoch(record, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    result_.epochs = state_.history;
+    result_.steps = state_.steps;
+    result_.parameters = flatten_parameters(model_);
+    result_.param_checksum = checksum(result_.parameters);
+    return std::move(result_);
+  }
+
+ private:
+  void resume() {
+    if (!load_checkpoint(options_, identity_, state_, model_, optimizer_, *sampler_)) return;
+    result_.resumed_from = std::make_pair(state_.epoch, state_.batches);
+    if (verbose_) {
+      log_ << "resumed from " << checkpoint_path(options_) << ": epoch " << state_.epoch + 1 << ", batch "
+           << state_.batches << ", step " << state_.steps << "\n";
+    }
+  }
+
+  // Trains epoch `epoch` (the rest of it, after a resume inside it); false when stop_after_steps
+  // ended the run in it.
+  bool train_epoch(std::size_t epoch, std::size_t batches_per_epoch) {
+    if (state_.batches > 0 && epoch == state_.epoch) {
+      loader_.load_state({epoch, state_.batches});
+    } else {
+      loader_.set_epoch(epoch);
+      state_.batches = 0;
+      state_.loss_sum = state_.loss_count = 0.0;
+    }
+    state_.epoch = epoch;
+    std::vector<std::int64_t> seen;
+    Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs),
+                      batches_per_epoch, "batches", verbose_ ? ProgressStyle::kAuto : ProgressStyle::kQuiet,
+                      &log_);
+    progress.advance(state_.batches);
+    model_->train();
+    while (auto batch = loader_.next()) {
+      train_step(*batch);
+      progress.advance();
+      if (options_.record_samples) {
+        auto ids = batch->sample_ids.contiguous();
+        seen.insert(seen.end(), ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + ids.numel());
+      }
+      if (options_.checkpoint_every > 0 && state_.steps % options_.checkpoint_every == 0) {
+        save_checkpoint(options_, identity_, state_, model_, optimizer_, *sampler_);
+      }
+      if (options_.on_step) options_.on_step(state_.steps);
+      if (options_.stop_after_steps > 0 && state_.steps >= options_.stop_after_steps) {
+        progress.finish();
+        result_.interrupted = true;
+        break;
+      }
+    }
+    if (options_.record_samples) result_.samples_seen.push_back(std::move(seen));
+    if (result_.interrupted) return false;
+    progress.finish();
+    return true;
+  }
+
+  // One optimizer step on `batch`, counted in the epoch's loss sums.
+  void train_step(const loader::Batch& batch) {
+    auto x = prepare_input(batch.images, data_, options_.input_size);
+    const auto& y = batch.labels;
+    optimizer_.zero_grad();
+    auto logits = model_->forward(x);
+    auto ce = torch::nn::functional::CrossEntropyFuncOptions();
+    if (loss_weight_.defined()) ce.weight(loss_weight_);
+    auto loss = torch::nn::functional::cross_entropy(logits, y, ce);
+    loss.backward();
+    if (options_.world_size > 1) average_gradients();
+    optimizer_.step();
+    const auto b = static_cast<double>(y.size(0));
+    state_.loss_sum += loss.item<double>() * b;
+    state_.loss_count += b;
+    state_.batches = loader_.state().batches;
+    ++state_.steps;
+  }
+
+  // One allreduce per step over all gradients flattened together (what DDP's buckets do), then
+  // the mean over the ranks.
+  void average_gradients() {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : params_) grads.push_back(p.grad());
+    std::vector<torch::Tensor> flat_parts;
+    for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
+    auto flat = torch::cat(flat_parts).contiguous();
+    options_.allreduce_sum(flat);
+    flat.div_(static_cast<double>(options_.world_size));
+    unflatten_into(flat, grads);
+  }
+
+  // The finished epoch's record (training loss over all ranks, validation metrics), added to the
+  // history; with a checkpoint folder, the run is saved as at the start of the next epoch.
+  EpochRecord end_epoch(std::size_t epoch) {
+    EpochRecord record;
+    record.epoch = epoch + 1;
+    record.steps = state_.batches;
+    double sums[2] = {state_.loss_sum, state_.loss_count};
+    if (options_.world_size > 1) {
+      auto t = torch::tensor({static_cast<float>(sums[0]), static_cast<float>(sums[1])});
+      options_.allreduce_sum(t);
+      sums[0] = t[0].item<double>();
+      sums[1] = t[1].item<double>();
+    }
+    record.train_loss = sums[0] / std::max(sums[1], 1.0);
+    record.val = evaluate(model_, data_, options_, classes_);
+    state_.history.push_back(record);
+    state_.epoch = epoch + 1;
+    state_.batches = 0;
+    state_.loss_sum = state_.loss_count = 0.0;
+    if (!options_.checkpoint_dir.empty())
+      save_checkpoint(options_, identity_, state_, model_, optimizer_, *sampler_);
+    return record;
+  }
+
+  void log_epoch(const EpochRecord& record, double seconds) {
+    log_ << "epoch " << record.epoch << "/" << options_.epochs << "  train_loss " << std::fixed
+         << std::setprecision(4) << record.train_loss << "  " << format_metrics(record.val, data_.class_names)
+         << "  (" << std::setprecision(1) << seconds << " s)\n";
+    log_.unsetf(std::ios::floatfield);
+  }
+
+  const TrainingData& data_;
+  const TrainOptions& options_;
+  const std::size_t classes_;
+  std::ostream& log_;
+  const bool verbose_;
+  SmallCnn model_;
+  std::vector<torch::Tensor> params_;
+  torch::optim::Adam optimizer_;
+  std::shared_ptr<samplers::StreamSampler> sampler_;
+  torch::Tensor loss_weight_;
+  loader::Loader loader_;
+  const nlohmann::json identity_;
+  RunState state_;
+  TrainResult result_;
+};
+
 }  // namespace
 
 std::string to_string(SamplerChoice choice) {
@@ -365,177 +608,9 @@ nlohmann::json TrainResult::to_json(const std::vector<std::string>& class_names)
 
 TrainResult train(const TrainingData& data, const TrainOptions& options) {
   options.validate();
-  if (!data.train || !data.val) throw ConfigError("TrainingData: train and val sources are required");
-  if (data.train->size() == 0) throw ConfigError("TrainingData: the training part is empty");
-  if (data.val->size() == 0) throw ConfigError("TrainingData: the validation part is empty");
-  if (data.train_labels.size() != data.train->size()) {
-    throw ConfigError("TrainingData: " + std::to_string(data.train_labels.size()) + " train_labels for " +
-                      std::to_string(data.train->size()) + " training samples");
-  }
-  if (!(data.std > 0.0f))
-    throw ConfigError("TrainingData: std is " + std::to_string(data.std) + "; it must be > 0");
-  const std::size_t classes = data.class_names.size();
-  if (classes < 2)
-    throw ConfigError("TrainingData: " + std::to_string(classes) + " classes; at least 2 are needed");
-  for (std::size_t i = 0; i < data.train_labels.size(); ++i) {
-    const auto y = data.train_labels[i];
-    if (y < 0 || y >= static_cast<std::int64_t>(classes)) {
-      throw ConfigError("TrainingData: training sample " + data.train->describe(i) + " has label " +
-                        std::to_string(y) + "; classes are 0.." + std::to_string(classes - 1) +
-                        " (unlabeled samples cannot be trained on)");
-    }
-  }
-
-  std::ostream& log = options.log ? *options.log : std::cerr;
-  const bool verbose = !options.quiet;
-  torch::set_num_threads(static_cast<int>(options.compute_threads));
-  torch::manual_seed(options.seed);
-  SmallCnn model(data.train->layout().channels, static_cast<std::int64_t>(classes), options.width);
-  auto params = model->parameters();
-  if (options.broadcast) {
-    auto flat = flatten_parameters(model);
-    options.broadcast(flat);
-    unflatten_into(flat, params);
-  }
-  torch::optim::Adam optimizer(
-      params, torch::optim::AdamOptions(options.learning_rate).weight_decay(options.weight_decay));
-
-  auto sampler = make_sampler(data, options, classes);
-  torch::Tensor loss_weight;
-  if (options.weighted_loss) {
-    loss_weight = samplers::class_weights(samplers::class_counts(data.train_labels, classes));
-    if (verbose && options.sampler != SamplerChoice::kNone) {
-      log << "warning: --weighted-loss with the " << to_string(options.sampler)
-          << " sampler corrects the class imbalance twice; the model will over-predict rare classes\n";
-    }
-  }
-
-  loader::LoaderOptions lo;
-  lo.batch_size = options.batch_size;
-  lo.threads = options.threads;
-  lo.pin_memory = false;
-  if (options.augment) {
-    augment::AugmentOptions ao = data.augment.value_or(augment::AugmentOptions{});
-    ao.seed = options.seed;  // --seed keys every random choice of the run
-    lo.augment = augment::make_hook(ao, 1);
-  }
-  loader::Loader loader(data.train, sampler, lo);
-
-  const auto identity = run_identity(data, options);
-  RunState state;
-  TrainResult result;
-  if (options.resume && load_checkpoint(options, identity, state, model, optimizer, *sampler)) {
-    result.resumed_from = std::make_pair(state.epoch, state.batches);
-    if (verbose) {
-      log << "resumed from " << checkpoint_path(options) << ": epoch " << state.epoch + 1 << ", batch "
-          << state.batches << ", step " << state.steps << "\n";
-    }
-  }
-  if (verbose) {
-    log << data.description << "\n"
-        << "training: " << options.epochs << " epochs, batch " << options.batch_size << ", sampler "
-        << to_string(options.sampler) << (options.weighted_loss ? ", class-weighted loss" : "")
-        << (options.augment ? ", augmented" : ", no augmentation") << ", " << options.threads
-        << " loader threads, " << options.compute_threads << " compute threads";
-    if (options.world_size > 1) log << ", rank " << options.rank << " of " << options.world_size;
-    log << "\n";
-  }
-
-  const double world = static_cast<double>(options.world_size);
-  const std::size_t batches_per_epoch = (sampler->size() + options.batch_size - 1) / options.batch_size;
-  for (std::size_t epoch = state.epoch; epoch < options.epochs; ++epoch) {
-    const auto start = std::chrono::steady_clock::now();
-    if (state.batches > 0 && epoch == state.epoch) {
-      loader.load_state({epoch, state.batches});
-    } else {
-      loader.set_epoch(epoch);
-      state.batches = 0;
-      state.loss_sum = state.loss_count = 0.0;
-    }
-    state.epoch = epoch;
-    std::vector<std::int64_t> seen;
-    Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
-                      batches_per_epoch, "batches", verbose ? ProgressStyle::kAuto : ProgressStyle::kQuiet,
-                      &log);
-    progress.advance(state.batches);
-    model->train();
-    while (auto batch = loader.next()) {
-      auto x = prepare_input(batch->images, data, options.input_size);
-      const auto& y = batch->labels;
-      optimizer.zero_grad();
-      auto logits = model->forward(x);
-      auto ce = torch::nn::functional::CrossEntropyFuncOptions();
-      if (loss_weight.defined()) ce.weight(loss_weight);
-      auto loss = torch::nn::functional::cross_entropy(logits, y, ce);
-      loss.backward();
-      if (options.world_size > 1) {
-        // One allreduce per step over all gradients flattened together (what DDP's buckets do).
-        std::vector<torch::Tensor> grads;
-        for (const auto& p : params) grads.push_back(p.grad());
-        std::vector<torch::Tensor> flat_parts;
-        for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
-        auto flat = torch::cat(flat_parts).contiguous();
-        options.allreduce_sum(flat);
-        flat.div_(world);
-        unflatten_into(flat, grads);
-      }
-      optimizer.step();
-      const auto b = static_cast<double>(y.size(0));
-      state.loss_sum += loss.item<double>() * b;
-      state.loss_count += b;
-      state.batches = loader.state().batches;
-      ++state.steps;
-      progress.advance();
-      if (options.record_samples) {
-        auto ids = batch->sample_ids.contiguous();
-        seen.insert(seen.end(), ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + ids.numel());
-      }
-      if (options.checkpoint_every > 0 && state.steps % options.checkpoint_every == 0) {
-        save_checkpoint(options, identity, state, model, optimizer, *sampler);
-      }
-      if (options.on_step) options.on_step(state.steps);
-      if (options.stop_after_steps > 0 && state.steps >= options.stop_after_steps) {
-        progress.finish();
-        result.interrupted = true;
-        break;
-      }
-    }
-    if (options.record_samples) result.samples_seen.push_back(std::move(seen));
-    if (result.interrupted) break;
-    progress.finish();
-
-    EpochRecord record;
-    record.epoch = epoch + 1;
-    record.steps = state.batches;
-    double sums[2] = {state.loss_sum, state.loss_count};
-    if (options.world_size > 1) {
-      auto t = torch::tensor({static_cast<float>(sums[0]), static_cast<float>(sums[1])});
-      options.allreduce_sum(t);
-      sums[0] = t[0].item<double>();
-      sums[1] = t[1].item<double>();
-    }
-    record.train_loss = sums[0] / std::max(sums[1], 1.0);
-    record.val = evaluate(model, data, options, classes);
-    state.history.push_back(record);
-    state.epoch = epoch + 1;
-    state.batches = 0;
-    state.loss_sum = state.loss_count = 0.0;
-    if (!options.checkpoint_dir.empty())
-      save_checkpoint(options, identity, state, model, optimizer, *sampler);
-    if (verbose) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      log << "epoch " << record.epoch << "/" << options.epochs << "  train_loss " << std::fixed
-          << std::setprecision(4) << record.train_loss << "  " << format_metrics(record.val, data.class_names)
-          << "  (" << std::setprecision(1) << seconds << " s)\n";
-      log.unsetf(std::ios::floatfield);
-    }
-  }
-
-  result.epochs = state.history;
-  result.steps = state.steps;
-  result.parameters = flatten_parameters(model);
-  result.param_checksum = checksum(result.parameters);
-  return result;
+  check_training_data(data);
+  TrainingRun run(data, options, data.class_names.size());
+  return run.run();
 }
 
 TrainingData synthetic_training_data(const SyntheticOptions& options, double val_fraction) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "command.h"
+#include "inspect_format.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/cache/inspect.h"
 
@@ -43,7 +44,7 @@ Runner add_inspect_command(CLI::App& command) {
     if (args->json) {
       std::cout << json_output(summary) << '\n';
     } else {
-      std::cout << loader::format_inspection(summary);
+      std::cout << format_inspection(summary);
     }
     if (args->verify && summary["verify"]["failed"].get<std::size_t>() > 0) {
       std::cerr << "medload inspect: " << summary["verify"]["failed"] << " of "

@@ -1,13 +1,11 @@
 #include "medload/loader/cache/inspect.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <iomanip>
+#include <cstdint>
 #include <map>
-#include <mutex>
 #include <set>
-#include <sstream>
+#include <vector>
 
 #include "h5.h"
 #include "medload/core/check_range.h"
@@ -60,11 +58,8 @@ nlohmann::json inspect_splits(const CacheReader& reader) {
   return splits;
 }
 
-}  // namespace
-
-nlohmann::json inspect_cache(const std::string& path, const InspectOptions& options) {
-  core::check_range("InspectOptions.threads", options.threads, 0, 256);
-  const CacheReader reader(path);
+// Where the file is, which schema and medload version wrote it, when, and with which config.
+nlohmann::json provenance(const CacheReader& reader, const std::string& path) {
   nlohmann::json summary;
   summary["path"] = path;
   summary["schema_version"] = reader.schema_version();
@@ -73,13 +68,21 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
   summary["config_hash"] = reader.config_hash();
   const auto config = nlohmann::json::parse(reader.config_json(), nullptr, false);
   summary["config"] = config.is_discarded() ? nlohmann::json(reader.config_json()) : config;
-  summary["images"] = {{"count", reader.size()},
-                       {"channels", reader.channels()},
-                       {"height", reader.height()},
-                       {"width", reader.width()},
-                       {"dtype", reader.dtype() == PixelType::kUInt16 ? "uint16" : "uint8"},
-                       {"bytes_per_image", reader.image_bytes()}};
+  return summary;
+}
 
+nlohmann::json image_shape(const CacheReader& reader) {
+  return {{"count", reader.size()},
+          {"channels", reader.channels()},
+          {"height", reader.height()},
+          {"width", reader.width()},
+          {"dtype", reader.dtype() == PixelType::kUInt16 ? "uint16" : "uint8"},
+          {"bytes_per_image", reader.image_bytes()}};
+}
+
+// "classes" (samples per class), "unlabeled" and, in a multi-label cache, "multi_label"
+// (positives per class).
+void add_label_counts(nlohmann::json& summary, const CacheReader& reader) {
   const auto& names = reader.class_names();
   std::vector<std::size_t> per_class(names.size(), 0);
   std::size_t unlabeled = 0;
@@ -105,6 +108,10 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
     }
     summary["multi_label"] = positives;
   }
+}
+
+// "sites" (samples per site), "patients" (distinct ids) and "samples_without_patient".
+void add_site_and_patient_counts(nlohmann::json& summary, const CacheReader& reader) {
   std::map<std::string, std::size_t> sites;
   for (const auto& site : reader.sites()) ++sites[site.empty() ? "(unknown)" : site];
   summary["sites"] = sites;
@@ -119,172 +126,103 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
   }
   summary["patients"] = patients.size();
   summary["samples_without_patient"] = without_patient;
+}
 
-  nlohmann::json metadata = nlohmann::json::object();
-  for (const std::string& name : reader.meta_names()) {
-    const MetaColumn column = reader.meta(name);
-    std::size_t imputed = 0;
-    for (auto flag : column.imputed) imputed += flag;
-    nlohmann::json entry{{"numeric", column.numeric}, {"imputed", imputed}};
-    if (column.numeric) {
-      double sum = 0, lo = INFINITY, hi = -INFINITY;
-      std::size_t n = 0;
-      for (double v : column.values) {
-        if (std::isnan(v)) continue;
-        sum += v;
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-        ++n;
-      }
-      if (n > 0) {
-        entry["mean"] = sum / static_cast<double>(n);
-        entry["min"] = lo;
-        entry["max"] = hi;
-      }
-    } else {
-      std::map<std::string, std::size_t> values;
-      for (const auto& v : column.text) ++values[v];
-      if (values.size() <= 20) entry["values"] = values;
-      entry["distinct"] = values.size();
+// One metadata column: how many values were imputed; the mean and range of a numeric column
+// (over the values that are not NaN, when there are any), the value counts of a text column with
+// at most 20 distinct values and the number of distinct values of any text column.
+nlohmann::json metadata_column_summary(const MetaColumn& column) {
+  std::size_t imputed = 0;
+  for (auto flag : column.imputed) imputed += flag;
+  nlohmann::json entry{{"numeric", column.numeric}, {"imputed", imputed}};
+  if (column.numeric) {
+    double sum = 0, lo = INFINITY, hi = -INFINITY;
+    std::size_t n = 0;
+    for (double v : column.values) {
+      if (std::isnan(v)) continue;
+      sum += v;
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+      ++n;
     }
-    metadata[name] = entry;
+    if (n > 0) {
+      entry["mean"] = sum / static_cast<double>(n);
+      entry["min"] = lo;
+      entry["max"] = hi;
+    }
+  } else {
+    std::map<std::string, std::size_t> values;
+    for (const auto& v : column.text) ++values[v];
+    if (values.size() <= 20) entry["values"] = values;
+    entry["distinct"] = values.size();
   }
-  summary["metadata"] = metadata;
-  summary["splits"] = inspect_splits(reader);
-  summary["privacy"] = describe_identifying_fields(reader, schema::read_privacy(schema::CacheFile(path)));
+  return entry;
+}
 
+nlohmann::json metadata_summary(const CacheReader& reader) {
+  nlohmann::json metadata = nlohmann::json::object();
+  for (const std::string& name : reader.meta_names())
+    metadata[name] = metadata_column_summary(reader.meta(name));
+  return metadata;
+}
+
+// All rejected files counted by reason; the first `listed` of them by path, reason and detail.
+nlohmann::json rejected_summary(const CacheReader& reader, std::size_t listed) {
   const auto rejected = reader.rejected();
   std::map<std::string, std::size_t> by_reason;
   nlohmann::json examples = nlohmann::json::array();
   for (const auto& r : rejected) {
     ++by_reason[r.reason];
-    if (examples.size() < options.rejected_examples) {
+    if (examples.size() < listed) {
       examples.push_back({{"path", r.path}, {"reason", r.reason}, {"detail", r.detail}});
     }
   }
-  summary["rejected"] = {{"count", rejected.size()}, {"by_reason", by_reason}, {"examples", examples}};
+  return {{"count", rejected.size()}, {"by_reason", by_reason}, {"examples", examples}};
+}
 
+// The root attributes the other fields do not already show, as text.
+nlohmann::json other_attributes(const CacheReader& reader) {
   nlohmann::json attributes = nlohmann::json::object();
-  const std::set<std::string> shown{"schema_version", "library_version", "build_time",
-                                    "config",         "config_hash",     "class_names",
-                                    schema::kPrivacy};
+  const std::set<std::string> shown{"schema_version", "library_version", "build_time",    "config",
+                                    "config_hash",    "class_names",     schema::kPrivacy};
   for (const std::string& name : reader.attribute_names()) {
     if (!shown.count(name)) attributes[name] = reader.attribute(name);
   }
-  summary["attributes"] = attributes;
-
-  if (options.verify) {
-    std::vector<std::uint8_t> ok(reader.size(), 0);
-    ThreadPool pool(static_cast<std::size_t>(options.threads));
-    pool.parallel_for(reader.size(), [&](std::size_t i) { ok[i] = reader.verify(i) ? 1 : 0; });
-    nlohmann::json failures = nlohmann::json::array();
-    for (std::size_t i = 0; i < reader.size(); ++i) {
-      if (ok[i]) continue;
-      failures.push_back({{"index", i},
-                          {"source_path", reader.source_paths()[i]},
-                          {"frame_index", reader.frame_indices()[i]}});
-    }
-    summary["verify"] = {{"checked", reader.size()}, {"failed", failures.size()}, {"failures", failures}};
-  }
-  return summary;
+  return attributes;
 }
 
-std::string format_inspection(const nlohmann::json& s) {
-  std::ostringstream out;
-  const auto& images = s["images"];
-  out << s["path"].get<std::string>() << ": " << images["count"] << " images, " << images["channels"] << "x"
-      << images["height"] << "x" << images["width"] << " " << images["dtype"].get<std::string>() << "\n";
-  out << "  schema " << s["schema_version"] << ", built by medload "
-      << s["library_version"].get<std::string>() << " at " << s["build_time"].get<std::string>()
-      << ", config " << s["config_hash"].get<std::string>() << "\n";
-  out << "  classes:";
-  for (const auto& c : s["classes"]) out << " " << c["name"].get<std::string>() << "=" << c["count"];
-  out << " (unlabeled " << s["unlabeled"] << ")\n";
-  if (s.contains("multi_label")) {
-    out << "  multi-label positives:";
-    for (const auto& [name, n] : s["multi_label"].items()) out << " " << name << "=" << n;
-    out << "\n";
+// Every image read and compared with its checksum on `threads` threads (0 = all cores); the
+// failures by index, source path and frame.
+nlohmann::json verify_images(const CacheReader& reader, int threads) {
+  std::vector<std::uint8_t> ok(reader.size(), 0);
+  ThreadPool pool(static_cast<std::size_t>(threads));
+  pool.parallel_for(reader.size(), [&](std::size_t i) { ok[i] = reader.verify(i) ? 1 : 0; });
+  nlohmann::json failures = nlohmann::json::array();
+  for (std::size_t i = 0; i < reader.size(); ++i) {
+    if (ok[i]) continue;
+    failures.push_back({{"index", i},
+                        {"source_path", reader.source_paths()[i]},
+                        {"frame_index", reader.frame_indices()[i]}});
   }
-  out << "  sites:";
-  for (const auto& [name, n] : s["sites"].items()) out << " " << name << "=" << n;
-  out << "\n  patients: " << s["patients"]
-      << " (samples without a patient id: " << s["samples_without_patient"] << ")\n";
-  if (!s["metadata"].empty()) {
-    out << "  metadata:\n";
-    for (const auto& [name, m] : s["metadata"].items()) {
-      out << "    " << name << ": ";
-      if (m["numeric"].get<bool>() && m.contains("mean")) {
-        out << "mean " << m["mean"].get<double>() << ", range " << m["min"].get<double>() << ".."
-            << m["max"].get<double>();
-      } else if (m.contains("values")) {
-        bool first = true;
-        for (const auto& [v, n] : m["values"].items()) {
-          out << (first ? "" : ", ") << (v.empty() ? "(missing)" : v) << "=" << n;
-          first = false;
-        }
-      } else if (m.contains("distinct")) {
-        out << m["distinct"] << " distinct values";
-      }
-      out << " (imputed " << m["imputed"] << ")\n";
-    }
-  }
-  if (!s["splits"].empty()) {
-    out << "  splits:\n";
-    for (const auto& [name, split] : s["splits"].items()) {
-      out << "    " << name << ":";
-      for (const auto& [dataset, values] : split["datasets"].items()) {
-        out << " " << dataset << " {";
-        bool first = true;
-        for (const auto& [value, entry] : values.items()) {
-          out << (first ? "" : ", ") << value << ": " << entry["count"];
-          first = false;
-        }
-        out << "}";
-      }
-      for (const char* key : {"mean", "std"}) {
-        if (split["attributes"].contains(key)) out << " " << key << "=" << split["attributes"][key].dump();
-      }
-      out << "\n";
-    }
-  }
-  const auto& rejected = s["rejected"];
-  out << "  rejected files: " << rejected["count"];
-  if (!rejected["by_reason"].empty()) {
-    out << " (";
-    bool first = true;
-    for (const auto& [reason, n] : rejected["by_reason"].items()) {
-      out << (first ? "" : ", ") << reason << " " << n;
-      first = false;
-    }
-    out << ")";
-  }
-  out << "\n";
-  for (const auto& e : rejected["examples"]) {
-    out << "    " << e["path"].get<std::string>() << ": " << e["reason"].get<std::string>() << " ("
-        << e["detail"].get<std::string>() << ")\n";
-  }
-  if (s.contains("privacy")) {
-    const auto& p = s["privacy"];
-    out << "  identifying fields (profile: " << p["profile"].get<std::string>() << "):\n";
-    for (const char* key : {"patient_ids", "source_paths", "rejected_paths", "sites", "metadata", "report"}) {
-      std::string label = key;
-      std::replace(label.begin(), label.end(), '_', ' ');
-      out << "    " << label << ": " << p[key].get<std::string>() << "\n";
-    }
-    for (const auto& removed : p["removed"]) out << "    removed: " << removed.get<std::string>() << "\n";
-  }
-  const auto& config = s["config"];
-  if (config.is_object() && config.contains("preprocess"))
-    out << "  preprocess: " << config["preprocess"].dump() << "\n";
-  if (s.contains("verify")) {
-    const auto& v = s["verify"];
-    out << "  verify: " << v["checked"] << " images checked, " << v["failed"] << " failed\n";
-    for (const auto& f : v["failures"]) {
-      out << "    checksum mismatch: image " << f["index"] << " (" << f["source_path"].get<std::string>()
-          << ", frame " << f["frame_index"] << ")\n";
-    }
-  }
-  return out.str();
+  return {{"checked", reader.size()}, {"failed", failures.size()}, {"failures", failures}};
+}
+
+}  // namespace
+
+nlohmann::json inspect_cache(const std::string& path, const InspectOptions& options) {
+  core::check_range("InspectOptions.threads", options.threads, 0, 256);
+  const CacheReader reader(path);
+  nlohmann::json summary = provenance(reader, path);
+  summary["images"] = image_shape(reader);
+  add_label_counts(summary, reader);
+  add_site_and_patient_counts(summary, reader);
+  summary["metadata"] = metadata_summary(reader);
+  summary["splits"] = inspect_splits(reader);
+  summary["privacy"] = describe_identifying_fields(reader, schema::read_privacy(schema::CacheFile(path)));
+  summary["rejected"] = rejected_summary(reader, options.rejected_examples);
+  summary["attributes"] = other_attributes(reader);
+  if (options.verify) summary["verify"] = verify_images(reader, options.threads);
+  return summary;
 }
 
 }  // namespace medload::loader

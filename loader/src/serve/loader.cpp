@@ -58,6 +58,14 @@ struct Loader::Pending {
     std::unique_lock<std::mutex> lock(mutex);
     cv.wait(lock, [this] { return done; });
   }
+
+  // One worker's share: it takes the next unread sample until none is left or the batch is
+  // stopped, and reads it into its slot of `images` (converted to float there for float output).
+  // A failure stops the batch and names the sample.
+  void read_samples(const SampleSource& source, const SampleLayout& layout, const SampleOutput& output);
+  // Run by the last worker to end: the augmentation hook (when there is one and nothing failed),
+  // then the batch is done.
+  void finish(const AugmentHook* hook, const SampleSource& source);
 };
 
 // The storage of batch images. A tensor from take() hands its buffer back here when the last
@@ -127,7 +135,66 @@ void to_float(const T* in, float* out, std::size_t n, float a, float b) {
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) * a + b;
 }
 
+void check_sampler_indices(const std::vector<std::size_t>& indices, std::size_t n) {
+  for (std::size_t i : indices) {
+    if (i >= n) {
+      throw ConfigError("Loader: the sampler yielded index " + std::to_string(i) + " but the source has " +
+                        std::to_string(n) + " samples");
+    }
+  }
+}
+
 }  // namespace
+
+void Loader::Pending::read_samples(const SampleSource& source, const SampleLayout& layout,
+                                   const SampleOutput& output) {
+  const std::size_t count = indices.size();
+  const std::size_t pixels = layout.pixels();
+  const float a = output.scale / output.std;
+  const float b = -output.mean / output.std;
+  std::size_t sample = indices.front();
+  try {
+    // uint16 storage keeps the staging buffer aligned for both depths.
+    std::vector<std::uint16_t> staging(output.as_float ? (layout.bytes() + 1) / 2 : 0);
+    while (!stop) {
+      const std::size_t j = next.fetch_add(1);
+      if (j >= count) break;
+      sample = indices[j];
+      if (output.as_float) {
+        source.read(sample, staging.data());
+        float* out = images.data_ptr<float>() + j * pixels;
+        if (layout.depth == PixelDepth::kUInt8) {
+          to_float(reinterpret_cast<const std::uint8_t*>(staging.data()), out, pixels, a, b);
+        } else {
+          to_float(staging.data(), out, pixels, a, b);
+        }
+      } else {
+        source.read(sample, images.data_ptr<std::uint8_t>() + j * pixels);
+      }
+    }
+  } catch (const std::exception& e) {
+    fail("reading " + source.describe(sample) + " failed: " + e.what());
+  } catch (...) {
+    fail("reading " + source.describe(sample) + " failed with an unknown exception");
+  }
+}
+
+void Loader::Pending::finish(const AugmentHook* hook, const SampleSource& source) {
+  if (hook != nullptr && !stop) {
+    try {
+      (*hook)(images, ids, static_cast<std::int64_t>(epoch));
+    } catch (const std::exception& e) {
+      fail("augmenting batch " + std::to_string(index) + " of epoch " + std::to_string(epoch) + " (first " +
+           source.describe(indices.front()) + ") failed: " + e.what());
+    } catch (...) {
+      fail("augmenting batch " + std::to_string(index) + " of epoch " + std::to_string(epoch) +
+           " failed with an unknown exception");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  done = true;
+  cv.notify_all();
+}
 
 Loader::Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampler> sampler,
                LoaderOptions options)
@@ -198,13 +265,7 @@ void Loader::load_state(const LoaderState& state) {
 }
 
 void Loader::start_batch(std::vector<std::size_t> indices) {
-  const std::size_t n = source_->size();
-  for (std::size_t i : indices) {
-    if (i >= n) {
-      throw ConfigError("Loader: the sampler yielded index " + std::to_string(i) + " but the source has " +
-                        std::to_string(n) + " samples");
-    }
-  }
+  check_sampler_indices(indices, source_->size());
   auto pending = std::make_shared<Pending>();
   const auto batch = static_cast<std::int64_t>(indices.size());
   auto options = torch::TensorOptions().pinned_memory(pinned_);
@@ -236,52 +297,8 @@ void Loader::start_batch(std::vector<std::size_t> indices) {
   const SampleSource* source = source_.get();
   for (std::size_t w = 0; w < workers; ++w) {
     pool_->submit([pending, layout, output, hook, source] {
-      const std::size_t count = pending->indices.size();
-      const std::size_t pixels = layout.pixels();
-      const float a = output.scale / output.std;
-      const float b = -output.mean / output.std;
-      std::size_t index = pending->indices.front();
-      try {
-        // uint16 storage keeps the staging buffer aligned for both depths.
-        std::vector<std::uint16_t> staging(output.as_float ? (layout.bytes() + 1) / 2 : 0);
-        while (!pending->stop) {
-          const std::size_t j = pending->next.fetch_add(1);
-          if (j >= count) break;
-          index = pending->indices[j];
-          if (output.as_float) {
-            source->read(index, staging.data());
-            float* out = pending->images.data_ptr<float>() + j * pixels;
-            if (layout.depth == PixelDepth::kUInt8) {
-              to_float(reinterpret_cast<const std::uint8_t*>(staging.data()), out, pixels, a, b);
-            } else {
-              to_float(staging.data(), out, pixels, a, b);
-            }
-          } else {
-            source->read(index, pending->images.data_ptr<std::uint8_t>() + j * pixels);
-          }
-        }
-      } catch (const std::exception& e) {
-        pending->fail("reading " + source->describe(index) + " failed: " + e.what());
-      } catch (...) {
-        pending->fail("reading " + source->describe(index) + " failed with an unknown exception");
-      }
-      if (pending->workers_left.fetch_sub(1) == 1) {
-        if (hook != nullptr && !pending->stop) {
-          try {
-            (*hook)(pending->images, pending->ids, static_cast<std::int64_t>(pending->epoch));
-          } catch (const std::exception& e) {
-            pending->fail("augmenting batch " + std::to_string(pending->index) + " of epoch " +
-                          std::to_string(pending->epoch) + " (first " +
-                          source->describe(pending->indices.front()) + ") failed: " + e.what());
-          } catch (...) {
-            pending->fail("augmenting batch " + std::to_string(pending->index) + " of epoch " +
-                          std::to_string(pending->epoch) + " failed with an unknown exception");
-          }
-        }
-        std::lock_guard<std::mutex> lock(pending->mutex);
-        pending->done = true;
-        pending->cv.notify_all();
-      }
+      pending->read_samples(*source, layout, output);
+      if (pending->workers_left.fetch_sub(1) == 1) pending->finish(hook, *source);
     });
   }
   in_flight_.push_back(std::move(pending));

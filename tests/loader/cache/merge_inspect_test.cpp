@@ -1,5 +1,6 @@
 // merge_caches: shards built with --shard I/N merge into a cache equal to a single build (content
-// and order), duplicates across shards included; inspect_cache summarises and verifies.
+// and order), duplicates across shards included; inspect_cache summarises and verifies, and
+// `medload inspect` prints that summary as text.
 
 #include <gtest/gtest.h>
 
@@ -16,6 +17,7 @@
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/inspect.h"
 #include "medload/loader/cache/merge.h"
+#include "medload_test/command.h"
 #include "test_util.h"
 
 namespace {
@@ -153,9 +155,10 @@ TEST(InspectCache, SummarisesClassesSitesMetadataAndRejectedFiles) {
   EXPECT_EQ(summary["rejected"]["by_reason"]["blank"], 1);
   EXPECT_EQ(summary["config"]["preprocess"]["letterbox"]["size"], 40);
   EXPECT_FALSE(summary.contains("verify"));
-  const std::string text = medload::loader::format_inspection(summary);
-  EXPECT_NE(text.find("edema=5"), std::string::npos) << text;
-  EXPECT_NE(text.find("blank"), std::string::npos) << text;
+  const auto printed = medload::test::run_medload("inspect " + dir.path("c.h5"), false);
+  ASSERT_EQ(printed.exit_code, 0) << printed.output;
+  EXPECT_NE(printed.output.find("edema=5"), std::string::npos) << printed.output;
+  EXPECT_NE(printed.output.find("blank"), std::string::npos) << printed.output;
 }
 
 TEST(InspectCache, VerifyNamesTheSampleWithAFlippedByte) {
@@ -187,7 +190,9 @@ TEST(InspectCache, VerifyNamesTheSampleWithAFlippedByte) {
   ASSERT_EQ(summary["verify"]["failed"], 1);
   EXPECT_EQ(summary["verify"]["failures"][0]["index"], 5);
   EXPECT_EQ(summary["verify"]["failures"][0]["source_path"], source);
-  EXPECT_NE(medload::loader::format_inspection(summary).find(source), std::string::npos);
+  const auto printed = medload::test::run_medload("inspect --verify --threads 2 " + dir.path("c.h5"), false);
+  EXPECT_EQ(printed.exit_code, 1) << printed.output;
+  EXPECT_NE(printed.output.find(source), std::string::npos) << printed.output;
 }
 
 TEST(InspectCache, ShowsSplitsStoredInTheCache) {

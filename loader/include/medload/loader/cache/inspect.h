@@ -24,16 +24,15 @@ struct InspectOptions {
 ///  "images": {"count", "channels", "height", "width", "dtype", "bytes_per_image"},
 ///  "classes": [{"name", "count"}], "unlabeled", "multi_label" (per-class positives, when any),
 ///  "sites": {site: count}, "patients", "samples_without_patient",
-///  "metadata": {name: {"numeric", "imputed", ("mean", "min", "max") | ("values": {v: n})}},
-///  "splits": {name: {"attributes": {...}, "parts": {part value: {"count", "classes": [...]}}}},
+///  "metadata": {name: {"numeric", "imputed", ("mean", "min", "max") | ("distinct", "values": {v: n}
+///   (with at most 20 distinct values))}},
+///  "splits": {name: {"attributes": {...}, "datasets": {"part": {part value: {"count",
+///   "classes": {class name or "(unlabeled)": count}}}}}},
 ///  "rejected": {"count", "by_reason": {...}, "examples": [{"path", "reason", "detail"}]},
 ///  "privacy": which identifying fields it holds (describe_identifying_fields in privacy.h),
 ///  "attributes": {every other root attribute as text},
 ///  "verify": {"checked", "failed", "failures": [{"index", "source_path", "frame_index"}]} (with verify)}.
-/// Throws what CacheReader's constructor throws.
+/// Throws what CacheReader's constructor throws. (`medload inspect` prints it as text.)
 nlohmann::json inspect_cache(const std::string& path, const InspectOptions& options = {});
-
-/// The summary as text for a person.
-std::string format_inspection(const nlohmann::json& summary);
 
 }  // namespace medload::loader
