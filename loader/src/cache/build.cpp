@@ -128,18 +128,18 @@ AssemblyCost assemble(const std::string& temporary, const BuildOptions& options,
     }
   };
   const auto finish = [&](CacheWriter& writer) {
-    nlohmann::json attributes{
-        {"count_sources", static_cast<std::int64_t>(inputs.sources.size())},
-        {"count_ok_files", static_cast<std::int64_t>(result.ok_files)},
-        {"sources_total", static_cast<std::int64_t>(inputs.total)},
-        {"shard_index", options.shard_index},
-        {"shard_count", options.shard_count},
-        {"multi_label", inputs.multi_label ? 1 : 0},
-        {"missing_labels", options.missing_labels == MissingLabelPolicy::kDrop ? "drop" : "unlabeled"},
-        {"impute", to_string(options.impute)},
-        {schema::kPrivacy, json_text(privacy.record().to_json())}};
+    schema::BuildRecord record;
+    record.shard.sources = static_cast<std::int64_t>(inputs.sources.size());
+    record.shard.ok_files = static_cast<std::int64_t>(result.ok_files);
+    record.shard.sources_total = static_cast<std::int64_t>(inputs.total);
+    record.shard.index = options.shard_index;
+    record.shard.count = options.shard_count;
+    record.multi_label = inputs.multi_label;
+    record.missing_labels = options.missing_labels == MissingLabelPolicy::kDrop ? "drop" : "unlabeled";
+    record.impute = to_string(options.impute);
+    record.privacy = privacy.record();
     writer.finish(columns, rejected, inputs.class_names, options.config.canonical_json(),
-                  options.config.config_hash(), attributes);
+                  options.config.config_hash(), record);
   };
   return assemble_cache(temporary, header, {"write", options.progress, build_pool_threads(options.threads)},
                         read, finish);

@@ -79,8 +79,7 @@ struct CacheReader::Impl {
   std::vector<std::string> class_names, patient_ids, source_paths, source_hashes, sites;
   std::vector<std::int32_t> frame_indices;
   std::vector<std::uint64_t> checksums;
-  std::vector<std::int32_t> geometry_int[10];
-  std::vector<double> geometry_scale;
+  schema::GeometryColumns geometry;
   std::string config_json, config_hash, library_version;
   std::int64_t schema_version = 0;
 
@@ -103,9 +102,9 @@ void CacheReader::Impl::open() {
   read_tables();
   // Splits are validated here too, so no reader of this cache indexes by a damaged part value.
   for (const std::string& name : schema::split_names(*file)) schema::read_split_core(*file, name, count);
-  config_json = schema::read_text_attribute(*file, "config", "");
-  config_hash = schema::read_text_attribute(*file, "config_hash", "");
-  library_version = schema::read_text_attribute(*file, "library_version", "");
+  config_json = schema::read_text_attribute(*file, schema::kConfig, "");
+  config_hash = schema::read_text_attribute(*file, schema::kConfigHash, "");
+  library_version = schema::read_text_attribute(*file, schema::kLibraryVersion, "");
 }
 
 void CacheReader::Impl::read_images_header() {
@@ -131,13 +130,7 @@ void CacheReader::Impl::read_tables() {
   sites = schema::read_text_column(f, schema::kSite, count);
   frame_indices = schema::read_column<std::int32_t>(f, schema::kFrameIndex, count);
   checksums = schema::read_column<std::uint64_t>(f, schema::kChecksum, count);
-  for (int k = 0; k < 10; ++k) {
-    const std::string name = std::string("geometry/") + schema::kGeometryInt[k];
-    if (schema::has_dataset(f, name)) geometry_int[k] = schema::read_column<std::int32_t>(f, name, count);
-  }
-  if (schema::has_dataset(f, schema::kGeometryScale)) {
-    geometry_scale = schema::read_column<double>(f, schema::kGeometryScale, count);
-  }
+  geometry = schema::read_geometry(f, count);
   multi_label = schema::has_dataset(f, schema::kLabelMatrix);
   if (multi_label) label_matrix = schema::read_label_matrix(f, count, class_names.size());
 }
@@ -333,20 +326,7 @@ Geometry CacheReader::geometry(std::size_t index) const {
     throw std::out_of_range("image " + std::to_string(index) + " of " + d.path + ", which has " +
                             std::to_string(d.count));
   }
-  auto at = [&](int k) { return d.geometry_int[k].empty() ? 0 : d.geometry_int[k][index]; };
-  Geometry g;
-  g.original_height = at(0);
-  g.original_width = at(1);
-  g.crop_x = at(2);
-  g.crop_y = at(3);
-  g.crop_w = at(4);
-  g.crop_h = at(5);
-  g.pad_top = at(6);
-  g.pad_left = at(7);
-  g.pad_bottom = at(8);
-  g.pad_right = at(9);
-  g.scale = d.geometry_scale.empty() ? 1.0 : d.geometry_scale[index];
-  return g;
+  return d.geometry.at(index);
 }
 
 std::vector<RejectedFile> CacheReader::rejected() const {

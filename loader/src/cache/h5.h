@@ -1,6 +1,8 @@
 #pragma once
-// A thin RAII layer over the HDF5 C API (private to the loader: include it from loader/src/<stage>
-// with ${PROJECT_SOURCE_DIR}/loader/src/cache among the PRIVATE include directories).
+// A thin RAII layer over the HDF5 C API, private to medload::loader_cache: the other stages reach
+// a cache through its public headers (the split store through medload/loader/cache/split_table.h);
+// tests, benchmarks and fuzzers include it with ${PROJECT_SOURCE_DIR}/loader/src/cache among their
+// PRIVATE include directories.
 //
 // - Every hid_t is owned by a move-only handle (File, Group, Dataset, Dataspace, Datatype,
 //   Attribute, PropList) that closes it exactly once.

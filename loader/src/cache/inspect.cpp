@@ -64,7 +64,7 @@ nlohmann::json provenance(const CacheReader& reader, const std::string& path) {
   summary["path"] = path;
   summary["schema_version"] = reader.schema_version();
   summary["library_version"] = reader.library_version();
-  summary["build_time"] = reader.has_attribute("build_time") ? reader.attribute("build_time") : "";
+  summary["build_time"] = reader.has_attribute(schema::kBuildTime) ? reader.attribute(schema::kBuildTime) : "";
   summary["config_hash"] = reader.config_hash();
   const auto config = nlohmann::json::parse(reader.config_json(), nullptr, false);
   summary["config"] = config.is_discarded() ? nlohmann::json(reader.config_json()) : config;
@@ -183,8 +183,9 @@ nlohmann::json rejected_summary(const CacheReader& reader, std::size_t listed) {
 // The root attributes the other fields do not already show, as text.
 nlohmann::json other_attributes(const CacheReader& reader) {
   nlohmann::json attributes = nlohmann::json::object();
-  const std::set<std::string> shown{"schema_version", "library_version", "build_time",    "config",
-                                    "config_hash",    "class_names",     schema::kPrivacy};
+  const std::set<std::string> shown{schema::kSchemaVersion, schema::kLibraryVersion, schema::kBuildTime,
+                                    schema::kConfig,        schema::kConfigHash,     schema::kClassNames,
+                                    schema::kPrivacy};
   for (const std::string& name : reader.attribute_names()) {
     if (!shown.count(name)) attributes[name] = reader.attribute(name);
   }

@@ -47,8 +47,8 @@ struct Shard {
   std::vector<std::uint64_t> pixel_hashes;
   std::vector<detail::RejectedRecord> rejected;
   detail::RawMeta raw;
-  std::string impute = "class_median";
-  std::string missing_labels = "unlabeled";
+  std::string impute;
+  std::string missing_labels;
   std::int64_t sources = 0;
   std::int64_t ok_files = 0;
   std::int64_t sources_total = 0;
@@ -62,15 +62,15 @@ Shard open_shard(const std::string& path) {
   shard.path = path;
   shard.reader = std::make_unique<CacheReader>(path);
   const schema::CacheFile file(path);
-  const schema::ShardInfo info = schema::read_shard_info(file);
-  shard.index = info.index;
-  shard.count = info.count;
-  shard.sources = info.sources;
-  shard.ok_files = info.ok_files;
-  shard.sources_total = info.sources_total;
-  shard.impute = schema::read_text_attribute(file, "impute", "class_median");
-  shard.missing_labels = schema::read_text_attribute(file, "missing_labels", "unlabeled");
-  shard.privacy = schema::read_privacy(file);
+  schema::BuildRecord record = schema::read_build_record(file);
+  shard.index = record.shard.index;
+  shard.count = record.shard.count;
+  shard.sources = record.shard.sources;
+  shard.ok_files = record.shard.ok_files;
+  shard.sources_total = record.shard.sources_total;
+  shard.impute = std::move(record.impute);
+  shard.missing_labels = std::move(record.missing_labels);
+  shard.privacy = std::move(record.privacy);
   const std::size_t n = shard.reader->size();
   shard.source_indices = schema::read_source_indices(file, n);
   shard.pixel_hashes = schema::read_pixel_hashes(file, n, /*required=*/false);
@@ -255,32 +255,28 @@ detail::CacheColumns merge_columns(const std::vector<Shard>& shards, const std::
   return columns;
 }
 
-// The merged cache's root attributes: counts over the shards, one shard, the combined privacy record.
-nlohmann::json merged_attributes(const std::vector<Shard>& shards, bool sharded, bool multi_label,
-                                 std::size_t dropped_sources) {
+// The merged cache's build record: counts over the shards, one shard, the combined privacy record.
+schema::BuildRecord merged_record(const std::vector<Shard>& shards, bool sharded, bool multi_label,
+                                  std::size_t dropped_sources) {
   const Shard& first = shards.front();
-  std::int64_t sources = 0, ok_files = 0;
-  nlohmann::json merged_from = nlohmann::json::array();
+  schema::BuildRecord record;
   std::vector<PrivacyRecord> records;
   for (const Shard& shard : shards) {
-    sources += shard.sources;
-    ok_files += shard.ok_files;
+    record.shard.sources += shard.sources;
+    record.shard.ok_files += shard.ok_files;
     // A shared cache names its shards by file name only: their folders may name people.
-    merged_from.push_back(first.privacy.share ? fs::path(shard.path).filename().string() : shard.path);
+    record.merged_from.push_back(first.privacy.share ? fs::path(shard.path).filename().string() : shard.path);
     records.push_back(shard.privacy);
   }
-  nlohmann::json attributes{{"count_sources", sources},
-                            {"count_ok_files", ok_files - static_cast<std::int64_t>(dropped_sources)},
-                            {"sources_total", sharded ? first.sources_total : sources},
-                            {"shard_index", 0},
-                            {"shard_count", 1},
-                            {"multi_label", multi_label ? 1 : 0},
-                            {"missing_labels", first.missing_labels},
-                            {"impute", first.impute},
-                            {"merged_from", detail::json_text(merged_from)}};
-  const PrivacyRecord privacy = PrivacyRecord::combined(records);
-  if (privacy.recorded) attributes[schema::kPrivacy] = detail::json_text(privacy.to_json());
-  return attributes;
+  record.shard.ok_files -= static_cast<std::int64_t>(dropped_sources);
+  record.shard.sources_total = sharded ? first.sources_total : record.shard.sources;
+  record.shard.index = 0;
+  record.shard.count = 1;
+  record.multi_label = multi_label;
+  record.missing_labels = first.missing_labels;
+  record.impute = first.impute;
+  record.privacy = PrivacyRecord::combined(records);
+  return record;
 }
 
 }  // namespace
@@ -316,7 +312,7 @@ MergeResult merge_caches(const MergeOptions& options) {
   const auto finish = [&](detail::CacheWriter& writer) {
     writer.finish(columns, selection.rejected, first.reader->class_names(), first.reader->config_json(),
                   first.reader->config_hash(),
-                  merged_attributes(shards, sharded, columns.multi_label, selection.dropped_sources.size()));
+                  merged_record(shards, sharded, columns.multi_label, selection.dropped_sources.size()));
   };
   TemporaryFile temp(options.output + ".tmp");
   detail::assemble_cache(temp.path(), header, {"merge", options.progress, 0}, read, finish);

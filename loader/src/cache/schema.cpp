@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <ctime>
+#include <initializer_list>
 #include <limits>
 #include <sstream>
 #include <type_traits>
@@ -13,6 +16,15 @@
 #include <nlohmann/json.hpp>
 
 #include "medload/core/error.h"
+#include "medload/core/version.h"
+
+namespace medload::loader::detail {
+
+std::string json_text(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace medload::loader::detail
 
 namespace medload::loader::schema {
 
@@ -189,9 +201,11 @@ void CacheFile::fail(const std::string& what) const {
 // ---- root attributes -------------------------------------------------------------------------
 
 std::int64_t read_schema_version(const CacheFile& file) {
-  if (!h5::has_attribute(file.id(), "schema_version")) file.fail("it has no schema_version attribute");
+  if (!h5::has_attribute(file.id(), kSchemaVersion)) {
+    file.fail(std::string("it has no ") + kSchemaVersion + " attribute");
+  }
   const std::int64_t version =
-      int_attribute(file, file.id(), "", "schema_version", 0, std::numeric_limits<std::int64_t>::min(),
+      int_attribute(file, file.id(), "", kSchemaVersion, 0, std::numeric_limits<std::int64_t>::min(),
                     std::numeric_limits<std::int64_t>::max());
   if (version > kCacheSchemaVersion) {
     file.fail("its schema_version is " + std::to_string(version) + ", newer than " +
@@ -204,7 +218,7 @@ std::int64_t read_schema_version(const CacheFile& file) {
 }
 
 std::vector<std::string> read_class_names(const CacheFile& file) {
-  const std::string text = text_attribute(file, file.id(), "", "class_names", "[]");
+  const std::string text = text_attribute(file, file.id(), "", kClassNames, "[]");
   std::vector<std::string> names;
   try {
     names = nlohmann::json::parse(text).get<std::vector<std::string>>();
@@ -232,12 +246,78 @@ PrivacyRecord read_privacy(const CacheFile& file) {
 ShardInfo read_shard_info(const CacheFile& file) {
   const hid_t f = file.id();
   ShardInfo info;
-  info.count = int_attribute(file, f, "", "shard_count", 1, 1, kMaxShards);
-  info.index = int_attribute(file, f, "", "shard_index", 0, 0, info.count - 1);
-  info.sources = int_attribute(file, f, "", "count_sources", 0, 0, kMaxSources);
-  info.ok_files = int_attribute(file, f, "", "count_ok_files", 0, 0, kMaxSources);
-  info.sources_total = int_attribute(file, f, "", "sources_total", info.sources, 0, kMaxSources);
+  info.count = int_attribute(file, f, "", kShardCount, 1, 1, kMaxShards);
+  info.index = int_attribute(file, f, "", kShardIndex, 0, 0, info.count - 1);
+  info.sources = int_attribute(file, f, "", kCountSources, 0, 0, kMaxSources);
+  info.ok_files = int_attribute(file, f, "", kCountOkFiles, 0, 0, kMaxSources);
+  info.sources_total = int_attribute(file, f, "", kSourcesTotal, info.sources, 0, kMaxSources);
   return info;
+}
+
+BuildRecord read_build_record(const CacheFile& file) {
+  BuildRecord record;
+  record.shard = read_shard_info(file);
+  record.missing_labels = read_text_attribute(file, kMissingLabels, record.missing_labels);
+  record.impute = read_text_attribute(file, kImpute, record.impute);
+  record.privacy = read_privacy(file);
+  return record;
+}
+
+namespace {
+
+std::string utc_now() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
+}  // namespace
+
+void write_root_attributes(hid_t file, const std::vector<std::string>& class_names,
+                           const std::string& config_json, const std::string& config_hash, std::size_t images,
+                           std::size_t rejected) {
+  h5::write_attribute(file, kSchemaVersion, kCacheSchemaVersion);
+  h5::write_attribute(file, kLibraryVersion, std::string(kVersion));
+  h5::write_attribute(file, kConfig, config_json);
+  h5::write_attribute(file, kConfigHash, config_hash);
+  h5::write_attribute(file, kClassNames, detail::json_text(class_names));
+  h5::write_attribute(file, kCountImages, static_cast<std::int64_t>(images));
+  h5::write_attribute(file, kCountRejected, static_cast<std::int64_t>(rejected));
+  h5::write_attribute(file, kBuildTime, utc_now());
+}
+
+// In name order, as medload has always written them (files stay alike byte for byte).
+void write_build_record(hid_t file, const BuildRecord& record) {
+  h5::write_attribute(file, kCountOkFiles, record.shard.ok_files);
+  h5::write_attribute(file, kCountSources, record.shard.sources);
+  h5::write_attribute(file, kImpute, record.impute);
+  if (!record.merged_from.empty())
+    h5::write_attribute(file, kMergedFrom, detail::json_text(record.merged_from));
+  h5::write_attribute(file, kMissingLabels, record.missing_labels);
+  h5::write_attribute(file, kMultiLabel, std::int64_t{record.multi_label ? 1 : 0});
+  if (record.privacy.recorded)
+    h5::write_attribute(file, kPrivacy, detail::json_text(record.privacy.to_json()));
+  h5::write_attribute(file, kShardCount, record.shard.count);
+  h5::write_attribute(file, kShardIndex, record.shard.index);
+  h5::write_attribute(file, kSourcesTotal, record.shard.sources_total);
+}
+
+void write_json_attributes(hid_t file, const nlohmann::json& attributes) {
+  for (const auto& item : attributes.items()) {
+    const auto& v = item.value();
+    if (v.is_number_integer()) {
+      h5::write_attribute(file, item.key(), v.get<std::int64_t>());
+    } else if (v.is_number()) {
+      h5::write_attribute(file, item.key(), v.get<double>());
+    } else if (v.is_string()) {
+      h5::write_attribute(file, item.key(), v.get<std::string>());
+    } else {
+      h5::write_attribute(file, item.key(), detail::json_text(v));
+    }
+  }
 }
 
 // ---- /images -------------------------------------------------------------------------------------
@@ -297,6 +377,28 @@ ImageShape read_image_shape(const CacheFile& file, const h5::Dataset& images) {
   }
   shape.contiguous_offset = address;
   return shape;
+}
+
+h5::Dataset create_images(hid_t file, const detail::CacheHeader& header) {
+  std::vector<hsize_t> dims{static_cast<hsize_t>(header.count)};
+  if (header.channels != 1) dims.push_back(static_cast<hsize_t>(header.channels));
+  dims.push_back(static_cast<hsize_t>(header.height));
+  dims.push_back(static_cast<hsize_t>(header.width));
+  h5::DatasetLayout layout;
+  if (header.deflate > 0) {
+    layout.chunk = dims;
+    layout.chunk[0] = 1;  // one image per chunk: a random read inflates exactly one image
+    layout.deflate = header.deflate;
+    if (header.count == 0) {
+      // HDF5 refuses a chunk dimension larger than a fixed-size zero extent; let it grow instead.
+      layout.max_dims = dims;
+      layout.max_dims[0] = H5S_UNLIMITED;
+    }
+  }
+  // Uncompressed images are stored contiguously: image i is one byte range at a single offset, so
+  // readers locate every image at once (per-chunk lookups cost O(N) each in HDF5 1.10.8).
+  return h5::create_dataset(file, kImages, header.dtype == PixelType::kUInt8 ? H5T_STD_U8LE : H5T_STD_U16LE,
+                            dims, layout);
 }
 
 // ---- per-image tables --------------------------------------------------------------------------
@@ -367,6 +469,58 @@ std::vector<std::uint8_t> read_label_matrix(const CacheFile& file, std::size_t n
   return matrix;
 }
 
+namespace {
+
+// Throws FormatError unless the column `name` about to be written to `file` has `n` entries.
+void require_length(hid_t file, const std::string& name, std::size_t size, std::size_t n) {
+  if (size == n) return;
+  throw FormatError("cannot write " + h5::file_name(file) + ": column " + name + " has " +
+                    std::to_string(size) + " entries for " + std::to_string(n) + " images");
+}
+
+}  // namespace
+
+void write_labels(hid_t file, const std::vector<std::int64_t>& labels) {
+  h5::write_vector(file, kLabels, labels);
+}
+
+void write_label_matrix(hid_t file, const std::vector<std::uint8_t>& matrix, std::size_t n,
+                        std::size_t classes) {
+  if (matrix.size() != n * classes) {
+    throw FormatError("cannot write " + h5::file_name(file) + ": column " + kLabelMatrix + " has " +
+                      std::to_string(matrix.size()) + " values for " + std::to_string(n) + " images x " +
+                      std::to_string(classes) + " classes");
+  }
+  h5::write_vector(file, kLabelMatrix, matrix, {static_cast<hsize_t>(n), static_cast<hsize_t>(classes)});
+}
+
+void write_columns(hid_t file, const detail::CacheColumns& columns, std::size_t n, std::size_t classes) {
+  require_length(file, kLabels, columns.labels.size(), n);
+  require_length(file, kPatientId, columns.patient_ids.size(), n);
+  require_length(file, kSourcePath, columns.source_paths.size(), n);
+  require_length(file, kSourceHash, columns.source_hashes.size(), n);
+  require_length(file, kSite, columns.sites.size(), n);
+  require_length(file, kFrameIndex, columns.frame_indices.size(), n);
+  require_length(file, kSourceIndex, columns.source_indices.size(), n);
+  require_length(file, kPixelHash, columns.pixel_hashes.size(), n);
+  require_length(file, kChecksum, columns.checksums.size(), n);
+  require_length(file, kGeometry, columns.geometry.size(), n);
+
+  write_labels(file, columns.labels);
+  if (columns.multi_label) write_label_matrix(file, columns.label_matrix, n, classes);
+  h5::write_strings(file, kPatientId, columns.patient_ids);
+  h5::write_strings(file, kSourcePath, columns.source_paths);
+  h5::write_strings(file, kSourceHash, columns.source_hashes);
+  h5::write_strings(file, kSite, columns.sites);
+  h5::write_vector(file, kFrameIndex, columns.frame_indices);
+  h5::write_vector(file, kSourceIndex, columns.source_indices);
+  h5::write_vector(file, kPixelHash, columns.pixel_hashes);
+  h5::write_vector(file, kChecksum, columns.checksums);
+  write_geometry(file, columns.geometry);
+  h5::create_group(file, kMeta);
+  for (const MetaColumn& column : columns.meta) write_meta(file, column, n);
+}
+
 std::vector<std::int64_t> read_source_indices(const CacheFile& file, std::size_t n) {
   if (!h5::exists(file.id(), kSourceIndex)) return std::vector<std::int64_t>(n, 0);
   std::vector<std::int64_t> indices = read_column<std::int64_t>(file, kSourceIndex, n);
@@ -426,12 +580,61 @@ MetaColumn read_meta(const CacheFile& file, const std::string& name, std::size_t
   return column;
 }
 
+void write_meta(hid_t file, const MetaColumn& column, std::size_t n) {
+  const std::string path = std::string(kMeta) + "/" + column.name;
+  require_length(file, column.name, column.numeric ? column.values.size() : column.text.size(), n);
+  require_length(file, column.name, column.imputed.size(), n);
+  if (column.numeric) {
+    h5::write_vector(file, path, column.values);
+  } else {
+    h5::write_strings(file, path, column.text);
+  }
+  h5::write_vector(file, path + kImputedSuffix, column.imputed);
+}
+
+namespace {
+
+std::string geometry_path(const char* column) { return std::string(kGeometry) + "/" + column; }
+
+}  // namespace
+
+Geometry GeometryColumns::at(std::size_t index) const {
+  Geometry g;
+  for (int k = 0; k < 10; ++k) {
+    if (!ints[k].empty()) g.*kGeometryIntFields[k] = ints[k][index];
+  }
+  if (!scale.empty()) g.scale = scale[index];
+  return g;
+}
+
+GeometryColumns read_geometry(const CacheFile& file, std::size_t n) {
+  GeometryColumns columns;
+  for (int k = 0; k < 10; ++k) {
+    const std::string name = geometry_path(kGeometryInt[k]);
+    if (has_dataset(file, name)) columns.ints[k] = read_column<std::int32_t>(file, name, n);
+  }
+  if (has_dataset(file, kGeometryScale)) columns.scale = read_column<double>(file, kGeometryScale, n);
+  return columns;
+}
+
+void write_geometry(hid_t file, const std::vector<Geometry>& geometry) {
+  const std::size_t n = geometry.size();
+  for (int k = 0; k < 10; ++k) {
+    std::vector<std::int32_t> values(n);
+    for (std::size_t i = 0; i < n; ++i) values[i] = geometry[i].*kGeometryIntFields[k];
+    h5::write_vector(file, geometry_path(kGeometryInt[k]), values);
+  }
+  std::vector<double> scale(n);
+  for (std::size_t i = 0; i < n; ++i) scale[i] = geometry[i].scale;
+  h5::write_vector(file, kGeometryScale, scale);
+}
+
 std::vector<detail::RejectedRecord> read_rejected(const CacheFile& file) {
   std::vector<detail::RejectedRecord> records;
   const std::string group = kRejected;
   if (!h5::exists(file.id(), group)) return records;
   // The length M is the path column's; every other column must match it.
-  const std::string path_name = group + "/path";
+  const std::string path_name = group + "/" + kRejectedPath;
   const h5::Dataset paths = open(file, path_name);
   const std::vector<hsize_t> dims = h5::shape(paths);
   if (dims.size() != 1)
@@ -452,26 +655,48 @@ std::vector<detail::RejectedRecord> read_rejected(const CacheFile& file) {
     return read_text_column(file, full, m);
   };
   const std::vector<std::string> path_values = read_text_column(file, path_name, m);
-  const std::vector<std::string> reasons = text("reason", true, "");
-  const std::vector<std::string> details = text("detail", true, "");
-  const std::vector<std::string> hashes = text("source_hash", false, "");
-  const std::vector<std::string> outcomes = text("outcome", false, "");
+  const std::vector<std::string> reasons = text(kRejectedReason, true, "");
+  const std::vector<std::string> details = text(kRejectedDetail, true, "");
+  const std::vector<std::string> hashes = text(kRejectedSourceHash, false, "");
+  const std::vector<std::string> outcomes = text(kRejectedOutcome, false, "");
+  const std::string index_name = group + "/" + kRejectedSourceIndex;
   std::vector<std::int64_t> indices(m, 0);
-  if (h5::exists(file.id(), group + "/source_index")) {
-    if (h5::shape(h5::open_dataset(file.id(), group + "/source_index")) != std::vector<hsize_t>{m}) {
-      column_length_error("source_index");
+  if (h5::exists(file.id(), index_name)) {
+    if (h5::shape(h5::open_dataset(file.id(), index_name)) != std::vector<hsize_t>{m}) {
+      column_length_error(kRejectedSourceIndex);
     }
-    indices = read_column<std::int64_t>(file, group + "/source_index", m);
+    indices = read_column<std::int64_t>(file, index_name, m);
   }
   records.reserve(m);
   for (std::size_t i = 0; i < m; ++i) {
     if (indices[i] < 0 || indices[i] > kMaxSources) {
-      file.fail("/" + group + "/source_index holds " + std::to_string(indices[i]) + " for entry " + str(i) +
-                " (0.." + std::to_string(kMaxSources) + " expected)");
+      file.fail("/" + index_name + " holds " + std::to_string(indices[i]) + " for entry " + str(i) + " (0.." +
+                std::to_string(kMaxSources) + " expected)");
     }
     records.push_back({indices[i], path_values[i], reasons[i], details[i], hashes[i], outcomes[i]});
   }
   return records;
+}
+
+void write_rejected(hid_t file, const std::vector<detail::RejectedRecord>& records) {
+  const h5::Group group = h5::create_group(file, kRejected);
+  std::vector<std::string> paths, reasons, details, hashes, outcomes;
+  std::vector<std::int64_t> indices;
+  for (const detail::RejectedRecord& r : records) {
+    paths.push_back(r.path);
+    reasons.push_back(r.reason);
+    details.push_back(r.detail);
+    hashes.push_back(r.source_hash);
+    outcomes.push_back(r.outcome);
+    indices.push_back(r.source_index);
+  }
+  const hid_t g = group.id();
+  h5::write_strings(g, kRejectedPath, paths);
+  h5::write_strings(g, kRejectedReason, reasons);
+  h5::write_strings(g, kRejectedDetail, details);
+  h5::write_strings(g, kRejectedSourceHash, hashes);
+  h5::write_strings(g, kRejectedOutcome, outcomes);
+  h5::write_vector(g, kRejectedSourceIndex, indices);
 }
 
 // ---- /splits -----------------------------------------------------------------------------------
@@ -487,6 +712,15 @@ std::vector<std::string> split_names(const CacheFile& file) {
 }
 
 namespace {
+
+// Fails unless the split group `g` (at `path`) has every attribute of `names`.
+void require_attributes(const CacheFile& file, hid_t g, const std::string& path,
+                        std::initializer_list<const char*> names) {
+  for (const char* attribute : names) {
+    if (!h5::has_attribute(g, attribute))
+      file.fail("the split " + path + " has no attribute \"" + attribute + "\"");
+  }
+}
 
 // `values` (the split attribute `where` + `attribute`): `count` finite values, > 0 when `positive`.
 void check_statistics(const CacheFile& file, const std::string& where, const char* attribute,
@@ -531,25 +765,118 @@ SplitCore read_split_core(const CacheFile& file, const std::string& name, std::s
   const std::string where = "/" + path + "/";
   const h5::Group group = h5::open_group(file.id(), path);
   const hid_t g = group.id();
-  for (const char* attribute : {"kind", "parts", "mean", "std"}) {
-    if (!h5::has_attribute(g, attribute))
-      file.fail("the split " + path + " has no attribute \"" + attribute + "\"");
-  }
+  require_attributes(file, g, path, {kSplitKind, kSplitParts, kSplitMean, kSplitStd});
   SplitCore split;
-  split.kind = text_attribute(file, g, where, "kind", "");
+  split.kind = text_attribute(file, g, where, kSplitKind, "");
   if (split.kind != "parts" && split.kind != "kfold") {
-    file.fail("the attribute " + where + "kind is \"" + split.kind + "\" (\"parts\" or \"kfold\" expected)");
+    file.fail("the attribute " + where + kSplitKind + " is \"" + split.kind +
+              "\" (\"parts\" or \"kfold\" expected)");
   }
   const bool kfold = split.kind == "kfold";
   split.parts = static_cast<std::size_t>(
-      int_attribute(file, g, where, "parts", 0, kfold ? 2 : 1, kfold ? kMaxFolds : 3));
+      int_attribute(file, g, where, kSplitParts, 0, kfold ? 2 : 1, kfold ? kMaxFolds : 3));
   const std::size_t training_sets = kfold ? split.parts : 1;
-  split.mean = double_attribute(file, g, where, "mean", kMaxFolds);
-  check_statistics(file, where, "mean", split.mean, training_sets, /*positive=*/false);
-  split.std = double_attribute(file, g, where, "std", kMaxFolds);
-  check_statistics(file, where, "std", split.std, training_sets, /*positive=*/true);
-  split.part = read_parts(file, path + "/part", n, kfold ? -1 : 0, split.parts);
+  split.mean = double_attribute(file, g, where, kSplitMean, kMaxFolds);
+  check_statistics(file, where, kSplitMean, split.mean, training_sets, /*positive=*/false);
+  split.std = double_attribute(file, g, where, kSplitStd, kMaxFolds);
+  check_statistics(file, where, kSplitStd, split.std, training_sets, /*positive=*/true);
+  split.part = read_parts(file, path + "/" + kSplitPart, n, kfold ? -1 : 0, split.parts);
   return split;
+}
+
+namespace {
+
+// The split's sample_counts or patient_counts: at most kMaxFolds whole numbers in 0..kMaxImages.
+std::vector<std::int64_t> read_counts(const CacheFile& file, hid_t group, const std::string& where,
+                                      const char* name) {
+  std::vector<std::int64_t> counts;
+  if (!h5::has_attribute(group, name)) return counts;
+  for (const double v : double_attribute(file, group, where, name, kMaxFolds)) {
+    if (!(v >= 0 && v <= static_cast<double>(kMaxImages))) {
+      std::ostringstream text;
+      text << v;
+      file.fail("the attribute " + where + name + " holds " + text.str() + " (0.." + str(kMaxImages) +
+                " expected)");
+    }
+    counts.push_back(static_cast<std::int64_t>(v));
+  }
+  return counts;
+}
+
+// The split's descriptive attributes: how it was made and what it holds.
+void read_split_description(const CacheFile& file, hid_t g, const std::string& where, SplitTable& split) {
+  const std::string seed = text_attribute(file, g, where, kSplitSeed, "");
+  if (seed.empty() || seed.size() > 20 || seed.find_first_not_of("0123456789") != std::string::npos ||
+      (seed.size() == 20 && seed > "18446744073709551615")) {
+    file.fail("the attribute " + where + kSplitSeed + " is \"" + seed + "\" (a decimal uint64 expected)");
+  }
+  split.seed = std::stoull(seed);
+  split.ratios = double_attribute(file, g, where, kSplitRatios, kMaxFolds);
+  split.patient_set_hash = text_attribute(file, g, where, kSplitPatientSetHash, "");
+  split.patients = static_cast<std::size_t>(
+      int_attribute(file, g, where, kSplitPatients, 0, 0, static_cast<std::int64_t>(kMaxImages)));
+  split.samples_without_patient = static_cast<std::size_t>(int_attribute(
+      file, g, where, kSplitSamplesWithoutPatient, 0, 0, static_cast<std::int64_t>(kMaxImages)));
+  const std::string class_counts = text_attribute(file, g, where, kSplitClassCounts, "[]");
+  try {
+    split.class_counts = nlohmann::json::parse(class_counts).get<std::vector<std::vector<std::int64_t>>>();
+  } catch (const nlohmann::json::exception& e) {
+    file.fail("the attribute " + where + kSplitClassCounts +
+              " is not a JSON array of count arrays: " + e.what());
+  }
+  split.sample_counts = read_counts(file, g, where, kSplitSampleCounts);
+  split.patient_counts = read_counts(file, g, where, kSplitPatientCounts);
+}
+
+}  // namespace
+
+SplitTable read_split(const CacheFile& file, const std::string& name, std::size_t n) {
+  SplitCore core = read_split_core(file, name, n);
+  const std::string path = std::string(kSplits) + "/" + name;
+  const h5::Group group = h5::open_group(file.id(), path);
+  require_attributes(file, group.id(), path, {kSplitSeed, kSplitRatios, kSplitPatientSetHash});
+  SplitTable split;
+  split.name = name;
+  split.kind = std::move(core.kind);
+  split.parts = core.parts;
+  split.part = std::move(core.part);
+  split.mean = std::move(core.mean);
+  split.std = std::move(core.std);
+  read_split_description(file, group.id(), "/" + path + "/", split);
+  return split;
+}
+
+void write_split(hid_t file, const SplitTable& split, const std::string& shown_as) {
+  check_split_name(split.name);
+  {
+    const h5::Dataset images = h5::open_dataset(file, kImages);
+    const auto dims = h5::shape(images);
+    if (dims.empty() || dims[0] != split.part.size()) {
+      throw ConfigError("the split has " + std::to_string(split.part.size()) + " samples but " + shown_as +
+                        " has " + (dims.empty() ? std::string("none") : std::to_string(dims[0])));
+    }
+  }
+  const h5::Group splits = h5::require_group(file, kSplits);
+  if (h5::exists(splits.id(), split.name)) h5::remove(splits.id(), split.name);
+  const h5::Group group = h5::create_group(splits.id(), split.name);
+  const hid_t g = group.id();
+  h5::write_vector(g, kSplitPart, split.part);
+  h5::write_attribute(g, kSplitKind, split.kind);
+  h5::write_attribute(g, kSplitParts, static_cast<std::int64_t>(split.parts));
+  h5::write_attribute(g, kSplitSeed, std::to_string(split.seed));  // uint64: text keeps every bit
+  h5::write_attribute(g, kSplitRatios, split.ratios);
+  h5::write_attribute(g, kSplitPatientSetHash, split.patient_set_hash);
+  h5::write_attribute(g, kSplitPatients, static_cast<std::int64_t>(split.patients));
+  h5::write_attribute(g, kSplitSamplesWithoutPatient,
+                      static_cast<std::int64_t>(split.samples_without_patient));
+  h5::write_attribute(g, kSplitClassCounts, nlohmann::json(split.class_counts).dump());
+  h5::write_attribute(g, kSplitSampleCounts,
+                      std::vector<double>(split.sample_counts.begin(), split.sample_counts.end()));
+  h5::write_attribute(g, kSplitPatientCounts,
+                      std::vector<double>(split.patient_counts.begin(), split.patient_counts.end()));
+  h5::write_attribute(g, kSplitMean, split.mean);
+  h5::write_attribute(g, kSplitStd, split.std);
+  h5::write_attribute(g, kLibraryVersion, std::string(kVersion));
 }
 
 }  // namespace medload::loader::schema

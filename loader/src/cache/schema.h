@@ -1,7 +1,12 @@
 #pragma once
-// The cache format's one home on the reading side (docs/cache.md, "Reading a cache you did not
-// build"). Caches travel between teams and may have been rewritten by other tools (h5py), so
-// every dataset and attribute medload reads from a cache is named here once, and every read
+// The cache format's one home (docs/cache.md, "Schema" and "Reading a cache you did not build").
+// Every dataset, group and attribute of a cache is named here once, and both directions go
+// through this module: CacheWriter (and so build and merge) and the split store write each table
+// with a typed write_* function, and every reader (CacheReader, inspect, merge, an incremental
+// build, the split store) reads it with the matching read_* function. A table's name, shape and
+// element type are thus declared in one place for writing and reading.
+//
+// Caches travel between teams and may have been rewritten by other tools (h5py), so every read
 // checks, before anything is allocated or indexed:
 // - the shape (rank, and the length against N, the number of images),
 // - the element type (integer, float or string, as the column needs),
@@ -11,22 +16,70 @@
 // A failure throws FormatError "<file> is not a usable medload cache: <what it holds>, <what was
 // expected>", e.g. `c.h5 is not a usable medload cache: /meta/age has 12 entries for 16 images`.
 //
-// The writer (cache_writer.cpp, serve/split_store.cpp's write_split_group) still spells the names
-// itself; the names here are the ones it writes.
+// Writes produce what the reads accept: fixed-length UTF-8 strings (h5::write_strings), int64
+// labels and indices, int32 frame indices and geometry, uint64 hashes, float64 numbers.
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "cache_writer.h"
+#include <nlohmann/json.hpp>
+
 #include "h5.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/cache/privacy.h"
+#include "medload/loader/cache/split_table.h"
+
+namespace medload::loader::detail {
+
+/// The shape and identity of a cache: everything needed before the first image is written.
+struct CacheHeader {
+  std::size_t count = 0;  ///< N images
+  int height = 0;
+  int width = 0;
+  int channels = 1;  ///< 1 -> /images [N,H,W]; 3 -> [N,C,H,W]
+  PixelType dtype = PixelType::kUInt8;
+  int deflate = 0;  ///< zlib level of the image chunks, 0 = none
+};
+
+/// One rejected input file as stored in /rejected.
+struct RejectedRecord {
+  std::int64_t source_index = 0;  ///< index in the full (unsharded) source list
+  std::string path;
+  std::string reason;
+  std::string detail;
+  std::string source_hash;  ///< hex, "" when the file could not be read
+  std::string outcome;      ///< the file's build-report entry (JSON text)
+};
+
+/// The per-sample tables, N entries each (label_matrix N*K when multi_label).
+struct CacheColumns {
+  std::vector<std::int64_t> labels;
+  bool multi_label = false;
+  std::vector<std::uint8_t> label_matrix;
+  std::vector<std::string> patient_ids;
+  std::vector<std::string> source_paths;
+  std::vector<std::string> source_hashes;
+  std::vector<std::string> sites;
+  std::vector<std::int32_t> frame_indices;
+  std::vector<std::int64_t> source_indices;
+  std::vector<std::uint64_t> pixel_hashes;
+  std::vector<std::uint64_t> checksums;
+  std::vector<Geometry> geometry;
+  std::vector<MetaColumn> meta;
+};
+
+/// Compact JSON text for a string column or attribute. Text is UTF-8 by the time it gets here
+/// (list_sources, the decoders); a stray byte that is not (an older cache's column) becomes
+/// U+FFFD instead of failing the write.
+std::string json_text(const nlohmann::json& value);
+
+}  // namespace medload::loader::detail
 
 namespace medload::loader::schema {
 
-// ---- names ----------------------------------------------------------------------------------
+// ---- names: datasets and groups --------------------------------------------------------------
 
 inline constexpr const char* kImages = "images";
 inline constexpr const char* kLabels = "labels";
@@ -39,17 +92,70 @@ inline constexpr const char* kFrameIndex = "frame_index";
 inline constexpr const char* kSourceIndex = "source_index";
 inline constexpr const char* kPixelHash = "pixel_hash";
 inline constexpr const char* kChecksum = "checksum";
+/// Group of the metadata columns /meta/<name>, each with its flags /meta/<name>_imputed.
 inline constexpr const char* kMeta = "meta";
 inline constexpr const char* kImputedSuffix = "_imputed";
-inline constexpr const char* kRejected = "rejected";
-inline constexpr const char* kSplits = "splits";
-/// Root attribute: the PrivacyRecord (JSON text) of the cache's identifying fields.
-inline constexpr const char* kPrivacy = "privacy";
-/// The integer geometry columns under /geometry, in Geometry's order; /geometry/scale is float64.
+/// Group of the geometry columns.
+inline constexpr const char* kGeometry = "geometry";
+/// The int32 columns under /geometry, in Geometry's order; /geometry/scale is float64.
 inline constexpr const char* kGeometryInt[10] = {"original_height", "original_width", "crop_x",  "crop_y",
                                                  "crop_w",          "crop_h",         "pad_top", "pad_left",
                                                  "pad_bottom",      "pad_right"};
+/// The Geometry field each kGeometryInt column holds (same order).
+inline constexpr int Geometry::*kGeometryIntFields[10] = {
+    &Geometry::original_height, &Geometry::original_width, &Geometry::crop_x,  &Geometry::crop_y,
+    &Geometry::crop_w,          &Geometry::crop_h,         &Geometry::pad_top, &Geometry::pad_left,
+    &Geometry::pad_bottom,      &Geometry::pad_right};
+/// Path of the float64 column holding Geometry::scale.
 inline constexpr const char* kGeometryScale = "geometry/scale";
+/// Group of the rejected inputs, and its columns (one entry per rejected file).
+inline constexpr const char* kRejected = "rejected";
+inline constexpr const char* kRejectedPath = "path";                 ///< string
+inline constexpr const char* kRejectedReason = "reason";             ///< string
+inline constexpr const char* kRejectedDetail = "detail";             ///< string
+inline constexpr const char* kRejectedSourceHash = "source_hash";    ///< string, optional when read
+inline constexpr const char* kRejectedOutcome = "outcome";           ///< string (JSON), optional when read
+inline constexpr const char* kRejectedSourceIndex = "source_index";  ///< int64, optional when read
+/// Group of the stored splits, /splits/<name>.
+inline constexpr const char* kSplits = "splits";
+
+// ---- names: root attributes --------------------------------------------------------------------
+
+inline constexpr const char* kSchemaVersion = "schema_version";    ///< int64
+inline constexpr const char* kLibraryVersion = "library_version";  ///< string (also on each split)
+inline constexpr const char* kConfig = "config";                   ///< string: canonical config JSON
+inline constexpr const char* kConfigHash = "config_hash";          ///< string: 16 hex digits
+inline constexpr const char* kClassNames = "class_names";          ///< string: JSON array
+inline constexpr const char* kCountImages = "count_images";        ///< int64
+inline constexpr const char* kCountRejected = "count_rejected";    ///< int64
+inline constexpr const char* kBuildTime = "build_time";            ///< string: UTC, ISO 8601
+inline constexpr const char* kCountSources = "count_sources";      ///< int64
+inline constexpr const char* kCountOkFiles = "count_ok_files";     ///< int64
+inline constexpr const char* kSourcesTotal = "sources_total";      ///< int64
+inline constexpr const char* kShardIndex = "shard_index";          ///< int64
+inline constexpr const char* kShardCount = "shard_count";          ///< int64
+inline constexpr const char* kMultiLabel = "multi_label";          ///< int64 0/1
+inline constexpr const char* kMissingLabels = "missing_labels";    ///< string: the policy
+inline constexpr const char* kImpute = "impute";                   ///< string: the policy
+inline constexpr const char* kMergedFrom = "merged_from";          ///< string: JSON array of files
+/// Root attribute: the PrivacyRecord (JSON text) of the cache's identifying fields.
+inline constexpr const char* kPrivacy = "privacy";
+
+// ---- names: a split, /splits/<name> ------------------------------------------------------------
+
+inline constexpr const char* kSplitPart = "part";                        ///< dataset, int8 [N]
+inline constexpr const char* kSplitKind = "kind";                        ///< string
+inline constexpr const char* kSplitParts = "parts";                      ///< int64
+inline constexpr const char* kSplitSeed = "seed";                        ///< string: decimal uint64
+inline constexpr const char* kSplitRatios = "ratios";                    ///< float64 [parts]
+inline constexpr const char* kSplitPatientSetHash = "patient_set_hash";  ///< string
+inline constexpr const char* kSplitPatients = "patients";                ///< int64
+inline constexpr const char* kSplitSamplesWithoutPatient = "samples_without_patient";  ///< int64
+inline constexpr const char* kSplitClassCounts = "class_counts";                       ///< string: JSON
+inline constexpr const char* kSplitSampleCounts = "sample_counts";                     ///< float64 [parts]
+inline constexpr const char* kSplitPatientCounts = "patient_counts";                   ///< float64 [parts]
+inline constexpr const char* kSplitMean = "mean";  ///< float64 [1 or folds]
+inline constexpr const char* kSplitStd = "std";    ///< float64 [1 or folds]
 
 // ---- limits on what a header may claim -----------------------------------------------------
 
@@ -112,6 +218,12 @@ std::vector<std::string> read_class_names(const CacheFile& file);
 /// A string attribute of the root (`config`, `config_hash`, `library_version`, `impute`, ...);
 /// `fallback` when absent; FormatError when it is not a string.
 std::string read_text_attribute(const CacheFile& file, const std::string& name, const std::string& fallback);
+/// Writes the root attributes every cache carries: schema_version (kCacheSchemaVersion),
+/// library_version (this medload's), config, config_hash, class_names (JSON array),
+/// count_images, count_rejected and build_time (now, UTC).
+void write_root_attributes(hid_t file, const std::vector<std::string>& class_names,
+                           const std::string& config_json, const std::string& config_hash, std::size_t images,
+                           std::size_t rejected);
 
 /// `privacy`: the PrivacyRecord's JSON; a record with recorded = false when absent (an older cache).
 PrivacyRecord read_privacy(const CacheFile& file);
@@ -126,6 +238,26 @@ struct ShardInfo {
 };
 /// Reads and range-checks the shard attributes.
 ShardInfo read_shard_info(const CacheFile& file);
+
+/// How a cache was made: the root attributes build and merge write beside the root ones above.
+struct BuildRecord {
+  ShardInfo shard;                           ///< shard_index, shard_count, count_sources, ...
+  bool multi_label = false;                  ///< multi_label (int64 0/1): /label_matrix is present
+  std::string missing_labels = "unlabeled";  ///< missing_labels: the policy for unlabeled inputs
+  std::string impute = "class_median";       ///< impute: the metadata policy
+  PrivacyRecord privacy;                     ///< privacy (JSON), written when recorded
+  std::vector<std::string> merged_from;      ///< merged_from (JSON array), written when not empty
+};
+/// Reads the shard attributes (read_shard_info), missing_labels, impute and privacy, with their
+/// defaults when absent. multi_label and merged_from are not read back (a reader takes
+/// multi-label from /label_matrix).
+BuildRecord read_build_record(const CacheFile& file);
+/// Writes every attribute of `record`.
+void write_build_record(hid_t file, const BuildRecord& record);
+/// Writes each member of the JSON object `attributes` as a root attribute: integers as int64,
+/// other numbers as float64, strings as they are, anything else as its JSON text. For caches of
+/// a hand-made shape (tests, benchmarks); build and merge write a BuildRecord.
+void write_json_attributes(hid_t file, const nlohmann::json& attributes);
 
 // ---- /images -----------------------------------------------------------------------------------
 
@@ -150,6 +282,10 @@ inline constexpr std::uint64_t kNotWritten = ~std::uint64_t{0};
 /// bytes inside the file. A contiguous dataset never written, or a chunked one with chunks never
 /// written, is accepted: those images read as zeros and fail their checksums.
 ImageShape read_image_shape(const CacheFile& file, const h5::Dataset& images);
+/// Creates /images for `header`: uint8 or little-endian uint16, [N,H,W] (one channel) or
+/// [N,C,H,W]. Contiguous (image i is one byte range at one offset: readers locate every image at
+/// once), or with header.deflate one image per chunk, deflated at that level.
+h5::Dataset create_images(hid_t file, const detail::CacheHeader& header);
 
 // ---- per-image tables --------------------------------------------------------------------------
 
@@ -174,6 +310,19 @@ std::vector<std::string> read_text_column(const CacheFile& file, const std::stri
 std::vector<std::int64_t> read_labels(const CacheFile& file, std::size_t n, std::size_t classes);
 /// Reads /label_matrix [N, classes] of 0/1.
 std::vector<std::uint8_t> read_label_matrix(const CacheFile& file, std::size_t n, std::size_t classes);
+/// Writes /labels [N] int64.
+void write_labels(hid_t file, const std::vector<std::int64_t>& labels);
+/// Writes /label_matrix [n, classes] uint8 (row-major). Throws FormatError naming the file when
+/// `matrix` does not hold n x classes values.
+void write_label_matrix(hid_t file, const std::vector<std::uint8_t>& matrix, std::size_t n,
+                        std::size_t classes);
+
+/// Writes every per-image table of `columns`, each with `n` entries: /labels, /label_matrix (when
+/// multi_label, `classes` columns), /patient_id, /source_path, /source_hash, /site (strings),
+/// /frame_index, /source_index, /pixel_hash, /checksum, /geometry and /meta (the group even when
+/// there are no columns). Throws FormatError naming the file and the column when one does not
+/// have `n` entries.
+void write_columns(hid_t file, const detail::CacheColumns& columns, std::size_t n, std::size_t classes);
 
 /// Reads /source_index [n], each 0..kMaxSources; zeros when absent.
 std::vector<std::int64_t> read_source_indices(const CacheFile& file, std::size_t n);
@@ -185,10 +334,29 @@ std::vector<std::string> meta_names(const CacheFile& file);
 /// Reads /meta/<name> (float64-convertible numbers or strings, [n]) and /meta/<name>_imputed
 /// ([n] 0/1; all 0 when absent).
 MetaColumn read_meta(const CacheFile& file, const std::string& name, std::size_t n);
+/// Writes /meta/<column.name> (float64 when numeric, else strings) and its uint8 flags
+/// /meta/<column.name>_imputed. Throws FormatError when the values or flags are not `n`.
+void write_meta(hid_t file, const MetaColumn& column, std::size_t n);
+
+/// The /geometry columns, each [N], or empty when the cache lacks it (every image then has
+/// Geometry's default for that field: 0, scale 1).
+struct GeometryColumns {
+  std::vector<std::int32_t> ints[10];  ///< kGeometryInt order
+  std::vector<double> scale;           ///< /geometry/scale
+  /// Image `index`'s geometry (index < N).
+  Geometry at(std::size_t index) const;
+};
+/// Reads the /geometry columns that exist, each int32 (scale: float64) with `n` entries.
+GeometryColumns read_geometry(const CacheFile& file, std::size_t n);
+/// Writes every /geometry column: int32 [N] each, /geometry/scale float64 [N].
+void write_geometry(hid_t file, const std::vector<Geometry>& geometry);
 
 /// Reads /rejected: path, reason, detail (required when the group exists) and source_hash,
 /// outcome, source_index (optional: "", "" and 0 when absent), all of one length M.
 std::vector<detail::RejectedRecord> read_rejected(const CacheFile& file);
+/// Writes /rejected: path, reason, detail, source_hash, outcome (strings) and source_index (int64),
+/// one entry per record (the group and its six columns even when there are none).
+void write_rejected(hid_t file, const std::vector<detail::RejectedRecord>& records);
 
 // ---- /splits -----------------------------------------------------------------------------------
 
@@ -208,5 +376,15 @@ struct SplitCore {
 inline constexpr std::size_t kStoredLength = ~std::size_t{0};
 /// Reads /splits/<name>/part ([n] entries) and the attributes kind, parts, mean and std.
 SplitCore read_split_core(const CacheFile& file, const std::string& name, std::size_t n);
+/// Reads the whole split /splits/<name>: read_split_core, then seed (decimal text), ratios
+/// (at most kMaxFolds), patient_set_hash (required) and patients, samples_without_patient,
+/// class_counts (JSON [parts][classes + 1]), sample_counts, patient_counts (0..kMaxImages each;
+/// absent: 0 or empty).
+SplitTable read_split(const CacheFile& file, const std::string& name, std::size_t n);
+/// Writes /splits/<split.name> (replacing a split of that name): the int8 dataset `part` and
+/// every attribute of the split, library_version included. Throws ConfigError when the name is
+/// not plain (check_split_name) or `split.part` does not have one entry per image (the message
+/// names the cache `shown_as`).
+void write_split(hid_t file, const SplitTable& split, const std::string& shown_as);
 
 }  // namespace medload::loader::schema

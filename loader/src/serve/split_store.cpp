@@ -8,19 +8,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include "h5.h"
-#include "schema.h"
 #include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/core/thread_pool.h"
-#include "medload/core/version.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "medload/loader/cache/split_table.h"
 
 namespace medload::loader {
 
@@ -217,34 +214,6 @@ StoredSplit make_kfold(const CacheReader& cache, std::size_t k, std::uint64_t se
 
 namespace {
 
-std::vector<double> to_doubles(const std::vector<std::int64_t>& v) { return {v.begin(), v.end()}; }
-
-// int8 per sample (h5.h's typed helpers have no int8).
-void write_parts(hid_t group, const std::vector<std::int8_t>& part) {
-  h5::Dataset dataset =
-      h5::create_dataset(group, "part", H5T_NATIVE_INT8, {static_cast<hsize_t>(part.size())});
-  if (part.empty()) return;
-  h5::check_status(H5Dwrite(dataset.id(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, part.data()),
-                   "write", "the dataset \"part\"", group);
-}
-void write_split_group(hid_t group, const StoredSplit& split) {
-  write_parts(group, split.part);
-  h5::write_attribute(group, "kind", split.kind);
-  h5::write_attribute(group, "parts", static_cast<std::int64_t>(split.parts));
-  h5::write_attribute(group, "seed", std::to_string(split.seed));  // uint64: text keeps every bit
-  h5::write_attribute(group, "ratios", split.ratios);
-  h5::write_attribute(group, "patient_set_hash", split.patient_set_hash);
-  h5::write_attribute(group, "patients", static_cast<std::int64_t>(split.patients));
-  h5::write_attribute(group, "samples_without_patient",
-                      static_cast<std::int64_t>(split.samples_without_patient));
-  h5::write_attribute(group, "class_counts", nlohmann::json(split.class_counts).dump());
-  h5::write_attribute(group, "sample_counts", to_doubles(split.sample_counts));
-  h5::write_attribute(group, "patient_counts", to_doubles(split.patient_counts));
-  h5::write_attribute(group, "mean", split.mean);
-  h5::write_attribute(group, "std", split.std);
-  h5::write_attribute(group, "library_version", std::string(kVersion));
-}
-
 // write_split's copy of the cache at PATH is PATH + kCopySuffix + its process id.
 constexpr const char* kCopySuffix = ".split-tmp-";
 
@@ -269,10 +238,7 @@ void remove_copies_of_killed_runs(const std::string& path) {
 }  // namespace
 
 void write_split(const std::string& path, const StoredSplit& split) {
-  if (split.name.empty() || split.name.find('/') != std::string::npos || split.name[0] == '.') {
-    throw ConfigError("split name \"" + split.name + "\" is not a plain name");
-  }
-  h5::silence_errors();
+  check_split_name(split.name);
   // The cache is never written in place: a kill in the middle of an HDF5 write can leave a file
   // HDF5 cannot open. The split goes into a copy (a reflink where the filesystem has them), which
   // then replaces the cache in one rename, as `medload build` publishes its caches. Readers that
@@ -282,98 +248,18 @@ void write_split(const std::string& path, const StoredSplit& split) {
   ::unlink(copy.c_str());  // left by an earlier run of this process id that was killed
   copy_file_for_update(path, copy);
   TemporaryFile remove_unless_published(copy);
-  {
-    h5::File file = h5::File::open(copy, /*read_write=*/true);
-    {
-      h5::Dataset images = h5::open_dataset(file.id(), "images");
-      const auto dims = h5::shape(images);
-      if (dims.empty() || dims[0] != split.part.size()) {
-        throw ConfigError("the split has " + std::to_string(split.part.size()) + " samples but " + path +
-                          " has " + (dims.empty() ? std::string("none") : std::to_string(dims[0])));
-      }
-    }
-    {
-      h5::Group splits = h5::require_group(file.id(), "splits");
-      if (h5::exists(splits.id(), split.name)) h5::remove(splits.id(), split.name);
-      h5::Group group = h5::create_group(splits.id(), split.name);
-      write_split_group(group.id(), split);
-    }
-    // Every object is closed first: with one still open, H5Fclose only marks the file, the real
-    // flush happens when that object closes, and a full disk there went unnoticed (a cache HDF5
-    // could not open again was published).
-    file.close();
-  }
+  // Closes the copy before returning, so that a full disk shows here, before anything is published.
+  write_split_table(copy, split, path);
   publish_atomically(copy, path);
   remove_unless_published.release();
 }
 
-std::vector<std::string> list_splits(const std::string& path) {
-  return schema::split_names(schema::CacheFile(path));
-}
+std::vector<std::string> list_splits(const std::string& path) { return split_table_names(path); }
 
-// The part, kind, parts, mean and std are read and validated by the cache schema (schema.h);
-// the descriptive attributes (seed, ratios, counts) are read here.
+// The cache library reads the table and validates it (split_table.h).
 StoredSplit read_split(const std::string& path, const std::string& name, std::size_t expected_size) {
-  const schema::CacheFile file(path);
-  const std::vector<std::string> names = schema::split_names(file);
-  if (std::find(names.begin(), names.end(), name) == names.end()) {
-    std::string there;
-    for (const auto& n : names) there += (there.empty() ? "" : ", ") + n;
-    throw ConfigError("the cache " + path + " has no split \"" + name + "\" (" +
-                      (names.empty() ? std::string("it has no splits; run `medload split " + path + "`")
-                                     : "it has: " + there) +
-                      ")");
-  }
-  schema::SplitCore core =
-      schema::read_split_core(file, name, expected_size != 0 ? expected_size : schema::kStoredLength);
-  h5::Group group = h5::open_group(file.id(), std::string(schema::kSplits) + "/" + name);
-  const hid_t g = group.id();
-  auto malformed = [&](const std::string& what) -> FormatError {
-    return FormatError("the split \"" + name + "\" of " + path + " is malformed: " + what);
-  };
   StoredSplit split;
-  split.name = name;
-  split.kind = std::move(core.kind);
-  split.parts = core.parts;
-  split.part = std::move(core.part);
-  split.mean = std::move(core.mean);
-  split.std = std::move(core.std);
-  for (const char* attribute : {"seed", "ratios", "patient_set_hash"}) {
-    if (!h5::has_attribute(g, attribute))
-      throw malformed(std::string("it has no attribute \"") + attribute + "\"");
-  }
-  try {
-    split.seed = std::stoull(h5::read_string_attribute(g, "seed"));
-  } catch (const std::logic_error&) {
-    throw malformed("its seed is not a decimal number");
-  }
-  split.ratios = h5::read_double_attribute(g, "ratios");
-  split.patient_set_hash = h5::read_string_attribute(g, "patient_set_hash");
-  if (h5::has_attribute(g, "patients"))
-    split.patients = static_cast<std::size_t>(h5::read_int_attribute(g, "patients"));
-  if (h5::has_attribute(g, "samples_without_patient")) {
-    split.samples_without_patient =
-        static_cast<std::size_t>(h5::read_int_attribute(g, "samples_without_patient"));
-  }
-  if (h5::has_attribute(g, "class_counts")) {
-    try {
-      split.class_counts = nlohmann::json::parse(h5::read_string_attribute(g, "class_counts"))
-                               .get<std::vector<std::vector<std::int64_t>>>();
-    } catch (const nlohmann::json::exception& e) {
-      throw malformed(std::string("class_counts: ") + e.what());
-    }
-  }
-  for (const char* counts : {"sample_counts", "patient_counts"}) {
-    if (!h5::has_attribute(g, counts)) continue;
-    std::vector<std::int64_t>& out =
-        std::string(counts) == "sample_counts" ? split.sample_counts : split.patient_counts;
-    for (double v : h5::read_double_attribute(g, counts)) {
-      if (!(v >= 0 && v <= static_cast<double>(schema::kMaxImages))) {
-        throw malformed(std::string(counts) + " holds " + std::to_string(v));
-      }
-      out.push_back(static_cast<std::int64_t>(v));
-    }
-  }
+  static_cast<SplitTable&>(split) = read_split_table(path, name, expected_size);
   return split;
 }
 

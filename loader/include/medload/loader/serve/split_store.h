@@ -1,9 +1,9 @@
 #pragma once
 /// Splits stored in a cache, under `/splits/<name>`: a per-sample int8 dataset `part` and the
-/// attributes that make the split checkable and usable for serving (docs/serve.md):
-/// kind ("parts" | "kfold"), parts, seed, ratios, patient_set_hash, class_counts (JSON),
-/// sample_counts, patient_counts, patients, samples_without_patient, the training mean and std,
-/// library_version.
+/// attributes that make the split checkable and usable for serving (docs/serve.md). The table's
+/// layout and its validation belong to the cache library (<medload/loader/cache/split_table.h>);
+/// this store computes splits and replaces the cache with a copy holding the new split, so that a
+/// kill never leaves a damaged cache.
 ///
 /// `medload split` computes a split from the cache and writes it; the images are never rewritten.
 
@@ -14,41 +14,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "medload/loader/cache/split_table.h"
 #include "medload/loader/serve/split.h"
 
 namespace medload::loader {
 
 class CacheReader;
 
-/// One stored split.
-struct StoredSplit {
-  /// Name under /splits: "default" (train/val/test) or "kfold".
-  std::string name;
-  /// "parts" (values are SplitPart) or "kfold" (values are folds; -1 = outside the folds, the
-  /// held-out test part of the default split).
-  std::string kind = "parts";
-  /// Per sample [N].
-  std::vector<std::int8_t> part;
-  /// Number of parts (2 or 3) or folds (k).
-  std::size_t parts = 0;
-  /// Seed it was made with.
-  std::uint64_t seed = 0;
-  /// Target ratios (train/val/test; k-fold: 1/k each).
-  std::vector<double> ratios;
-  /// XXH64 (hex) of the cache's effective patient set when the split was made.
-  std::string patient_set_hash;
-  /// Distinct patients, and samples without a patient id (each its own patient).
-  std::size_t patients = 0;
-  std::size_t samples_without_patient = 0;
-  /// [parts][classes + 1] class counts (last column: unlabeled), samples and patients per part.
-  std::vector<std::vector<std::int64_t>> class_counts;
-  std::vector<std::int64_t> sample_counts;
-  std::vector<std::int64_t> patient_counts;
-  /// Pixel mean and std (pixels scaled to [0, 1]) of the training samples: one value for a
-  /// train/val/test split (the train part); for k-fold, value f is over every fold but f.
-  std::vector<double> mean;
-  std::vector<double> std;
-
+/// One stored split: the table as the cache holds it (SplitTable: name, kind, part, parts, seed,
+/// ratios, patient counts, class counts, training mean and std) and its report helpers.
+struct StoredSplit : SplitTable {
   /// Name of part `p` ("train", "val", "test", or "fold3").
   std::string part_label(std::size_t p) const;
   /// JSON for reports (`medload split --json`).
