@@ -13,9 +13,12 @@
 
 namespace medload::samplers {
 
-CompositionReport composition_report(const StreamSampler& sampler, const std::vector<std::int64_t>& labels,
-                                     std::size_t epochs, std::size_t world_size,
-                                     std::vector<std::string> class_names) {
+namespace {
+
+// The number of classes C: one per name at least, and enough for the largest label. Throws
+// ConfigError naming the argument that is out of range.
+std::size_t checked_class_count(const StreamSampler& sampler, const std::vector<std::int64_t>& labels,
+                                std::size_t epochs, std::size_t world_size, std::size_t names) {
   if (labels.size() != sampler.dataset_size()) {
     throw ConfigError("composition_report: labels has " + std::to_string(labels.size()) +
                       " entries but the " + sampler.kind() + " sampler indexes " +
@@ -29,7 +32,7 @@ CompositionReport composition_report(const StreamSampler& sampler, const std::ve
     throw ConfigError("composition_report: world_size = " + std::to_string(world_size) + "; allowed 1.." +
                       std::to_string(kMaxReportWorldSize));
   }
-  std::size_t classes = class_names.size();
+  std::size_t classes = names;
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0) {
       throw ConfigError("composition_report: labels[" + std::to_string(i) +
@@ -37,6 +40,67 @@ CompositionReport composition_report(const StreamSampler& sampler, const std::ve
     }
     classes = std::max(classes, static_cast<std::size_t>(labels[i]) + 1);
   }
+  return classes;
+}
+
+// Time spent drawing indices, and how many were drawn, over the whole report.
+struct DrawTiming {
+  double seconds = 0.0;
+  std::size_t produced = 0;
+};
+
+// The largest gap between a rank's share of a class and the epoch's share of it.
+double max_rank_share_deviation(const EpochComposition& epoch, std::size_t classes) {
+  double deviation = 0.0;
+  for (const RankComposition& rank : epoch.ranks) {
+    if (rank.draws == 0 || epoch.draws == 0) continue;
+    for (std::size_t c = 0; c < classes; ++c) {
+      const double local = static_cast<double>(rank.class_counts[c]) / static_cast<double>(rank.draws);
+      const double global = static_cast<double>(epoch.class_counts[c]) / static_cast<double>(epoch.draws);
+      deviation = std::max(deviation, std::abs(local - global));
+    }
+  }
+  return deviation;
+}
+
+// What every rank draws in epoch `number`, counted by class; `seen` (one counter per sample, all 0
+// on entry) counts the draws of each sample across ranks.
+EpochComposition compose_epoch(std::vector<DistributedSampler>& ranks,
+                               const std::vector<std::int64_t>& labels, std::size_t number,
+                               std::size_t classes, std::vector<std::uint32_t>& seen, DrawTiming& timing) {
+  EpochComposition epoch;
+  epoch.epoch = number;
+  epoch.class_counts.assign(classes, 0);
+  for (std::size_t r = 0; r < ranks.size(); ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    ranks[r].set_epoch(epoch.epoch);
+    const std::vector<std::size_t> indices = ranks[r].epoch_indices();
+    timing.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    timing.produced += indices.size();
+    RankComposition rank;
+    rank.rank = r;
+    rank.draws = indices.size();
+    rank.class_counts.assign(classes, 0);
+    for (std::size_t i : indices) {
+      ++rank.class_counts[static_cast<std::size_t>(labels[i])];
+      if (seen[i]++ == 0) ++epoch.unique;
+    }
+    epoch.draws += rank.draws;
+    for (std::size_t c = 0; c < classes; ++c) epoch.class_counts[c] += rank.class_counts[c];
+    epoch.ranks.push_back(std::move(rank));
+  }
+  epoch.duplicate_rate =
+      epoch.draws == 0 ? 0.0 : 1.0 - static_cast<double>(epoch.unique) / static_cast<double>(epoch.draws);
+  epoch.max_rank_share_deviation = max_rank_share_deviation(epoch, classes);
+  return epoch;
+}
+
+}  // namespace
+
+CompositionReport composition_report(const StreamSampler& sampler, const std::vector<std::int64_t>& labels,
+                                     std::size_t epochs, std::size_t world_size,
+                                     std::vector<std::string> class_names) {
+  const std::size_t classes = checked_class_count(sampler, labels, epochs, world_size, class_names.size());
   class_names.resize(classes);
 
   CompositionReport report;
@@ -54,44 +118,13 @@ CompositionReport composition_report(const StreamSampler& sampler, const std::ve
     ranks.emplace_back(sampler, DistributedOptions{world_size, r, false});
 
   std::vector<std::uint32_t> seen(labels.size(), 0);
-  double seconds = 0.0;
-  std::size_t produced = 0;
+  DrawTiming timing;
   for (std::size_t e = 0; e < epochs; ++e) {
-    EpochComposition epoch;
-    epoch.epoch = report.first_epoch + e;
-    epoch.class_counts.assign(classes, 0);
     std::fill(seen.begin(), seen.end(), 0);
-    for (std::size_t r = 0; r < world_size; ++r) {
-      const auto start = std::chrono::steady_clock::now();
-      ranks[r].set_epoch(epoch.epoch);
-      const std::vector<std::size_t> indices = ranks[r].epoch_indices();
-      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      produced += indices.size();
-      RankComposition rank;
-      rank.rank = r;
-      rank.draws = indices.size();
-      rank.class_counts.assign(classes, 0);
-      for (std::size_t i : indices) {
-        ++rank.class_counts[static_cast<std::size_t>(labels[i])];
-        if (seen[i]++ == 0) ++epoch.unique;
-      }
-      epoch.draws += rank.draws;
-      for (std::size_t c = 0; c < classes; ++c) epoch.class_counts[c] += rank.class_counts[c];
-      epoch.ranks.push_back(std::move(rank));
-    }
-    epoch.duplicate_rate =
-        epoch.draws == 0 ? 0.0 : 1.0 - static_cast<double>(epoch.unique) / static_cast<double>(epoch.draws);
-    for (const RankComposition& rank : epoch.ranks) {
-      if (rank.draws == 0 || epoch.draws == 0) continue;
-      for (std::size_t c = 0; c < classes; ++c) {
-        const double local = static_cast<double>(rank.class_counts[c]) / static_cast<double>(rank.draws);
-        const double global = static_cast<double>(epoch.class_counts[c]) / static_cast<double>(epoch.draws);
-        epoch.max_rank_share_deviation = std::max(epoch.max_rank_share_deviation, std::abs(local - global));
-      }
-    }
-    report.epochs.push_back(std::move(epoch));
+    report.epochs.push_back(compose_epoch(ranks, labels, report.first_epoch + e, classes, seen, timing));
   }
-  report.ns_per_index = produced == 0 ? 0.0 : seconds * 1e9 / static_cast<double>(produced);
+  report.ns_per_index =
+      timing.produced == 0 ? 0.0 : timing.seconds * 1e9 / static_cast<double>(timing.produced);
   return report;
 }
 
