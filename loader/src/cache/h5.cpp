@@ -1,6 +1,7 @@
 #include "h5.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -327,12 +328,20 @@ std::vector<std::string> read_string_values(hid_t file_type, std::size_t count, 
   if (H5Tis_variable_str(file_type) > 0) {
     Datatype mem = string_type();
     std::vector<char*> pointers(count, nullptr);
-    read(mem.id(), pointers.data());
+    // Frees what HDF5 allocated for each string, also when a read failed half-way.
+    const auto reclaim = [&] {
+      hsize_t dims[1] = {static_cast<hsize_t>(count)};
+      Dataspace space(H5Screate_simple(1, dims, nullptr));
+      H5Dvlen_reclaim(mem.id(), space.id(), H5P_DEFAULT, pointers.data());
+    };
+    try {
+      read(mem.id(), pointers.data());
+    } catch (...) {
+      reclaim();
+      throw;
+    }
     for (std::size_t i = 0; i < count; ++i) values[i] = pointers[i] != nullptr ? pointers[i] : "";
-    // Free what HDF5 allocated for each string.
-    hsize_t dims[1] = {static_cast<hsize_t>(count)};
-    Dataspace space(H5Screate_simple(1, dims, nullptr));
-    H5Dvlen_reclaim(mem.id(), space.id(), H5P_DEFAULT, pointers.data());
+    reclaim();
   } else {
     const std::size_t size = H5Tget_size(file_type);
     std::size_t bytes = 0;
@@ -359,16 +368,56 @@ std::vector<std::string> read_string_values(hid_t file_type, std::size_t count, 
 
 }  // namespace
 
+namespace {
+
+// What HDF5 may allocate for the variable-length strings of one read. The global heap holds each
+// string once, uncompressed, inside the file, so a read can never need more than the file's size
+// (plus a NUL a string): a heap entry claiming more is damage, and is refused before anything is
+// allocated for it, where HDF5's own allocator would take what it claims (4 GB for a 28 KB file).
+struct VlenBudget {
+  std::uint64_t left = 0;
+  bool exceeded = false;
+};
+
+void* budgeted_allocate(std::size_t size, void* info) {
+  auto* budget = static_cast<VlenBudget*>(info);
+  if (size > budget->left) {
+    budget->exceeded = true;
+    return nullptr;
+  }
+  budget->left -= size;
+  return std::malloc(size);
+}
+
+void budgeted_free(void* memory, void*) { std::free(memory); }
+
+}  // namespace
+
 std::vector<std::string> read_strings(hid_t loc, const std::string& name) {
   Dataset dataset = open_dataset(loc, name);
   Datatype type = dataset_type(dataset);
   hsize_t total = 1;
   for (hsize_t d : shape(dataset)) total *= d;
   const std::string object = "the dataset \"" + name + "\"";
+  hsize_t file_bytes = 0;
+  {
+    Handle<H5Fclose> file(check(H5Iget_file_id(dataset.id()), "find the file of", object, loc));
+    check_status(H5Fget_filesize(file.id(), &file_bytes), "measure the file of", object, loc);
+  }
+  VlenBudget budget{file_bytes + total};
+  Handle<H5Pclose> transfer(check(H5Pcreate(H5P_DATASET_XFER), "read", object, loc));
+  check_status(H5Pset_vlen_mem_manager(transfer.id(), budgeted_allocate, &budget, budgeted_free, nullptr), "read",
+               object, loc);
   return read_string_values(
       type.id(), static_cast<std::size_t>(total),
       [&](hid_t mem, void* buffer) {
-        check_status(H5Dread(dataset.id(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer), "read", object, loc);
+        if (H5Dread(dataset.id(), mem, H5S_ALL, H5S_ALL, transfer.id(), buffer) >= 0) return;
+        if (budget.exceeded) {
+          throw HdfError("Unable to read " + object + " in " + file_name(loc) +
+                         ": its variable-length strings claim more bytes than the whole file holds (" +
+                         std::to_string(file_bytes) + ")");
+        }
+        check_status(-1, "read", object, loc);
       },
       object, loc);
 }
