@@ -406,8 +406,8 @@ std::vector<std::string> read_strings(hid_t loc, const std::string& name) {
   }
   VlenBudget budget{file_bytes + total};
   Handle<H5Pclose> transfer(check(H5Pcreate(H5P_DATASET_XFER), "read", object, loc));
-  check_status(H5Pset_vlen_mem_manager(transfer.id(), budgeted_allocate, &budget, budgeted_free, nullptr), "read",
-               object, loc);
+  check_status(H5Pset_vlen_mem_manager(transfer.id(), budgeted_allocate, &budget, budgeted_free, nullptr),
+               "read", object, loc);
   return read_string_values(
       type.id(), static_cast<std::size_t>(total),
       [&](hid_t mem, void* buffer) {

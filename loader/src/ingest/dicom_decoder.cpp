@@ -317,8 +317,8 @@ bool frame_size_agrees(const std::optional<FrameSize>& frame, const char* codec,
   if (!frame || (frame->width == h.columns && frame->height == h.rows)) return true;
   reject(outcome, Reason::kUnreadable,
          std::string("the ") + codec + " data declares a " + std::to_string(frame->width) + "x" +
-             std::to_string(frame->height) + " frame; the header declares " + std::to_string(h.columns) + "x" +
-             std::to_string(h.rows));
+             std::to_string(frame->height) + " frame; the header declares " + std::to_string(h.columns) +
+             "x" + std::to_string(h.rows));
   return false;
 }
 
@@ -349,11 +349,14 @@ bool guard_encapsulated_frames(DcmDataset& ds, E_TransferSyntax xfer, const Pixe
                                FileOutcome& outcome) {
   bool usable = true;
   if (is_dcmtk_jpeg(xfer)) {
-    const auto starts_with_soi = [](const Uint8* d, std::size_t n) { return n >= 2 && d[0] == 0xFF && d[1] == 0xD8; };
-    for_each_frame_fragment(ds, xfer, starts_with_soi, [&](DcmPixelItem& item, Uint8* data, std::size_t length) {
-      return usable = remove_tem_markers(item, data, length, outcome) &&
-                      frame_size_agrees(dcmtk_frame_size(data, length), "JPEG", h, outcome);
-    });
+    const auto starts_with_soi = [](const Uint8* d, std::size_t n) {
+      return n >= 2 && d[0] == 0xFF && d[1] == 0xD8;
+    };
+    for_each_frame_fragment(
+        ds, xfer, starts_with_soi, [&](DcmPixelItem& item, Uint8* data, std::size_t length) {
+          return usable = remove_tem_markers(item, data, length, outcome) &&
+                          frame_size_agrees(dcmtk_frame_size(data, length), "JPEG", h, outcome);
+        });
   } else if (is_jpeg2000(xfer)) {
     const auto starts_codestream = [](const Uint8* d, std::size_t n) {
       return n >= 2 && ((d[0] == 0xFF && d[1] == 0x4F) || (n >= 8 && d[4] == 'j' && d[5] == 'P'));

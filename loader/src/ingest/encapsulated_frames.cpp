@@ -15,23 +15,14 @@ enum class Step { kStartOfFrame, kError, kStall, kSkipSegment, kSkip2, kSkip1 };
 
 // What DCMTK's walk does at a marker FF `code`.
 Step step_at(std::uint8_t code) {
-  switch (code) {
-    case 0x01:  // TEM: DCMTK's walk stays here
-      return Step::kStall;
-    case 0xC0: case 0xC1: case 0xC2: case 0xC3: case 0xC5: case 0xC6: case 0xC7:  // SOF_n: the
-    case 0xC9: case 0xCA: case 0xCB: case 0xCD: case 0xCE: case 0xCF:             // walk's goal
-      return Step::kStartOfFrame;
-    case 0xC4: case 0xC8: case 0xCC:  // DHT, JPG, DAC
-      return Step::kSkipSegment;
-    case 0xFF:  // a fill byte
-      return Step::kSkip1;
-    default:
-      break;
-  }
-  if (code >= 0xD0 && code <= 0xD9) return Step::kSkip2;  // RSTn, SOI, EOI
-  if (code >= 0xDA) return Step::kSkipSegment;            // SOS .. COM (FE)
-  if (code > 0x02 && code <= 0xBF) return Step::kSkip2;   // reserved markers
-  return Step::kError;                                    // 00, 02
+  if (code == 0x01) return Step::kStall;                                        // TEM: the walk stays
+  if (code == 0xFF) return Step::kSkip1;                                        // a fill byte
+  if (code == 0xC4 || code == 0xC8 || code == 0xCC) return Step::kSkipSegment;  // DHT, JPG, DAC
+  if (code >= 0xC0 && code <= 0xCF) return Step::kStartOfFrame;                 // SOF_n: the goal
+  if (code >= 0xD0 && code <= 0xD9) return Step::kSkip2;                        // RSTn, SOI, EOI
+  if (code >= 0xDA) return Step::kSkipSegment;                                  // SOS .. COM (FE)
+  if (code > 0x02 && code <= 0xBF) return Step::kSkip2;                         // reserved markers
+  return Step::kError;                                                          // 00, 02
 }
 
 // Where DCMTK's walk ends: at a start-of-frame or a TEM marker (at `offset`), or elsewhere (an

@@ -11,7 +11,8 @@ namespace {
 int resized_extent(int side, int longer, double scale) {
   if (side <= 0 || longer <= 0) return 0;
   const int size = static_cast<int>(std::lround(longer * scale));
-  return side == longer ? size : std::clamp(static_cast<int>(std::lround(side * scale)), 1, std::max(size, 1));
+  return side == longer ? size
+                        : std::clamp(static_cast<int>(std::lround(side * scale)), 1, std::max(size, 1));
 }
 
 // Output pixels per original pixel along one axis; `scale` when the crop is empty.

@@ -26,8 +26,8 @@ void check_geometry(const Geometry& g) {
       g.original_height > kMaxSide) {
     bad_geometry(g, "the original size is not 1..65535 on each side");
   }
-  if (g.crop_w < 1 || g.crop_h < 1 || g.crop_x < 0 || g.crop_y < 0 || g.crop_x > g.original_width - g.crop_w ||
-      g.crop_y > g.original_height - g.crop_h) {
+  if (g.crop_w < 1 || g.crop_h < 1 || g.crop_x < 0 || g.crop_y < 0 ||
+      g.crop_x > g.original_width - g.crop_w || g.crop_y > g.original_height - g.crop_h) {
     bad_geometry(g, "the crop box is not inside the original image");
   }
   if (!std::isfinite(g.scale) || g.scale <= 0 || g.scale * std::max(g.crop_w, g.crop_h) > kMaxSide)
@@ -81,7 +81,8 @@ LabelMask background(int height, int width) {
 }
 
 void check_box(const Box& b) {
-  const bool finite = std::isfinite(b.x0) && std::isfinite(b.y0) && std::isfinite(b.x1) && std::isfinite(b.y1);
+  const bool finite =
+      std::isfinite(b.x0) && std::isfinite(b.y0) && std::isfinite(b.x1) && std::isfinite(b.y1);
   if (!finite || !(b.x0 < b.x1) || !(b.y0 < b.y1)) {
     throw FormatError("box [" + core::format_number(b.x0) + ", " + core::format_number(b.y0) + ", " +
                       core::format_number(b.x1) + ", " + core::format_number(b.y1) + "] (label " +
@@ -91,8 +92,8 @@ void check_box(const Box& b) {
 
 void check_point(const Landmark& p) {
   if (!std::isfinite(p.x) || !std::isfinite(p.y)) {
-    throw FormatError("landmark (" + core::format_number(p.x) + ", " + core::format_number(p.y) + ") (label " +
-                      std::to_string(p.label) + ") is not finite");
+    throw FormatError("landmark (" + core::format_number(p.x) + ", " + core::format_number(p.y) +
+                      ") (label " + std::to_string(p.label) + ") is not finite");
   }
 }
 

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <iterator>
-#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -39,8 +39,8 @@ TEST(DcmtkJpegWalk, StallsOnATemMarkerItLandsOn) {
   const Bytes tem_first = {0xFF, 0xD8, 0xFF, 0x01, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x10};
   EXPECT_EQ(dcmtk_walk_stall(tem_first.data(), tem_first.size()), 2u);
   // SOI, an APP0 segment of length 6 (its payload holds FF 01, which the walk skips), TEM.
-  const Bytes after_segment = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x06, 0xFF, 0x01, 0xFF, 0x01,
-                               0xFF, 0x01, 0xFF, 0xC0, 0x00, 0x0B, 0x08};
+  const Bytes after_segment = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x06, 0xFF, 0x01, 0xFF,
+                               0x01, 0xFF, 0x01, 0xFF, 0xC0, 0x00, 0x0B, 0x08};
   EXPECT_EQ(dcmtk_walk_stall(after_segment.data(), after_segment.size()), 10u);
   // Fill bytes move the walk one byte at a time: FF FF FF 01 lands on the TEM at offset 3.
   const Bytes fill = {0xFF, 0xD8, 0xFF, 0xFF, 0x01, 0x00, 0x00, 0x00};
@@ -60,12 +60,12 @@ TEST(DcmtkJpegWalk, EndsAtAStartOfFrameAnInvalidMarkerOrTheEnd) {
 }
 
 TEST(DcmtkJpegWalk, RemovesOnlyTheMarkersTheWalkLandsOn) {
-  Bytes data = {0xFF, 0xD8, 0xFF, 0x01, 0xFF, 0x01, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0x01,
-                0xFF, 0x01, 0xFF, 0xC0, 0x00, 0x0B, 0xFF, 0x01, 0x00};
+  Bytes data = {0xFF, 0xD8, 0xFF, 0x01, 0xFF, 0x01, 0xFF, 0xE0, 0x00, 0x04, 0xFF,
+                0x01, 0xFF, 0x01, 0xFF, 0xC0, 0x00, 0x0B, 0xFF, 0x01, 0x00};
   EXPECT_EQ(remove_stalling_tem_markers(data), 3);
   // The two after SOI and the one after APP0 are gone; APP0's payload and what follows SOF stay.
-  const Bytes expected = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0x01, 0xFF, 0xC0,
-                          0x00, 0x0B, 0xFF, 0x01, 0x00};
+  const Bytes expected = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0x01,
+                          0xFF, 0xC0, 0x00, 0x0B, 0xFF, 0x01, 0x00};
   EXPECT_EQ(data, expected);
   EXPECT_EQ(dcmtk_walk_stall(data.data(), data.size()), data.size());
   EXPECT_EQ(remove_stalling_tem_markers(data), 0);
@@ -73,8 +73,8 @@ TEST(DcmtkJpegWalk, RemovesOnlyTheMarkersTheWalkLandsOn) {
 
 TEST(DcmtkJpegWalk, ReadsTheFrameSizeWhereTheWalkFindsTheStartOfFrame) {
   // SOI, APP0 (length 4), SOF2: P 12, Y 0x0130 = 304, X 0x0200 = 512, Nf 1.
-  const Bytes data = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xC0, 0x00, 0xFF, 0xC2, 0x00, 0x0B,
-                      0x0C, 0x01, 0x30, 0x02, 0x00, 0x01, 0x01, 0x11, 0x00};
+  const Bytes data = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xC0, 0x00, 0xFF, 0xC2, 0x00,
+                      0x0B, 0x0C, 0x01, 0x30, 0x02, 0x00, 0x01, 0x01, 0x11, 0x00};
   const auto frame = dcmtk_frame_size(data.data(), data.size());
   ASSERT_TRUE(frame.has_value());
   EXPECT_EQ(frame->height, 304);
@@ -90,9 +90,9 @@ TEST(DcmtkJpegWalk, ReadsTheFrameSizeWhereTheWalkFindsTheStartOfFrame) {
 
 TEST(EncapsulatedFrames, ReadsTheJpeg2000ImageSizeFromSiz) {
   // SOC, SIZ: Lsiz 41, Rsiz 0, Xsiz 300, Ysiz 200, XOsiz 20, YOsiz 0, tiles..., Csiz 3.
-  Bytes data = {0xFF, 0x4F, 0xFF, 0x51, 0x00, 0x29, 0x00, 0x00, 0, 0, 0x01, 0x2C, 0, 0, 0x00, 0xC8,
-                0,    0,    0,    20,   0,    0,    0,    0,    0, 0, 0x01, 0x2C, 0, 0, 0x00, 0xC8,
-                0,    0,    0,    0,    0,    0,    0,    0,    0, 3};
+  Bytes data = {0xFF, 0x4F, 0xFF, 0x51, 0x00, 0x29, 0x00, 0x00, 0, 0, 0x01, 0x2C, 0,    0,
+                0x00, 0xC8, 0,    0,    0,    20,   0,    0,    0, 0, 0,    0,    0x01, 0x2C,
+                0,    0,    0x00, 0xC8, 0,    0,    0,    0,    0, 0, 0,    0,    0,    3};
   auto frame = j2k_frame_size(data.data(), data.size());
   ASSERT_TRUE(frame.has_value());
   EXPECT_EQ(frame->width, 280);
@@ -119,7 +119,8 @@ Bytes gray_jpeg(bool progressive = false) {
   for (int r = 0; r < image.rows; ++r)
     for (int c = 0; c < image.cols; ++c) image.at<std::uint8_t>(r, c) = static_cast<std::uint8_t>(3 * c + r);
   Bytes jpeg;
-  EXPECT_TRUE(cv::imencode(".jpg", image, jpeg, {cv::IMWRITE_JPEG_QUALITY, 95, cv::IMWRITE_JPEG_PROGRESSIVE, progressive}));
+  EXPECT_TRUE(cv::imencode(".jpg", image, jpeg,
+                           {cv::IMWRITE_JPEG_QUALITY, 95, cv::IMWRITE_JPEG_PROGRESSIVE, progressive}));
   return jpeg;
 }
 
@@ -156,7 +157,8 @@ void write_jpeg_dicom(const std::string& path, const Bytes& jpeg, Uint16 samples
   DcmOffsetList offsets;
   Bytes even = jpeg;
   if (even.size() % 2 != 0) even.push_back(0);
-  ASSERT_TRUE(sequence->storeCompressedFrame(offsets, even.data(), static_cast<Uint32>(even.size()), 0).good());
+  ASSERT_TRUE(
+      sequence->storeCompressedFrame(offsets, even.data(), static_cast<Uint32>(even.size()), 0).good());
   auto* pixel_data = new DcmPixelData(DCM_PixelData);
   pixel_data->putOriginalRepresentation(EXS_JPEGProcess1, nullptr, sequence);
   ds.insert(pixel_data);
@@ -255,8 +257,8 @@ TEST(DicomJpeg, AJpeg2000CodestreamDeclaringAnotherSizeIsRefusedBeforeGdcmDecode
     at[offset + 3] = 0x60;
   }
   TempDir dir("dicom_siz");
-  std::ofstream(dir / "big.dcm", std::ios::binary).write(reinterpret_cast<const char*>(file.data()),
-                                                          static_cast<std::streamsize>(file.size()));
+  std::ofstream(dir / "big.dcm", std::ios::binary)
+      .write(reinterpret_cast<const char*>(file.data()), static_cast<std::streamsize>(file.size()));
   std::vector<DecodedImage> frames;
   const FileOutcome o = decode_in_process(dir / "big.dcm", frames);
   ASSERT_TRUE(o.reason);
@@ -271,7 +273,8 @@ TEST(DicomJpeg, AbsurdSamplesPerPixelOrBitsAllocatedAreRefusedBeforeDecoding) {
   const Deadline deadline;
   std::vector<DecodedImage> frames;
   FileOutcome o = decode_in_process(
-      std::string(MEDLOAD_SOURCE_DIR) + "/fuzz/regressions/fuzz_decode/dicom_samples_per_pixel_65027.dcm", frames);
+      std::string(MEDLOAD_SOURCE_DIR) + "/fuzz/regressions/fuzz_decode/dicom_samples_per_pixel_65027.dcm",
+      frames);
   ASSERT_TRUE(o.reason);
   EXPECT_EQ(*o.reason, Reason::kUnreadable);
   EXPECT_NE(o.detail.find("65027 samples per pixel (SamplesPerPixel)"), std::string::npos) << o.detail;
@@ -296,7 +299,8 @@ TEST(DicomJpeg, TheFuzzedFileOnWhichDcmtkSpunGetsAnOutcome) {
   const Deadline deadline;
   std::vector<DecodedImage> frames;
   const FileOutcome o = decode_in_process(
-      std::string(MEDLOAD_SOURCE_DIR) + "/fuzz/regressions/fuzz_decode/dcmtk_jpeg_scan_bit_depth_loop.dcm", frames);
+      std::string(MEDLOAD_SOURCE_DIR) + "/fuzz/regressions/fuzz_decode/dcmtk_jpeg_scan_bit_depth_loop.dcm",
+      frames);
   EXPECT_EQ(o.format, "dicom");
   EXPECT_NE(std::find(o.warnings.begin(), o.warnings.end(), "jpeg_tem_marker_removed"), o.warnings.end());
   if (!o.ok) {

@@ -131,7 +131,8 @@ TEST(Targets, ThePaddingIsBackgroundAndAPredictionInItIsIgnored) {
 
 TEST(Targets, BoxesAndPointsRoundTripOnBothSides) {
   const Geometry g = letterboxed(640, 480, 37, 21, 533, 401, 224);
-  const std::vector<Box> boxes = {{40.5, 30.25, 100, 90, 1}, {37, 21, 570, 422, 2}, {300, 200, 301.5, 200.5, 3}};
+  const std::vector<Box> boxes = {
+      {40.5, 30.25, 100, 90, 1}, {37, 21, 570, 422, 2}, {300, 200, 301.5, 200.5, 3}};
   const MappedBoxes out = boxes_to_output(boxes, g, 0.5);
   ASSERT_EQ(out.boxes.size(), 3u);
   EXPECT_EQ(out.dropped, 0u);
@@ -164,9 +165,9 @@ TEST(Targets, BoxesAndPointsRoundTripOnBothSides) {
 TEST(Targets, BoxesMostlyOutsideTheCropAreDroppedAndCounted) {
   const Geometry g = letterboxed(200, 200, 50, 50, 100, 100, 100);
   const std::vector<Box> boxes = {
-      {0, 0, 40, 40, 1},      // wholly outside: dropped at any threshold
-      {40, 60, 60, 80, 2},    // half inside
-      {140, 140, 160, 150, 3} // half inside, clipped to the crop
+      {0, 0, 40, 40, 1},       // wholly outside: dropped at any threshold
+      {40, 60, 60, 80, 2},     // half inside
+      {140, 140, 160, 150, 3}  // half inside, clipped to the crop
   };
   EXPECT_EQ(boxes_to_output(boxes, g, 0.0).dropped, 1u);
   EXPECT_EQ(boxes_to_output(boxes, g, 0.5).dropped, 1u);
