@@ -399,19 +399,26 @@ std::vector<std::string> read_strings(hid_t loc, const std::string& name) {
   hsize_t total = 1;
   for (hsize_t d : shape(dataset)) total *= d;
   const std::string object = "the dataset \"" + name + "\"";
+  // Variable-length strings are read within the file's size (VlenBudget); fixed-length ones
+  // declare their size in the header, which read_string_values checks, and need no budget.
   hsize_t file_bytes = 0;
-  {
-    Handle<H5Fclose> file(check(H5Iget_file_id(dataset.id()), "find the file of", object, loc));
-    check_status(H5Fget_filesize(file.id(), &file_bytes), "measure the file of", object, loc);
+  VlenBudget budget;
+  Handle<H5Pclose> transfer;
+  if (H5Tis_variable_str(type.id()) > 0) {
+    {
+      Handle<H5Fclose> file(check(H5Iget_file_id(dataset.id()), "find the file of", object, loc));
+      check_status(H5Fget_filesize(file.id(), &file_bytes), "measure the file of", object, loc);
+    }
+    budget.left = file_bytes + total;
+    transfer = Handle<H5Pclose>(check(H5Pcreate(H5P_DATASET_XFER), "read", object, loc));
+    check_status(H5Pset_vlen_mem_manager(transfer.id(), budgeted_allocate, &budget, budgeted_free, nullptr),
+                 "read", object, loc);
   }
-  VlenBudget budget{file_bytes + total};
-  Handle<H5Pclose> transfer(check(H5Pcreate(H5P_DATASET_XFER), "read", object, loc));
-  check_status(H5Pset_vlen_mem_manager(transfer.id(), budgeted_allocate, &budget, budgeted_free, nullptr),
-               "read", object, loc);
+  const hid_t transfer_list = transfer.valid() ? transfer.id() : H5P_DEFAULT;
   return read_string_values(
       type.id(), static_cast<std::size_t>(total),
       [&](hid_t mem, void* buffer) {
-        if (H5Dread(dataset.id(), mem, H5S_ALL, H5S_ALL, transfer.id(), buffer) >= 0) return;
+        if (H5Dread(dataset.id(), mem, H5S_ALL, H5S_ALL, transfer_list, buffer) >= 0) return;
         if (budget.exceeded) {
           throw HdfError("Unable to read " + object + " in " + file_name(loc) +
                          ": its variable-length strings claim more bytes than the whole file holds (" +

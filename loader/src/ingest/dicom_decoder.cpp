@@ -208,8 +208,6 @@ PixelHeader read_pixel_header(DcmDataset& ds) {
 // pixel (DCMTK: rows x columns x samples x bits allocated per frame), so a header declaring 65,027
 // samples a pixel would cost gigabytes for a 256 x 256 image. Rejects the file otherwise.
 bool pixel_header_is_decodable(const PixelHeader& h, const ValidationOptions& options, FileOutcome& outcome) {
-  const std::string size =
-      std::to_string(h.columns) + "x" + std::to_string(h.rows) + " x " + std::to_string(h.frames) + " frames";
   if (h.rows == 0 || h.columns == 0 || h.bits_allocated == 0) {
     reject(outcome, Reason::kUnreadable,
            "the header declares " + std::to_string(h.columns) + "x" + std::to_string(h.rows) + " pixels of " +
@@ -231,7 +229,8 @@ bool pixel_header_is_decodable(const PixelHeader& h, const ValidationOptions& op
   const std::int64_t pixels = static_cast<std::int64_t>(h.rows) * h.columns * h.frames;
   if (pixels > options.max_pixels) {
     reject(outcome, Reason::kTooLarge,
-           "the header declares " + size + " = " + std::to_string(pixels) + " pixels; the limit is " +
+           "the header declares " + std::to_string(h.columns) + "x" + std::to_string(h.rows) + " x " +
+               std::to_string(h.frames) + " frames = " + std::to_string(pixels) + " pixels; the limit is " +
                std::to_string(options.max_pixels) + " (validate.max_pixels)");
     return false;
   }
@@ -287,11 +286,15 @@ bool is_dcmtk_jpeg(E_TransferSyntax xfer) {
          xfer == EXS_JPEGProcess10_12 || xfer == EXS_JPEGProcess14 || xfer == EXS_JPEGProcess14SV1;
 }
 
-// Calls visit(item, data, length) for the fragments that begin a frame, as a decoder finds them:
-// the first one (item 1, after the offset table) and each later one for which
-// starts_frame(data, length) holds; stops when visit returns false.
+// Calls visit(item, head) for the fragments that begin a frame, as a decoder finds them: the
+// first one (item 1, after the offset table) and each later one for which starts_frame(head)
+// holds; stops when visit returns false. `head` is the fragment's first `head_bytes` bytes (fewer
+// when it is shorter), read without loading the whole fragment: DCMTK leaves values over 4 KB in
+// the file until they are asked for, and a visitor that needs only a header (or GDCM, which reads
+// the file again itself) should not cost a copy of the compressed image.
 template <class StartsFrame, class Visit>
-void for_each_frame_fragment(DcmDataset& ds, E_TransferSyntax xfer, StartsFrame starts_frame, Visit visit) {
+void for_each_frame_fragment(DcmDataset& ds, E_TransferSyntax xfer, std::size_t head_bytes,
+                             StartsFrame starts_frame, Visit visit) {
   DcmElement* element = nullptr;
   if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr ||
       element->ident() != EVR_PixelData) {
@@ -302,12 +305,13 @@ void for_each_frame_fragment(DcmDataset& ds, E_TransferSyntax xfer, StartsFrame 
       sequence == nullptr) {
     return;
   }
+  std::vector<Uint8> head;
   for (unsigned long i = 1; i < sequence->card(); ++i) {
     DcmPixelItem* item = nullptr;
-    Uint8* data = nullptr;
-    if (sequence->getItem(item, i).bad() || item->getUint8Array(data).bad() || data == nullptr) continue;
-    const std::size_t length = item->getLength();
-    if ((i == 1 || starts_frame(data, length)) && !visit(*item, data, length)) return;
+    if (sequence->getItem(item, i).bad() || item->getLength() == 0) continue;
+    head.resize(std::min<std::size_t>(item->getLength(), head_bytes));
+    if (item->getPartialValue(head.data(), 0, static_cast<Uint32>(head.size())).bad()) continue;
+    if ((i == 1 || starts_frame(head)) && !visit(*item, head)) return;
   }
 }
 
@@ -349,21 +353,33 @@ bool guard_encapsulated_frames(DcmDataset& ds, E_TransferSyntax xfer, const Pixe
                                FileOutcome& outcome) {
   bool usable = true;
   if (is_dcmtk_jpeg(xfer)) {
-    const auto starts_with_soi = [](const Uint8* d, std::size_t n) {
-      return n >= 2 && d[0] == 0xFF && d[1] == 0xD8;
+    // SOI (FF D8) starts a frame; the TEM walk and DCMTK's decode need the whole fragment.
+    const auto starts_with_soi = [](const std::vector<Uint8>& head) {
+      return head.size() >= 2 && head[0] == 0xFF && head[1] == 0xD8;
+    };
+    for_each_frame_fragment(ds, xfer, 2, starts_with_soi, [&](DcmPixelItem& item, const std::vector<Uint8>&) {
+      Uint8* data = nullptr;
+      if (item.getUint8Array(data).bad() || data == nullptr) return true;  // DCMTK will say what is wrong
+      std::size_t length = item.getLength();
+      return usable = remove_tem_markers(item, data, length, outcome) &&
+                      frame_size_agrees(dcmtk_frame_size(data, length), "JPEG", h, outcome);
+    });
+  } else if (is_jpeg2000(xfer)) {
+    // A codestream (SOC, FF 4F) or a JP2 wrapper ('jP' box) starts a frame. SIZ follows SOC at
+    // once, so the first 4 KiB hold it unless a wrapper puts more before the codestream: only
+    // then is the whole fragment read.
+    const auto starts_codestream = [](const std::vector<Uint8>& head) {
+      return (head.size() >= 2 && head[0] == 0xFF && head[1] == 0x4F) ||
+             (head.size() >= 8 && head[4] == 'j' && head[5] == 'P');
     };
     for_each_frame_fragment(
-        ds, xfer, starts_with_soi, [&](DcmPixelItem& item, Uint8* data, std::size_t length) {
-          return usable = remove_tem_markers(item, data, length, outcome) &&
-                          frame_size_agrees(dcmtk_frame_size(data, length), "JPEG", h, outcome);
+        ds, xfer, 4096, starts_codestream, [&](DcmPixelItem& item, const std::vector<Uint8>& head) {
+          std::optional<FrameSize> frame = j2k_frame_size(head.data(), head.size());
+          Uint8* data = nullptr;
+          if (!frame && item.getLength() > head.size() && item.getUint8Array(data).good() && data != nullptr)
+            frame = j2k_frame_size(data, item.getLength());
+          return usable = frame_size_agrees(frame, "JPEG 2000", h, outcome);
         });
-  } else if (is_jpeg2000(xfer)) {
-    const auto starts_codestream = [](const Uint8* d, std::size_t n) {
-      return n >= 2 && ((d[0] == 0xFF && d[1] == 0x4F) || (n >= 8 && d[4] == 'j' && d[5] == 'P'));
-    };
-    for_each_frame_fragment(ds, xfer, starts_codestream, [&](DcmPixelItem&, Uint8* data, std::size_t length) {
-      return usable = frame_size_agrees(j2k_frame_size(data, length), "JPEG 2000", h, outcome);
-    });
   }
   return usable;
 }

@@ -21,6 +21,14 @@ constexpr std::int64_t kMaxSide = 65535;
   throw FormatError("geometry " + g.to_json().dump() + ": " + what);
 }
 
+// The output grid's columns and rows: the resized crop and its padding (not checked).
+std::int64_t grid_width(const Geometry& g) {
+  return std::int64_t{g.pad_left} + g.resized_width() + g.pad_right;
+}
+std::int64_t grid_height(const Geometry& g) {
+  return std::int64_t{g.pad_top} + g.resized_height() + g.pad_bottom;
+}
+
 void check_geometry(const Geometry& g) {
   if (g.original_width < 1 || g.original_height < 1 || g.original_width > kMaxSide ||
       g.original_height > kMaxSide) {
@@ -35,10 +43,8 @@ void check_geometry(const Geometry& g) {
   for (const int pad : {g.pad_top, g.pad_left, g.pad_bottom, g.pad_right})
     if (pad < 0 || pad > kMaxSide) bad_geometry(g, "a padding is not 0..65535");
   if (g.resized_width() < 1 || g.resized_height() < 1) bad_geometry(g, "the crop resizes to nothing");
-  if (std::int64_t{g.pad_left} + g.resized_width() + g.pad_right > kMaxSide ||
-      std::int64_t{g.pad_top} + g.resized_height() + g.pad_bottom > kMaxSide) {
+  if (grid_width(g) > kMaxSide || grid_height(g) > kMaxSide)
     bad_geometry(g, "the output is over 65535 pixels a side");
-  }
 }
 
 void check_mask(const LabelMask& mask, int height, int width, const std::string& grid) {
@@ -179,18 +185,18 @@ MappedLandmarks map_points(const std::vector<Landmark>& points, const Area& from
 
 int output_width(const Geometry& geometry) {
   check_geometry(geometry);
-  return geometry.pad_left + geometry.resized_width() + geometry.pad_right;
+  return static_cast<int>(grid_width(geometry));
 }
 
 int output_height(const Geometry& geometry) {
   check_geometry(geometry);
-  return geometry.pad_top + geometry.resized_height() + geometry.pad_bottom;
+  return static_cast<int>(grid_height(geometry));
 }
 
 LabelMask mask_to_output(const LabelMask& original, const Geometry& g) {
   check_geometry(g);
   check_mask(original, g.original_height, g.original_width, "the original image");
-  LabelMask out = background(output_height(g), output_width(g));
+  LabelMask out = background(static_cast<int>(grid_height(g)), static_cast<int>(grid_width(g)));
   resample(original, nearest_sources(g.resized_height(), g.crop_h, g.crop_y),
            nearest_sources(g.resized_width(), g.crop_w, g.crop_x), g.pad_top, g.pad_left, out);
   return out;
@@ -198,7 +204,7 @@ LabelMask mask_to_output(const LabelMask& original, const Geometry& g) {
 
 LabelMask mask_to_original(const LabelMask& output, const Geometry& g) {
   check_geometry(g);
-  check_mask(output, output_height(g), output_width(g), "the output grid");
+  check_mask(output, static_cast<int>(grid_height(g)), static_cast<int>(grid_width(g)), "the output grid");
   LabelMask original = background(g.original_height, g.original_width);
   resample(output, nearest_sources(g.crop_h, g.resized_height(), g.pad_top),
            nearest_sources(g.crop_w, g.resized_width(), g.pad_left), g.crop_y, g.crop_x, original);
