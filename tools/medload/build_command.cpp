@@ -14,6 +14,7 @@
 #include "medload/core/error.h"
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/privacy.h"
+#include "target_options.h"
 
 namespace medload::cli {
 
@@ -23,6 +24,8 @@ namespace {
 struct BuildArgs {
   std::string root;
   std::string manifest;
+  std::string annotations;
+  std::string target_classes;
   std::string output;
   std::string config;
   int size = 0;
@@ -52,6 +55,7 @@ void add_input_output_options(CLI::App& command, BuildArgs& args) {
       ->required();
   command.add_option("--manifest", args.manifest, "CSV manifest: path,label,patient_id[,metadata...]")
       ->type_name("M.csv");
+  add_target_input_options(command, args.annotations, args.target_classes);
   command.add_option("-o,--output", args.output, "The cache to write (its folder must exist)")
       ->required()
       ->type_name("CACHE.h5");
@@ -156,7 +160,9 @@ void set_privacy_options(const BuildArgs& args, loader::BuildOptions& options) {
 loader::BuildOptions build_options(const BuildArgs& args) {
   loader::BuildOptions options;
   options.root = args.root;
-  if (!args.manifest.empty()) options.manifest = args.manifest;
+  options.manifest = optional_path(args.manifest);
+  options.annotations = optional_path(args.annotations);
+  options.target_classes = optional_path(args.target_classes);
   options.output = args.output;
   if (!args.config.empty()) options.config = loader::load_pipeline_config(args.config);
   if (args.size > 0) options.config.preprocess.letterbox.size = args.size;
@@ -175,15 +181,37 @@ loader::BuildOptions build_options(const BuildArgs& args) {
 
 // --json: the report's build figures, counts and timings, and where the report is.
 void print_result_json(const loader::BuildResult& result) {
-  std::cout << json_output(nlohmann::json{{"build", result.report["build"]},
-                                          {"counts", result.report["counts"]},
-                                          {"timings", result.report["timings"]},
-                                          {"stage_cost_ns", result.report["stage_cost_ns"]},
-                                          {"report", result.report_path}})
-            << '\n';
+  nlohmann::json summary{{"build", result.report["build"]},
+                         {"counts", result.report["counts"]},
+                         {"timings", result.report["timings"]},
+                         {"stage_cost_ns", result.report["stage_cost_ns"]},
+                         {"report", result.report_path}};
+  for (const char* part : {"targets", "annotations"}) {
+    if (result.report.contains(part)) summary[part] = result.report[part];
+  }
+  std::cout << json_output(summary) << '\n';
+}
+
+// "  masks: 38 valid, 2 invalid (see the report), 0 none"; boxes and landmarks likewise.
+void print_targets(const loader::TargetSummary& t) {
+  const auto line = [](const char* kind, const std::array<std::size_t, 3>& n, const std::string& extra) {
+    if (n[1] + n[2] == 0) return;
+    std::cout << "  " << kind << ": " << n[1] << " images valid, " << n[2] << " invalid"
+              << (n[2] ? " (see the report)" : "") << ", " << n[0] << " without" << extra << '\n';
+  };
+  line("masks", t.masks, "");
+  line("boxes", t.boxes,
+       "; " + std::to_string(t.box_count) + " boxes, " + std::to_string(t.boxes_dropped) +
+           " dropped by the crop");
+  line("landmarks", t.landmarks,
+       "; " + std::to_string(t.landmark_count) + " points, " + std::to_string(t.landmarks_dropped) +
+           " outside the crop");
 }
 
 void print_result_text(const loader::BuildResult& result) {
+  if (result.annotations.rows + result.annotations.unmatched_rows > 0) {
+    print_annotations_summary(result.annotations, std::cout);
+  }
   std::cout << "built " << result.output << ": " << result.images << " images from " << result.ok_files
             << " of " << result.sources << " files (" << result.rejected_files << " rejected)\n"
             << "  decoded " << result.decoded_files << ", reused " << result.reused_files
@@ -195,6 +223,7 @@ void print_result_text(const loader::BuildResult& result) {
   for (const auto& [name, n] : result.imputed) {
     if (n > 0) std::cout << "  imputed " << name << ": " << n << " values\n";
   }
+  if (result.has_targets) print_targets(result.targets);
   std::printf("  %.2f s (%.1f images/s; scan %.2f s, write %.2f s)\n", result.seconds,
               result.seconds > 0 ? static_cast<double>(result.images) / result.seconds : 0.0,
               result.scan_seconds, result.assemble_seconds);

@@ -46,13 +46,20 @@ Runner add_inspect_command(CLI::App& command) {
     } else {
       std::cout << format_inspection(summary);
     }
-    if (args->verify && summary["verify"]["failed"].get<std::size_t>() > 0) {
-      std::cerr << "medload inspect: " << summary["verify"]["failed"] << " of "
-                << summary["verify"]["checked"] << " images of " << args->cache
-                << " do not match their checksums\n";
-      return kExitFailure;
+    if (!args->verify) return kExitOk;
+    const nlohmann::json& verify = summary["verify"];
+    bool failed = false;
+    if (verify["failed"].get<std::size_t>() > 0) {
+      std::cerr << "medload inspect: " << verify["failed"] << " of " << verify["checked"] << " images of "
+                << args->cache << " do not match their checksums\n";
+      failed = true;
     }
-    return kExitOk;
+    if (verify.contains("masks") && verify["masks"]["failed"].get<std::size_t>() > 0) {
+      std::cerr << "medload inspect: " << verify["masks"]["failed"] << " of " << verify["masks"]["checked"]
+                << " masks of " << args->cache << " do not read\n";
+      failed = true;
+    }
+    return failed ? kExitFailure : kExitOk;
   };
 }
 

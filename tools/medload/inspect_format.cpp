@@ -65,6 +65,29 @@ void write_metadata(std::ostream& out, const json& s) {
   for (const auto& [name, m] : s["metadata"].items()) write_metadata_column(out, name, m);
 }
 
+// Images per state of one kind of target ("valid 3, invalid 1, none 2").
+std::string state_counts(const json& kind) {
+  std::ostringstream text;
+  text << "valid " << kind["valid"] << ", invalid " << kind["invalid"] << ", none " << kind["none"];
+  return text.str();
+}
+
+// The target classes, then per kind the images per state; the boxes' and landmarks' totals.
+void write_targets(std::ostream& out, const json& s) {
+  if (!s.contains("targets")) return;
+  const auto& t = s["targets"];
+  out << "  targets: classes";
+  for (std::size_t id = 0; id < t["classes"].size(); ++id) {
+    out << (id ? ", " : " ") << id << "=" << t["classes"][id].get<std::string>();
+  }
+  out << "\n    masks: " << state_counts(t["masks"]) << "\n";
+  for (const char* kind : {"boxes", "landmarks"}) {
+    const auto& k = t[kind];
+    out << "    " << kind << ": " << state_counts(k) << " (" << k["count"] << " stored, " << k["dropped"]
+        << " dropped by preprocessing)\n";
+  }
+}
+
 // One line per stored split: samples per value of each of its datasets, and its mean and std.
 void write_splits(std::ostream& out, const json& s) {
   if (s["splits"].empty()) return;
@@ -135,6 +158,13 @@ void write_verify(std::ostream& out, const json& s) {
     out << "    checksum mismatch: image " << f["index"] << " (" << f["source_path"].get<std::string>()
         << ", frame " << f["frame_index"] << ")\n";
   }
+  if (!v.contains("masks")) return;
+  const auto& m = v["masks"];
+  out << "  verify: " << m["checked"] << " masks checked, " << m["failed"] << " failed\n";
+  for (const auto& f : m["failures"]) {
+    out << "    unreadable mask: image " << f["index"] << " (" << f["source_path"].get<std::string>()
+        << ", frame " << f["frame_index"] << ")\n";
+  }
 }
 
 }  // namespace
@@ -144,6 +174,7 @@ std::string format_inspection(const nlohmann::json& summary) {
   write_images_and_build(out, summary);
   write_labels_sites_patients(out, summary);
   write_metadata(out, summary);
+  write_targets(out, summary);
   write_splits(out, summary);
   write_rejected(out, summary);
   write_identifying_fields(out, summary);

@@ -13,16 +13,18 @@
 #include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
 #include "medload/core/progress.h"
+#include "medload/loader/ingest/inputs.h"
 #include "medload/loader/ingest/scanner.h"
+#include "target_options.h"
 
 namespace medload::cli {
 
 namespace {
 
-// The scan never writes over what it reads: `--report` naming an input image (or the manifest)
-// is refused before anything is read. Files are compared by identity, so another spelling of the
-// same path (or a link to it) is caught too.
-void refuse_report_over_an_input(const std::string& report, const std::string& manifest,
+// The scan never writes over what it reads: `--report` naming an input image, a mask, the
+// manifest, the annotations CSV or the class map is refused before anything is read. Files are
+// compared by identity, so another spelling of the same path (or a link to it) is caught too.
+void refuse_report_over_an_input(const std::string& report, const loader::InputOptions& inputs,
                                  const std::vector<loader::SourceFile>& sources) {
   struct stat target {};
   if (::stat(report.c_str(), &target) != 0) return;  // a new file cannot be an input
@@ -30,10 +32,19 @@ void refuse_report_over_an_input(const std::string& report, const std::string& m
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && st.st_dev == target.st_dev && st.st_ino == target.st_ino;
   };
-  if (!manifest.empty() && same(manifest)) {
-    throw ConfigError("--report " + report + " is the manifest; write the report elsewhere");
+  const std::pair<const std::optional<std::string>&, const char*> side_files[] = {
+      {inputs.manifest, "the manifest"},
+      {inputs.annotations, "the annotations CSV"},
+      {inputs.class_map, "the class map"}};
+  for (const auto& [path, what] : side_files) {
+    if (path && same(*path))
+      throw ConfigError("--report " + report + " is " + what + "; write the report elsewhere");
   }
   for (const auto& source : sources) {
+    if (!source.targets.mask_path.empty() && same(source.targets.mask_path)) {
+      throw ConfigError("--report " + report + " is the mask of " + source.report_path +
+                        "; the scan never writes over its sources: write the report elsewhere");
+    }
     if (same(source.path)) {
       throw ConfigError("--report " + report + " is one of the inputs (" + source.report_path +
                         "); the scan never writes over its sources: write the report elsewhere");
@@ -47,6 +58,8 @@ Runner add_scan_command(CLI::App& command) {
   struct Args {
     std::string root;
     std::string manifest;
+    std::string annotations;
+    std::string target_classes;
     std::string report;
     int threads = 0;
     std::int64_t max_pixels = loader::ValidationOptions{}.max_pixels;
@@ -66,6 +79,7 @@ Runner add_scan_command(CLI::App& command) {
                   "CSV manifest: path,label,patient_id[,metadata...]; an empty label is unlabeled, a|b "
                   "is multi-label; paths relative to the manifest's folder")
       ->type_name("M.csv");
+  add_target_input_options(command, args->annotations, args->target_classes);
   command
       .add_option("--report", args->report,
                   "Write the JSON report here (one entry per file, counts by reason)")
@@ -103,9 +117,13 @@ Runner add_scan_command(CLI::App& command) {
     options.isolation = args->in_process ? loader::Isolation::kInProcess : loader::Isolation::kProcess;
     options.allow_outside_root = args->allow_outside_root;
     const loader::Scanner scanner(options);
-    const auto sources = loader::list_sources(
-        args->root, args->manifest.empty() ? std::nullopt : std::optional<std::string>(args->manifest));
-    if (!args->report.empty()) refuse_report_over_an_input(args->report, args->manifest, sources);
+    const loader::InputOptions input_options{args->root, optional_path(args->manifest),
+                                             optional_path(args->annotations),
+                                             optional_path(args->target_classes)};
+    const loader::Inputs inputs = loader::read_inputs(input_options);
+    const auto& sources = inputs.sources;
+    if (!args->report.empty()) refuse_report_over_an_input(args->report, input_options, sources);
+    if (input_options.annotations) print_annotations_summary(inputs.annotations, std::cerr);
     Progress progress("scan", sources.size(), "files",
                       args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto);
     const loader::ScanReport report = scanner.scan(sources, {}, &progress);

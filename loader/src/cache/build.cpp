@@ -12,6 +12,7 @@
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/core/version.h"
+#include "medload/loader/ingest/inputs.h"
 #include "privacy_filter.h"
 #include "schema.h"
 
@@ -74,13 +75,40 @@ std::string report_path_for(const std::string& output) {
   return output + ".report.json";
 }
 
+nlohmann::json TargetSummary::to_json() const {
+  const auto states = [](const std::array<std::size_t, 3>& n) {
+    return nlohmann::json{{"none", n[0]}, {"valid", n[1]}, {"invalid", n[2]}};
+  };
+  return {{"masks", states(masks)},
+          {"boxes", states(boxes)},
+          {"landmarks", states(landmarks)},
+          {"box_count", box_count},
+          {"boxes_dropped", boxes_dropped},
+          {"landmark_count", landmark_count},
+          {"landmarks_dropped", landmarks_dropped},
+          {"classes", classes}};
+}
+
 namespace {
 
 // Inputs first: a missing root fails before anything is written. Class names and the
 // multi-label flag come from every input, so shards agree on them.
 BuildInputs list_inputs(const BuildOptions& options) {
-  std::vector<SourceFile> all_sources = list_sources(options.root, options.manifest);
+  Inputs read = read_inputs({options.root, options.manifest, options.annotations, options.target_classes});
+  std::vector<SourceFile>& all_sources = read.sources;
   BuildInputs inputs;
+  inputs.target_classes = std::move(read.target_classes);
+  inputs.class_map = options.target_classes.has_value();
+  inputs.has_targets = read.has_targets;
+  inputs.has_masks = read.has_masks;
+  inputs.annotations = std::move(read.annotations);
+  // Without a class map, a shard's classes run to the largest id it stores: shards would disagree.
+  if (inputs.has_masks && !inputs.class_map && options.shard_count > 1) {
+    throw ConfigError(
+        "a sharded build with masks needs a class map (target_classes, --target-classes): "
+        "without one each shard names the mask ids it happens to hold, and merge refuses "
+        "shards whose classes differ");
+  }
   inputs.total = all_sources.size();
   inputs.first = inputs.total * static_cast<std::size_t>(options.shard_index) / options.shard_count;
   const std::size_t last =
@@ -141,8 +169,20 @@ AssemblyCost assemble(const std::string& temporary, const BuildOptions& options,
     writer.finish(columns, rejected, inputs.class_names, options.config.canonical_json(),
                   options.config.config_hash(), record);
   };
+  const auto read_mask = [&](std::size_t index, std::uint16_t* out) {
+    const FrameRecord& f = *samples[index].frame;
+    if (f.targets.mask_state != TargetState::kValid) return false;
+    const std::size_t size = std::size_t(header.height) * std::size_t(header.width) * sizeof *out;
+    read_batch_pixels(f.batch_path, f.mask_offset, out, size);
+    if (hash64(out, size) != f.mask_checksum) {
+      throw FormatError("the stored mask of " + inputs.sources[samples[index].source].report_path +
+                        " (frame " + std::to_string(f.frame_index) + ") does not match its checksum (" +
+                        f.batch_path + ")");
+    }
+    return true;
+  };
   return assemble_cache(temporary, header, {"write", options.progress, build_pool_threads(options.threads)},
-                        read, finish);
+                        read, finish, header.masks ? ReadMask(read_mask) : ReadMask());
 }
 
 }  // namespace
@@ -162,6 +202,8 @@ BuildResult build_cache(const BuildOptions& options_in) {
 
   const BuildInputs inputs = list_inputs(options);
   result.sources = inputs.sources.size();
+  result.has_targets = inputs.has_targets;
+  result.annotations = inputs.annotations;
   check_output(options.output, result.report_path);
   PrivacyFilter privacy(options.privacy, options.root, options.manifest, inputs.sources);
   PreviousCache previous = open_previous(options.output, config_hash, privacy);
@@ -181,7 +223,8 @@ BuildResult build_cache(const BuildOptions& options_in) {
 
   ReportRows rows = build_report_rows(inputs, files, privacy, result);
   const std::vector<Sample> samples = select_samples(options, inputs.sources, files.records, result);
-  const CacheHeader header = cache_header(options, inputs.sources, samples);
+  CacheHeader header = cache_header(options, inputs.sources, samples);
+  header.masks = inputs.has_masks;
   const CacheColumns columns = build_columns(options, inputs, files.records, samples, privacy, result);
 
   const auto assemble_start = Clock::now();

@@ -11,6 +11,7 @@
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/loader/ingest/scanner.h"
+#include "medload/loader/preprocess/targets.h"
 
 namespace medload::loader::detail {
 
@@ -49,6 +50,7 @@ StagedFrame preprocess_stage(const DecodedImage& frame, const PreprocessOptions&
              static_cast<std::uint64_t>(frame.height) * 1000003u + static_cast<std::uint64_t>(frame.width));
   out.bytes = to_planar(std::move(image));
   out.checksum = hash64(out.bytes.data(), out.bytes.size());
+  if (frame.targets.any()) out.targets = targets_to_output(frame.targets, out.geometry, kMinVisibleBoxArea);
   return out;
 }
 
@@ -73,6 +75,12 @@ class Collector {
     frame.type = staged.type;
     frame.pixels = std::move(staged.bytes);
     frame.checksum = staged.checksum;
+    frame.targets = std::move(staged.targets);
+    const std::vector<std::uint16_t>& labels = frame.targets.mask.labels;
+    if (!labels.empty()) {
+      frame.mask_checksum = hash64(labels.data(), labels.size() * sizeof labels[0]);
+      frame.mask_max = *std::max_element(labels.begin(), labels.end());
+    }
     const auto decoded_hash = staged.decoded_hash;
 
     std::vector<std::pair<std::size_t, FileRecord>> batch;

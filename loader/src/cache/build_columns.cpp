@@ -1,6 +1,7 @@
 // build_cache's tables: the report's entries and /rejected, then the cache's images (samples),
 // their common shape and their per-image columns, all in input order.
 
+#include <algorithm>
 #include <set>
 
 #include "build_steps.h"
@@ -78,9 +79,49 @@ CacheHeader cache_header(const BuildOptions& options, const std::vector<SourceFi
           "; every image of a cache has one shape (keep preprocess.letterbox on, and grayscale on "
           "for mixed gray and colour inputs)");
     }
+    const LabelMask& mask = f.targets.mask;
+    if (f.targets.mask_state == TargetState::kValid && (mask.height != f.height || mask.width != f.width)) {
+      throw FormatError("the preprocessed mask of " + sources[s.source].report_path + " is " +
+                        std::to_string(mask.width) + "x" + std::to_string(mask.height) + ", its image " +
+                        std::to_string(f.width) + "x" + std::to_string(f.height));
+    }
   }
   return header;
 }
+
+namespace {
+
+// The /targets rows of the samples, and the classes they use: the class map's, or without one the
+// names read_inputs gave, extended to the largest id a stored mask, box or landmark uses.
+TargetColumns target_columns(const BuildInputs& inputs, const std::vector<Sample>& samples,
+                             TargetSummary& summary) {
+  TargetColumns columns;
+  std::vector<std::string> names = inputs.target_classes.names;
+  if (names.empty()) names.emplace_back("background");
+  std::int32_t largest = 0;
+  for (const Sample& s : samples) {
+    const FrameTargets& t = s.frame->targets;
+    append_targets(columns, t);
+    ++summary.masks[static_cast<std::size_t>(t.mask_state)];
+    ++summary.boxes[static_cast<std::size_t>(t.boxes_state)];
+    ++summary.landmarks[static_cast<std::size_t>(t.landmarks_state)];
+    summary.box_count += t.boxes.size();
+    summary.boxes_dropped += t.boxes_dropped;
+    summary.landmark_count += t.landmarks.size();
+    summary.landmarks_dropped += t.landmarks_dropped;
+    largest = std::max<std::int32_t>(largest, s.frame->mask_max);
+    for (const Box& b : t.boxes) largest = std::max(largest, b.label);
+    for (const Landmark& p : t.landmarks) largest = std::max(largest, p.label);
+  }
+  if (!inputs.class_map) {
+    while (static_cast<std::int32_t>(names.size()) <= largest) names.push_back(std::to_string(names.size()));
+  }
+  summary.classes = names.size();
+  columns.classes = std::move(names);
+  return columns;
+}
+
+}  // namespace
 
 CacheColumns build_columns(const BuildOptions& options, const BuildInputs& inputs,
                            const std::map<std::size_t, FileRecord>& records,
@@ -125,6 +166,7 @@ CacheColumns build_columns(const BuildOptions& options, const BuildInputs& input
   }
   columns.meta = impute_columns(raw, std::vector<std::string>(meta_names.begin(), meta_names.end()),
                                 columns.labels, options.impute, &result.imputed);
+  if (inputs.has_targets) columns.targets = target_columns(inputs, samples, result.targets);
   return columns;
 }
 

@@ -31,7 +31,7 @@ nlohmann::json build_report(const BuildOptions& options, const std::string& conf
                         {"by_reason", rows.by_reason},
                         {"warnings", count_warnings(rows.files)}};
   const char* missing_labels = options.missing_labels == MissingLabelPolicy::kDrop ? "drop" : "unlabeled";
-  return {
+  nlohmann::json report = {
       {"files", std::move(rows.files)},
       {"counts", counts},
       {"build",
@@ -63,6 +63,14 @@ nlohmann::json build_report(const BuildOptions& options, const std::string& conf
         {"assemble_compress", costs.assemble_compress_ns},
         {"assemble_write", costs.assemble_write_ns}}},
   };
+  if (result.has_targets) report["targets"] = result.targets.to_json();
+  if (options.annotations) {
+    report["annotations"] = {{"rows", result.annotations.rows},
+                             {"boxes", result.annotations.boxes},
+                             {"unmatched_rows", result.annotations.unmatched_rows},
+                             {"unmatched_paths", result.annotations.unmatched_paths}};
+  }
+  return report;
 }
 
 std::string report_text(const nlohmann::json& report) {

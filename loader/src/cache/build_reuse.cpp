@@ -193,7 +193,8 @@ BuildFiles plan_reuse(const std::vector<SourceFile>& sources,
 
   for (std::size_t i = 0; i < sources.size(); ++i) {
     const std::string& hash = files.source_hashes[i];
-    if (!hash.empty()) {
+    // A file with targets is decoded again: its hash covers the image, not its mask or boxes.
+    if (!hash.empty() && !sources[i].targets.any()) {
       const auto take = [&](const FileRecord& record, ReuseOrigin origin) {
         files.records[i] = record;
         files.outcomes[i] = reused_outcome(sources[i], record, origin);

@@ -50,6 +50,13 @@ struct BuildInputs {
   std::size_t total = 0;            ///< all inputs, every shard
   std::vector<std::string> class_names;
   bool multi_label = false;
+  /// Names of the target classes (read_inputs), extended by build_columns to the largest id the
+  /// stored targets use when there is no class map.
+  TargetClasses target_classes;
+  bool class_map = false;    ///< target_classes came from a class map
+  bool has_targets = false;  ///< some input has targets: the cache gets /targets
+  bool has_masks = false;    ///< some input has a mask: the cache gets /targets/masks
+  AnnotationsSummary annotations;
 };
 
 // ---- output and work folder (build_publish.cpp) ---------------------------------------------

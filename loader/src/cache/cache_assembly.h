@@ -23,6 +23,10 @@ struct AssemblyCost {
 /// Reads image `index` of the new cache ([C,H,W], `size` = CacheWriter::image_bytes() bytes)
 /// into `out` and checks it against its checksum; throws naming the image on a mismatch.
 using ReadImage = std::function<void(std::size_t index, std::uint8_t* out, std::size_t size)>;
+/// Reads the mask of image `index` of the new cache (H*W uint16 class ids, [H,W]) into `out`
+/// when its mask state is kValid and returns true; returns false (`out` unused, nothing written:
+/// the mask reads as zeros) otherwise.
+using ReadMask = std::function<bool(std::size_t index, std::uint16_t* out)>;
 /// Writes the tables and attributes (CacheWriter::finish) once every image is written.
 using FinishCache = std::function<void(CacheWriter& writer)>;
 
@@ -34,9 +38,12 @@ struct AssemblyOptions {
 };
 
 /// Creates `path` with `header` and writes its `header.count` images (deflated on the reading
-/// threads when header.deflate > 0), then calls `finish`. Throws what `read`, `finish` or the
-/// writer throw (IoError, HdfError, FormatError); `path` is then left for the caller to remove.
+/// threads when header.deflate > 0) and, when header.masks, the masks `read_mask` gives (always
+/// deflated, on the reading threads), then calls `finish`. Throws std::invalid_argument when
+/// header.masks and no `read_mask` is given, what `read`, `read_mask`, `finish` or the writer
+/// throw (IoError, HdfError, FormatError); `path` is then left for the caller to remove.
 AssemblyCost assemble_cache(const std::string& path, const CacheHeader& header,
-                            const AssemblyOptions& options, const ReadImage& read, const FinishCache& finish);
+                            const AssemblyOptions& options, const ReadImage& read, const FinishCache& finish,
+                            const ReadMask& read_mask = nullptr);
 
 }  // namespace medload::loader::detail

@@ -56,22 +56,43 @@ enum class Storage {
   kHdf5,          // anything else (other filters, other chunk shapes): H5Dread under the lock
 };
 
+// One dataset of per-image items (/images, /targets/masks) and where each item's bytes are.
+struct ItemStore {
+  h5::Dataset dataset;  // kept open for the chunk reads and the H5Dread fallback
+  std::string name;     // the dataset, for messages
+  const char* item = "image";
+  std::size_t bytes = 0;  // one item
+  int rank = 3;
+  std::vector<hsize_t> chunk;            // one item's chunk: {1, [C,] H, W}
+  hid_t memory_type = H5T_NATIVE_UINT8;  // predefined, not owned: for the H5Dread fallback
+  Storage storage = Storage::kContiguous;
+  std::uint64_t base = 0;  // file offset of item 0 (contiguous); schema::kNotWritten when never written
+};
+
+std::string item_text(const ItemStore& store, std::size_t index) {
+  return std::string(store.item) + " " + std::to_string(index);
+}
+
 }  // namespace
 
 struct CacheReader::Impl {
   std::string path;
   core::FileDescriptor fd;
   std::unique_ptr<schema::CacheFile> file;
-  h5::Dataset images;  // kept open for the H5Dread fallback
+  ItemStore images;
+  ItemStore masks;  // no dataset when the cache has no masks
   mutable std::mutex hdf5_mutex;
 
   std::size_t count = 0;
   int height = 0, width = 0, channels = 1;
   PixelType dtype = PixelType::kUInt8;
   std::size_t image_bytes = 0;
-  Storage storage = Storage::kContiguous;
-  std::uint64_t base = 0;  // file offset of image 0 (contiguous); schema::kNotWritten when never written
-  int rank = 3;
+
+  bool has_targets = false;
+  detail::TargetColumns targets;  // validated by the schema; no rows without targets
+  std::vector<TargetState> mask_states, box_states, landmark_states;
+  std::vector<std::uint32_t> boxes_dropped, landmarks_dropped;
+  TargetClasses target_classes;
 
   std::vector<std::int64_t> labels;
   bool multi_label = false;
@@ -86,8 +107,11 @@ struct CacheReader::Impl {
   void open();
   void read_images_header();
   void read_tables();
-  void choose_storage(const schema::ImageShape& shape);
-  void read_chunk(std::size_t index, void* out) const;
+  void read_targets();
+  void choose_storage(ItemStore& store, const schema::ImageShape& shape) const;
+  void read_item(const ItemStore& store, std::size_t index, void* out) const;
+  void read_chunk(const ItemStore& store, std::size_t index, void* out) const;
+  [[noreturn]] void no_targets(const char* what, const char* column) const;
 };
 
 // Everything is read through the schema (schema.h), which validates shapes, types, lengths and
@@ -100,6 +124,7 @@ void CacheReader::Impl::open() {
   class_names = schema::read_class_names(*file);
   read_images_header();
   read_tables();
+  read_targets();
   // Splits are validated here too, so no reader of this cache indexes by a damaged part value.
   for (const std::string& name : schema::split_names(*file)) schema::read_split_core(*file, name, count);
   config_json = schema::read_text_attribute(*file, schema::kConfig, "");
@@ -109,16 +134,48 @@ void CacheReader::Impl::open() {
 
 void CacheReader::Impl::read_images_header() {
   if (!schema::has_dataset(*file, schema::kImages)) file->fail("it has no /images dataset");
-  images = h5::open_dataset(file->id(), schema::kImages);
-  const schema::ImageShape shape = schema::read_image_shape(*file, images);
+  images.dataset = h5::open_dataset(file->id(), schema::kImages);
+  images.name = schema::kImages;
+  images.item = "image";
+  const schema::ImageShape shape = schema::read_image_shape(*file, images.dataset);
   count = shape.count;
   channels = shape.channels;
   height = shape.height;
   width = shape.width;
   dtype = shape.dtype;
   image_bytes = shape.image_bytes;
-  rank = shape.rank;
-  choose_storage(shape);
+  images.memory_type = dtype == PixelType::kUInt8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16;
+  choose_storage(images, shape);
+}
+
+// A schema version 1 cache has no targets, whatever it holds under /targets.
+void CacheReader::Impl::read_targets() {
+  has_targets =
+      schema_version >= schema::kTargetsSchemaVersion && schema::has_dataset(*file, schema::kTargets);
+  const bool has_masks = has_targets && schema::has_dataset(*file, schema::kMasks);
+  if (has_masks) {
+    masks.dataset = h5::open_dataset(file->id(), schema::kMasks);
+    masks.name = schema::kMasks;
+    masks.item = "mask";
+    masks.memory_type = H5T_NATIVE_UINT16;
+    schema::ImageShape image_shape;
+    image_shape.count = count;
+    image_shape.height = height;
+    image_shape.width = width;
+    choose_storage(masks, schema::read_mask_shape(*file, masks.dataset, image_shape));
+  }
+  if (has_targets) targets = schema::read_targets(*file, count, height, width, has_masks);
+  const auto states = [&](const std::vector<std::uint8_t>& stored, std::vector<TargetState>& out) {
+    out.assign(count, TargetState::kNone);
+    for (std::size_t i = 0; i < stored.size(); ++i) out[i] = static_cast<TargetState>(stored[i]);
+  };
+  states(targets.mask_states, mask_states);
+  states(targets.box_states, box_states);
+  states(targets.landmark_states, landmark_states);
+  boxes_dropped = has_targets ? targets.boxes_dropped : std::vector<std::uint32_t>(count, 0);
+  landmarks_dropped = has_targets ? targets.landmarks_dropped : std::vector<std::uint32_t>(count, 0);
+  target_classes.names = targets.classes;
+  if (!has_targets) targets.box_offsets = targets.landmark_offsets = std::vector<std::uint64_t>(count + 1, 0);
 }
 
 void CacheReader::Impl::read_tables() {
@@ -139,36 +196,38 @@ void CacheReader::Impl::read_tables() {
 // 1.10.8: about 300 us per call at 4096 chunks, so O(N^2) for a cache. medload therefore stores
 // uncompressed images contiguously (one offset for all) and reads compressed chunks with
 // H5Dread_chunk, whose lookup is O(1).
-void CacheReader::Impl::choose_storage(const schema::ImageShape& shape) {
+void CacheReader::Impl::choose_storage(ItemStore& store, const schema::ImageShape& shape) const {
+  store.bytes = shape.image_bytes;
+  store.rank = shape.rank;
+  store.chunk = {1, static_cast<hsize_t>(shape.height), static_cast<hsize_t>(shape.width)};
+  if (shape.rank == 4) store.chunk.insert(store.chunk.begin() + 1, static_cast<hsize_t>(shape.channels));
   if (shape.contiguous) {
-    storage = Storage::kContiguous;
-    base = shape.contiguous_offset;  // the schema checked that every image lies inside the file
+    store.storage = Storage::kContiguous;
+    store.base = shape.contiguous_offset;  // the schema checked that every item lies inside the file
     return;
   }
-  storage = Storage::kHdf5;
-  h5::PropList create(h5::check(H5Dget_create_plist(images.id()), "read the layout of",
-                                "the dataset \"images\"", H5I_INVALID_HID, path));
+  store.storage = Storage::kHdf5;
+  h5::PropList create(h5::check(H5Dget_create_plist(store.dataset.id()), "read the layout of",
+                                "the dataset \"" + store.name + "\"", H5I_INVALID_HID, path));
   if (H5Pget_layout(create.id()) != H5D_CHUNKED) return;
-  std::vector<hsize_t> chunk(static_cast<std::size_t>(rank));
-  H5Pget_chunk(create.id(), rank, chunk.data());
-  std::vector<hsize_t> image{1, static_cast<hsize_t>(height), static_cast<hsize_t>(width)};
-  if (rank == 4) image.insert(image.begin() + 1, static_cast<hsize_t>(channels));
+  std::vector<hsize_t> chunk(static_cast<std::size_t>(store.rank));
+  H5Pget_chunk(create.id(), store.rank, chunk.data());
   const int filters = H5Pget_nfilters(create.id());
-  if (chunk != image || filters > 1) return;
+  if (chunk != store.chunk || filters > 1) return;
   if (filters == 0) {
-    storage = Storage::kChunkRaw;
+    store.storage = Storage::kChunkRaw;
     return;
   }
   unsigned flags = 0;
   std::size_t nelements = 0;
   if (H5Pget_filter2(create.id(), 0, &flags, &nelements, nullptr, 0, nullptr, nullptr) ==
       H5Z_FILTER_DEFLATE) {
-    storage = Storage::kChunkDeflate;
+    store.storage = Storage::kChunkDeflate;
   }
 }
 
-void CacheReader::Impl::read_chunk(std::size_t index, void* out) const {
-  std::vector<hsize_t> offset(static_cast<std::size_t>(rank), 0);
+void CacheReader::Impl::read_chunk(const ItemStore& store, std::size_t index, void* out) const {
+  std::vector<hsize_t> offset(static_cast<std::size_t>(store.rank), 0);
   offset[0] = static_cast<hsize_t>(index);
   std::vector<std::uint8_t> stored;
   std::uint32_t mask = 0;
@@ -177,38 +236,46 @@ void CacheReader::Impl::read_chunk(std::size_t index, void* out) const {
     std::lock_guard<std::mutex> lock(hdf5_mutex);
     h5::silence_errors();
     hsize_t size = 0;
-    if (H5Dget_chunk_storage_size(images.id(), offset.data(), &size) < 0 || size == 0) {
+    if (H5Dget_chunk_storage_size(store.dataset.id(), offset.data(), &size) < 0 || size == 0) {
       H5Eclear2(H5E_DEFAULT);
-      std::memset(out, 0, image_bytes);  // a chunk never written reads as HDF5's fill value
+      std::memset(out, 0, store.bytes);  // a chunk never written reads as HDF5's fill value
       return;
     }
-    if (storage == Storage::kChunkRaw && size != image_bytes) {
-      throw FormatError("image " + std::to_string(index) + " of " + path + " is stored in " +
-                        std::to_string(size) + " bytes, not " + std::to_string(image_bytes));
+    if (store.storage == Storage::kChunkRaw && size != store.bytes) {
+      throw FormatError(item_text(store, index) + " of " + path + " is stored in " + std::to_string(size) +
+                        " bytes, not " + std::to_string(store.bytes));
     }
     void* target = out;
-    if (storage == Storage::kChunkDeflate) {
+    if (store.storage == Storage::kChunkDeflate) {
+      // No deflate stream of an item is longer than zlib's bound: a larger size is damage, and
+      // is not allocated.
+      if (size > compressBound(static_cast<uLong>(store.bytes))) {
+        throw FormatError(item_text(store, index) + " of " + path + " is stored in " + std::to_string(size) +
+                          " bytes, more than any deflate stream of " + std::to_string(store.bytes) +
+                          " bytes");
+      }
       stored.resize(static_cast<std::size_t>(size));
       target = stored.data();
     }
-    h5::check_status(H5Dread_chunk(images.id(), H5P_DEFAULT, offset.data(), &mask, target), "read",
-                     "image " + std::to_string(index) + " of the dataset \"images\"", H5I_INVALID_HID, path);
+    h5::check_status(H5Dread_chunk(store.dataset.id(), H5P_DEFAULT, offset.data(), &mask, target), "read",
+                     item_text(store, index) + " of the dataset \"" + store.name + "\"", H5I_INVALID_HID,
+                     path);
   }
-  if (storage == Storage::kChunkRaw) return;
+  if (store.storage == Storage::kChunkRaw) return;
   if ((mask & 1u) != 0) {  // the deflate filter was skipped for this chunk: stored as is
-    if (stored.size() != image_bytes) {
-      throw FormatError("image " + std::to_string(index) + " of " + path + " is stored unfiltered in " +
-                        std::to_string(stored.size()) + " bytes, not " + std::to_string(image_bytes));
+    if (stored.size() != store.bytes) {
+      throw FormatError(item_text(store, index) + " of " + path + " is stored unfiltered in " +
+                        std::to_string(stored.size()) + " bytes, not " + std::to_string(store.bytes));
     }
-    std::memcpy(out, stored.data(), image_bytes);
+    std::memcpy(out, stored.data(), store.bytes);
     return;
   }
-  uLongf size = static_cast<uLongf>(image_bytes);
+  uLongf size = static_cast<uLongf>(store.bytes);
   const int status =
       uncompress(static_cast<Bytef*>(out), &size, stored.data(), static_cast<uLong>(stored.size()));
-  if (status != Z_OK || size != image_bytes) {
-    throw FormatError("image " + std::to_string(index) + " of " + path + " does not inflate to " +
-                      std::to_string(image_bytes) + " bytes (zlib status " + std::to_string(status) + ")");
+  if (status != Z_OK || size != store.bytes) {
+    throw FormatError(item_text(store, index) + " of " + path + " does not inflate to " +
+                      std::to_string(store.bytes) + " bytes (zlib status " + std::to_string(status) + ")");
   }
 }
 
@@ -231,51 +298,51 @@ std::size_t CacheReader::image_bytes() const noexcept { return impl_->image_byte
 
 namespace {
 void pread_all(int fd, void* out, std::size_t size, std::uint64_t offset, const std::string& path,
-               std::size_t index) {
+               const std::string& item) {
   auto* bytes = static_cast<char*>(out);
   std::size_t done = 0;
   while (done < size) {
     const ssize_t got = ::pread(fd, bytes + done, size - done, static_cast<off_t>(offset + done));
     if (got < 0) {
       if (errno == EINTR) continue;
-      throw IoError("cannot read image " + std::to_string(index) + " from " + path + ": " +
-                    std::strerror(errno));
+      throw IoError("cannot read " + item + " from " + path + ": " + std::strerror(errno));
     }
     if (got == 0) {
-      throw IoError("cannot read image " + std::to_string(index) + " from " + path +
-                    ": the file ends at byte " + std::to_string(offset + done) + " (truncated)");
+      throw IoError("cannot read " + item + " from " + path + ": the file ends at byte " +
+                    std::to_string(offset + done) + " (truncated)");
     }
     done += static_cast<std::size_t>(got);
   }
 }
 }  // namespace
 
-void CacheReader::read_image(std::size_t index, void* out) const {
-  const Impl& d = *impl_;
-  if (index >= d.count) {
-    throw std::out_of_range("image " + std::to_string(index) + " of " + d.path + ", which has " +
-                            std::to_string(d.count));
+void CacheReader::Impl::read_item(const ItemStore& store, std::size_t index, void* out) const {
+  if (index >= count) {
+    throw std::out_of_range(item_text(store, index) + " of " + path + ", which has " + std::to_string(count));
   }
-  switch (d.storage) {
+  switch (store.storage) {
     case Storage::kContiguous:
-      if (d.base == schema::kNotWritten) {
-        std::memset(out, 0, d.image_bytes);
+      if (store.base == schema::kNotWritten) {
+        std::memset(out, 0, store.bytes);
       } else {
-        pread_all(d.fd.get(), out, d.image_bytes, d.base + static_cast<std::uint64_t>(index) * d.image_bytes,
-                  d.path, index);
+        pread_all(fd.get(), out, store.bytes, store.base + static_cast<std::uint64_t>(index) * store.bytes,
+                  path, item_text(store, index));
       }
       return;
     case Storage::kChunkRaw:
     case Storage::kChunkDeflate:
-      d.read_chunk(index, out);
+      read_chunk(store, index, out);
       return;
     case Storage::kHdf5: {
-      std::lock_guard<std::mutex> lock(impl_->hdf5_mutex);
-      h5::read_rows(d.images, index, 1, d.dtype == PixelType::kUInt8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16,
-                    out);
+      std::lock_guard<std::mutex> lock(hdf5_mutex);
+      h5::read_rows(store.dataset, index, 1, store.memory_type, out);
       return;
     }
   }
+}
+
+void CacheReader::read_image(std::size_t index, void* out) const {
+  impl_->read_item(impl_->images, index, out);
 }
 
 void CacheReader::read_images(const std::vector<std::size_t>& indices, void* out) const {
@@ -298,6 +365,78 @@ bool CacheReader::verify(std::size_t index) const {
   }
   return hash64(buffer.data(), buffer.size()) == impl_->checksums[index];
 }
+
+void CacheReader::Impl::no_targets(const char* what, const char* column) const {
+  if (schema_version < schema::kTargetsSchemaVersion) {
+    throw FormatError(path + " has no " + what + " (schema version " + std::to_string(schema_version) +
+                      ", built before targets; rebuild it with " + column + ")");
+  }
+  throw FormatError(path + " has no " + what + " (built without " + column + "; rebuild it with one)");
+}
+
+namespace {
+
+void check_index(std::size_t index, std::size_t count, const std::string& path) {
+  if (index >= count) {
+    throw std::out_of_range("image " + std::to_string(index) + " of " + path + ", which has " +
+                            std::to_string(count));
+  }
+}
+
+}  // namespace
+
+bool CacheReader::has_targets() const noexcept { return impl_->has_targets; }
+bool CacheReader::has_masks() const noexcept { return impl_->masks.dataset.valid(); }
+
+void CacheReader::read_mask(std::size_t index, std::uint16_t* out) const {
+  const Impl& d = *impl_;
+  if (!d.masks.dataset.valid()) d.no_targets("masks", "a mask column");
+  d.read_item(d.masks, index, out);
+}
+
+TargetState CacheReader::mask_state(std::size_t index) const {
+  check_index(index, impl_->count, impl_->path);
+  return impl_->mask_states[index];
+}
+
+const std::vector<TargetState>& CacheReader::mask_states() const noexcept { return impl_->mask_states; }
+const std::vector<TargetState>& CacheReader::box_states() const noexcept { return impl_->box_states; }
+const std::vector<TargetState>& CacheReader::landmark_states() const noexcept {
+  return impl_->landmark_states;
+}
+
+std::vector<Box> CacheReader::boxes(std::size_t index) const {
+  const Impl& d = *impl_;
+  if (!d.has_targets) d.no_targets("boxes", "a boxes column");
+  check_index(index, d.count, d.path);
+  const detail::TargetColumns& t = d.targets;
+  std::vector<Box> boxes;
+  for (std::uint64_t r = t.box_offsets[index]; r < t.box_offsets[index + 1]; ++r) {
+    const double* b = &t.boxes[4 * r];
+    boxes.push_back({b[0], b[1], b[2], b[3], t.box_labels[r]});
+  }
+  return boxes;
+}
+
+std::vector<Landmark> CacheReader::landmarks(std::size_t index) const {
+  const Impl& d = *impl_;
+  if (!d.has_targets) d.no_targets("landmarks", "a landmarks column");
+  check_index(index, d.count, d.path);
+  const detail::TargetColumns& t = d.targets;
+  std::vector<Landmark> points;
+  for (std::uint64_t r = t.landmark_offsets[index]; r < t.landmark_offsets[index + 1]; ++r) {
+    points.push_back({t.landmarks[2 * r], t.landmarks[2 * r + 1], t.landmark_labels[r]});
+  }
+  return points;
+}
+
+std::size_t CacheReader::box_count() const noexcept { return impl_->targets.box_labels.size(); }
+std::size_t CacheReader::landmark_count() const noexcept { return impl_->targets.landmark_labels.size(); }
+const std::vector<std::uint32_t>& CacheReader::boxes_dropped() const noexcept { return impl_->boxes_dropped; }
+const std::vector<std::uint32_t>& CacheReader::landmarks_dropped() const noexcept {
+  return impl_->landmarks_dropped;
+}
+const TargetClasses& CacheReader::target_classes() const noexcept { return impl_->target_classes; }
 
 const std::vector<std::int64_t>& CacheReader::labels() const noexcept { return impl_->labels; }
 bool CacheReader::multi_label() const noexcept { return impl_->multi_label; }

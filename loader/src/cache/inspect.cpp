@@ -192,12 +192,38 @@ nlohmann::json other_attributes(const CacheReader& reader) {
   return attributes;
 }
 
-// Every image read and compared with its checksum on `threads` threads (0 = all cores); the
-// failures by index, source path and frame.
-nlohmann::json verify_images(const CacheReader& reader, int threads) {
-  std::vector<std::uint8_t> ok(reader.size(), 0);
-  ThreadPool pool(static_cast<std::size_t>(threads));
-  pool.parallel_for(reader.size(), [&](std::size_t i) { ok[i] = reader.verify(i) ? 1 : 0; });
+// Images per state of one kind of target: {"valid", "invalid", "none"}.
+nlohmann::json state_counts(const std::vector<TargetState>& states) {
+  std::size_t counts[3] = {0, 0, 0};
+  for (const TargetState state : states) ++counts[static_cast<std::size_t>(state)];
+  return {{"valid", counts[1]}, {"invalid", counts[2]}, {"none", counts[0]}};
+}
+
+std::size_t sum(const std::vector<std::uint32_t>& counts) {
+  std::size_t total = 0;
+  for (const std::uint32_t n : counts) total += n;
+  return total;
+}
+
+// The targets: the classes, and per kind the images per state; the boxes' and landmarks' totals
+// and how many preprocessing dropped.
+nlohmann::json targets_summary(const CacheReader& reader) {
+  nlohmann::json masks = state_counts(reader.mask_states());
+  masks["stored"] = reader.has_masks();
+  nlohmann::json boxes = state_counts(reader.box_states());
+  boxes["count"] = reader.box_count();
+  boxes["dropped"] = sum(reader.boxes_dropped());
+  nlohmann::json landmarks = state_counts(reader.landmark_states());
+  landmarks["count"] = reader.landmark_count();
+  landmarks["dropped"] = sum(reader.landmarks_dropped());
+  return {{"classes", reader.target_classes().names},
+          {"masks", masks},
+          {"boxes", boxes},
+          {"landmarks", landmarks}};
+}
+
+// The images whose `ok` entry is 0, by index, source path and frame.
+nlohmann::json failures_of(const CacheReader& reader, const std::vector<std::uint8_t>& ok) {
   nlohmann::json failures = nlohmann::json::array();
   for (std::size_t i = 0; i < reader.size(); ++i) {
     if (ok[i]) continue;
@@ -205,7 +231,35 @@ nlohmann::json verify_images(const CacheReader& reader, int threads) {
                         {"source_path", reader.source_paths()[i]},
                         {"frame_index", reader.frame_indices()[i]}});
   }
-  return {{"checked", reader.size()}, {"failed", failures.size()}, {"failures", failures}};
+  return failures;
+}
+
+// Every image read and compared with its checksum on `threads` threads (0 = all cores); the
+// failures by index, source path and frame. With masks, every kValid mask read and inflated
+// (masks have no checksum: a damaged deflate stream fails zlib's own check), under "masks".
+nlohmann::json verify_images(const CacheReader& reader, int threads) {
+  std::vector<std::uint8_t> ok(reader.size(), 0);
+  ThreadPool pool(static_cast<std::size_t>(threads));
+  pool.parallel_for(reader.size(), [&](std::size_t i) { ok[i] = reader.verify(i) ? 1 : 0; });
+  const nlohmann::json failures = failures_of(reader, ok);
+  nlohmann::json verified{{"checked", reader.size()}, {"failed", failures.size()}, {"failures", failures}};
+  if (!reader.has_masks()) return verified;
+  std::vector<std::uint8_t> mask_ok(reader.size(), 1);
+  std::size_t checked = 0;
+  for (const TargetState state : reader.mask_states()) checked += state == TargetState::kValid ? 1 : 0;
+  pool.parallel_for(reader.size(), [&](std::size_t i) {
+    if (reader.mask_states()[i] != TargetState::kValid) return;
+    std::vector<std::uint16_t> mask(static_cast<std::size_t>(reader.height()) *
+                                    static_cast<std::size_t>(reader.width()));
+    try {
+      reader.read_mask(i, mask.data());
+    } catch (const Error&) {
+      mask_ok[i] = 0;
+    }
+  });
+  const nlohmann::json mask_failures = failures_of(reader, mask_ok);
+  verified["masks"] = {{"checked", checked}, {"failed", mask_failures.size()}, {"failures", mask_failures}};
+  return verified;
 }
 
 }  // namespace
@@ -218,6 +272,7 @@ nlohmann::json inspect_cache(const std::string& path, const InspectOptions& opti
   add_label_counts(summary, reader);
   add_site_and_patient_counts(summary, reader);
   summary["metadata"] = metadata_summary(reader);
+  if (reader.has_targets()) summary["targets"] = targets_summary(reader);
   summary["splits"] = inspect_splits(reader);
   summary["privacy"] = describe_identifying_fields(reader, schema::read_privacy(schema::CacheFile(path)));
   summary["rejected"] = rejected_summary(reader, options.rejected_examples);

@@ -92,8 +92,28 @@ void require_same(const Shard& a, const Shard& b, const char* what, bool same) {
   }
 }
 
+// Caches with targets must name the same target classes: a class id means one thing in the merged
+// cache. A cache without targets (a shard none of whose images had any, or a schema version 1
+// cache) names none and contributes kNone rows.
+void require_same_target_classes(const std::vector<Shard>& shards, const Shard& shard) {
+  if (!shard.reader->has_targets()) return;
+  for (const Shard& other : shards) {
+    if (&other == &shard) return;
+    if (!other.reader->has_targets()) continue;
+    const auto& a = other.reader->target_classes().names;
+    const auto& b = shard.reader->target_classes().names;
+    if (a != b) {
+      throw FormatError("cannot merge " + shard.path + " with " + other.path +
+                        ": their target classes differ (" + detail::json_text(b) + " in " + shard.path +
+                        ", " + detail::json_text(a) + " in " + other.path +
+                        "; build them with the same class map)");
+    }
+    return;
+  }
+}
+
 // Every shard must come from one build (or compatible builds): config, version, classes, shape,
-// shard count, policies and privacy settings.
+// shard count, policies, target classes and privacy settings.
 void require_compatible(const std::vector<Shard>& shards) {
   const Shard& first = shards.front();
   for (const Shard& shard : shards) {
@@ -107,6 +127,7 @@ void require_compatible(const std::vector<Shard>& shards) {
                      shard.reader->channels() == first.reader->channels() &&
                      shard.reader->dtype() == first.reader->dtype());
     require_same(first, shard, "shard counts", shard.count == first.count);
+    require_same_target_classes(shards, shard);
     require_same(first, shard, "label and metadata policies",
                  shard.impute == first.impute && shard.missing_labels == first.missing_labels);
     if (!first.privacy.compatible_with(shard.privacy)) {
@@ -210,7 +231,22 @@ Selection select_samples(const std::vector<Shard>& shards, bool reject_duplicate
   return selection;
 }
 
-// The merged per-image columns, the metadata imputed again over all of them.
+// Image `i`'s targets as `reader` stores them (the mask's state only: masks are copied by
+// assemble_cache); all kNone when it has none.
+FrameTargets stored_targets(const CacheReader& reader, std::size_t i) {
+  FrameTargets targets;
+  if (!reader.has_targets()) return targets;
+  targets.mask_state = reader.mask_states()[i];
+  targets.boxes_state = reader.box_states()[i];
+  targets.boxes = reader.boxes(i);
+  targets.landmarks_state = reader.landmark_states()[i];
+  targets.landmarks = reader.landmarks(i);
+  targets.boxes_dropped = reader.boxes_dropped()[i];
+  targets.landmarks_dropped = reader.landmarks_dropped()[i];
+  return targets;
+}
+
+// The merged per-image columns, the metadata imputed again over all of them, the targets carried.
 detail::CacheColumns merge_columns(const std::vector<Shard>& shards, const std::vector<Sample>& samples) {
   const Shard& first = shards.front();
   detail::CacheColumns columns;
@@ -218,6 +254,12 @@ detail::CacheColumns merge_columns(const std::vector<Shard>& shards, const std::
       std::any_of(shards.begin(), shards.end(), [](const Shard& s) { return s.reader->multi_label(); });
   const std::size_t k = first.reader->class_names().size();
   detail::RawMeta raw;
+  const auto has_targets = [](const Shard& s) { return s.reader->has_targets(); };
+  const bool with_targets = std::any_of(shards.begin(), shards.end(), has_targets);
+  if (with_targets) {
+    columns.targets.classes =
+        std::find_if(shards.begin(), shards.end(), has_targets)->reader->target_classes().names;
+  }
   std::set<std::string> meta_names;
   for (const Shard& shard : shards) {
     for (const auto& name : shard.reader->meta_names()) meta_names.insert(name);
@@ -248,6 +290,7 @@ detail::CacheColumns merge_columns(const std::vector<Shard>& shards, const std::
     columns.checksums.push_back(r.checksums()[i]);
     columns.geometry.push_back(r.geometry(i));
     raw.push_back(shard.raw[i]);
+    if (with_targets) detail::append_targets(columns.targets, stored_targets(r, i));
   }
   std::map<std::string, std::size_t> imputed;
   columns.meta = detail::impute_columns(raw, std::vector<std::string>(meta_names.begin(), meta_names.end()),
@@ -300,6 +343,15 @@ MergeResult merge_caches(const MergeOptions& options) {
   header.channels = first.reader->channels();
   header.dtype = first.reader->dtype();
   header.deflate = options.deflate;
+  header.masks =
+      std::any_of(shards.begin(), shards.end(), [](const Shard& s) { return s.reader->has_masks(); });
+  const auto read_mask = [&](std::size_t index, std::uint16_t* out) {
+    const Sample& sample = selection.samples[index];
+    const CacheReader& r = *shards[sample.shard].reader;
+    if (!r.has_masks() || r.mask_states()[sample.index] != TargetState::kValid) return false;
+    r.read_mask(sample.index, out);
+    return true;
+  };
   const auto read = [&](std::size_t index, std::uint8_t* out, std::size_t size) {
     const Sample& sample = selection.samples[index];
     const CacheReader& r = *shards[sample.shard].reader;
@@ -315,7 +367,7 @@ MergeResult merge_caches(const MergeOptions& options) {
                   merged_record(shards, sharded, columns.multi_label, selection.dropped_sources.size()));
   };
   TemporaryFile temp(options.output + ".tmp");
-  detail::assemble_cache(temp.path(), header, {"merge", options.progress, 0}, read, finish);
+  detail::assemble_cache(temp.path(), header, {"merge", options.progress, 0}, read, finish, read_mask);
   publish_atomically(temp.path(), options.output);
   temp.release();
 

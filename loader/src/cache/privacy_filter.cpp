@@ -78,6 +78,16 @@ PrivacyFilter::PrivacyFilter(const PrivacyOptions& options, const std::string& r
       if (spelling.empty() || !token_of_.emplace(spelling, token).second) continue;
       spellings_of_[token].push_back(spelling);
     }
+    const TargetSources& targets = source.targets;
+    if (targets.mask_path.empty()) continue;
+    const std::string mask_token = options_.key->path_token("mask:" + targets.mask_report_path);
+    mask_of_[token] = mask_token;
+    for (const std::string& spelling : {targets.mask_report_path, targets.mask_path,
+                                        fs::absolute(targets.mask_path, error).lexically_normal().string()}) {
+      if (!spelling.empty() && token_of_.emplace(spelling, mask_token).second) {
+        spellings_of_[mask_token].push_back(spelling);
+      }
+    }
   }
   std::vector<std::string> folders{folder_prefix(root), given_prefix(root)};
   if (manifest) {
@@ -187,9 +197,13 @@ void PrivacyFilter::scrub_outcome(nlohmann::json& outcome) const {
     if (!field.is_string()) return;
     const auto it = token_of_.find(field.get<std::string>());
     if (it == token_of_.end()) return;
-    const auto spellings = spellings_of_.find(it->second);
-    if (spellings == spellings_of_.end()) return;
-    for (const std::string& spelling : spellings->second) forms.emplace_back(spelling, it->second);
+    const auto add_token = [&](const std::string& token) {
+      const auto spellings = spellings_of_.find(token);
+      if (spellings == spellings_of_.end()) return;
+      for (const std::string& spelling : spellings->second) forms.emplace_back(spelling, token);
+    };
+    add_token(it->second);
+    if (const auto mask = mask_of_.find(it->second); mask != mask_of_.end()) add_token(mask->second);
   };
   if (outcome.is_object()) {
     for (const char* key : {"path", "path_bytes", "duplicate_of"}) {

@@ -62,6 +62,8 @@ class PrivacyFilter {
   // token, and back.
   std::unordered_map<std::string, std::string> token_of_;
   std::unordered_map<std::string, std::vector<std::string>> spellings_of_;
+  // Share: an image's token -> its mask's token (a mask's path is as telling as its image's).
+  std::unordered_map<std::string, std::string> mask_of_;
   std::vector<std::pair<std::string, std::string>> prefixes_;  // root folder spellings -> "<root>/"
   std::map<std::string, std::size_t> removed_columns_;
   std::map<std::string, std::size_t> removed_values_;

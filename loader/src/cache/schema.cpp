@@ -24,6 +24,45 @@ std::string json_text(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+bool TargetColumns::any() const noexcept {
+  const auto given = [](const std::vector<std::uint8_t>& states) {
+    return std::any_of(states.begin(), states.end(), [](std::uint8_t state) { return state != 0; });
+  };
+  return given(mask_states) || given(box_states) || given(landmark_states);
+}
+
+namespace {
+
+std::uint32_t clamp_count(std::size_t count) {
+  return static_cast<std::uint32_t>(std::min<std::size_t>(count, std::numeric_limits<std::uint32_t>::max()));
+}
+
+}  // namespace
+
+void append_targets(TargetColumns& columns, const FrameTargets& targets) {
+  if (columns.box_offsets.empty()) columns.box_offsets.push_back(0);
+  if (columns.landmark_offsets.empty()) columns.landmark_offsets.push_back(0);
+  columns.mask_states.push_back(static_cast<std::uint8_t>(targets.mask_state));
+  columns.box_states.push_back(static_cast<std::uint8_t>(targets.boxes_state));
+  columns.landmark_states.push_back(static_cast<std::uint8_t>(targets.landmarks_state));
+  if (targets.boxes_state == TargetState::kValid) {
+    for (const Box& box : targets.boxes) {
+      columns.boxes.insert(columns.boxes.end(), {box.x0, box.y0, box.x1, box.y1});
+      columns.box_labels.push_back(box.label);
+    }
+  }
+  if (targets.landmarks_state == TargetState::kValid) {
+    for (const Landmark& point : targets.landmarks) {
+      columns.landmarks.insert(columns.landmarks.end(), {point.x, point.y});
+      columns.landmark_labels.push_back(point.label);
+    }
+  }
+  columns.box_offsets.push_back(columns.box_labels.size());
+  columns.landmark_offsets.push_back(columns.landmark_labels.size());
+  columns.boxes_dropped.push_back(clamp_count(targets.boxes_dropped));
+  columns.landmarks_dropped.push_back(clamp_count(targets.landmarks_dropped));
+}
+
 }  // namespace medload::loader::detail
 
 namespace medload::loader::schema {
@@ -322,6 +361,40 @@ void write_json_attributes(hid_t file, const nlohmann::json& attributes) {
 
 // ---- /images -------------------------------------------------------------------------------------
 
+namespace {
+
+// Sets shape.contiguous and shape.contiguous_offset of the per-image dataset `name` (`item`:
+// "image" or "mask", for messages), whose count and image_bytes are set: a contiguous dataset
+// that was written must hold every item inside the file.
+void locate_items(const CacheFile& file, const h5::Dataset& dataset, const std::string& name,
+                  const char* item, ImageShape& shape) {
+  const std::uint64_t total = checked_product(file, "/" + name, shape.count, shape.image_bytes);
+  h5::PropList create(h5::check(H5Dget_create_plist(dataset.id()), "read the layout of",
+                                "the dataset \"" + name + "\"", H5I_INVALID_HID, file.path()));
+  shape.contiguous = H5Pget_layout(create.id()) == H5D_CONTIGUOUS;
+  shape.contiguous_offset = kNotWritten;
+  if (!shape.contiguous) return;  // chunks never written read as the fill value
+  const haddr_t address = H5Dget_offset(dataset.id());
+  if (address == HADDR_UNDEF) {
+    H5Eclear2(H5E_DEFAULT);
+    return;  // never written: every item reads as zeros (HDF5's fill value)
+  }
+  std::uint64_t end = 0;
+  if (__builtin_add_overflow(static_cast<std::uint64_t>(address), total, &end) || end > file.size_bytes()) {
+    const std::uint64_t whole =
+        file.size_bytes() > address
+            ? (file.size_bytes() - address) / std::max<std::uint64_t>(shape.image_bytes, 1)
+            : 0;
+    const std::string where = name == kImages ? "" : " of /" + name;
+    file.fail("it is truncated: the " + std::string(item) + "s" + where + " end at byte " + str(end) +
+              " of a file of " + str(file.size_bytes()) + " (" + item + " " + str(whole) +
+              " onwards is missing)");
+  }
+  shape.contiguous_offset = address;
+}
+
+}  // namespace
+
 ImageShape read_image_shape(const CacheFile& file, const h5::Dataset& images) {
   const std::vector<hsize_t> dims = h5::shape(images);
   if (dims.size() != 3 && dims.size() != 4) {
@@ -355,27 +428,7 @@ ImageShape read_image_shape(const CacheFile& file, const h5::Dataset& images) {
               " bytes (at most " + str(kMaxImageBytes) + " expected)");
   }
   shape.image_bytes = static_cast<std::size_t>(image_bytes);
-  const std::uint64_t total = checked_product(file, "/images", shape.count, image_bytes);
-
-  h5::PropList create(h5::check(H5Dget_create_plist(images.id()), "read the layout of",
-                                "the dataset \"images\"", H5I_INVALID_HID, file.path()));
-  shape.contiguous = H5Pget_layout(create.id()) == H5D_CONTIGUOUS;
-  shape.contiguous_offset = kNotWritten;
-  if (!shape.contiguous) return shape;  // chunks never written read as the fill value
-  const haddr_t address = H5Dget_offset(images.id());
-  if (address == HADDR_UNDEF) {
-    H5Eclear2(H5E_DEFAULT);
-    return shape;  // never written: every image reads as zeros (HDF5's fill value)
-  }
-  std::uint64_t end = 0;
-  if (__builtin_add_overflow(static_cast<std::uint64_t>(address), total, &end) || end > file.size_bytes()) {
-    const std::uint64_t whole = file.size_bytes() > address
-                                    ? (file.size_bytes() - address) / std::max<std::uint64_t>(image_bytes, 1)
-                                    : 0;
-    file.fail("it is truncated: the images end at byte " + str(end) + " of a file of " +
-              str(file.size_bytes()) + " (image " + str(whole) + " onwards is missing)");
-  }
-  shape.contiguous_offset = address;
+  locate_items(file, images, kImages, "image", shape);
   return shape;
 }
 
@@ -877,6 +930,318 @@ void write_split(hid_t file, const SplitTable& split, const std::string& shown_a
   h5::write_attribute(g, kSplitMean, split.mean);
   h5::write_attribute(g, kSplitStd, split.std);
   h5::write_attribute(g, kLibraryVersion, std::string(kVersion));
+}
+
+// ---- /targets ------------------------------------------------------------------------------------
+
+int mask_deflate_level(const detail::CacheHeader& header) {
+  return header.deflate > 0 ? header.deflate : kMaskDeflate;
+}
+
+h5::Dataset create_masks(hid_t file, const detail::CacheHeader& header) {
+  const std::vector<hsize_t> dims{static_cast<hsize_t>(header.count), static_cast<hsize_t>(header.height),
+                                  static_cast<hsize_t>(header.width)};
+  h5::DatasetLayout layout;
+  layout.chunk = dims;
+  layout.chunk[0] = 1;  // one mask per chunk, as the images: a random read inflates one mask
+  layout.deflate = mask_deflate_level(header);
+  if (header.count == 0) {
+    layout.max_dims = dims;
+    layout.max_dims[0] = H5S_UNLIMITED;
+  }
+  return h5::create_dataset(file, kMasks, H5T_STD_U16LE, dims, layout);
+}
+
+ImageShape read_mask_shape(const CacheFile& file, const h5::Dataset& masks, const ImageShape& images) {
+  const std::vector<hsize_t> dims = h5::shape(masks);
+  const std::vector<std::uint64_t> expected{images.count, static_cast<std::uint64_t>(images.height),
+                                            static_cast<std::uint64_t>(images.width)};
+  if (!std::equal(dims.begin(), dims.end(), expected.begin(), expected.end())) {
+    file.fail("/" + std::string(kMasks) + " has shape " + shape_text(dims) + ", not " + shape_text(expected) +
+              " (one mask of the images' size per image)");
+  }
+  {
+    const h5::Datatype type = h5::dataset_type(masks);
+    if (H5Tget_class(type.id()) != H5T_INTEGER || H5Tget_sign(type.id()) != H5T_SGN_NONE ||
+        H5Tget_size(type.id()) != 2 || H5Tget_order(type.id()) != H5T_ORDER_LE) {
+      file.fail("/" + std::string(kMasks) + " is not little-endian uint16");
+    }
+  }
+  ImageShape shape;
+  shape.count = images.count;
+  shape.rank = 3;
+  shape.channels = 1;
+  shape.height = images.height;
+  shape.width = images.width;
+  shape.dtype = PixelType::kUInt16;
+  shape.image_bytes = static_cast<std::size_t>(images.height) * static_cast<std::size_t>(images.width) * 2;
+  locate_items(file, masks, kMasks, "mask", shape);
+  return shape;
+}
+
+namespace {
+
+using Fail = std::function<void(const std::string&)>;
+
+std::string slash(const char* name) { return "/" + std::string(name); }
+
+std::string number_text(double v) {
+  std::ostringstream text;
+  text << v;
+  return text.str();
+}
+
+void check_length(const Fail& fail, const char* name, std::size_t size, std::size_t expected,
+                  const std::string& per) {
+  if (size != expected) fail(slash(name) + " has " + str(size) + " entries for " + per);
+}
+
+void check_states(const Fail& fail, const char* name, const std::vector<std::uint8_t>& states) {
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    if (states[i] > static_cast<std::uint8_t>(TargetState::kInvalid)) {
+      fail(slash(name) + " holds " + str(states[i]) + " for image " + str(i) +
+           " (0 none, 1 valid or 2 invalid expected)");
+    }
+  }
+}
+
+// One ragged table: `offsets` ([n+1], 0 first, non-decreasing, `rows` last) over `rows` rows of
+// `width` values each (`values`) and their labels; an image whose state is not kValid has no rows.
+struct Ragged {
+  const char* offsets_name;
+  const char* rows_name;
+  const char* labels_name;
+  const char* states_name;
+  std::size_t width;
+  const std::vector<std::uint64_t>& offsets;
+  const std::vector<double>& values;
+  const std::vector<std::int32_t>& labels;
+  const std::vector<std::uint8_t>& states;
+};
+
+void check_ragged(const Fail& fail, const Ragged& t, std::size_t n) {
+  check_length(fail, t.offsets_name, t.offsets.size(), n + 1,
+               str(n) + " images (" + str(n + 1) + " expected)");
+  const std::size_t rows = t.labels.size();
+  if (t.values.size() != rows * t.width) {
+    fail(slash(t.rows_name) + " holds " + str(t.values.size()) + " values for the " + str(rows) +
+         " entries of " + slash(t.labels_name) + " (" + str(t.width) + " per row expected)");
+  }
+  if (t.offsets[0] != 0) fail(slash(t.offsets_name) + " starts at " + str(t.offsets[0]) + " (0 expected)");
+  for (std::size_t i = 0; i < n; ++i) {
+    if (t.offsets[i + 1] < t.offsets[i]) {
+      fail(slash(t.offsets_name) + " decreases at image " + str(i) + " (" + str(t.offsets[i]) + ", then " +
+           str(t.offsets[i + 1]) + ")");
+    }
+    if (t.offsets[i + 1] != t.offsets[i] && t.states[i] != static_cast<std::uint8_t>(TargetState::kValid)) {
+      fail(slash(t.offsets_name) + " gives image " + str(i) + " " + str(t.offsets[i + 1] - t.offsets[i]) +
+           " rows of " + slash(t.rows_name) + " but " + slash(t.states_name) + " marks it " +
+           std::string(to_string(static_cast<TargetState>(t.states[i]))) + " (only valid images have rows)");
+    }
+  }
+  if (t.offsets[n] != rows) {
+    fail(slash(t.offsets_name) + " ends at " + str(t.offsets[n]) + " but " + slash(t.rows_name) + " has " +
+         str(rows) + " rows");
+  }
+}
+
+void check_labels(const Fail& fail, const char* name, const std::vector<std::int32_t>& labels,
+                  std::size_t classes) {
+  for (std::size_t r = 0; r < labels.size(); ++r) {
+    if (labels[r] < 1 || static_cast<std::size_t>(labels[r]) >= classes) {
+      fail(slash(name) + " holds " + std::to_string(labels[r]) + " for row " + str(r) + " (1.." +
+           std::to_string(static_cast<std::int64_t>(classes) - 1) + " expected: /" + kTargetClasses +
+           " names " + str(classes) + " classes, 0 the background)");
+    }
+  }
+}
+
+bool on_grid(double v, int side) {
+  return std::isfinite(v) && v >= -kTargetSlack && v <= side + kTargetSlack;
+}
+
+// The image each row belongs to, for messages (the offsets are checked first).
+std::size_t image_of_row(const std::vector<std::uint64_t>& offsets, std::size_t row) {
+  const auto it = std::upper_bound(offsets.begin(), offsets.end(), static_cast<std::uint64_t>(row));
+  return static_cast<std::size_t>(it - offsets.begin()) - 1;
+}
+
+void check_boxes(const Fail& fail, const detail::TargetColumns& t, int height, int width) {
+  for (std::size_t r = 0; r < t.box_labels.size(); ++r) {
+    const double* b = &t.boxes[4 * r];
+    const bool finite =
+        std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3]);
+    const bool has_area = b[0] < b[2] && b[1] < b[3];
+    const bool inside =
+        on_grid(b[0], width) && on_grid(b[2], width) && on_grid(b[1], height) && on_grid(b[3], height);
+    if (finite && has_area && inside) continue;
+    const std::string what = !finite     ? "a value that is not finite"
+                             : !has_area ? "no area (x0 < x1 and y0 < y1 expected)"
+                                         : "a box outside the " + std::to_string(width) + "x" +
+                                               std::to_string(height) + " output grid";
+    fail(slash(kBoxes) + " row " + str(r) + " (image " + str(image_of_row(t.box_offsets, r)) + ") is (" +
+         number_text(b[0]) + ", " + number_text(b[1]) + ", " + number_text(b[2]) + ", " + number_text(b[3]) +
+         "): " + what);
+  }
+}
+
+void check_landmarks(const Fail& fail, const detail::TargetColumns& t, int height, int width) {
+  for (std::size_t r = 0; r < t.landmark_labels.size(); ++r) {
+    const double x = t.landmarks[2 * r], y = t.landmarks[2 * r + 1];
+    if (on_grid(x, width) && on_grid(y, height)) continue;
+    fail(slash(kLandmarks) + " row " + str(r) + " (image " + str(image_of_row(t.landmark_offsets, r)) +
+         ") is (" + number_text(x) + ", " + number_text(y) + "): " +
+         (std::isfinite(x) && std::isfinite(y)
+              ? "outside the " + std::to_string(width) + "x" + std::to_string(height) + " output grid"
+              : std::string("a value that is not finite")));
+  }
+}
+
+}  // namespace
+
+void check_targets(const detail::TargetColumns& t, std::size_t n, int height, int width, bool has_masks,
+                   const Fail& fail) {
+  const std::string per_image = str(n) + " images";
+  check_length(fail, kMaskState, t.mask_states.size(), n, per_image);
+  check_length(fail, kBoxState, t.box_states.size(), n, per_image);
+  check_length(fail, kLandmarkState, t.landmark_states.size(), n, per_image);
+  check_length(fail, kBoxDropped, t.boxes_dropped.size(), n, per_image);
+  check_length(fail, kLandmarkDropped, t.landmarks_dropped.size(), n, per_image);
+  if (t.classes.size() > kMaxTargetClasses) {
+    fail(slash(kTargetClasses) + " names " + str(t.classes.size()) + " classes (at most " +
+         str(kMaxTargetClasses) + " expected)");
+  }
+  check_states(fail, kMaskState, t.mask_states);
+  check_states(fail, kBoxState, t.box_states);
+  check_states(fail, kLandmarkState, t.landmark_states);
+  if (!has_masks) {
+    const auto valid =
+        std::find(t.mask_states.begin(), t.mask_states.end(), static_cast<std::uint8_t>(TargetState::kValid));
+    if (valid != t.mask_states.end()) {
+      fail(slash(kMaskState) + " marks the mask of image " +
+           str(static_cast<std::size_t>(valid - t.mask_states.begin())) + " valid but there is no " +
+           slash(kMasks));
+    }
+  }
+  check_ragged(
+      fail,
+      {kBoxOffsets, kBoxes, kBoxLabels, kBoxState, 4, t.box_offsets, t.boxes, t.box_labels, t.box_states}, n);
+  check_ragged(fail,
+               {kLandmarkOffsets, kLandmarks, kLandmarkLabels, kLandmarkState, 2, t.landmark_offsets,
+                t.landmarks, t.landmark_labels, t.landmark_states},
+               n);
+  check_labels(fail, kBoxLabels, t.box_labels, t.classes.size());
+  check_labels(fail, kLandmarkLabels, t.landmark_labels, t.classes.size());
+  check_boxes(fail, t, height, width);
+  check_landmarks(fail, t, height, width);
+}
+
+namespace {
+
+// The 1-D dataset `name`, which must have `expected` entries (`why` says why, for the message).
+void require_entries(const CacheFile& file, const char* name, std::uint64_t expected,
+                     const std::string& why) {
+  const std::vector<hsize_t> dims = h5::shape(open(file, name));
+  if (dims.size() != 1 || dims[0] != expected) {
+    file.fail(slash(name) + " has shape " + shape_text(dims) + ", not (" + str(expected) + ",): " + why);
+  }
+}
+
+// One ragged table as read: the offsets [n+1], then (their last value compared with the rows the
+// rows dataset declares, before those are read) the rows [R, width] and their labels [R].
+void read_ragged(const CacheFile& file, const char* offsets_name, const char* rows_name,
+                 const char* labels_name, std::size_t width, std::size_t n,
+                 std::vector<std::uint64_t>& offsets, std::vector<double>& values,
+                 std::vector<std::int32_t>& labels) {
+  require_entries(file, offsets_name, std::uint64_t{n} + 1, "one entry per image and one more");
+  offsets = read_column<std::uint64_t>(file, offsets_name, n + 1);
+  const std::vector<hsize_t> dims = h5::shape(open(file, rows_name));
+  if (dims.size() != 2 || dims[1] != width) {
+    file.fail(slash(rows_name) + " has shape " + shape_text(dims) + ", not (rows, " + str(width) + ")");
+  }
+  if (offsets[n] != dims[0]) {
+    file.fail(slash(offsets_name) + " ends at " + str(offsets[n]) + " but " + slash(rows_name) + " has " +
+              str(dims[0]) + " rows");
+  }
+  values = read_array<double>(file, rows_name, {dims[0], width});
+  require_entries(file, labels_name, dims[0], "one label per row of " + slash(rows_name));
+  labels = read_column<std::int32_t>(file, labels_name, static_cast<std::size_t>(dims[0]));
+}
+
+std::vector<std::uint32_t> read_dropped(const CacheFile& file, const char* name, std::size_t n) {
+  const std::vector<std::uint64_t> wide = read_column<std::uint64_t>(file, name, n);
+  std::vector<std::uint32_t> counts(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (wide[i] > std::numeric_limits<std::uint32_t>::max()) {
+      file.fail(slash(name) + " holds " + str(wide[i]) + " for image " + str(i) +
+                " (a uint32 count expected)");
+    }
+    counts[i] = static_cast<std::uint32_t>(wide[i]);
+  }
+  return counts;
+}
+
+std::vector<std::string> read_target_class_names(const CacheFile& file) {
+  const std::vector<hsize_t> dims = h5::shape(open(file, kTargetClasses));
+  if (dims.size() != 1 || dims[0] > kMaxTargetClasses) {
+    file.fail(slash(kTargetClasses) + " has shape " + shape_text(dims) + " (at most " +
+              str(kMaxTargetClasses) + " names expected)");
+  }
+  return read_text_column(file, kTargetClasses, static_cast<std::size_t>(dims[0]));
+}
+
+void write_counts(hid_t file, const char* name, const std::vector<std::uint32_t>& counts) {
+  const h5::Dataset dataset =
+      h5::create_dataset(file, name, H5T_STD_U32LE, {static_cast<hsize_t>(counts.size())});
+  if (counts.empty()) return;
+  h5::check_status(H5Dwrite(dataset.id(), H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, counts.data()),
+                   "write", "the dataset \"" + std::string(name) + "\"", file);
+}
+
+}  // namespace
+
+detail::TargetColumns read_targets(const CacheFile& file, std::size_t n, int height, int width,
+                                   bool has_masks) {
+  detail::TargetColumns t;
+  if (!h5::exists(file.id(), kTargets)) return t;
+  t.classes = read_target_class_names(file);
+  t.mask_states = read_column<std::uint8_t>(file, kMaskState, n);
+  t.box_states = read_column<std::uint8_t>(file, kBoxState, n);
+  t.landmark_states = read_column<std::uint8_t>(file, kLandmarkState, n);
+  read_ragged(file, kBoxOffsets, kBoxes, kBoxLabels, 4, n, t.box_offsets, t.boxes, t.box_labels);
+  read_ragged(file, kLandmarkOffsets, kLandmarks, kLandmarkLabels, 2, n, t.landmark_offsets, t.landmarks,
+              t.landmark_labels);
+  t.boxes_dropped = read_dropped(file, kBoxDropped, n);
+  t.landmarks_dropped = read_dropped(file, kLandmarkDropped, n);
+  check_targets(t, n, height, width, has_masks, [&](const std::string& what) { file.fail(what); });
+  return t;
+}
+
+void write_targets(hid_t file, const detail::TargetColumns& given, std::size_t n, int height, int width,
+                   bool has_masks) {
+  detail::TargetColumns none;
+  const detail::TargetColumns* t = &given;
+  if (given.rows() == 0 && given.box_offsets.empty() && given.landmark_offsets.empty()) {
+    for (std::size_t i = 0; i < n; ++i) detail::append_targets(none, FrameTargets{});
+    if (n == 0) none.box_offsets = none.landmark_offsets = {0};
+    none.classes = given.classes;
+    t = &none;
+  }
+  check_targets(*t, n, height, width, has_masks, [&](const std::string& what) {
+    throw FormatError("cannot write " + h5::file_name(file) + ": " + what);
+  });
+  h5::write_strings(file, kTargetClasses, t->classes);
+  h5::write_vector(file, kMaskState, t->mask_states);
+  h5::write_vector(file, kBoxState, t->box_states);
+  h5::write_vector(file, kLandmarkState, t->landmark_states);
+  h5::write_vector(file, kBoxOffsets, t->box_offsets);
+  h5::write_vector(file, kBoxes, t->boxes, {static_cast<hsize_t>(t->box_labels.size()), 4});
+  h5::write_vector(file, kBoxLabels, t->box_labels);
+  h5::write_vector(file, kLandmarkOffsets, t->landmark_offsets);
+  h5::write_vector(file, kLandmarks, t->landmarks, {static_cast<hsize_t>(t->landmark_labels.size()), 2});
+  h5::write_vector(file, kLandmarkLabels, t->landmark_labels);
+  write_counts(file, kBoxDropped, t->boxes_dropped);
+  write_counts(file, kLandmarkDropped, t->landmarks_dropped);
 }
 
 }  // namespace medload::loader::schema

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/cache/privacy.h"
 #include "medload/loader/cache/split_table.h"
+#include "medload/loader/ingest/annotation.h"
 
 namespace medload::loader::detail {
 
@@ -41,6 +43,8 @@ struct CacheHeader {
   int channels = 1;  ///< 1 -> /images [N,H,W]; 3 -> [N,C,H,W]
   PixelType dtype = PixelType::kUInt8;
   int deflate = 0;  ///< zlib level of the image chunks, 0 = none
+  /// Create /targets/masks (uint16 [N,H,W], one deflated chunk per image) for CacheWriter::write_mask.
+  bool masks = false;
 };
 
 /// One rejected input file as stored in /rejected.
@@ -52,6 +56,36 @@ struct RejectedRecord {
   std::string source_hash;  ///< hex, "" when the file could not be read
   std::string outcome;      ///< the file's build-report entry (JSON text)
 };
+
+/// The per-image target tables of /targets (schema version 2), row i for image i: filled by
+/// append_targets, one call per image in cache order. The masks themselves are not here: they are
+/// streamed with CacheWriter::write_mask. A cache with no rows, or whose rows are all kNone and
+/// which has no masks dataset, gets no /targets group.
+struct TargetColumns {
+  std::vector<std::uint8_t> mask_states;      ///< [N] TargetState values
+  std::vector<std::uint8_t> box_states;       ///< [N] TargetState values
+  std::vector<std::uint8_t> landmark_states;  ///< [N] TargetState values
+  /// [N+1] image i's boxes are rows box_offsets[i]..box_offsets[i+1]-1 (0 first, M last); empty
+  /// before the first append_targets.
+  std::vector<std::uint64_t> box_offsets;
+  std::vector<double> boxes;                     ///< [M*4] x0, y0, x1, y1 in output-grid pixels
+  std::vector<std::int32_t> box_labels;          ///< [M] class ids 1..classes-1
+  std::vector<std::uint64_t> landmark_offsets;   ///< [N+1], as box_offsets
+  std::vector<double> landmarks;                 ///< [L*2] x, y in output-grid pixels
+  std::vector<std::int32_t> landmark_labels;     ///< [L] class ids 1..classes-1
+  std::vector<std::uint32_t> boxes_dropped;      ///< [N] boxes preprocessing dropped
+  std::vector<std::uint32_t> landmarks_dropped;  ///< [N] landmarks preprocessing dropped
+  std::vector<std::string> classes;              ///< TargetClasses::names: names by class id, 0 = background
+
+  /// Images with a row.
+  std::size_t rows() const noexcept { return mask_states.size(); }
+  /// True when some image has a state other than kNone.
+  bool any() const noexcept;
+};
+
+/// Appends one image's row: its three states, its boxes and landmarks (when kValid; a kind that is
+/// not kValid gets none) and its dropped counts. The mask's pixels are not stored here (write_mask).
+void append_targets(TargetColumns& columns, const FrameTargets& targets);
 
 /// The per-sample tables, N entries each (label_matrix N*K when multi_label).
 struct CacheColumns {
@@ -68,6 +102,8 @@ struct CacheColumns {
   std::vector<std::uint64_t> checksums;
   std::vector<Geometry> geometry;
   std::vector<MetaColumn> meta;
+  /// /targets: no rows, or N rows (append_targets per image).
+  TargetColumns targets;
 };
 
 /// Compact JSON text for a string column or attribute. Text is UTF-8 by the time it gets here
@@ -118,6 +154,21 @@ inline constexpr const char* kRejectedOutcome = "outcome";           ///< string
 inline constexpr const char* kRejectedSourceIndex = "source_index";  ///< int64, optional when read
 /// Group of the stored splits, /splits/<name>.
 inline constexpr const char* kSplits = "splits";
+/// Group of the targets (schema version 2; absent when the cache has none), and its datasets.
+inline constexpr const char* kTargets = "targets";
+inline constexpr const char* kMasks = "targets/masks";                       ///< uint16 [N,H,W]
+inline constexpr const char* kMaskState = "targets/mask_state";              ///< uint8 [N]
+inline constexpr const char* kBoxState = "targets/box_state";                ///< uint8 [N]
+inline constexpr const char* kLandmarkState = "targets/landmark_state";      ///< uint8 [N]
+inline constexpr const char* kBoxOffsets = "targets/box_offsets";            ///< uint64 [N+1]
+inline constexpr const char* kBoxes = "targets/boxes";                       ///< float64 [M,4]
+inline constexpr const char* kBoxLabels = "targets/box_labels";              ///< int32 [M]
+inline constexpr const char* kBoxDropped = "targets/box_dropped";            ///< uint32 [N]
+inline constexpr const char* kLandmarkOffsets = "targets/landmark_offsets";  ///< uint64 [N+1]
+inline constexpr const char* kLandmarks = "targets/landmarks";               ///< float64 [L,2]
+inline constexpr const char* kLandmarkLabels = "targets/landmark_labels";    ///< int32 [L]
+inline constexpr const char* kLandmarkDropped = "targets/landmark_dropped";  ///< uint32 [N]
+inline constexpr const char* kTargetClasses = "targets/classes";             ///< string [K]
 
 // ---- names: root attributes --------------------------------------------------------------------
 
@@ -175,6 +226,16 @@ inline constexpr std::int64_t kMaxSources = std::int64_t{1} << 40;
 inline constexpr std::int64_t kMaxFolds = 127;
 /// A deflated chunk cannot expand more than this (zlib's maximum ratio is about 1032:1).
 inline constexpr std::uint64_t kMaxInflation = 1100;
+/// The first schema version with /targets: an older cache's /targets, if any, is not read.
+inline constexpr std::int64_t kTargetsSchemaVersion = 2;
+/// Most target classes (/targets/classes entries: mask values are uint16).
+inline constexpr std::uint64_t kMaxTargetClasses = 65536;
+/// How far a stored box or landmark may lie outside the output grid [0,W] x [0,H] (pixels): the
+/// rounding of the geometry's mapping, not a real overhang.
+inline constexpr double kTargetSlack = 1e-6;
+/// zlib level of the mask chunks when the images are not deflated: label maps are mostly runs of
+/// one value and shrink 20-100x even at level 1, so masks are always deflated.
+inline constexpr int kMaskDeflate = 1;
 
 // ---- the file --------------------------------------------------------------------------------
 
@@ -286,6 +347,40 @@ ImageShape read_image_shape(const CacheFile& file, const h5::Dataset& images);
 /// [N,C,H,W]. Contiguous (image i is one byte range at one offset: readers locate every image at
 /// once), or with header.deflate one image per chunk, deflated at that level.
 h5::Dataset create_images(hid_t file, const detail::CacheHeader& header);
+
+// ---- /targets ------------------------------------------------------------------------------------
+
+/// The zlib level of `header`'s mask chunks: the images' level, or kMaskDeflate when they are not
+/// deflated.
+int mask_deflate_level(const detail::CacheHeader& header);
+/// Creates /targets/masks for `header`: little-endian uint16 [N,H,W], one deflated chunk per image
+/// (mask_deflate_level). Chunks never written read as zeros.
+h5::Dataset create_masks(hid_t file, const detail::CacheHeader& header);
+/// Validates /targets/masks against the images: exactly [N,H,W], unsigned little-endian 16-bit
+/// integers, and (contiguous and written) inside the file. The mask values are not read.
+ImageShape read_mask_shape(const CacheFile& file, const h5::Dataset& masks, const ImageShape& images);
+
+/// Checks the target tables of an N-image cache with an output grid of `width` x `height`, and
+/// calls `fail` (which must throw) with what is wrong, naming the dataset: every table's length
+/// (N, N+1 for the offsets, the offsets' last value for the rows), offsets starting at 0 and
+/// non-decreasing, states 0..2, a kValid mask only with a masks dataset (`has_masks`), no boxes or
+/// landmarks for an image whose state for them is not kValid, boxes finite with x0 < x1, y0 < y1,
+/// landmarks finite, both inside [0,W] x [0,H] (within kTargetSlack), labels 1..K-1 (K = classes),
+/// at most kMaxTargetClasses classes. The read and the write side both call it.
+void check_targets(const detail::TargetColumns& targets, std::size_t n, int height, int width, bool has_masks,
+                   const std::function<void(const std::string&)>& fail);
+/// Reads and validates /targets (a cache of schema version >= kTargetsSchemaVersion): the classes,
+/// the three state columns, the ragged box and landmark tables (each offsets table read and its
+/// last value compared with the rows declared before the rows are read) and the dropped counts,
+/// then check_targets. No rows when the cache has no /targets group. Throws FormatError naming
+/// the file and the dataset.
+detail::TargetColumns read_targets(const CacheFile& file, std::size_t n, int height, int width,
+                                   bool has_masks);
+/// Writes /targets: the classes, the state columns, the box and landmark tables and the dropped
+/// counts, `targets` having N rows (no rows: every image kNone). Throws FormatError "cannot write
+/// <file>: ..." when check_targets refuses them (`has_masks`: /targets/masks was created).
+void write_targets(hid_t file, const detail::TargetColumns& targets, std::size_t n, int height, int width,
+                   bool has_masks);
 
 // ---- per-image tables --------------------------------------------------------------------------
 

@@ -39,6 +39,13 @@ void write_all(int fd, const void* data, std::size_t size, const std::string& pa
 
 const char* dtype_name(PixelType type) { return type == PixelType::kUInt16 ? "uint16" : "uint8"; }
 
+// Bytes of the frame's mask labels in its batch (0 without a valid mask).
+std::uint64_t mask_bytes(const FrameRecord& frame) {
+  if (frame.targets.mask_state != TargetState::kValid) return 0;
+  return std::uint64_t(frame.targets.mask.height) * std::uint64_t(frame.targets.mask.width) *
+         sizeof(std::uint16_t);
+}
+
 }  // namespace
 
 Geometry geometry_from_json(const nlohmann::json& j) { return Geometry::from_json(j); }
@@ -65,8 +72,12 @@ void write_batch(const std::string& folder, const std::string& key, std::vector<
                         {"channels", frame.channels},
                         {"dtype", dtype_name(frame.type)},
                         {"offset", offset},
-                        {"bytes", frame.pixels.size()}});
-      offset += frame.pixels.size();
+                        {"bytes", frame.pixels.size()},
+                        {"targets", targets_to_json(frame.targets)},
+                        {"mask_offset", offset + frame.pixels.size()},
+                        {"mask_checksum", frame.mask_checksum},
+                        {"mask_max", frame.mask_max}});
+      offset += frame.pixels.size() + mask_bytes(frame);
     }
     header["files"].push_back({{"source_hash", file.source_hash},
                                {"pixel_hash", file.pixel_hash},
@@ -85,8 +96,10 @@ void write_batch(const std::string& folder, const std::string& key, std::vector<
     write_all(fd, &length, sizeof length, temp_path);
     write_all(fd, text.data(), text.size(), temp_path);
     for (const FileRecord& file : files) {
-      for (const FrameRecord& frame : file.frames)
+      for (const FrameRecord& frame : file.frames) {
         write_all(fd, frame.pixels.data(), frame.pixels.size(), temp_path);
+        write_all(fd, frame.targets.mask.labels.data(), mask_bytes(frame), temp_path);
+      }
     }
   } catch (...) {
     ::close(fd);
@@ -107,8 +120,10 @@ void write_batch(const std::string& folder, const std::string& key, std::vector<
     for (FrameRecord& frame : file.frames) {
       frame.batch_path = final_path;
       frame.offset = position;
-      position += frame.pixels.size();
+      frame.mask_offset = position + frame.pixels.size();
+      position += frame.pixels.size() + mask_bytes(frame);
       std::vector<std::uint8_t>().swap(frame.pixels);
+      std::vector<std::uint16_t>().swap(frame.targets.mask.labels);
     }
   }
 }
@@ -165,6 +180,11 @@ std::map<std::string, FileRecord> load_batches(const std::string& folder, const 
               frame.batch_path = path.string();
               frame.offset = data_start + fr.at("offset").get<std::uint64_t>();
               complete = complete && frame.offset + fr.at("bytes").get<std::uint64_t>() <= file_size;
+              frame.targets = targets_from_json(fr.at("targets"));
+              frame.mask_offset = data_start + fr.at("mask_offset").get<std::uint64_t>();
+              frame.mask_checksum = fr.at("mask_checksum").get<std::uint64_t>();
+              frame.mask_max = fr.at("mask_max").get<std::uint16_t>();
+              complete = complete && frame.mask_offset + mask_bytes(frame) <= file_size;
               file.frames.push_back(std::move(frame));
             }
             found[file.source_hash] = std::move(file);

@@ -4,8 +4,9 @@
 // progress and a re-run reuses the rest.
 //
 // Batch file layout: "MLBATCH1" (8 bytes), the JSON header's length (uint64, little-endian),
-// the JSON header, then the pixel bytes of every frame ([C,H,W], native order) back to back; the
-// header gives each frame's offset relative to the end of the header.
+// the JSON header, then for every frame its pixel bytes ([C,H,W], native order) and, when it has
+// a valid mask, the mask's labels (uint16 [H,W], native order), back to back; the header gives
+// each frame's offsets relative to the end of the header, and its other targets.
 
 #include <cstdint>
 #include <map>
@@ -32,6 +33,12 @@ struct FrameRecord {
   std::uint64_t offset = 0;
   std::int64_t cache_index = -1;
   std::vector<std::uint8_t> pixels;  ///< while the batch is being written
+  /// The frame's targets on the output grid; the mask's labels only until the batch is written,
+  /// then at `mask_offset` of `batch_path` (mask.height x mask.width uint16 values).
+  FrameTargets targets;
+  std::uint64_t mask_offset = 0;
+  std::uint64_t mask_checksum = 0;  ///< XXH64 of the mask's labels as stored
+  std::uint16_t mask_max = 0;       ///< the largest class id in the mask
 };
 
 /// One finished (ok) source file.

@@ -17,6 +17,7 @@
 #include "medload/core/hash.h"
 #include "medload/loader/ingest/scanner.h"
 #include "scan_internal.h"
+#include "targets_check.h"
 
 namespace medload::loader {
 
@@ -193,6 +194,7 @@ FileOutcome decode_file(const SourceFile& source, const ValidationOptions& optio
     detail::decode_raster(format, bytes.data(), bytes.size(), options, outcome, decoded);
   }
   detail::validate_frames(options, outcome, decoded);
+  detail::check_targets(source, options, outcome, decoded);
   for (auto& frame : decoded) {
     frame.source_path = source.report_path;
     frame.source_hash = outcome.content_hash;

@@ -97,7 +97,10 @@ wire::ReadStatus DecodeWorker::receive(const Queued& head, wire::Deadline deadli
       if (status != wire::ReadStatus::kOk) return status;
     }
     received.frames.push_back(std::move(header.frame));
-    if (header.staged) received.staged.push_back(std::move(output));
+    if (header.staged) {
+      wire::take_mask_payload(output);
+      received.staged.push_back(std::move(output));
+    }
   }
   return wire::ReadStatus::kOk;
 }

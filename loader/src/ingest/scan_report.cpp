@@ -38,6 +38,7 @@ nlohmann::json FileOutcome::to_json() const {
     j["bits_stored"] = bits_stored;
   }
   if (!warnings.empty()) j["warnings"] = warnings;
+  if (targets) j["targets"] = targets->to_json();
   if (!duplicate_of.empty()) j["duplicate_of"] = duplicate_of;
   if (content_hash != 0) j["content_hash"] = hash_hex(content_hash);
   return j;

@@ -120,9 +120,6 @@ std::vector<SourceFile> list_folder(const fs::path& root) {
   return sources;
 }
 
-// The entry's path field `value` (raw bytes). A name that is not UTF-8 is the file's raw name,
-// unless only the file named by its Windows-1252 reading exists (a spreadsheet export of a UTF-8
-// name): then that file is meant, and the field counts as converted text.
 // Whether a manifest path leaves the manifest's folder, judged on its text: an absolute path
 // elsewhere, or `..` past the folder. (Links inside the folder are the dataset's own business,
 // as they are for a folder tree.)
@@ -134,29 +131,117 @@ bool leaves_folder(const fs::path& base, const std::string& value) {
   return relative.empty() || *relative.begin() == "..";
 }
 
-void set_manifest_path(SourceFile& source, const fs::path& base, const std::string& value) {
-  const auto resolve = [&](const std::string& name) {
-    const fs::path p(name);
-    return (p.is_absolute() ? p : base / p).string();
-  };
-  source.outside_root = leaves_folder(base, value);
-  source.path = resolve(value);
-  set_report_path(source, value);
-  if (source.path_bytes.empty()) return;
-  std::error_code ec;
-  const std::string readable = resolve(source.report_path);
-  if (fs::exists(source.path, ec) || !fs::exists(readable, ec)) return;
-  source.path = readable;
-  source.path_bytes.clear();
-  source.warnings.back() = "text_converted:path";
-}
-
 // A manifest field as UTF-8; a field that is not is read as Windows-1252 and noted on the entry.
 std::string manifest_text(SourceFile& source, const std::string& column, const std::string& value) {
   bool converted = false;
   std::string text = to_valid_utf8(value, &converted);
   if (converted) source.warnings.push_back("text_converted:" + column);
   return text;
+}
+
+// A file a manifest field names (`path`, `mask`, a boxes or landmarks CSV file).
+struct ManifestName {
+  std::string path;           // to read: the raw bytes, joined to the manifest's folder unless absolute
+  std::string report_path;    // the field as UTF-8
+  bool raw_not_utf8 = false;  // the field is not UTF-8 and names the file by its raw bytes
+  bool converted = false;     // the field is not UTF-8 and its Windows-1252 reading names the file
+  bool outside = false;       // the field leaves the manifest's folder
+};
+
+// The file the field `value` (raw bytes) names. A name that is not UTF-8 is the file's raw name,
+// unless only the file named by its Windows-1252 reading exists (a spreadsheet export of a UTF-8
+// name): then that file is meant, and the field counts as converted text.
+ManifestName manifest_name(const fs::path& base, const std::string& value) {
+  const auto resolve = [&](const std::string& name) {
+    const fs::path p(name);
+    return (p.is_absolute() ? p : base / p).string();
+  };
+  ManifestName name;
+  name.outside = leaves_folder(base, value);
+  name.path = resolve(value);
+  bool not_utf8 = false;
+  name.report_path = to_valid_utf8(value, &not_utf8);
+  if (!not_utf8) return name;
+  std::error_code ec;
+  const std::string readable = resolve(name.report_path);
+  if (fs::exists(name.path, ec) || !fs::exists(readable, ec)) {
+    name.raw_not_utf8 = true;
+  } else {
+    name.path = readable;
+    name.converted = true;
+  }
+  return name;
+}
+
+void set_manifest_path(SourceFile& source, const fs::path& base, const std::string& value) {
+  const ManifestName name = manifest_name(base, value);
+  source.outside_root = name.outside;
+  source.path = name.path;
+  source.report_path = name.report_path;
+  if (name.raw_not_utf8) {
+    source.path_bytes = percent_escape_non_utf8(value);
+    source.warnings.emplace_back("path_not_utf8");
+  }
+  if (name.converted) source.warnings.emplace_back("text_converted:path");
+}
+
+// A target file's name as problems and reports show it: lossless (percent-escaped) when the name
+// is the file's raw bytes and they are not UTF-8.
+std::string shown_name(const ManifestName& name, const std::string& value) {
+  return name.raw_not_utf8 ? percent_escape_non_utf8(value) : name.report_path;
+}
+
+// The `mask` column: the label image's path, resolved as `path` is. A mask outside the manifest's
+// folder is a problem of the mask, not of the entry.
+void set_mask(SourceFile& source, const fs::path& base, const std::string& value) {
+  if (value.find_first_not_of(" \t\r\n") == std::string::npos) return;
+  const ManifestName name = manifest_name(base, value);
+  TargetSources& targets = source.targets;
+  targets.mask_report_path = shown_name(name, value);
+  if (name.raw_not_utf8) source.warnings.emplace_back("mask_path_not_utf8");
+  if (name.converted) source.warnings.emplace_back("text_converted:mask");
+  if (name.outside) {
+    targets.mask_problem = "mask: the path leaves the manifest's folder";
+    return;
+  }
+  targets.mask_path = name.path;
+}
+
+// Opens a boxes or landmarks CSV file the manifest names; the problem text when it cannot.
+std::string open_target_file(const ManifestName& name, const std::string& shown, std::ifstream& in) {
+  if (name.outside) return "the file " + shown + " leaves the manifest's folder";
+  std::error_code ec;
+  if (!fs::is_regular_file(name.path, ec)) return "the file " + shown + " does not exist or is not a file";
+  const std::uintmax_t size = fs::file_size(name.path, ec);
+  if (!ec && size > kMaxTargetCsvBytes) {
+    return "the file " + shown + " is larger than " + std::to_string(kMaxTargetCsvBytes >> 20) + " MiB";
+  }
+  if (!ec) in.open(name.path, std::ios::binary);
+  return !ec && in ? std::string() : "cannot read the file " + shown;
+}
+
+// The `boxes` or `landmarks` column: JSON when it starts with '[', else the path of a CSV file
+// (resolved as `path` is). Empty: not given. Text that is no targets is a problem of the kind.
+void read_target_column(SourceFile& source, const fs::path& base, const std::string& column,
+                        const std::string& value) {
+  const std::size_t first = value.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return;
+  const bool boxes = column == "boxes";
+  TargetSources& targets = source.targets;
+  if (value[first] == '[') {
+    const std::string json = manifest_text(source, column, value);
+    boxes ? parse_boxes_json(json, targets) : parse_landmarks_json(json, targets);
+    return;
+  }
+  const ManifestName name = manifest_name(base, value);
+  const std::string shown = shown_name(name, value);
+  std::ifstream in;
+  if (std::string problem = open_target_file(name, shown, in); !problem.empty()) {
+    (boxes ? targets.boxes_given : targets.landmarks_given) = true;
+    (boxes ? targets.boxes_problem : targets.landmarks_problem) = column + ": " + problem;
+    return;
+  }
+  boxes ? parse_boxes_csv(in, shown, targets) : parse_landmarks_csv(in, shown, targets);
 }
 
 // The header's column names as UTF-8; true when any was not.
@@ -180,18 +265,8 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
   bool header_converted = false;
   std::vector<SourceFile> sources;
   auto where = [&] { return manifest.string() + " line " + std::to_string(line_number); };
-  while (std::getline(in, line)) {
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line_number == 1 && line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
-    // A quoted field may hold a line break: keep reading until the quotes balance.
-    while (std::count(line.begin(), line.end(), '"') % 2 == 1) {
-      std::string more;
-      if (!std::getline(in, more)) break;
-      ++line_number;
-      if (!more.empty() && more.back() == '\r') more.pop_back();
-      line += "\n" + more;
-    }
+  while (read_csv_record(in, line, line_number)) {
+    if (sources.empty() && header.empty() && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     std::vector<std::string> fields = parse_csv_line(line, where());
     if (header.empty()) {
@@ -223,6 +298,14 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
         set_manifest_path(source, base, fields[c]);
         continue;
       }
+      if (column == "mask") {
+        set_mask(source, base, fields[c]);
+        continue;
+      }
+      if (column == "boxes" || column == "landmarks") {
+        read_target_column(source, base, column, fields[c]);
+        continue;
+      }
       const std::string value = manifest_text(source, column, fields[c]);
       if (column == "label") {
         source.info.labels = split_labels(value);
@@ -246,6 +329,25 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
 }
 
 }  // namespace
+
+bool read_csv_record(std::istream& in, std::string& record, std::size_t& line_number) {
+  const auto next_line = [&](std::string& line) {
+    if (!std::getline(in, line)) return false;
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return true;
+  };
+  if (!next_line(record)) return false;
+  // A quoted field may hold a line break: keep reading until the quotes balance.
+  bool open_quote = std::count(record.begin(), record.end(), '"') % 2 == 1;
+  std::string more;
+  while (open_quote && next_line(more)) {
+    record += '\n';
+    record += more;
+    open_quote = open_quote != (std::count(more.begin(), more.end(), '"') % 2 == 1);
+  }
+  return true;
+}
 
 std::vector<std::string> parse_csv_line(const std::string& line, const std::string& where) {
   std::vector<std::string> fields(1);

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "medload/core/error.h"
 
 namespace medload::loader {
 
@@ -94,6 +97,95 @@ StageTimes StageTimes::from_json(const nlohmann::json& j) {
   t.bilateral_ns = j.value("bilateral_ns", std::int64_t{0});
   t.output_ns = j.value("output_ns", std::int64_t{0});
   t.total_ns = j.value("total_ns", std::int64_t{0});
+  return t;
+}
+
+namespace {
+
+TargetState state_from_json(const nlohmann::json& j, const char* field) {
+  const int value = j.at(field).get<int>();
+  if (value < 0 || value > static_cast<int>(TargetState::kInvalid)) {
+    throw FormatError(std::string("targets: ") + field + " is " + std::to_string(value) + "; allowed 0..2");
+  }
+  return static_cast<TargetState>(value);
+}
+
+double finite(const nlohmann::json& j, const char* what) {
+  const double v = j.get<double>();
+  if (!std::isfinite(v)) throw FormatError(std::string("targets: a ") + what + " coordinate is not finite");
+  return v;
+}
+
+std::int32_t target_label(const nlohmann::json& j, const char* what) {
+  const std::int64_t v = j.get<std::int64_t>();
+  if (v < 1 || v > kMaxTargetClass) {
+    throw FormatError(std::string("targets: a ") + what + " label is " + std::to_string(v) + "; allowed 1.." +
+                      std::to_string(kMaxTargetClass));
+  }
+  return static_cast<std::int32_t>(v);
+}
+
+// The rows of a table of `width` numbers each.
+const nlohmann::json& rows(const nlohmann::json& j, const char* field, std::size_t width) {
+  const nlohmann::json& table = j.at(field);
+  if (!table.is_array()) throw FormatError(std::string("targets: ") + field + " is not an array");
+  for (const auto& row : table) {
+    if (!row.is_array() || row.size() != width) {
+      throw FormatError(std::string("targets: a row of ") + field + " does not have " +
+                        std::to_string(width) + " values");
+    }
+  }
+  return table;
+}
+
+}  // namespace
+
+nlohmann::json targets_to_json(const FrameTargets& targets) {
+  nlohmann::json boxes = nlohmann::json::array();
+  for (const Box& b : targets.boxes) boxes.push_back({b.x0, b.y0, b.x1, b.y1, b.label});
+  nlohmann::json points = nlohmann::json::array();
+  for (const Landmark& p : targets.landmarks) points.push_back({p.x, p.y, p.label});
+  return {{"mask", static_cast<int>(targets.mask_state)},
+          {"mask_height", targets.mask.height},
+          {"mask_width", targets.mask.width},
+          {"boxes", static_cast<int>(targets.boxes_state)},
+          {"box_rows", std::move(boxes)},
+          {"boxes_dropped", targets.boxes_dropped},
+          {"landmarks", static_cast<int>(targets.landmarks_state)},
+          {"landmark_rows", std::move(points)},
+          {"landmarks_dropped", targets.landmarks_dropped}};
+}
+
+FrameTargets targets_from_json(const nlohmann::json& j) {
+  FrameTargets t;
+  t.mask_state = state_from_json(j, "mask");
+  if (t.mask_state == TargetState::kValid) {
+    t.mask.height = j.at("mask_height").get<int>();
+    t.mask.width = j.at("mask_width").get<int>();
+    if (t.mask.height < 1 || t.mask.height > 65535 || t.mask.width < 1 || t.mask.width > 65535) {
+      throw FormatError("targets: the mask is " + std::to_string(t.mask.width) + "x" +
+                        std::to_string(t.mask.height) + "; each side must be 1..65535");
+    }
+  }
+  t.boxes_state = state_from_json(j, "boxes");
+  for (const auto& row : rows(j, "box_rows", 5)) {
+    Box b{finite(row[0], "box"), finite(row[1], "box"), finite(row[2], "box"), finite(row[3], "box"),
+          target_label(row[4], "box")};
+    if (b.x1 <= b.x0 || b.y1 <= b.y0) throw FormatError("targets: a box has no area");
+    t.boxes.push_back(b);
+  }
+  if (t.boxes_state != TargetState::kValid && !t.boxes.empty())
+    throw FormatError("targets: boxes that are not valid");
+  t.boxes_dropped = j.at("boxes_dropped").get<std::size_t>();
+  t.landmarks_state = state_from_json(j, "landmarks");
+  for (const auto& row : rows(j, "landmark_rows", 3)) {
+    t.landmarks.push_back(
+        {finite(row[0], "landmark"), finite(row[1], "landmark"), target_label(row[2], "landmark")});
+  }
+  if (t.landmarks_state != TargetState::kValid && !t.landmarks.empty()) {
+    throw FormatError("targets: landmarks that are not valid");
+  }
+  t.landmarks_dropped = j.at("landmarks_dropped").get<std::size_t>();
   return t;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,52 @@ SampleInfo info_from_json(const json& j) {
   return info;
 }
 
+json boxes_to_json(const std::vector<Box>& boxes) {
+  json rows = json::array();
+  for (const Box& b : boxes) rows.push_back({b.x0, b.y0, b.x1, b.y1, b.label});
+  return rows;
+}
+
+json landmarks_to_json(const std::vector<Landmark>& points) {
+  json rows = json::array();
+  for (const Landmark& p : points) rows.push_back({p.x, p.y, p.label});
+  return rows;
+}
+
+// A request's targets travel as given: the worker checks them (check_targets).
+json sources_to_json(const TargetSources& t) {
+  return {{"mask_path", percent_escape_non_utf8(t.mask_path)},
+          {"mask_report_path", t.mask_report_path},
+          {"boxes_given", t.boxes_given},
+          {"boxes", boxes_to_json(t.boxes)},
+          {"landmarks_given", t.landmarks_given},
+          {"landmarks", landmarks_to_json(t.landmarks)},
+          {"mask_problem", t.mask_problem},
+          {"boxes_problem", t.boxes_problem},
+          {"landmarks_problem", t.landmarks_problem},
+          {"class_count", t.class_count}};
+}
+
+TargetSources sources_from_json(const json& j) {
+  TargetSources t;
+  t.mask_path = percent_unescape(j.at("mask_path").get<std::string>());
+  t.mask_report_path = j.at("mask_report_path").get<std::string>();
+  t.boxes_given = j.at("boxes_given").get<bool>();
+  for (const json& r : j.at("boxes")) {
+    t.boxes.push_back({r.at(0).get<double>(), r.at(1).get<double>(), r.at(2).get<double>(),
+                       r.at(3).get<double>(), r.at(4).get<std::int32_t>()});
+  }
+  t.landmarks_given = j.at("landmarks_given").get<bool>();
+  for (const json& r : j.at("landmarks")) {
+    t.landmarks.push_back({r.at(0).get<double>(), r.at(1).get<double>(), r.at(2).get<std::int32_t>()});
+  }
+  t.mask_problem = j.at("mask_problem").get<std::string>();
+  t.boxes_problem = j.at("boxes_problem").get<std::string>();
+  t.landmarks_problem = j.at("landmarks_problem").get<std::string>();
+  t.class_count = j.at("class_count").get<std::int32_t>();
+  return t;
+}
+
 // An enum's value, which must be at most `last`.
 template <typename Enum>
 Enum enum_from_json(const json& j, const char* field, Enum last) {
@@ -50,19 +97,49 @@ Enum enum_from_json(const json& j, const char* field, Enum last) {
   return static_cast<Enum>(value);
 }
 
+json report_to_json(const TargetReport& r);
+
 json outcome_to_json(const FileOutcome& o) {
-  return {{"path", o.path},
-          {"ok", o.ok},
-          {"reason", o.reason ? static_cast<int>(*o.reason) : -1},
-          {"detail", o.detail},
-          {"warnings", o.warnings},
-          {"frames", o.frames},
-          {"height", o.height},
-          {"width", o.width},
-          {"bits_stored", o.bits_stored},
-          {"format", o.format},
-          {"content_hash", o.content_hash},
-          {"pixel_hash", o.pixel_hash}};
+  json j = {{"path", o.path},
+            {"ok", o.ok},
+            {"reason", o.reason ? static_cast<int>(*o.reason) : -1},
+            {"detail", o.detail},
+            {"warnings", o.warnings},
+            {"frames", o.frames},
+            {"height", o.height},
+            {"width", o.width},
+            {"bits_stored", o.bits_stored},
+            {"format", o.format},
+            {"content_hash", o.content_hash},
+            {"pixel_hash", o.pixel_hash}};
+  if (o.targets) j["targets"] = report_to_json(*o.targets);
+  return j;
+}
+
+json report_to_json(const TargetReport& r) {
+  return {{"mask", static_cast<int>(r.mask)},
+          {"boxes", static_cast<int>(r.boxes)},
+          {"landmarks", static_cast<int>(r.landmarks)},
+          {"mask_problem", r.mask_problem},
+          {"boxes_problem", r.boxes_problem},
+          {"landmarks_problem", r.landmarks_problem},
+          {"box_count", r.box_count},
+          {"boxes_clipped", r.boxes_clipped},
+          {"landmark_count", r.landmark_count}};
+}
+
+TargetReport report_from_json(const json& j) {
+  TargetReport r;
+  r.mask = enum_from_json(j, "mask", TargetState::kInvalid);
+  r.boxes = enum_from_json(j, "boxes", TargetState::kInvalid);
+  r.landmarks = enum_from_json(j, "landmarks", TargetState::kInvalid);
+  r.mask_problem = j.at("mask_problem").get<std::string>();
+  r.boxes_problem = j.at("boxes_problem").get<std::string>();
+  r.landmarks_problem = j.at("landmarks_problem").get<std::string>();
+  r.box_count = j.at("box_count").get<std::size_t>();
+  r.boxes_clipped = j.at("boxes_clipped").get<std::size_t>();
+  r.landmark_count = j.at("landmark_count").get<std::size_t>();
+  return r;
 }
 
 FileOutcome outcome_from_json(const json& j) {
@@ -79,6 +156,7 @@ FileOutcome outcome_from_json(const json& j) {
   o.format = j.at("format").get<std::string>();
   o.content_hash = j.at("content_hash").get<std::uint64_t>();
   o.pixel_hash = j.at("pixel_hash").get<std::uint64_t>();
+  if (j.contains("targets")) o.targets = report_from_json(j.at("targets"));
   return o;
 }
 
@@ -137,7 +215,8 @@ json staged_to_json(const StagedFrame& s) {
           {"geometry", s.geometry.to_json()},
           {"times", s.times.to_json()},
           {"checksum", s.checksum},
-          {"decoded_hash", s.decoded_hash}};
+          {"decoded_hash", s.decoded_hash},
+          {"targets", targets_to_json(s.targets)}};
 }
 
 StagedFrame staged_from_json(const json& j) {
@@ -150,6 +229,11 @@ StagedFrame staged_from_json(const json& j) {
   s.times = StageTimes::from_json(j.at("times"));
   s.checksum = j.at("checksum").get<std::uint64_t>();
   s.decoded_hash = j.at("decoded_hash").get<std::uint64_t>();
+  try {
+    s.targets = targets_from_json(j.at("targets"));
+  } catch (const FormatError& e) {
+    throw WireError(std::string("a decoder worker's reply: ") + e.what());
+  }
   return s;
 }
 
@@ -188,6 +272,22 @@ void check_decoded_frame(const FrameHeader& h, std::size_t k, const ValidationOp
   }
 }
 
+// A stage output's mask travels after its image in the same payload: it must be the output's size
+// and fit the payload.
+void check_staged_mask(const StagedFrame& s, std::uint64_t bytes, std::size_t k) {
+  const LabelMask& mask = s.targets.mask;
+  if (s.targets.mask_state != TargetState::kValid) return;
+  if (mask.height != s.height || mask.width != s.width) {
+    throw WireError(frame_name(k) + " has a " + std::to_string(mask.width) + "x" +
+                    std::to_string(mask.height) + " mask for a " + std::to_string(s.width) + "x" +
+                    std::to_string(s.height) + " output");
+  }
+  if (bytes < mask_payload_bytes(s)) {
+    throw WireError(frame_name(k) + " announces " + std::to_string(bytes) +
+                    " payload bytes, fewer than its mask's " + std::to_string(mask_payload_bytes(s)));
+  }
+}
+
 void check_reply(const Reply& reply, const ValidationOptions& options) {
   if (reply.stage_failure && !reply.frames.empty()) {
     throw WireError("a decoder worker's reply has both a stage error and frames");
@@ -196,6 +296,7 @@ void check_reply(const Reply& reply, const ValidationOptions& options) {
   for (std::size_t k = 0; k < reply.frames.size(); ++k) {
     const FrameHeader& h = reply.frames[k];
     if (h.staged) {
+      check_staged_mask(*h.staged, h.bytes, k);
       if (h.bytes > kMaxStagedBytes) {
         throw WireError(frame_name(k) + " announces a stage output of " + std::to_string(h.bytes) +
                         " bytes, more than " + std::to_string(kMaxStagedBytes));
@@ -257,6 +358,30 @@ ReadStatus read_all(int fd, void* data, std::size_t size, Deadline deadline) {
 
 }  // namespace
 
+std::uint64_t mask_payload_bytes(const StagedFrame& staged) {
+  if (staged.targets.mask_state != TargetState::kValid) return 0;
+  return std::uint64_t(std::max(staged.targets.mask.height, 0)) *
+         std::uint64_t(std::max(staged.targets.mask.width, 0)) * sizeof(std::uint16_t);
+}
+
+void append_mask_payload(StagedFrame& staged) {
+  const std::uint64_t n = mask_payload_bytes(staged);
+  if (n == 0) return;
+  const std::size_t at = staged.bytes.size();
+  staged.bytes.resize(at + n);
+  std::memcpy(staged.bytes.data() + at, staged.targets.mask.labels.data(), n);
+  staged.targets.mask.labels = {};
+}
+
+void take_mask_payload(StagedFrame& staged) {
+  const std::uint64_t n = mask_payload_bytes(staged);
+  if (n == 0) return;
+  const std::size_t at = staged.bytes.size() - n;  // check_reply: the payload holds the mask
+  staged.targets.mask.labels.resize(n / sizeof(std::uint16_t));
+  std::memcpy(staged.targets.mask.labels.data(), staged.bytes.data() + at, n);
+  staged.bytes.resize(at);
+}
+
 StageFailure StageFailure::from(const std::exception& e) {
   const Kind kind = dynamic_cast<const ConfigError*>(&e)   ? Kind::kConfig
                     : dynamic_cast<const FormatError*>(&e) ? Kind::kFormat
@@ -286,6 +411,7 @@ std::string encode(const Request& request) {
                   {"report_path", source.report_path},
                   {"info", info_to_json(source.info)},
                   {"outside_root", source.outside_root},
+                  {"targets", sources_to_json(source.targets)},
                   {"slot", request.slot}};
   return j.dump();
 }
@@ -297,6 +423,7 @@ Request decode_request(const std::vector<char>& message) {
   request.source.report_path = j.at("report_path").get<std::string>();
   request.source.info = info_from_json(j.at("info"));
   request.source.outside_root = j.at("outside_root").get<bool>();
+  request.source.targets = sources_from_json(j.at("targets"));
   request.slot = j.at("slot").get<std::size_t>() % kSlots;
   return request;
 }

@@ -88,6 +88,14 @@ struct Reply {
   std::optional<StageFailure> stage_failure;  ///< the stage threw (frames then empty)
 };
 
+/// Bytes of `staged`'s mask labels in its payload (0 unless its mask is valid). A stage output's
+/// payload is its image's bytes followed by its mask's labels (uint16, native order).
+std::uint64_t mask_payload_bytes(const StagedFrame& staged);
+/// Worker side: moves `staged`'s mask labels to the end of its bytes.
+void append_mask_payload(StagedFrame& staged);
+/// Scan side: moves the mask labels off the end of `staged`'s bytes (a reply decode_reply checked).
+void take_mask_payload(StagedFrame& staged);
+
 std::string encode(const Request& request);
 /// Throws nlohmann::json::exception on a malformed request (the worker answers for the file).
 Request decode_request(const std::vector<char>& message);

@@ -71,12 +71,14 @@ void stage_frames(const FrameStage& stage, std::vector<DecodedImage>& frames,
   }
 }
 
-// Moves each frame into the reply's headers and its payload (the stage's output when there is
-// one, else its pixels) into `payloads`: the bytes are moved, never copied.
+// Moves each frame into the reply's headers and its payload (the stage's output, with its mask's
+// labels after it, when there is one; else its pixels) into `payloads`: the pixels are moved,
+// never copied. A frame's targets in original coordinates stay here: the stage's travel.
 void fill_frames(std::vector<DecodedImage>& frames, std::vector<StagedFrame>& staged, wire::Reply& reply,
                  std::vector<std::vector<std::uint8_t>>& payloads) {
   for (std::size_t k = 0; k < frames.size(); ++k) {
     wire::FrameHeader header;
+    if (!staged.empty()) wire::append_mask_payload(staged[k]);
     payloads.push_back(staged.empty() ? std::move(frames[k].pixels) : std::move(staged[k].bytes));
     header.bytes = payloads.back().size();
     header.frame = std::move(frames[k]);

@@ -236,4 +236,23 @@ MappedLandmarks landmarks_to_original(const std::vector<Landmark>& points, const
                     [&g](double x, double y, double& tx, double& ty) { g.map_to_original(x, y, tx, ty); });
 }
 
+FrameTargets targets_to_output(const FrameTargets& original, const Geometry& geometry, double min_visible) {
+  FrameTargets out;
+  out.mask_state = original.mask_state;
+  if (original.mask_state == TargetState::kValid) out.mask = mask_to_output(original.mask, geometry);
+  out.boxes_state = original.boxes_state;
+  if (original.boxes_state == TargetState::kValid) {
+    MappedBoxes mapped = boxes_to_output(original.boxes, geometry, min_visible);
+    out.boxes = std::move(mapped.boxes);
+    out.boxes_dropped = mapped.dropped;
+  }
+  out.landmarks_state = original.landmarks_state;
+  if (original.landmarks_state == TargetState::kValid) {
+    MappedLandmarks mapped = landmarks_to_output(original.landmarks, geometry);
+    out.landmarks = std::move(mapped.points);
+    out.landmarks_dropped = mapped.dropped;
+  }
+  return out;
+}
+
 }  // namespace medload::loader

@@ -28,6 +28,7 @@
 #include "medload/loader/cache/inspect.h"
 #include "medload/loader/cache/merge.h"
 #include "medload_test/command.h"
+#include "target_cache.h"
 #include "test_util.h"
 
 namespace {
@@ -529,3 +530,221 @@ TEST(CraftedCache, TheCommandsExitOneOnACacheThatCrashesLibhdf5) {
 
 }  // namespace
 }  // namespace medload::loader
+
+// ---- targets (schema version 2) ------------------------------------------------------------------
+
+namespace {
+
+// The valid cache with targets (target_cache.h: 6 images of 12x16; box_offsets [0,2,2,2,2,3,4],
+// landmark_offsets [0,1,1,1,3,3,3]) that the damage below is done to.
+std::string valid_targets_cache(const TempDir& dir) {
+  const std::string path = dir.path("targets.h5");
+  if (!fs::exists(path)) medload::loader::test::write_target_cache(path);
+  return path;
+}
+
+std::string damaged_targets_copy(const TempDir& dir, const std::string& name,
+                                 const std::function<void(hid_t)>& damage) {
+  const std::string path = dir.path(name);
+  fs::copy_file(valid_targets_cache(dir), path, fs::copy_options::overwrite_existing);
+  h5::File file = h5::File::open(path, /*read_write=*/true);
+  damage(file.id());
+  file.close();
+  return path;
+}
+
+template <class T>
+void replace_array(hid_t file, const std::string& name, const std::vector<T>& values,
+                   std::vector<hsize_t> dims) {
+  h5::remove(file, name);
+  h5::write_vector(file, name, values, std::move(dims));
+}
+
+// The boxes of the valid targets cache, row-major [4,4].
+std::vector<double> valid_boxes() { return {1, 2, 5, 6.5, 8.5, 0, 16, 12, 0, 0, 16, 12, 2, 3, 4, 5}; }
+
+}  // namespace
+
+TEST(CraftedCache, TheUndamagedTargetsCacheIsReadByEveryReader) {
+  TempDir dir;
+  const std::string path = valid_targets_cache(dir);
+  const CacheReader reader(path);
+  EXPECT_EQ(reader.box_count(), 4u);
+  medload::loader::InspectOptions inspect;
+  inspect.verify = true;
+  EXPECT_EQ(medload::loader::inspect_cache(path, inspect)["verify"]["masks"]["failed"], 0);
+  MergeOptions merge = merge_of(dir, path);
+  merge.inputs = {path};
+  EXPECT_EQ(medload::loader::merge_caches(merge).images, medload::loader::test::kTargetImages);
+  // The boxes the damage below starts from.
+  EXPECT_EQ(h5::read_vector<double>(h5::File::open(path).id(), "targets/boxes"), valid_boxes());
+}
+
+TEST(CraftedCache, TargetOffsetsThatDecreaseStartLateOrEndElsewhereAreRefused) {
+  TempDir dir;
+  const std::string decreasing = damaged_targets_copy(dir, "decreasing.h5", [](hid_t f) {
+    replace_vector<std::uint64_t>(f, "targets/box_offsets", {0, 2, 1, 2, 2, 3, 4});
+  });
+  expect_every_reader_refuses(dir, decreasing, {"/targets/box_offsets decreases at image 1 (2, then 1)"});
+  const std::string late = damaged_targets_copy(dir, "late.h5", [](hid_t f) {
+    replace_vector<std::uint64_t>(f, "targets/landmark_offsets", {1, 1, 1, 1, 3, 3, 3});
+  });
+  expect_every_reader_refuses(dir, late, {"/targets/landmark_offsets starts at 1 (0 expected)"});
+  const std::string elsewhere = damaged_targets_copy(dir, "elsewhere.h5", [](hid_t f) {
+    replace_vector<std::uint64_t>(f, "targets/box_offsets", {0, 2, 2, 2, 2, 3, 5});
+  });
+  expect_every_reader_refuses(dir, elsewhere,
+                              {"/targets/box_offsets ends at 5 but /targets/boxes has 4 rows"});
+  const std::string short_offsets = damaged_targets_copy(dir, "short.h5", [](hid_t f) {
+    replace_vector<std::uint64_t>(f, "targets/box_offsets", {0, 2, 4});
+  });
+  expect_every_reader_refuses(dir, short_offsets, {"/targets/box_offsets has shape (3,), not (7,)"});
+  const std::string labels = damaged_targets_copy(dir, "labels.h5", [](hid_t f) {
+    replace_vector<std::int32_t>(f, "targets/box_labels", {1, 2, 3});
+  });
+  expect_every_reader_refuses(dir, labels, {"/targets/box_labels has shape (3,), not (4,)"});
+}
+
+TEST(CraftedCache, TargetTablesClaiming2To40RowsAreRefusedBeforeAnythingIsAllocated) {
+  TempDir dir;
+  constexpr std::uint64_t kHuge = std::uint64_t{1} << 40;
+  const std::string offsets = damaged_targets_copy(dir, "offsets.h5", [&](hid_t f) {
+    replace_vector<std::uint64_t>(f, "targets/box_offsets", {0, 2, 2, 2, 2, 3, kHuge});
+  });
+  expect_refused_within_limit([&] { CacheReader reader(offsets); }, offsets,
+                              "/targets/box_offsets ends at 1099511627776 but /targets/boxes has 4 rows",
+                              "offsets");
+  // The rows dataset agrees with the offsets but has no storage behind its 2^40 rows.
+  const std::string rows = damaged_targets_copy(dir, "rows.h5", [&](hid_t f) {
+    replace_vector<std::uint64_t>(f, "targets/box_offsets", {0, 2, 2, 2, 2, 3, kHuge});
+    h5::remove(f, "targets/boxes");
+    h5::create_dataset(f, "targets/boxes", H5T_NATIVE_DOUBLE, {kHuge, 4});
+  });
+  expect_refused_within_limit([&] { CacheReader reader(rows); }, rows,
+                              "/targets/boxes declares 4398046511104 entries", "rows");
+  expect_refused_within_limit([&] { medload::loader::inspect_cache(rows, {}); }, rows, "/targets/boxes",
+                              "inspect");
+}
+
+TEST(CraftedCache, TargetStatesOutOfRangeAreRefused) {
+  TempDir dir;
+  const std::string states = damaged_targets_copy(dir, "states.h5", [](hid_t f) {
+    replace_vector<std::uint8_t>(f, "targets/mask_state", {1, 2, 0, 7, 0, 1});
+  });
+  expect_every_reader_refuses(dir, states, {"/targets/mask_state holds 7 for image 3"});
+  const std::string length = damaged_targets_copy(dir, "length.h5", [](hid_t f) {
+    replace_vector<std::uint8_t>(f, "targets/landmark_state", {1, 0, 0});
+  });
+  expect_every_reader_refuses(dir, length, {"/targets/landmark_state has 3 entries for 6 images"});
+  const std::string rows = damaged_targets_copy(dir, "rows_of_none.h5", [](hid_t f) {
+    replace_vector<std::uint8_t>(f, "targets/box_state", {1, 1, 0, 2, 1, 0});  // image 5 has a box
+  });
+  expect_every_reader_refuses(
+      dir, rows,
+      {"/targets/box_offsets gives image 5 1 rows of /targets/boxes but /targets/box_state marks it none"});
+}
+
+TEST(CraftedCache, ANonFiniteBoxAPointOffTheGridAndALabelOutOfRangeAreRefused) {
+  TempDir dir;
+  const std::string nan = damaged_targets_copy(dir, "nan.h5", [](hid_t f) {
+    std::vector<double> boxes = valid_boxes();
+    boxes[0] = std::numeric_limits<double>::quiet_NaN();
+    replace_array(f, "targets/boxes", boxes, {4, 4});
+  });
+  expect_every_reader_refuses(
+      dir, nan, {"/targets/boxes row 0 (image 0) is (nan, 2, 5, 6.5): a value that is not finite"});
+  const std::string empty = damaged_targets_copy(dir, "empty.h5", [](hid_t f) {
+    std::vector<double> boxes = valid_boxes();
+    boxes[14] = 2;  // row 3: x1 = x0
+    replace_array(f, "targets/boxes", boxes, {4, 4});
+  });
+  expect_every_reader_refuses(dir, empty, {"/targets/boxes row 3 (image 5) is (2, 3, 2, 5): no area"});
+  const std::string off_grid = damaged_targets_copy(dir, "off_grid.h5", [](hid_t f) {
+    replace_array<double>(f, "targets/landmarks", {3.25, 4.75, 0, 0, 16, 12.5}, {3, 2});
+  });
+  expect_every_reader_refuses(
+      dir, off_grid, {"/targets/landmarks row 2 (image 3) is (16, 12.5): outside the 16x12 output grid"});
+  const std::string label = damaged_targets_copy(dir, "label.h5", [](hid_t f) {
+    replace_vector<std::int32_t>(f, "targets/box_labels", {1, 2, 9, 1});
+  });
+  expect_every_reader_refuses(dir, label, {"/targets/box_labels holds 9 for row 2 (1..3 expected"});
+  const std::string background = damaged_targets_copy(dir, "background.h5", [](hid_t f) {
+    replace_vector<std::int32_t>(f, "targets/landmark_labels", {3, 0, 2});
+  });
+  expect_every_reader_refuses(dir, background, {"/targets/landmark_labels holds 0 for row 1"});
+  const std::string columns = damaged_targets_copy(dir, "columns.h5", [](hid_t f) {
+    replace_array<double>(f, "targets/boxes", std::vector<double>(12, 1.0), {4, 3});
+  });
+  expect_every_reader_refuses(dir, columns, {"/targets/boxes has shape (4, 3), not (rows, 4)"});
+}
+
+TEST(CraftedCache, MasksOfTheWrongShapeOrTypeOrMissingAreRefused) {
+  TempDir dir;
+  const std::string wide = damaged_targets_copy(dir, "wide.h5", [](hid_t f) {
+    h5::remove(f, "targets/masks");
+    h5::create_dataset(f, "targets/masks", H5T_STD_U16LE, {6, 12, 17});
+  });
+  expect_every_reader_refuses(dir, wide, {"/targets/masks has shape (6, 12, 17), not (6, 12, 16)"});
+  const std::string bytes = damaged_targets_copy(dir, "bytes.h5", [](hid_t f) {
+    h5::remove(f, "targets/masks");
+    h5::create_dataset(f, "targets/masks", H5T_STD_U8LE, {6, 12, 16});
+  });
+  expect_every_reader_refuses(dir, bytes, {"/targets/masks is not little-endian uint16"});
+  const std::string missing =
+      damaged_targets_copy(dir, "missing.h5", [](hid_t f) { h5::remove(f, "targets/masks"); });
+  expect_every_reader_refuses(
+      dir, missing, {"/targets/mask_state marks the mask of image 0 valid but there is no /targets/masks"});
+  const std::string dropped =
+      damaged_targets_copy(dir, "dropped.h5", [](hid_t f) { h5::remove(f, "targets/box_dropped"); });
+  expect_every_reader_refuses(dir, dropped, {"it has no /targets/box_dropped dataset"});
+  const std::string classes = damaged_targets_copy(dir, "classes.h5", [](hid_t f) {
+    replace_vector<std::int32_t>(f, "targets/classes", {0, 1, 2, 3});
+  });
+  expect_every_reader_refuses(dir, classes, {"/targets/classes holds integers, not strings"});
+}
+
+TEST(CraftedCache, ADamagedMaskChunkFailsItsReadAndVerifyButNotTheOpen) {
+  TempDir dir;
+  const std::string path = damaged_targets_copy(dir, "chunk.h5", [](hid_t) {});
+  haddr_t address = 0;
+  hsize_t size = 0;
+  {
+    const h5::File file = h5::File::open(path);
+    const h5::Dataset masks = h5::open_dataset(file.id(), "targets/masks");
+    const hsize_t offset[3] = {3, 0, 0};
+    unsigned filter_mask = 0;
+    ASSERT_GE(H5Dget_chunk_info_by_coord(masks.id(), offset, &filter_mask, &address, &size), 0);
+    ASSERT_GT(size, 4u);
+  }
+  {
+    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(address));
+    const std::string garbage(static_cast<std::size_t>(size), '\xA5');
+    file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  const CacheReader reader(path);
+  std::vector<std::uint16_t> mask(reader.image_bytes());
+  EXPECT_NO_THROW(reader.read_mask(0, mask.data()));
+  expect_format_error([&] { reader.read_mask(3, mask.data()); }, path, {"mask 3 of", "does not inflate"},
+                      "read_mask");
+  medload::loader::InspectOptions inspect;
+  inspect.verify = true;
+  const auto verified = medload::loader::inspect_cache(path, inspect)["verify"];
+  EXPECT_EQ(verified["failed"], 0);
+  EXPECT_EQ(verified["masks"]["failed"], 1);
+  EXPECT_EQ(verified["masks"]["failures"][0]["index"], 3);
+}
+
+TEST(CraftedCache, MaskValuesBeyondTheClassesAreReadAsStored) {
+  // Mask values are not checked at open (every mask would be read): they read as stored.
+  TempDir dir;
+  const std::string path = damaged_targets_copy(dir, "values.h5", [](hid_t f) {
+    const h5::Dataset masks = h5::open_dataset(f, "targets/masks");
+    const std::vector<std::uint16_t> full(12 * 16, 65535);
+    h5::write_rows(masks, 0, 1, H5T_NATIVE_UINT16, full.data());
+  });
+  const CacheReader reader(path);
+  std::vector<std::uint16_t> mask(12 * 16);
+  reader.read_mask(0, mask.data());
+  EXPECT_EQ(mask, std::vector<std::uint16_t>(12 * 16, 65535));
+}

@@ -138,7 +138,8 @@ TEST(InspectCache, SummarisesClassesSitesMetadataAndRejectedFiles) {
   medload::loader::build_cache(options);
   const auto summary = medload::loader::inspect_cache(dir.path("c.h5"));
   EXPECT_EQ(summary["images"]["count"], 16);
-  EXPECT_EQ(summary["schema_version"], 1);
+  EXPECT_EQ(summary["schema_version"], 2);
+  EXPECT_FALSE(summary.contains("targets"));  // built without targets
   std::map<std::string, int> classes;
   for (const auto& c : summary["classes"]) classes[c["name"]] = c["count"];
   // Labels of img0..img15: i%5==4 unlabeled (4, 9, 14), else by i%3.

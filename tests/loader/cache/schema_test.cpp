@@ -176,6 +176,54 @@ TEST(Schema, EachWrittenTableReadsBackAsWritten) {
   EXPECT_FALSE(h5::has_attribute(file.id(), schema::kMergedFrom));
 }
 
+TEST(Schema, TheTargetTablesReadBackAsWrittenAndNoRowsMeanEveryImageNone) {
+  TempDir dir;
+  detail::TargetColumns targets;
+  for (std::size_t i = 0; i < kCount; ++i) {
+    FrameTargets t;
+    t.boxes_state = i == 2 ? TargetState::kInvalid : TargetState::kValid;
+    if (i == 1) t.boxes = {{0.5, 1, 8, 8, 2}, {0, 0, 1e-9, 1, 1}};
+    if (i == 3) t.boxes = {{7, 7, 8 + 0.5e-6, 8, 1}};  // within the slack of the 8x8 grid
+    t.landmarks_state = i == 0 ? TargetState::kValid : TargetState::kNone;
+    if (i == 0) t.landmarks = {{8, 0, 1}};
+    t.boxes_dropped = i;
+    detail::append_targets(targets, t);
+  }
+  targets.classes = {"background", "a", "b"};
+  const std::string path = dir.path("targets.h5");
+  create_file_with_images(path);
+  {
+    h5::File file = h5::File::open(path, /*read_write=*/true);
+    schema::write_targets(file.id(), targets, kCount, 8, 8, /*has_masks=*/false);
+    file.close();
+  }
+  const detail::TargetColumns back = schema::read_targets(schema::CacheFile(path), kCount, 8, 8, false);
+  EXPECT_EQ(back.classes, targets.classes);
+  EXPECT_EQ(back.mask_states, targets.mask_states);
+  EXPECT_EQ(back.box_states, targets.box_states);
+  EXPECT_EQ(back.landmark_states, targets.landmark_states);
+  EXPECT_EQ(back.box_offsets, (std::vector<std::uint64_t>{0, 0, 2, 2, 3}));
+  EXPECT_EQ(back.boxes, targets.boxes);
+  EXPECT_EQ(back.box_labels, (std::vector<std::int32_t>{2, 1, 1}));
+  EXPECT_EQ(back.landmark_offsets, targets.landmark_offsets);
+  EXPECT_EQ(back.landmarks, targets.landmarks);
+  EXPECT_EQ(back.landmark_labels, targets.landmark_labels);
+  EXPECT_EQ(back.boxes_dropped, (std::vector<std::uint32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(back.landmarks_dropped, targets.landmarks_dropped);
+  // A cache with masks but no target rows: every image none.
+  const std::string none = dir.path("none.h5");
+  create_file_with_images(none);
+  {
+    h5::File file = h5::File::open(none, /*read_write=*/true);
+    schema::write_targets(file.id(), detail::TargetColumns{}, kCount, 8, 8, /*has_masks=*/true);
+    file.close();
+  }
+  const detail::TargetColumns empty = schema::read_targets(schema::CacheFile(none), kCount, 8, 8, true);
+  EXPECT_EQ(empty.mask_states, std::vector<std::uint8_t>(kCount, 0));
+  EXPECT_EQ(empty.box_offsets, std::vector<std::uint64_t>(kCount + 1, 0));
+  EXPECT_FALSE(empty.any());
+}
+
 TEST(Schema, WritingAColumnOfTheWrongLengthNamesItAndTheFile) {
   TempDir dir;
   const std::string path = dir.path("short.h5");

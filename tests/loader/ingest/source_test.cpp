@@ -21,6 +21,10 @@ bool has_warning(const std::vector<std::string>& warnings, const std::string& co
   return std::find(warnings.begin(), warnings.end(), code) != warnings.end();
 }
 
+bool contains_text(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 TEST(ListSources, FolderTreeGivesClassesFromFirstLevelFoldersInSortedOrder) {
   TempDir dir("tree");
   write_bytes(dir / "pneumonia/b.png", "x");
@@ -238,6 +242,125 @@ TEST(ListSources, ManifestPatientIdsDifferingOnlyBySurroundingWhitespaceAreOnePa
   EXPECT_EQ(sources[1].info.patient_id, "P001");
   EXPECT_EQ(sources[2].info.patient_id, "P001");
   EXPECT_EQ(sources[3].info.patient_id, "p001");  // case is kept: another system's id may differ by case
+}
+
+TEST(ListSources, ManifestTargetColumnsGiveMasksBoxesAndLandmarksNotMetadata) {
+  TempDir dir("targets");
+  write_bytes(dir / "boxes/c.csv", "x0,y0,x1,y1,label\n1,1,9,9,2\n");
+  write_bytes(dir / "points/c.csv", "x,y,label\n3,4,1\n");
+  write_bytes(dir / "m.csv",
+              "path,label,mask,boxes,landmarks,age\n"
+              "a.png,x,masks/a.png,\"[[1,2,3,4,1],[0,0,5,5,\"\"liver\"\"]]\",\"[[1,1,2]]\",40\n"
+              "b.png,x,,,,41\n"
+              "c.png,x,,boxes/c.csv,points/c.csv,42\n"
+              "d.png,x,,[],\" []\",43\n");
+  const auto sources = list_sources(dir.str(), dir / "m.csv");
+  ASSERT_EQ(sources.size(), 4u);
+  for (const SourceFile& s : sources) {
+    EXPECT_EQ(s.info.metadata.size(), 1u) << s.report_path;  // age only
+    EXPECT_TRUE(s.warnings.empty()) << s.report_path;
+  }
+  const TargetSources& a = sources[0].targets;
+  EXPECT_EQ(a.mask_path, dir / "masks/a.png");
+  EXPECT_EQ(a.mask_report_path, "masks/a.png");
+  EXPECT_TRUE(a.mask_problem.empty());
+  EXPECT_TRUE(a.boxes_given);
+  ASSERT_EQ(a.boxes.size(), 2u);
+  EXPECT_EQ(a.boxes[0].x1, 3);
+  EXPECT_EQ(a.boxes[0].label, 1);
+  ASSERT_EQ(a.box_names.size(), 1u);
+  EXPECT_EQ(a.box_names[0].name, "liver");
+  ASSERT_EQ(a.landmarks.size(), 1u);
+  EXPECT_EQ(a.landmarks[0].label, 2);
+
+  const TargetSources& b = sources[1].targets;  // empty cells: nothing given
+  EXPECT_FALSE(b.any());
+  EXPECT_FALSE(b.boxes_given);
+  EXPECT_FALSE(b.landmarks_given);
+
+  const TargetSources& c = sources[2].targets;
+  EXPECT_TRUE(c.mask_path.empty());
+  EXPECT_TRUE(c.boxes_problem.empty()) << c.boxes_problem;
+  ASSERT_EQ(c.boxes.size(), 1u);
+  EXPECT_EQ(c.boxes[0].x0, 1);
+  EXPECT_EQ(c.boxes[0].y1, 9);
+  EXPECT_EQ(c.boxes[0].label, 2);
+  ASSERT_EQ(c.landmarks.size(), 1u);
+  EXPECT_EQ(c.landmarks[0].x, 3);
+  EXPECT_EQ(c.landmarks[0].y, 4);
+
+  const TargetSources& d = sources[3].targets;  // given, zero of them: a negative image
+  EXPECT_TRUE(d.boxes_given);
+  EXPECT_TRUE(d.landmarks_given);
+  EXPECT_TRUE(d.boxes.empty());
+  EXPECT_TRUE(d.boxes_problem.empty());
+  EXPECT_TRUE(d.landmarks_problem.empty());
+}
+
+TEST(ListSources, BadTargetTextIsAProblemOfItsKindAndTheManifestGoesOn) {
+  TempDir dir("badtargets");
+  write_bytes(dir / "outside.csv", "x,y,label\n1,1,1\n");
+  write_bytes(dir / "data/big.csv", "x0,y0,x1,y1,label\n");
+  std::filesystem::resize_file(dir / "data/big.csv", kMaxTargetCsvBytes + 1);
+  std::filesystem::create_directory(dir / "data/folder.csv");
+  write_bytes(dir / "data/m.csv",
+              "path,mask,boxes,landmarks\n"
+              "a.png,,\"[[1,2,3]]\",\n"
+              "b.png,,missing.csv,\n"
+              "c.png,,,../outside.csv\n"
+              "d.png,../m.png,,\n"
+              "e.png,,big.csv,\n"
+              "f.png,,folder.csv,\"[[1, 2, 0]]\"\n"
+              "g.png,m.png,\"[[0,0,1,1,1]]\",\"[[1,2,3]]\"\n");
+  const auto sources = list_sources(dir.str(), dir / "data/m.csv");
+  ASSERT_EQ(sources.size(), 7u);
+  EXPECT_EQ(sources[0].targets.boxes_problem, "boxes: row 1: 4 numbers and a label expected, got 3 values");
+  EXPECT_EQ(sources[1].targets.boxes_problem, "boxes: the file missing.csv does not exist or is not a file");
+  EXPECT_TRUE(sources[1].targets.boxes_given);
+  EXPECT_EQ(sources[2].targets.landmarks_problem,
+            "landmarks: the file ../outside.csv leaves the manifest's folder");
+  EXPECT_TRUE(sources[2].targets.landmarks.empty());
+  EXPECT_EQ(sources[3].targets.mask_problem, "mask: the path leaves the manifest's folder");
+  EXPECT_TRUE(sources[3].targets.mask_path.empty());  // not to be read
+  EXPECT_EQ(sources[3].targets.mask_report_path, "../m.png");
+  EXPECT_TRUE(sources[3].targets.any());
+  EXPECT_FALSE(sources[3].outside_root);  // the image itself is inside
+  EXPECT_EQ(sources[4].targets.boxes_problem, "boxes: the file big.csv is larger than 64 MiB");
+  EXPECT_EQ(sources[5].targets.boxes_problem, "boxes: the file folder.csv does not exist or is not a file");
+  EXPECT_TRUE(contains_text(sources[5].targets.landmarks_problem, "the label 0 is the background"))
+      << sources[5].targets.landmarks_problem;
+  const TargetSources& fine = sources[6].targets;
+  EXPECT_TRUE(fine.boxes_problem.empty());
+  EXPECT_EQ(fine.boxes.size(), 1u);
+  EXPECT_EQ(fine.landmarks.size(), 1u);
+  EXPECT_EQ(fine.mask_path, dir / "data/m.png");
+}
+
+TEST(ListSources, TargetTextThatIsNotUtf8IsReadAsWindows1252AndMaskNamesAsPathsAre) {
+  TempDir dir("targettext");
+  write_bytes(dir / "raw/M\xFCller.png", "x");       // a Latin-1 name on disk
+  write_bytes(dir / "utf8/M\xC3\xBCller.png", "x");  // a UTF-8 name on disk
+  write_bytes(dir / "b\xE9.csv", "x0,y0,x1,y1,label\n0,0,1,1,caf\xE9\n");
+  write_bytes(dir / "m.csv",
+              "path,mask,boxes\n"
+              "a.png,raw/M\xFCller.png,\"[[0,0,1,1,\"\"caf\xE9\"\"]]\"\n"
+              "b.png,utf8/M\xFCller.png,b\xE9.csv\n");
+  const auto sources = list_sources(dir.str(), dir / "m.csv");
+  ASSERT_EQ(sources.size(), 2u);
+  const SourceFile& a = sources[0];
+  EXPECT_EQ(a.targets.mask_path, dir / "raw/M\xFCller.png");
+  EXPECT_EQ(a.targets.mask_report_path, "raw/M%FCller.png");  // lossless, and UTF-8
+  EXPECT_TRUE(has_warning(a.warnings, "mask_path_not_utf8"));
+  EXPECT_TRUE(has_warning(a.warnings, "text_converted:boxes"));
+  ASSERT_EQ(a.targets.box_names.size(), 1u);
+  EXPECT_EQ(a.targets.box_names[0].name, "caf\xC3\xA9");
+  const SourceFile& b = sources[1];
+  EXPECT_EQ(b.targets.mask_path, dir / "utf8/M\xC3\xBCller.png");
+  EXPECT_EQ(b.targets.mask_report_path, "utf8/M\xC3\xBCller.png");
+  EXPECT_TRUE(has_warning(b.warnings, "text_converted:mask"));
+  EXPECT_TRUE(b.targets.boxes_problem.empty()) << b.targets.boxes_problem;
+  ASSERT_EQ(b.targets.box_names.size(), 1u);
+  EXPECT_EQ(b.targets.box_names[0].name, "caf\xC3\xA9");
 }
 
 TEST(NormalizePatientId, TrimsWhitespaceAndDicomPaddingButKeepsCaseAndInnerSpaces) {

@@ -209,3 +209,42 @@ TEST(Targets, BadBoxesAndCraftedGeometriesAreClearErrors) {
 
 }  // namespace
 }  // namespace medload::loader
+
+namespace medload::loader {
+namespace {
+
+// A frame's targets move together: states carried over, the mask onto the whole output grid, a box
+// mostly outside the crop dropped and counted, a landmark outside it too; kinds not given stay so.
+TEST(Targets, AFramesTargetsMoveOntoTheOutputTogether) {
+  const Geometry g = letterboxed(200, 100, 50, 0, 100, 100, 64);
+  FrameTargets original;
+  original.mask_state = TargetState::kValid;
+  original.mask = random_mask(100, 200, 3, 7);
+  original.boxes_state = TargetState::kValid;
+  original.boxes = {{60, 10, 90, 40, 1}, {0, 0, 55, 20, 2}};  // the second: 5 of 55 columns inside
+  original.landmarks_state = TargetState::kInvalid;
+  const FrameTargets out = targets_to_output(original, g, kMinVisibleBoxArea);
+  EXPECT_EQ(out.mask_state, TargetState::kValid);
+  EXPECT_EQ(out.mask.width, output_width(g));
+  EXPECT_EQ(out.mask.height, output_height(g));
+  EXPECT_EQ(out.mask.labels, mask_to_output(original.mask, g).labels);
+  ASSERT_EQ(out.boxes.size(), 1u);
+  EXPECT_EQ(out.boxes_dropped, 1u);
+  EXPECT_NEAR(out.boxes[0].x0, (60 - 50) * 0.64, 1e-9);
+  EXPECT_EQ(out.boxes[0].label, 1);
+  EXPECT_EQ(out.landmarks_state, TargetState::kInvalid);
+  EXPECT_TRUE(out.landmarks.empty());
+
+  FrameTargets points;
+  points.landmarks_state = TargetState::kValid;
+  points.landmarks = {{75, 50, 1}, {10, 50, 2}};
+  const FrameTargets moved = targets_to_output(points, g, kMinVisibleBoxArea);
+  EXPECT_EQ(moved.mask_state, TargetState::kNone);
+  EXPECT_TRUE(moved.mask.labels.empty());
+  ASSERT_EQ(moved.landmarks.size(), 1u);
+  EXPECT_EQ(moved.landmarks_dropped, 1u);
+  EXPECT_NEAR(moved.landmarks[0].x, 25 * 0.64, 1e-9);
+}
+
+}  // namespace
+}  // namespace medload::loader

@@ -3,6 +3,7 @@
 /// workers, preprocess on the same threads, and write one HDF5 file, atomically. Resumable after
 /// a kill, incremental after inputs are added, splittable into shards (see merge.h).
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "medload/core/progress.h"
 #include "medload/loader/cache/privacy.h"
+#include "medload/loader/ingest/annotation.h"
 #include "medload/loader/preprocess/pipeline_config.h"
 #include "medload/loader/preprocess/preprocess.h"
 
@@ -47,8 +49,17 @@ struct BuildOptions {
   /// Folder of inputs (first-level folders are the classes); with `manifest`, the root that
   /// report paths are relative to (see list_sources()). Required.
   std::string root;
-  /// CSV manifest (`path,label,patient_id[,metadata...]`); std::nullopt = the folder tree.
+  /// CSV manifest (`path,label,patient_id[,metadata...]`, and the target columns `mask`, `boxes`,
+  /// `landmarks`: docs/targets.md); std::nullopt = the folder tree.
   std::optional<std::string> manifest;
+  /// Annotations CSV (`path,x,y,width,height,label`, several rows per image): boxes for the inputs
+  /// (read_annotations); every input then has boxes, an image without a row being a negative.
+  std::optional<std::string> annotations;
+  /// Class map of the targets (`{"1": "liver", ...}`, read_target_classes): names of mask values
+  /// and box and landmark labels, and the ids they may use. Without one, ids name themselves and
+  /// label names get ids in sorted order (resolve_target_classes); sharded builds with masks need
+  /// one, so that every shard stores the same classes.
+  std::optional<std::string> target_classes;
   /// The cache to write (e.g. "cache.h5"). Required. Its folder must exist and be writable.
   std::string output;
   /// Validation, preprocessing (and augmentation, stored only) options; hashed into every key.
@@ -79,6 +90,20 @@ struct BuildOptions {
   void validate() const;
 };
 
+/// What a build stored of the targets (all zero without any).
+struct TargetSummary {
+  /// Images whose mask, boxes and landmarks are none / valid / invalid (TargetState's order).
+  std::array<std::size_t, 3> masks{}, boxes{}, landmarks{};
+  std::size_t box_count = 0;          ///< boxes stored
+  std::size_t boxes_dropped = 0;      ///< boxes preprocessing dropped (too little inside the crop)
+  std::size_t landmark_count = 0;     ///< landmarks stored
+  std::size_t landmarks_dropped = 0;  ///< landmarks outside the crop
+  std::size_t classes = 0;            ///< target classes stored, background included
+  /// {"masks": {"none": n, "valid": n, "invalid": n}, "boxes": {...}, "landmarks": {...},
+  ///  "box_count", "boxes_dropped", "landmark_count", "landmarks_dropped", "classes"}.
+  nlohmann::json to_json() const;
+};
+
 /// What a build did. The same figures are in the JSON report beside the cache.
 struct BuildResult {
   std::string output;       ///< the cache written
@@ -97,6 +122,9 @@ struct BuildResult {
   double scan_seconds = 0;                     ///< wall time of decode + validate + preprocess (overlapped)
   double assemble_seconds = 0;                 ///< wall time of writing the final HDF5 file
   StageTimes preprocess;                       ///< preprocessing cost per step, summed over threads
+  bool has_targets = false;                    ///< some input had a mask, boxes or landmarks
+  TargetSummary targets;                       ///< what was stored of them
+  AnnotationsSummary annotations;              ///< what the annotations CSV held (BuildOptions::annotations)
   nlohmann::json report;                       ///< the whole build report
 };
 

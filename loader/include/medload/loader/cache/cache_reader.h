@@ -11,13 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "medload/loader/ingest/annotation.h"
 #include "medload/loader/ingest/decoded_image.h"
 #include "medload/loader/preprocess/preprocess.h"
 
 namespace medload::loader {
 
 /// The schema version this medload writes and reads (the cache's `schema_version` attribute).
-inline constexpr std::int64_t kCacheSchemaVersion = 1;
+/// Version 2 added the targets (/targets: masks, boxes, landmarks); version 1 caches are read as
+/// caches without targets.
+inline constexpr std::int64_t kCacheSchemaVersion = 2;
 
 /// One metadata column (`/meta/<name>`): numeric (float64) or text, with its imputation flags.
 struct MetaColumn {
@@ -42,7 +45,9 @@ class CacheReader {
  public:
   /// Opens `path` read-only and validates it (docs/cache.md, "Reading a cache you did not
   /// build"): every table's shape, type and length against N, /images' dimensions against the
-  /// limits and the file's size, the splits under /splits. Throws IoError when it cannot be
+  /// limits and the file's size, the splits under /splits, the target tables under /targets
+  /// (their lengths, offsets, states, boxes and landmarks inside the output grid, labels; the
+  /// masks' shape and type, not their values). Throws IoError when it cannot be
   /// opened, FormatError naming the file and the dataset or attribute when it is not a usable
   /// medload cache: a newer `schema_version` than kCacheSchemaVersion, truncated (an image lies
   /// past the end of the file), or any table or attribute out of shape or range.
@@ -78,6 +83,51 @@ class CacheReader {
   /// True when the stored bytes of image `index` match its checksum (XXH64 of the image bytes,
   /// `/checksum`). Reading errors (a short read) count as a mismatch.
   bool verify(std::size_t index) const;
+
+  // ---- targets (docs/cache.md, "Targets"; schema version 2) ----------------------------------
+  // Every image has a TargetState per kind: kValid (the target is stored; zero boxes or
+  // landmarks is a negative image), kInvalid (given but unusable, stored as nothing) or kNone. A
+  // cache built without targets, and every schema version 1 cache, has all kNone.
+
+  /// True when the cache holds the /targets tables (it was built with masks, boxes or landmarks).
+  bool has_targets() const noexcept;
+  /// True when the cache holds /targets/masks.
+  bool has_masks() const noexcept;
+  /// Reads the label mask of image `index` into `out`: height() * width() uint16 class ids,
+  /// layout [H,W] row-major (ids index target_classes(); 0 = background). Thread-safe; takes no
+  /// lock, like read_image. An image whose mask_state is not kValid reads as zeros. The values
+  /// are not checked against target_classes(). Throws FormatError naming the file when
+  /// !has_masks() (a schema version 1 cache, or one built without a mask column),
+  /// std::out_of_range for a bad index, IoError and FormatError as read_image.
+  void read_mask(std::size_t index, std::uint16_t* out) const;
+  /// The mask's state of image `index`. Throws std::out_of_range for a bad index.
+  TargetState mask_state(std::size_t index) const;
+  /// [N] the masks' states.
+  const std::vector<TargetState>& mask_states() const noexcept;
+  /// [N] the boxes' states.
+  const std::vector<TargetState>& box_states() const noexcept;
+  /// [N] the landmarks' states.
+  const std::vector<TargetState>& landmark_states() const noexcept;
+  /// The boxes of image `index` in output-grid pixel coordinates (continuous: within
+  /// [0,width()] x [0,height()], x0 < x1, y0 < y1), labels 1..target_classes().names.size()-1;
+  /// empty unless box_states()[index] is kValid (and then possibly empty: a negative image).
+  /// Throws FormatError naming the file when !has_targets(), std::out_of_range for a bad index.
+  std::vector<Box> boxes(std::size_t index) const;
+  /// The landmarks of image `index` (output-grid pixels, labels as boxes); empty unless
+  /// landmark_states()[index] is kValid. Throws as boxes().
+  std::vector<Landmark> landmarks(std::size_t index) const;
+  /// Boxes in the whole cache.
+  std::size_t box_count() const noexcept;
+  /// Landmarks in the whole cache.
+  std::size_t landmark_count() const noexcept;
+  /// [N] boxes that preprocessing dropped per image (too little of them inside the crop box);
+  /// all 0 without targets.
+  const std::vector<std::uint32_t>& boxes_dropped() const noexcept;
+  /// [N] landmarks that preprocessing dropped per image (outside the crop box); all 0 without
+  /// targets.
+  const std::vector<std::uint32_t>& landmarks_dropped() const noexcept;
+  /// The target classes (names by class id, 0 = background); no names without targets.
+  const TargetClasses& target_classes() const noexcept;
 
   /// [N] class index per image; -1 = unlabeled (or multi-label: see label_matrix()).
   const std::vector<std::int64_t>& labels() const noexcept;

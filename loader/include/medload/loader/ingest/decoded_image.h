@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "medload/loader/ingest/annotation.h"
+
 namespace medload::loader {
 
 /// Element type of DecodedImage::pixels.
@@ -92,6 +94,9 @@ struct DecodedImage {
   int frame_count = 1;  ///< frames in the source
   std::string format;   ///< decoder that produced it: "png", "jpeg", "tiff", "bmp", "dicom"
   SampleInfo info;
+  /// The frame's mask, boxes and landmarks in its pixel coordinates, decoded and checked
+  /// (check_targets); every kind kNone when the source gave none.
+  FrameTargets targets;
 };
 
 }  // namespace medload::loader

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "medload/loader/ingest/annotation.h"
+
 namespace medload::loader {
 
 /// Why a file was rejected.
@@ -48,10 +50,12 @@ struct FileOutcome {
   std::string duplicate_of;           ///< for a duplicate: the report path of the first copy
   std::uint64_t content_hash = 0;     ///< XXH64 of the file's bytes (0 when unreadable)
   std::uint64_t pixel_hash = 0;       ///< XXH64 of the decoded frames (0 when not decoded)
+  /// What the check of the file's mask, boxes and landmarks found; unset when the source gave none.
+  std::optional<TargetReport> targets;
 
   /// {"path", "path_bytes" (when the name is not UTF-8), "status": "ok"|"rejected",
   ///  "reason": null|code, "detail", "frames", "format", "warnings" (when any), "duplicate_of"
-  ///  (for duplicates), "content_hash" (hex)}
+  ///  (for duplicates), "content_hash" (hex), "targets" (when the source gave any: TargetReport::to_json)}
   nlohmann::json to_json() const;
 };
 

@@ -1,13 +1,24 @@
 #pragma once
 /// What to read: the input files of a scan or build, from a folder tree (class = first-level
 /// folder, the ImageFolder convention) or a CSV manifest (`path,label,patient_id` plus optional
-/// metadata columns). File names and manifest text need not be UTF-8: see SourceFile.
+/// target and metadata columns). File names and manifest text need not be UTF-8: see SourceFile.
+///
+/// Reading the inputs and their targets (medload/loader/ingest/annotation.h, docs/targets.md):
+///   auto sources = list_sources(root, manifest);            // + mask, boxes, landmarks columns
+///   if (annotations) read_annotations(*annotations, sources);  // boxes from a detection CSV
+///   std::optional<TargetClasses> map;
+///   if (class_map) map = read_target_classes(*class_map);
+///   const TargetClasses classes = resolve_target_classes(sources, map);  // label names -> ids
+/// Bad target text never throws: it becomes a problem of that kind of target on its input.
 
+#include <cstddef>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "medload/loader/ingest/annotation.h"
 #include "medload/loader/ingest/decoded_image.h"
 #include "medload/loader/ingest/scan_report.h"
 
@@ -30,6 +41,9 @@ struct SourceFile {
   /// `..` past it): not read unless ValidationOptions::allow_outside_root; the outcome is
   /// `outside_root`.
   bool outside_root = false;
+  /// The entry's mask, boxes and landmarks (manifest columns `mask`, `boxes`, `landmarks`, and
+  /// read_annotations): checked against the image when the file is decoded.
+  TargetSources targets;
 
   /// The name stored in the cache (source_path, rejected/path): `path_bytes` when set, else
   /// `report_path`, so that two names differing only in bytes that are not UTF-8 stay apart.
@@ -59,8 +73,9 @@ void note_source(const SourceFile& source, FileOutcome& outcome);
 /// a folder reached by two paths is listed once, under the first path in sorted order. FIFOs,
 /// sockets and devices are listed (the scan reports them `unreadable` without reading them).
 ///
-/// With a manifest (a CSV file with a header line naming at least `path`; `label` and
-/// `patient_id` are optional, other columns become metadata): one entry per line, in file order;
+/// With a manifest (a CSV file with a header line naming at least `path`; `label`, `patient_id`,
+/// `site`, `modality`, `view`, `mask`, `boxes` and `landmarks` are optional, other columns become
+/// metadata): one entry per line, in file order;
 /// paths are relative to the manifest's folder unless absolute; an empty label is unlabeled,
 /// `a|b` is multi-label; fields may be double-quoted ("" is a quote). A manifest entry whose file
 /// is missing still yields a SourceFile: the scan reports it `unreadable`. A manifest field that
@@ -70,11 +85,26 @@ void note_source(const SourceFile& source, FileOutcome& outcome);
 /// normalize_patient_id. A path that leaves the manifest's folder (absolute elsewhere, or `..`
 /// past it, judged on the text) marks the entry `outside_root`.
 ///
+/// Targets (SourceFile::targets; an empty cell gives none): `mask` is the path of a label image,
+/// resolved as `path` is (a name that is not UTF-8 adds the warning "mask_path_not_utf8", and
+/// "text_converted:mask" when its UTF-8 reading names the file); a mask path leaving the
+/// manifest's folder is a mask problem. `boxes` and `landmarks` are JSON when the cell starts with
+/// `[` (parse_boxes_json, parse_landmarks_json; quote the cell: `"[[1,2,30,40,""liver""]]"`),
+/// else the path of a CSV file (parse_boxes_csv, parse_landmarks_csv; resolved as `path` is, at
+/// most kMaxTargetCsvBytes, not outside the manifest's folder). Whatever these cannot read is a
+/// problem of that kind (TargetSources), never an error of the manifest. Labels written as names
+/// wait for resolve_target_classes.
+///
 /// Throws IoError when `root` or the manifest cannot be read, FormatError naming the manifest and
 /// line for a malformed line (wrong number of fields, unterminated quote, no `path` column, a
 /// column named twice).
 std::vector<SourceFile> list_sources(const std::string& root,
                                      const std::optional<std::string>& manifest = std::nullopt);
+
+/// Reads the next CSV record from `in` into `record`: one line without its line break ("\n" or
+/// "\r\n"), or several joined by "\n" while a quoted field is open (until the input ends).
+/// `line_number` counts the lines read, so it is the record's last line. False at the end.
+bool read_csv_record(std::istream& in, std::string& record, std::size_t& line_number);
 
 /// Parses one CSV line into fields (RFC 4180 quoting). Throws FormatError on an unterminated
 /// quote; `where` names the file and line in that message.

@@ -70,6 +70,18 @@ struct StageTimes {
   static StageTimes from_json(const nlohmann::json& j);
 };
 
+/// A frame's targets as JSON, without the mask's labels (they travel as bytes beside the image's):
+/// {"mask": state, "mask_height", "mask_width", "boxes": state, "box_rows": [[x0,y0,x1,y1,label],
+/// ...], "boxes_dropped", "landmarks": state, "landmark_rows": [[x,y,label], ...],
+/// "landmarks_dropped"} (states as TargetState numbers). The decoder workers' replies and the
+/// build's work batches carry targets this way.
+nlohmann::json targets_to_json(const FrameTargets& targets);
+/// The inverse of targets_to_json; the mask gets its size and no labels. Throws FormatError naming
+/// the field when a state is out of range, a number is not finite, a box has no area, a label is
+/// not 1..kMaxTargetClass or the mask's size is not 1..65535 on each side; nlohmann::json::exception
+/// when a field is missing or of the wrong type.
+FrameTargets targets_from_json(const nlohmann::json& j);
+
 /// What a FrameStage made of one frame: for the cache build, the preprocessed image in the
 /// cache's planar layout with its shape, geometry, timings and hashes. A stage fills what it
 /// has; the scan carries every field back unchanged.
@@ -85,6 +97,9 @@ struct StagedFrame {
   /// across resumed builds.
   std::uint64_t decoded_hash = 0;
   std::vector<std::uint8_t> bytes;  ///< the output's bytes (for the build: [C,H,W], native order)
+  /// The frame's targets on the output grid (a mask of height x width), moved there with
+  /// `geometry` (medload/loader/preprocess/targets.h).
+  FrameTargets targets;
 };
 
 }  // namespace medload::loader

@@ -18,28 +18,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "medload/loader/ingest/annotation.h"
 #include "medload/loader/ingest/staged_frame.h"
 
 namespace medload::loader {
-
-/// A label map: one class id per pixel, row-major; 0 is the background.
-struct LabelMask {
-  int height = 0;
-  int width = 0;
-  std::vector<std::uint16_t> labels;  ///< height * width class ids
-};
-
-/// An axis-aligned box, x0 < x1 and y0 < y1 (continuous coordinates), and its class.
-struct Box {
-  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-  std::int32_t label = 0;
-};
-
-/// A point and its class (which landmark it is).
-struct Landmark {
-  double x = 0, y = 0;
-  std::int32_t label = 0;
-};
 
 /// The output grid's columns and rows for `geometry` (padding included). Throws FormatError as
 /// described above.
@@ -88,5 +70,14 @@ MappedLandmarks landmarks_to_output(const std::vector<Landmark>& points, const G
 /// Landmarks on the output grid back onto the original image; points in the padding are dropped.
 /// The exact inverse of landmarks_to_output (to rounding of doubles).
 MappedLandmarks landmarks_to_original(const std::vector<Landmark>& points, const Geometry& geometry);
+
+/// The share of a box's area that must stay inside the crop box for preprocessing to keep it
+/// (boxes_to_output's min_visible, as the cache build uses it).
+inline constexpr double kMinVisibleBoxArea = 0.25;
+
+/// A frame's targets (original coordinates, as check_targets left them) on the output grid of
+/// `geometry`: the mask by mask_to_output, boxes by boxes_to_output with `min_visible`, landmarks
+/// by landmarks_to_output, dropped ones counted; states carried over. Throws as those do.
+FrameTargets targets_to_output(const FrameTargets& original, const Geometry& geometry, double min_visible);
 
 }  // namespace medload::loader
