@@ -1,8 +1,11 @@
 #include "medload/augment/augment_options.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 
+#include "medload/augment/target_warp.h"
 #include "medload/core/error.h"
 #include "medload/core/json_fields.h"
 
@@ -73,6 +76,39 @@ void check_pair(const std::string& op, const char* min_name, double min, const c
   }
 }
 
+// One class id of augment.laterality: a key ("3": canonical decimal, no sign or leading zero)
+// or a value (a whole JSON number), 1..65535.
+std::int32_t laterality_key(const std::string& key) {
+  const bool digits = !key.empty() && key.size() <= 5 && key[0] != '0' &&
+                      std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const long id = digits ? std::stol(key) : 0;
+  if (id < 1 || id > 65535) {
+    throw ConfigError("augment.laterality has the key " + nlohmann::json(key).dump() +
+                      "; keys are class ids 1..65535 written as decimal strings, e.g. {\"3\": 4}");
+  }
+  return static_cast<std::int32_t>(id);
+}
+
+std::int32_t laterality_value(const std::string& key, const nlohmann::json& v) {
+  const double d = v.is_number() ? v.get<double>() : 0.0;
+  if (!v.is_number() || !(d >= 1.0 && d <= 65535.0) || d != std::trunc(d)) {
+    throw ConfigError("augment.laterality." + key + " is " + v.dump() + "; it must be a class id 1..65535");
+  }
+  return static_cast<std::int32_t>(d);
+}
+
+std::map<std::int32_t, std::int32_t> read_laterality(const nlohmann::json& j) {
+  if (!j.is_object()) {
+    throw ConfigError("augment.laterality must be a JSON object of class id pairs such as {\"3\": 4}, not " +
+                      j.dump());
+  }
+  std::map<std::int32_t, std::int32_t> pairs;
+  for (const auto& item : j.items()) {
+    pairs.emplace(laterality_key(item.key()), laterality_value(item.key(), item.value()));
+  }
+  return pairs;
+}
+
 }  // namespace
 
 void AugmentOptions::validate() const {
@@ -104,6 +140,7 @@ void AugmentOptions::validate() const {
   check_pair("downsample", "min_factor", downsample.min_factor, "max_factor", downsample.max_factor,
              ranges::kDownsampleFactor);
 
+  const Laterality checked(laterality);  // throws ConfigError naming augment.laterality
   if (horizontal_flip.probability > 0.0 && !allow_horizontal_flip) {
     throw ConfigError(full_key("horizontal_flip", "probability") + " is " +
                       format_number(horizontal_flip.probability) +
@@ -142,7 +179,7 @@ AugmentOptions AugmentOptions::from_json(const nlohmann::json& j) {
   const ObjectReader top(j, kPrefix,
                          {"enabled", "seed", "allow_horizontal_flip", "unsafe_override", "rotation",
                           "translation", "scale", "horizontal_flip", "vertical_flip", "gamma", "brightness",
-                          "contrast", "gaussian_noise", "poisson_noise", "blur", "downsample"});
+                          "contrast", "gaussian_noise", "poisson_noise", "blur", "downsample", "laterality"});
   AugmentOptions o;
   top.read("enabled", o.enabled);
   std::int64_t seed = 0;
@@ -197,6 +234,7 @@ AugmentOptions AugmentOptions::from_json(const nlohmann::json& j) {
   op("downsample", {{"probability", &o.downsample.probability},
                     {"min_factor", &o.downsample.min_factor},
                     {"max_factor", &o.downsample.max_factor}});
+  if (top.has("laterality")) o.laterality = read_laterality(top.at("laterality"));
   o.validate();
   return o;
 }
@@ -204,7 +242,7 @@ AugmentOptions AugmentOptions::from_json(const nlohmann::json& j) {
 nlohmann::json AugmentOptions::to_json() const {
   // Numbers are written as doubles so that the canonical pipeline JSON does not depend on
   // whether a user typed 1 or 1.0.
-  return {
+  nlohmann::json j = {
       {"enabled", enabled},
       {"seed", seed},
       {"allow_horizontal_flip", allow_horizontal_flip},
@@ -231,6 +269,13 @@ nlohmann::json AugmentOptions::to_json() const {
         {"min_factor", downsample.min_factor},
         {"max_factor", downsample.max_factor}}},
   };
+  // Only when set, so that configs without it (and their config hash) stay as they were.
+  if (!laterality.empty()) {
+    nlohmann::json pairs = nlohmann::json::object();
+    for (const auto& [a, b] : laterality) pairs[std::to_string(std::min(a, b))] = std::max(a, b);
+    j["laterality"] = pairs;
+  }
+  return j;
 }
 
 AugmentOptions AugmentOptions::full_chain() {

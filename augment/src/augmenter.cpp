@@ -22,6 +22,10 @@ using namespace detail;
 // ---------------------------------------------------------------------------------------------
 // AppliedParams
 
+WarpGeometry::WarpGeometry(const AppliedParams& p) noexcept
+    : WarpGeometry(p.horizontal_flip, p.vertical_flip, p.rotation_degrees, p.translate_x, p.translate_y,
+                   p.scale) {}
+
 bool AppliedParams::identity_geometry() const noexcept {
   return !horizontal_flip && !vertical_flip && rotation_degrees == 0.0 && translate_x == 0.0 &&
          translate_y == 0.0 && scale == 1.0;

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "medload/augment/target_warp.h"
 #include "medload/core/error.h"
 
 namespace medload::augment {
@@ -28,6 +29,18 @@ void put(cv::Mat& sheet, const std::string& text, cv::Point at, double scale, co
   cv::putText(sheet, text, at, cv::FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv::LINE_AA);
 }
 
+// Where an h x w image lands in its tile: scaled by `s` to tw x th at (x, y).
+struct Letterbox {
+  double s;
+  int tw, th, x, y;
+  Letterbox(int w, int h, int tile)
+      : s(std::min(static_cast<double>(tile) / w, static_cast<double>(tile) / h)),
+        tw(std::max(1, static_cast<int>(std::lround(w * s)))),
+        th(std::max(1, static_cast<int>(std::lround(h * s)))),
+        x((tile - tw) / 2),
+        y((tile - th) / 2) {}
+};
+
 // Letterboxes one uint8 [C,H,W] sample (C = 1 or 3) into a tile x tile BGR image.
 cv::Mat tile_of(const torch::Tensor& sample, int tile) {
   const int c = static_cast<int>(sample.size(0)), h = static_cast<int>(sample.size(1)),
@@ -40,14 +53,87 @@ cv::Mat tile_of(const torch::Tensor& sample, int tile) {
   } else {
     bgr = img.clone();
   }
-  const double s = std::min(static_cast<double>(tile) / w, static_cast<double>(tile) / h);
-  const int tw = std::max(1, static_cast<int>(std::lround(w * s))),
-            th = std::max(1, static_cast<int>(std::lround(h * s)));
+  const Letterbox box(w, h, tile);
   cv::Mat resized;
-  cv::resize(bgr, resized, cv::Size(tw, th), 0, 0, s < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  cv::resize(bgr, resized, cv::Size(box.tw, box.th), 0, 0, box.s < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
   cv::Mat out(tile, tile, CV_8UC3, cv::Scalar(0, 0, 0));
-  resized.copyTo(out(cv::Rect((tile - tw) / 2, (tile - th) / 2, tw, th)));
+  resized.copyTo(out(cv::Rect(box.x, box.y, box.tw, box.th)));
   return out;
+}
+
+cv::Scalar colour_of(std::int64_t id) {
+  const auto c = target_colour(id);
+  return cv::Scalar(c[0], c[1], c[2]);
+}
+
+// Outlines sample i's mask (int64 or uint8 [N,1,H,W] or [N,H,W], CPU) on its tile: every pixel of
+// a class (not background) with a 4-neighbour of another id, at the tile's resolution.
+void draw_mask(cv::Mat& tile, const torch::Tensor& masks, std::int64_t i, const Letterbox& box) {
+  const torch::Tensor ids = masks[i].reshape({masks.size(-2), masks.size(-1)}).to(torch::kInt32).contiguous();
+  const cv::Mat mask(static_cast<int>(ids.size(0)), static_cast<int>(ids.size(1)), CV_32SC1,
+                     ids.data_ptr<std::int32_t>());
+  cv::Mat scaled;
+  cv::resize(mask, scaled, cv::Size(box.tw, box.th), 0, 0, cv::INTER_NEAREST);
+  for (int y = 0; y < scaled.rows; ++y) {
+    const auto* row = scaled.ptr<std::int32_t>(y);
+    for (int x = 0; x < scaled.cols; ++x) {
+      const std::int32_t id = row[x];
+      if (id == 0) continue;
+      const bool edge = (x > 0 && row[x - 1] != id) || (x + 1 < scaled.cols && row[x + 1] != id) ||
+                        (y > 0 && scaled.ptr<std::int32_t>(y - 1)[x] != id) ||
+                        (y + 1 < scaled.rows && scaled.ptr<std::int32_t>(y + 1)[x] != id);
+      if (!edge) continue;
+      const auto c = target_colour(id);
+      auto& px = tile.at<cv::Vec3b>(box.y + y, box.x + x);
+      px = cv::Vec3b(c[0], c[1], c[2]);
+    }
+  }
+}
+
+// Draws sample i's boxes and landmarks (the padded layout) on its tile.
+void draw_points(cv::Mat& tile, const TargetTensors& t, std::int64_t i, const Letterbox& box) {
+  if (t.boxes.defined()) {
+    const torch::Tensor xy = t.boxes[i].contiguous();
+    const torch::Tensor labels = t.box_labels[i].contiguous();
+    const std::int64_t n = t.box_counts[i].item<std::int64_t>();
+    for (std::int64_t k = 0; k < n; ++k) {
+      const float* b = xy.data_ptr<float>() + 4 * k;
+      // Continuous [x0, x1) covers pixels x0..x1-1: the rectangle's lines lie on its edge pixels.
+      const cv::Point p0(box.x + static_cast<int>(std::lround(b[0] * box.s)),
+                         box.y + static_cast<int>(std::lround(b[1] * box.s)));
+      const cv::Point p1(box.x + static_cast<int>(std::lround(b[2] * box.s)) - 1,
+                         box.y + static_cast<int>(std::lround(b[3] * box.s)) - 1);
+      cv::rectangle(tile, p0, p1, colour_of(labels.data_ptr<std::int64_t>()[k]), 1);
+    }
+  }
+  if (t.landmarks.defined()) {
+    const torch::Tensor xy = t.landmarks[i].contiguous();
+    const torch::Tensor labels = t.landmark_labels[i].contiguous();
+    const std::int64_t n = t.landmark_counts[i].item<std::int64_t>();
+    for (std::int64_t k = 0; k < n; ++k) {
+      const float* p = xy.data_ptr<float>() + 2 * k;
+      const cv::Point at(box.x + static_cast<int>(p[0] * box.s), box.y + static_cast<int>(p[1] * box.s));
+      cv::drawMarker(tile, at, colour_of(labels.data_ptr<std::int64_t>()[k]), cv::MARKER_CROSS, 7, 1);
+    }
+  }
+}
+
+// Sample i's tile with its targets (when any) drawn over it.
+cv::Mat tile_with_targets(const torch::Tensor& images, const TargetTensors* targets, std::int64_t i,
+                          int tile) {
+  cv::Mat out = tile_of(images[i], tile);
+  if (targets == nullptr) return out;
+  const Letterbox box(static_cast<int>(images.size(3)), static_cast<int>(images.size(2)), tile);
+  if (targets->masks.defined()) draw_mask(out, targets->masks, i, box);
+  draw_points(out, *targets, i, box);
+  return out;
+}
+
+// A deep copy: the draws warp their own.
+TargetTensors clone(const TargetTensors& t) {
+  const auto c = [](const torch::Tensor& x) { return x.defined() ? x.clone() : x; };
+  return {c(t.masks),      c(t.mask_valid), c(t.boxes),           c(t.box_labels),
+          c(t.box_counts), c(t.landmarks),  c(t.landmark_labels), c(t.landmark_counts)};
 }
 
 std::string caption(const AppliedParams& p) {
@@ -59,9 +145,20 @@ std::string caption(const AppliedParams& p) {
 
 }  // namespace
 
-torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vector<std::int64_t>& sample_ids,
-                                 const std::vector<std::string>& row_labels, Augmenter& augmenter,
-                                 const ContactSheetOptions& options) {
+std::array<std::uint8_t, 3> target_colour(std::int64_t class_id) {
+  static constexpr std::uint8_t kPalette[12][3] = {
+      // BGR
+      {60, 60, 255}, {60, 220, 60},  {255, 140, 40}, {0, 220, 255},  {255, 60, 220},  {255, 255, 0},
+      {0, 140, 255}, {160, 255, 80}, {200, 80, 140}, {80, 180, 255}, {255, 160, 160}, {40, 255, 180}};
+  const auto k = static_cast<std::size_t>(((class_id - 1) % 12 + 12) % 12);
+  return {kPalette[k][0], kPalette[k][1], kPalette[k][2]};
+}
+
+namespace {
+
+torch::Tensor sheet_of(const torch::Tensor& images_in, const std::vector<std::int64_t>& sample_ids,
+                       const std::vector<std::string>& row_labels, Augmenter& augmenter,
+                       const TargetTensors* targets, const ContactSheetOptions& options) {
   if (options.draws < 1 || options.draws > 32) {
     throw ConfigError("contact sheet draws is " + std::to_string(options.draws) + "; allowed 1..32");
   }
@@ -100,13 +197,21 @@ torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vect
     line += 18;
   }
 
+  const Laterality laterality(augmenter.options().laterality);
   for (int draw = 0; draw < options.draws; ++draw) {
     torch::Tensor batch = images.clone();
     const std::vector<AppliedParams> params = augmenter.apply(batch, sample_ids, draw);
+    TargetTensors moved;
+    if (targets != nullptr) {
+      moved = clone(*targets);
+      warp_targets(moved, params, static_cast<int>(images.size(3)), static_cast<int>(images.size(2)),
+                   laterality);
+    }
     const int col = draw + (options.show_original ? 1 : 0);
     for (std::size_t i = 0; i < n; ++i) {
       const int y = top + static_cast<int>(i) * cell_h, x = kLabelWidth + col * (tile + kGap);
-      tile_of(batch[static_cast<std::int64_t>(i)], tile).copyTo(sheet(cv::Rect(x, y, tile, tile)));
+      tile_with_targets(batch, targets != nullptr ? &moved : nullptr, static_cast<std::int64_t>(i), tile)
+          .copyTo(sheet(cv::Rect(x, y, tile, tile)));
       if (options.show_params) {
         const bool flagged = params[i].horizontal_flip || params[i].vertical_flip;
         put(sheet, caption(params[i]), cv::Point(x + 2, y + tile + 13), 0.38, flagged ? kAccent : kText,
@@ -117,12 +222,27 @@ torch::Tensor make_contact_sheet(const torch::Tensor& images_in, const std::vect
   for (std::size_t i = 0; i < n; ++i) {
     const int y = top + static_cast<int>(i) * cell_h;
     if (options.show_original) {
-      tile_of(images[static_cast<std::int64_t>(i)], tile).copyTo(sheet(cv::Rect(kLabelWidth, y, tile, tile)));
+      tile_with_targets(images, targets, static_cast<std::int64_t>(i), tile)
+          .copyTo(sheet(cv::Rect(kLabelWidth, y, tile, tile)));
     }
     put(sheet, row_labels[i], cv::Point(6, y + 22), 0.5, kText, kLabelWidth - 10);
     put(sheet, "id " + std::to_string(sample_ids[i]), cv::Point(6, y + 44), 0.45, kText);
   }
   return torch::from_blob(sheet.data, {sheet.rows, sheet.cols, 3}, torch::kUInt8).clone();
+}
+
+}  // namespace
+
+torch::Tensor make_contact_sheet(const torch::Tensor& images, const std::vector<std::int64_t>& sample_ids,
+                                 const std::vector<std::string>& row_labels, Augmenter& augmenter,
+                                 const ContactSheetOptions& options) {
+  return sheet_of(images, sample_ids, row_labels, augmenter, nullptr, options);
+}
+
+torch::Tensor make_contact_sheet(const torch::Tensor& images, const std::vector<std::int64_t>& sample_ids,
+                                 const std::vector<std::string>& row_labels, Augmenter& augmenter,
+                                 const TargetTensors& targets, const ContactSheetOptions& options) {
+  return sheet_of(images, sample_ids, row_labels, augmenter, &targets, options);
 }
 
 void write_png(const torch::Tensor& image_in, const std::string& path) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "medload/augment/augmenter.h"
+#include "medload/augment/target_warp.h"
 #include "medload/core/counter_rng.h"
 
 namespace medload::augment::detail {
@@ -48,24 +49,12 @@ inline float noise_at(std::uint64_t key, std::uint64_t index) noexcept {
 }
 
 // The inverse warp in pixel-index coordinates: input(x, y) = M * (x_out, y_out, 1), with the
-// centre of the image at ((W-1)/2, (H-1)/2) as torchvision.transforms.functional.affine.
-struct Warp {
-  double m[6];
-};
+// centre of the image at ((W-1)/2, (H-1)/2) as torchvision.transforms.functional.affine. One
+// definition (target_warp.cpp) serves the image paths and the targets (masks, boxes, landmarks).
+using Warp = WarpMatrix;
 
 inline Warp inverse_warp(const AppliedParams& p, int width, int height) {
-  constexpr double kPi = 3.14159265358979323846;
-  const double theta = p.rotation_degrees * kPi / 180.0;
-  const double c = std::cos(theta), s = std::sin(theta);
-  const double fx = p.horizontal_flip ? -1.0 : 1.0, fy = p.vertical_flip ? -1.0 : 1.0;
-  // A = F * R(-theta) / scale: the inverse of "scale * R(theta) after the flips".
-  const double a00 = fx * c / p.scale, a01 = fx * s / p.scale;
-  const double a10 = -fy * s / p.scale, a11 = fy * c / p.scale;
-  const double cx = (width - 1) * 0.5, cy = (height - 1) * 0.5;
-  const double tx = p.translate_x * width, ty = p.translate_y * height;
-  // in = A * (out - C - T) + C
-  return Warp{
-      {a00, a01, cx - a00 * (cx + tx) - a01 * (cy + ty), a10, a11, cy - a10 * (cx + tx) - a11 * (cy + ty)}};
+  return inverse_warp_matrix(WarpGeometry(p), width, height);
 }
 
 // Gamma then brightness on a relative intensity, each clamped to [0, 1] as torchvision does.

@@ -2,7 +2,8 @@
 //                [--ids 3,17,42] [--seed S] [--threads T]
 // A labelled PNG contact sheet: rows are cached samples, the first column as stored, then one
 // column per epoch's augmented draw, for a person to check that nothing anatomically wrong comes
-// out of an augmentation config (medload::augment::make_contact_sheet).
+// out of an augmentation config (medload::augment::make_contact_sheet). A cache with targets
+// has them drawn over every tile, moved with each draw: mask outlines, boxes, landmarks.
 // Runs in medload-torch; the options are declared in preview_options.cpp.
 
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@
 #include "medload/augment/augment_options.h"
 #include "medload/augment/augmenter.h"
 #include "medload/augment/contact_sheet.h"
+#include "medload/augment/target_hook.h"
 #include "medload/core/error.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "torch_commands.h"
@@ -119,6 +121,62 @@ torch::Tensor read_samples(const loader::CacheReader& cache, const std::vector<s
   return raw;
 }
 
+// Per-sample boxes or landmarks padded into the serving layout: coordinates float32 [N,M,D],
+// labels int64 [N,M] (-1 padding), counts int64 [N].
+template <class Target, class Write>
+void pad(const std::vector<std::vector<Target>>& targets, std::int64_t dims, torch::Tensor& coordinates,
+         torch::Tensor& labels, torch::Tensor& counts, Write write) {
+  std::size_t most = 0;
+  for (const auto& t : targets) most = std::max(most, t.size());
+  const auto n = static_cast<std::int64_t>(targets.size()), m = static_cast<std::int64_t>(most);
+  coordinates = torch::zeros({n, m, dims}, torch::kFloat32);
+  labels = torch::full({n, m}, -1, torch::kInt64);
+  counts = torch::empty({n}, torch::kInt64);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto& row = targets[static_cast<std::size_t>(i)];
+    for (std::size_t k = 0; k < row.size(); ++k) {
+      write(row[k], coordinates.data_ptr<float>() + (i * m + static_cast<std::int64_t>(k)) * dims);
+      labels.data_ptr<std::int64_t>()[i * m + static_cast<std::int64_t>(k)] = row[k].label;
+    }
+    counts.data_ptr<std::int64_t>()[i] = static_cast<std::int64_t>(row.size());
+  }
+}
+
+// The targets of `ids` for the sheet to draw (none when the cache has none): masks where the
+// cache has them, boxes and landmarks padded, as medload's loader serves them.
+augment::TargetTensors read_targets(const loader::CacheReader& cache, const std::vector<std::int64_t>& ids) {
+  augment::TargetTensors t;
+  if (!cache.has_targets()) return t;
+  const auto n = static_cast<std::int64_t>(ids.size());
+  if (cache.has_masks()) {
+    const std::int64_t area = static_cast<std::int64_t>(cache.height()) * cache.width();
+    t.masks = torch::zeros({n, 1, cache.height(), cache.width()}, torch::kInt64);
+    std::vector<std::uint16_t> buffer(static_cast<std::size_t>(area));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto row = static_cast<std::size_t>(ids[static_cast<std::size_t>(i)]);
+      if (cache.mask_states()[row] != loader::TargetState::kValid) continue;
+      cache.read_mask(row, buffer.data());
+      std::int64_t* out = t.masks.data_ptr<std::int64_t>() + i * area;
+      for (std::int64_t k = 0; k < area; ++k) out[k] = buffer[static_cast<std::size_t>(k)];
+    }
+  }
+  std::vector<std::vector<loader::Box>> boxes;
+  std::vector<std::vector<loader::Landmark>> landmarks;
+  for (std::int64_t id : ids) {
+    boxes.push_back(cache.boxes(static_cast<std::size_t>(id)));
+    landmarks.push_back(cache.landmarks(static_cast<std::size_t>(id)));
+  }
+  pad(boxes, 4, t.boxes, t.box_labels, t.box_counts, [](const loader::Box& b, float* out) {
+    out[0] = static_cast<float>(b.x0), out[1] = static_cast<float>(b.y0);
+    out[2] = static_cast<float>(b.x1), out[3] = static_cast<float>(b.y1);
+  });
+  pad(landmarks, 2, t.landmarks, t.landmark_labels, t.landmark_counts,
+      [](const loader::Landmark& p, float* out) {
+        out[0] = static_cast<float>(p.x), out[1] = static_cast<float>(p.y);
+      });
+  return t;
+}
+
 }  // namespace
 
 Runner add_preview_command(CLI::App& command) {
@@ -143,11 +201,16 @@ Runner add_preview_command(CLI::App& command) {
     augment::ContactSheetOptions sheet_options;
     sheet_options.draws = args->draws;
     sheet_options.tile = args->tile;
+    const augment::TargetTensors targets = read_targets(cache, ids);
     const torch::Tensor sheet =
-        augment::make_contact_sheet(read_samples(cache, ids), ids, labels, augmenter, sheet_options);
+        augment::make_contact_sheet(read_samples(cache, ids), ids, labels, augmenter, targets, sheet_options);
     augment::write_png(sheet, args->output);
     std::cout << "wrote " << args->output << ": " << ids.size() << " samples x " << args->draws
               << " augmented draws (augmentation from " << source << ")\n";
+    if (cache.has_targets()) {
+      std::cout << "targets drawn: " << (cache.has_masks() ? "mask outlines, " : "")
+                << "boxes and landmarks, each class in its colour\n";
+    }
     for (const std::string& o : options.active_overrides()) std::cout << "override in force: " << o << "\n";
     return kExitOk;
   };

@@ -4,10 +4,13 @@
 
 #include <torch/data/example.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "collate_targets.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/loader/cache/cache_reader.h"
@@ -103,6 +106,7 @@ class CacheSplitSource : public SampleSource {
     }
     verify_ = options.verify;
     label_columns_ = reader_.multi_label() ? reader_.class_names().size() : 0;
+    if (options.targets) select_targets(options.mask_dtype);
   }
 
   std::size_t size() const override { return rows_.size(); }
@@ -126,6 +130,41 @@ class CacheSplitSource : public SampleSource {
     }
   }
   std::int64_t sample_id(std::size_t index) const override { return rows_[index]; }
+
+  TargetKinds targets() const override { return targets_; }
+  TargetState read_mask(std::size_t index, std::uint16_t* out) const override {
+    const auto row = static_cast<std::size_t>(rows_.at(index));
+    const TargetState state = targets_.masks ? reader_.mask_states()[row] : TargetState::kNone;
+    if (state == TargetState::kValid) {
+      reader_.read_mask(row, out);
+    } else {
+      std::fill_n(out, mask_area(), std::uint16_t{0});  // no read: the cache stores nothing there
+    }
+    return state;
+  }
+  TargetState boxes(std::size_t index, std::vector<Box>& out) const override {
+    const auto row = static_cast<std::size_t>(rows_.at(index));
+    const TargetState state = targets_.boxes ? reader_.box_states()[row] : TargetState::kNone;
+    if (state == TargetState::kValid) {
+      out = reader_.boxes(row);
+    } else {
+      out.clear();
+    }
+    return state;
+  }
+  TargetState landmarks(std::size_t index, std::vector<Landmark>& out) const override {
+    const auto row = static_cast<std::size_t>(rows_.at(index));
+    const TargetState state = targets_.landmarks ? reader_.landmark_states()[row] : TargetState::kNone;
+    if (state == TargetState::kValid) {
+      out = reader_.landmarks(row);
+    } else {
+      out.clear();
+    }
+    return state;
+  }
+  std::size_t mask_area() const {
+    return static_cast<std::size_t>(layout_.height) * static_cast<std::size_t>(layout_.width);
+  }
   std::string describe(std::size_t index) const override {
     if (index >= rows_.size()) return "sample #" + std::to_string(index) + " of " + reader_.path();
     const auto row = static_cast<std::size_t>(rows_[index]);
@@ -136,12 +175,32 @@ class CacheSplitSource : public SampleSource {
   const std::vector<std::int64_t>& rows() const { return rows_; }
 
  private:
+  // The kinds the cache holds for any image (of the whole cache, so every part of a split serves
+  // the same tensors), and the masks' dtype.
+  void select_targets(MaskDtype mask_dtype) {
+    if (!reader_.has_targets()) return;
+    const auto given = [](const std::vector<TargetState>& states) {
+      return std::any_of(states.begin(), states.end(), [](TargetState s) { return s != TargetState::kNone; });
+    };
+    targets_.masks = reader_.has_masks();
+    targets_.boxes = given(reader_.box_states());
+    targets_.landmarks = given(reader_.landmark_states());
+    targets_.classes = reader_.target_classes().names.size();
+    output_.masks_uint8 = mask_dtype == MaskDtype::kUInt8;
+    if (targets_.masks && output_.masks_uint8 && targets_.classes > 256) {
+      throw ConfigError("DatasetOptions.mask_dtype = uint8, but the cache " + reader_.path() + " has " +
+                        std::to_string(targets_.classes) + " target classes (ids up to " +
+                        std::to_string(targets_.classes - 1) + "): serve int64 masks");
+    }
+  }
+
   CacheReader reader_;
   std::vector<std::int64_t> rows_;
   SampleLayout layout_;
   SampleOutput output_;
   std::size_t label_columns_ = 0;
   bool verify_ = true;
+  TargetKinds targets_;
 };
 
 }  // namespace detail
@@ -190,7 +249,46 @@ CacheExample CacheDataset::get(std::size_t index) {
     example.label = torch::empty({static_cast<std::int64_t>(s.label_columns())}, torch::kInt64);
     s.label(index, example.label.data_ptr<std::int64_t>());
   }
+  if (s.targets().any()) {
+    try {
+      read_targets(index, example);
+    } catch (const std::exception& e) {
+      throw WorkerError("reading the targets of " + s.describe(index) + " failed: " + e.what());
+    }
+  }
   return example;
+}
+
+void CacheDataset::read_targets(std::size_t index, CacheExample& example) const {
+  const detail::CacheSplitSource& s = *source_;
+  const TargetKinds kinds = s.targets();
+  if (kinds.masks) {
+    const SampleLayout layout = s.layout();
+    std::vector<std::uint16_t> ids(s.mask_area());
+    example.mask_state = s.read_mask(index, ids.data());
+    const bool as_uint8 = s.output().masks_uint8;
+    example.mask = torch::empty({1, layout.height, layout.width}, as_uint8 ? torch::kUInt8 : torch::kInt64);
+    detail::convert_mask(ids.data(), ids.size(), example.mask.data_ptr(), as_uint8);
+  }
+  // One sample's boxes and landmarks in the batch layout: collated as a batch of one, then unpadded.
+  Batch one;
+  const auto options = torch::TensorOptions();
+  if (kinds.boxes) {
+    std::vector<std::vector<Box>> boxes(1);
+    const std::vector<TargetState> states{s.boxes(index, boxes[0])};
+    detail::collate_boxes(boxes, states, options, one);
+    example.boxes = one.boxes[0];
+    example.box_labels = one.box_labels[0];
+    example.box_state = states[0];
+  }
+  if (kinds.landmarks) {
+    std::vector<std::vector<Landmark>> points(1);
+    const std::vector<TargetState> states{s.landmarks(index, points[0])};
+    detail::collate_landmarks(points, states, options, one);
+    example.landmarks = one.landmarks[0];
+    example.landmark_labels = one.landmark_labels[0];
+    example.landmark_state = states[0];
+  }
 }
 
 std::vector<CacheExample> CacheDataset::get_batch(torch::ArrayRef<std::size_t> indices) {
@@ -232,6 +330,8 @@ std::vector<std::string> CacheDataset::patient_ids() const {
 }
 
 const std::vector<std::string>& CacheDataset::class_names() const { return source_->reader().class_names(); }
+TargetKinds CacheDataset::targets() const { return source_->targets(); }
+const TargetClasses& CacheDataset::target_classes() const { return source_->reader().target_classes(); }
 float CacheDataset::mean() const { return source_->output().mean; }
 float CacheDataset::std() const { return source_->output().std; }
 SampleLayout CacheDataset::layout() const { return source_->layout(); }
@@ -247,6 +347,78 @@ torch::data::Example<> Collate::apply_batch(std::vector<CacheExample> examples) 
     labels.push_back(std::move(e.label));
   }
   return {torch::stack(images), torch::stack(labels)};
+}
+
+namespace {
+
+// Example e's boxes (landmarks) back in the per-sample form the collation takes.
+template <class Target>
+std::vector<Target> unpack(const torch::Tensor& coordinates, const torch::Tensor& labels) {
+  std::vector<Target> out(static_cast<std::size_t>(labels.numel()));
+  const torch::Tensor xy = coordinates.to(torch::kFloat64).contiguous();
+  const torch::Tensor ids = labels.to(torch::kInt64).contiguous();
+  const double* p = xy.data_ptr<double>();
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    if constexpr (std::is_same_v<Target, Box>) {
+      out[k] = {p[4 * k], p[4 * k + 1], p[4 * k + 2], p[4 * k + 3], 0};
+    } else {
+      out[k] = {p[2 * k], p[2 * k + 1], 0};
+    }
+    out[k].label = static_cast<std::int32_t>(ids.data_ptr<std::int64_t>()[k]);
+  }
+  return out;
+}
+
+}  // namespace
+
+Batch CollateBatch::apply_batch(std::vector<CacheExample> examples) {
+  if (examples.empty()) throw ConfigError("CollateBatch: empty batch");
+  const CacheExample& first = examples.front();
+  for (const CacheExample& e : examples) {
+    if (e.mask.defined() != first.mask.defined() || e.boxes.defined() != first.boxes.defined() ||
+        e.landmarks.defined() != first.landmarks.defined()) {
+      throw ConfigError("CollateBatch: sample " + std::to_string(e.sample_id) +
+                        " has other kinds of target than sample " + std::to_string(first.sample_id));
+    }
+  }
+  const auto size = static_cast<std::int64_t>(examples.size());
+  Batch batch;
+  std::vector<torch::Tensor> images, labels, masks;
+  batch.sample_ids = torch::empty({size}, torch::kInt64);
+  for (std::size_t b = 0; b < examples.size(); ++b) {
+    images.push_back(examples[b].image);
+    labels.push_back(examples[b].label);
+    if (first.mask.defined()) masks.push_back(examples[b].mask);
+    batch.sample_ids.data_ptr<std::int64_t>()[b] = examples[b].sample_id;
+  }
+  batch.images = torch::stack(images);
+  batch.labels = torch::stack(labels);
+  if (first.mask.defined()) {
+    batch.masks = torch::stack(masks);
+    batch.mask_valid = torch::empty({size}, torch::kBool);
+    for (std::size_t b = 0; b < examples.size(); ++b) {
+      batch.mask_valid.data_ptr<bool>()[b] = examples[b].mask_state == TargetState::kValid;
+    }
+  }
+  if (first.boxes.defined()) {
+    std::vector<std::vector<Box>> boxes;
+    std::vector<TargetState> states;
+    for (const CacheExample& e : examples) {
+      boxes.push_back(unpack<Box>(e.boxes, e.box_labels));
+      states.push_back(e.box_state);
+    }
+    detail::collate_boxes(boxes, states, torch::TensorOptions(), batch);
+  }
+  if (first.landmarks.defined()) {
+    std::vector<std::vector<Landmark>> points;
+    std::vector<TargetState> states;
+    for (const CacheExample& e : examples) {
+      points.push_back(unpack<Landmark>(e.landmarks, e.landmark_labels));
+      states.push_back(e.landmark_state);
+    }
+    detail::collate_landmarks(points, states, torch::TensorOptions(), batch);
+  }
+  return batch;
 }
 
 }  // namespace medload::loader

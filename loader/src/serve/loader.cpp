@@ -1,6 +1,7 @@
 // The loader's pipeline: the caller's thread draws index batches from the sampler and queues
-// them; pool workers read samples straight into the batch tensor (converting to float there),
-// the last worker of a batch runs the augmentation hook; the caller takes batches in order.
+// them; pool workers read samples (and their targets) straight into the batch tensors
+// (converting to float, and masks to int64 or uint8, there), the last worker of a batch collates
+// the boxes and landmarks and runs the augmentation hook; the caller takes batches in order.
 
 #include "medload/loader/serve/loader.h"
 
@@ -19,6 +20,7 @@
 #include <thread>
 #include <utility>
 
+#include "collate_targets.h"
 #include "medload/core/check_range.h"
 #include "medload/core/error.h"
 #include "medload/core/thread_pool.h"
@@ -29,6 +31,11 @@ namespace medload::loader {
 
 void LoaderOptions::validate() const {
   if (batch_size == 0) throw ConfigError("LoaderOptions.batch_size must be > 0");
+  if (augment && augment_targets) {
+    throw ConfigError(
+        "LoaderOptions.augment and LoaderOptions.augment_targets are both set; set one "
+        "(augment_targets augments the images and their targets together)");
+  }
   core::check_range("LoaderOptions.threads", threads, 0, 256);
   core::check_range("LoaderOptions.prefetch", prefetch, 1, 64);
 }
@@ -36,9 +43,13 @@ void LoaderOptions::validate() const {
 struct Loader::Pending {
   std::vector<std::size_t> indices;
   std::vector<std::int64_t> ids;
-  torch::Tensor images;
-  torch::Tensor labels;
-  torch::Tensor sample_ids;
+  Batch batch;  // images, labels, ids and masks allocated by start_batch; boxes by finish
+  // Each sample's boxes and landmarks as read, until the last worker collates them.
+  std::vector<std::vector<Box>> boxes;
+  std::vector<TargetState> box_states;
+  std::vector<std::vector<Landmark>> landmarks;
+  std::vector<TargetState> landmark_states;
+  torch::TensorOptions target_options;  // the pinning of the batch's other tensors
   std::size_t index = 0;
   std::size_t epoch = 0;
   std::atomic<std::size_t> next{0};
@@ -60,21 +71,30 @@ struct Loader::Pending {
   }
 
   // One worker's share: it takes the next unread sample until none is left or the batch is
-  // stopped, and reads it into its slot of `images` (converted to float there for float output).
-  // A failure stops the batch and names the sample.
-  void read_samples(const SampleSource& source, const SampleLayout& layout, const SampleOutput& output);
-  // Run by the last worker to end: the augmentation hook (when there is one and nothing failed),
-  // then the batch is done.
-  void finish(const AugmentHook* hook, const SampleSource& source);
+  // stopped, and reads it into its slot of `images` (converted to float there for float output),
+  // and its targets (read_targets). A failure stops the batch and names the sample.
+  void read_samples(const SampleSource& source, const SampleLayout& layout, const SampleOutput& output,
+                    const TargetKinds& targets);
+  // Sample j's targets: the mask into its slot of `masks` (through `staging`), boxes and
+  // landmarks into their per-sample vectors.
+  void read_targets(const SampleSource& source, std::size_t j, const SampleLayout& layout, bool masks_uint8,
+                    const TargetKinds& targets, std::vector<std::uint16_t>& staging);
+  // Run by the last worker to end: collates the boxes and landmarks, runs the augmentation hook
+  // (when there is one and nothing failed), then the batch is done.
+  void finish(const LoaderOptions& options, const TargetKinds& targets, const SampleSource& source);
+  // Runs `step` unless the batch is stopped; a failure stops it: "<what> batch 3 of epoch 0 (first
+  // sample 17 (...) of c.h5) failed: ...".
+  template <class Step>
+  void run_step(const char* what, const SampleSource& source, Step&& step);
 };
 
-// The storage of batch images. A tensor from take() hands its buffer back here when the last
-// reference to it goes, and the next batch is read into it. Without this every batch was a fresh
-// 6-32 MB allocation that the allocator maps and unmaps, so each batch paid a page fault per 4 KiB
-// (and, in a VM that reports freed pages to its host, a round trip to the host per page): on such a
-// VM, 512 px batches of 32 came at 420 samples/s with 2 threads, and most of the time was the
-// kernel's. At most `keep` buffers wait here; more are freed, so memory stays bounded by the
-// batches in flight and those the caller still holds.
+// The storage of batch images (and of masks, in a second instance). A tensor from take() hands
+// its buffer back here when the last reference to it goes, and the next batch is read into it.
+// Without this every batch was a fresh 6-32 MB allocation that the allocator maps and unmaps, so
+// each batch paid a page fault per 4 KiB (and, in a VM that reports freed pages to its host, a
+// round trip to the host per page): on such a VM, 512 px batches of 32 came at 420 samples/s with
+// 2 threads, and most of the time was the kernel's. At most `keep` buffers wait here; more are
+// freed, so memory stays bounded by the batches in flight and those the caller still holds.
 class Loader::ImageBuffers : public std::enable_shared_from_this<ImageBuffers> {
  public:
   ImageBuffers(std::size_t bytes, std::size_t keep) : bytes_(round_up(bytes)), keep_(keep) {
@@ -146,8 +166,95 @@ void check_sampler_indices(const std::vector<std::size_t>& indices, std::size_t 
 
 }  // namespace
 
+std::vector<torch::Tensor> Batch::box_list() const {
+  std::vector<torch::Tensor> out;
+  if (!boxes.defined()) return out;
+  const torch::Tensor counts = box_counts.to(torch::kCPU).contiguous();
+  const torch::Tensor rows =
+      torch::cat({boxes, box_labels.to(boxes.scalar_type()).unsqueeze(2)}, 2);  // [B,M,5]
+  const auto* n = counts.data_ptr<std::int64_t>();
+  out.reserve(static_cast<std::size_t>(counts.numel()));
+  for (std::int64_t b = 0; b < counts.numel(); ++b) out.push_back(rows[b].slice(0, 0, n[b]));
+  return out;
+}
+
+namespace detail {
+
+void convert_mask(const std::uint16_t* in, std::size_t count, void* out, bool as_uint8) {
+  if (!as_uint8) {
+    auto* ids = static_cast<std::int64_t*>(out);
+    for (std::size_t k = 0; k < count; ++k) ids[k] = in[k];
+    return;
+  }
+  auto* ids = static_cast<std::uint8_t*>(out);
+  std::uint16_t any_high = 0;  // one branch-free pass; the rare failure looks for its pixel after
+  for (std::size_t k = 0; k < count; ++k) {
+    any_high |= in[k];
+    ids[k] = static_cast<std::uint8_t>(in[k]);
+  }
+  if (any_high > 255) {
+    const std::size_t k =
+        static_cast<std::size_t>(std::find_if(in, in + count, [](std::uint16_t v) { return v > 255; }) - in);
+    throw FormatError("its mask has class id " + std::to_string(in[k]) + " at pixel " + std::to_string(k) +
+                      ", which uint8 masks cannot hold (serve int64 masks)");
+  }
+}
+
+namespace {
+
+// The padded layout of one kind: `coordinates` float32 [B,M,D], `labels` int64 [B,M] (-1
+// padding), `counts` int64 [B], `valid` bool [B]; `write(target, float* row)` writes D values.
+template <class Target, class Write>
+void collate(const std::vector<std::vector<Target>>& targets, const std::vector<TargetState>& states,
+             std::int64_t dims, const torch::TensorOptions& options, torch::Tensor& coordinates,
+             torch::Tensor& labels, torch::Tensor& counts, torch::Tensor& valid, Write write) {
+  const auto size = static_cast<std::int64_t>(targets.size());
+  std::size_t most = 0;
+  for (const auto& t : targets) most = std::max(most, t.size());
+  const auto m = static_cast<std::int64_t>(most);
+  coordinates = torch::zeros({size, m, dims}, options.dtype(torch::kFloat32));
+  labels = torch::full({size, m}, -1, options.dtype(torch::kInt64));
+  counts = torch::empty({size}, options.dtype(torch::kInt64));
+  valid = torch::empty({size}, options.dtype(torch::kBool));
+  float* xy = coordinates.data_ptr<float>();
+  std::int64_t* label = labels.data_ptr<std::int64_t>();
+  for (std::size_t b = 0; b < targets.size(); ++b) {
+    for (std::size_t k = 0; k < targets[b].size(); ++k) {
+      write(targets[b][k], xy + (static_cast<std::int64_t>(b) * m + static_cast<std::int64_t>(k)) * dims);
+      label[static_cast<std::int64_t>(b) * m + static_cast<std::int64_t>(k)] = targets[b][k].label;
+    }
+    counts.data_ptr<std::int64_t>()[b] = static_cast<std::int64_t>(targets[b].size());
+    valid.data_ptr<bool>()[b] = states[b] == TargetState::kValid;
+  }
+}
+
+}  // namespace
+
+void collate_boxes(const std::vector<std::vector<Box>>& boxes, const std::vector<TargetState>& states,
+                   const torch::TensorOptions& options, Batch& batch) {
+  collate(boxes, states, 4, options, batch.boxes, batch.box_labels, batch.box_counts, batch.box_valid,
+          [](const Box& box, float* out) {
+            out[0] = static_cast<float>(box.x0);
+            out[1] = static_cast<float>(box.y0);
+            out[2] = static_cast<float>(box.x1);
+            out[3] = static_cast<float>(box.y1);
+          });
+}
+
+void collate_landmarks(const std::vector<std::vector<Landmark>>& landmarks,
+                       const std::vector<TargetState>& states, const torch::TensorOptions& options,
+                       Batch& batch) {
+  collate(landmarks, states, 2, options, batch.landmarks, batch.landmark_labels, batch.landmark_counts,
+          batch.landmark_valid, [](const Landmark& point, float* out) {
+            out[0] = static_cast<float>(point.x);
+            out[1] = static_cast<float>(point.y);
+          });
+}
+
+}  // namespace detail
+
 void Loader::Pending::read_samples(const SampleSource& source, const SampleLayout& layout,
-                                   const SampleOutput& output) {
+                                   const SampleOutput& output, const TargetKinds& targets) {
   const std::size_t count = indices.size();
   const std::size_t pixels = layout.pixels();
   const float a = output.scale / output.std;
@@ -156,6 +263,9 @@ void Loader::Pending::read_samples(const SampleSource& source, const SampleLayou
   try {
     // uint16 storage keeps the staging buffer aligned for both depths.
     std::vector<std::uint16_t> staging(output.as_float ? (layout.bytes() + 1) / 2 : 0);
+    std::vector<std::uint16_t> mask_staging(
+        targets.masks ? static_cast<std::size_t>(layout.height) * static_cast<std::size_t>(layout.width) : 0);
+    torch::Tensor& images = batch.images;
     while (!stop) {
       const std::size_t j = next.fetch_add(1);
       if (j >= count) break;
@@ -171,6 +281,7 @@ void Loader::Pending::read_samples(const SampleSource& source, const SampleLayou
       } else {
         source.read(sample, images.data_ptr<std::uint8_t>() + j * pixels);
       }
+      if (targets.any()) read_targets(source, j, layout, output.masks_uint8, targets, mask_staging);
     }
   } catch (const std::exception& e) {
     fail("reading " + source.describe(sample) + " failed: " + e.what());
@@ -179,17 +290,50 @@ void Loader::Pending::read_samples(const SampleSource& source, const SampleLayou
   }
 }
 
-void Loader::Pending::finish(const AugmentHook* hook, const SampleSource& source) {
-  if (hook != nullptr && !stop) {
-    try {
-      (*hook)(images, ids, static_cast<std::int64_t>(epoch));
-    } catch (const std::exception& e) {
-      fail("augmenting batch " + std::to_string(index) + " of epoch " + std::to_string(epoch) + " (first " +
-           source.describe(indices.front()) + ") failed: " + e.what());
-    } catch (...) {
-      fail("augmenting batch " + std::to_string(index) + " of epoch " + std::to_string(epoch) +
-           " failed with an unknown exception");
-    }
+void Loader::Pending::read_targets(const SampleSource& source, std::size_t j, const SampleLayout& layout,
+                                   bool masks_uint8, const TargetKinds& targets,
+                                   std::vector<std::uint16_t>& staging) {
+  const std::size_t sample = indices[j];
+  if (targets.masks) {
+    const TargetState state = source.read_mask(sample, staging.data());
+    const std::size_t area = staging.size();
+    void* out = masks_uint8 ? static_cast<void*>(batch.masks.data_ptr<std::uint8_t>() + j * area)
+                            : static_cast<void*>(batch.masks.data_ptr<std::int64_t>() + j * area);
+    detail::convert_mask(staging.data(), area, out, masks_uint8);
+    batch.mask_valid.data_ptr<bool>()[j] = state == TargetState::kValid;
+  }
+  if (targets.boxes) box_states[j] = source.boxes(sample, boxes[j]);
+  if (targets.landmarks) landmark_states[j] = source.landmarks(sample, landmarks[j]);
+}
+
+template <class Step>
+void Loader::Pending::run_step(const char* what, const SampleSource& source, Step&& step) {
+  if (stop) return;
+  const std::string where =
+      std::string(what) + " batch " + std::to_string(index) + " of epoch " + std::to_string(epoch);
+  try {
+    step();
+  } catch (const std::exception& e) {
+    fail(where + " (first " + source.describe(indices.front()) + ") failed: " + e.what());
+  } catch (...) {
+    fail(where + " failed with an unknown exception");
+  }
+}
+
+void Loader::Pending::finish(const LoaderOptions& options, const TargetKinds& targets,
+                             const SampleSource& source) {
+  if (targets.boxes || targets.landmarks) {
+    run_step("collating the targets of", source, [&] {
+      if (targets.boxes) detail::collate_boxes(boxes, box_states, target_options, batch);
+      if (targets.landmarks) detail::collate_landmarks(landmarks, landmark_states, target_options, batch);
+    });
+  }
+  if (options.augment_targets) {
+    run_step("augmenting the images and targets of", source, [&] { options.augment_targets(batch); });
+  }
+  if (options.augment) {
+    run_step("augmenting", source,
+             [&] { options.augment(batch.images, ids, static_cast<std::int64_t>(epoch)); });
   }
   std::lock_guard<std::mutex> lock(mutex);
   done = true;
@@ -211,6 +355,7 @@ Loader::Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampl
   }
   if (!(output_.std > 0.0f))
     throw ConfigError("Loader: the source's std must be > 0, got " + std::to_string(output_.std));
+  check_targets();
   pinned_ = options_.pin_memory && torch::cuda::is_available();
   if (auto* stream = dynamic_cast<samplers::StreamSampler*>(sampler_.get())) {
     epoch_ = stream->epoch();
@@ -221,12 +366,32 @@ Loader::Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampl
     const std::size_t element = output_.as_float ? sizeof(float) : 1;
     buffers_ = std::make_shared<ImageBuffers>(options_.batch_size * layout_.pixels() * element,
                                               options_.prefetch + 2);
+    if (targets_.masks) {
+      const std::size_t mask_element = output_.masks_uint8 ? 1 : sizeof(std::int64_t);
+      const auto area = static_cast<std::size_t>(layout_.height) * static_cast<std::size_t>(layout_.width);
+      mask_buffers_ =
+          std::make_shared<ImageBuffers>(options_.batch_size * area * mask_element, options_.prefetch + 2);
+    }
   }
   pool_ = std::make_unique<ThreadPool>(core::resolve_threads(options_.threads));
 }
 
 Loader::Loader(const CacheDataset& dataset, std::shared_ptr<Sampler> sampler, LoaderOptions options)
     : Loader(dataset.source(), std::move(sampler), std::move(options)) {}
+
+void Loader::check_targets() {
+  targets_ = source_->targets();
+  if (targets_.any() && options_.augment) {
+    throw ConfigError(
+        "LoaderOptions.augment augments the images alone, but this source serves targets (masks, boxes or "
+        "landmarks) that a warp would leave behind: set LoaderOptions.augment_targets instead "
+        "(medload::augment::make_target_hook), or serve without targets (DatasetOptions.targets = false)");
+  }
+  if (targets_.masks && output_.masks_uint8 && targets_.classes > 256) {
+    throw ConfigError("uint8 masks hold class ids 0..255, but the source has " +
+                      std::to_string(targets_.classes) + " target classes: serve int64 masks");
+  }
+}
 
 Loader::~Loader() {
   for (auto& pending : in_flight_) pending->stop = true;
@@ -267,41 +432,64 @@ void Loader::load_state(const LoaderState& state) {
 void Loader::start_batch(std::vector<std::size_t> indices) {
   check_sampler_indices(indices, source_->size());
   auto pending = std::make_shared<Pending>();
-  const auto batch = static_cast<std::int64_t>(indices.size());
-  auto options = torch::TensorOptions().pinned_memory(pinned_);
-  const auto image_type = output_.as_float ? torch::kFloat32 : torch::kUInt8;
-  const std::vector<std::int64_t> image_sizes{batch, layout_.channels, layout_.height, layout_.width};
-  pending->images = buffers_ ? buffers_->take(image_sizes, image_type)
-                             : torch::empty(image_sizes, options.dtype(image_type));
-  pending->labels = label_columns_ == 0 ? torch::empty({batch}, options.dtype(torch::kInt64))
-                                        : torch::empty({batch, static_cast<std::int64_t>(label_columns_)},
-                                                       options.dtype(torch::kInt64));
-  pending->sample_ids = torch::empty({batch}, options.dtype(torch::kInt64));
+  allocate(*pending, static_cast<std::int64_t>(indices.size()));
+  Batch& batch = pending->batch;
   const std::size_t label_width = std::max<std::size_t>(1, label_columns_);
-  auto* labels = pending->labels.data_ptr<std::int64_t>();
-  auto* ids = pending->sample_ids.data_ptr<std::int64_t>();
+  auto* labels = batch.labels.data_ptr<std::int64_t>();
+  auto* ids = batch.sample_ids.data_ptr<std::int64_t>();
   pending->ids.resize(indices.size());
   for (std::size_t j = 0; j < indices.size(); ++j) {
     source_->label(indices[j], labels + j * label_width);
     ids[j] = pending->ids[j] = source_->sample_id(indices[j]);
   }
   pending->indices = std::move(indices);
-  pending->index = drawn_++;
-  pending->epoch = epoch_;
+  pending->index = batch.index = drawn_++;
+  pending->epoch = batch.epoch = epoch_;
 
   const std::size_t workers = std::min(pool_->size(), pending->indices.size());
   pending->workers_left = workers;
   const SampleLayout layout = layout_;
   const SampleOutput output = output_;
-  const AugmentHook* hook = options_.augment ? &options_.augment : nullptr;  // the loader outlives its jobs
+  const TargetKinds targets = targets_;
+  const LoaderOptions* options = &options_;  // the loader outlives its jobs
   const SampleSource* source = source_.get();
   for (std::size_t w = 0; w < workers; ++w) {
-    pool_->submit([pending, layout, output, hook, source] {
-      pending->read_samples(*source, layout, output);
-      if (pending->workers_left.fetch_sub(1) == 1) pending->finish(hook, *source);
+    pool_->submit([pending, layout, output, targets, options, source] {
+      pending->read_samples(*source, layout, output, targets);
+      if (pending->workers_left.fetch_sub(1) == 1) pending->finish(*options, targets, *source);
     });
   }
   in_flight_.push_back(std::move(pending));
+}
+
+void Loader::allocate(Pending& pending, std::int64_t size) const {
+  Batch& batch = pending.batch;
+  const auto options = torch::TensorOptions().pinned_memory(pinned_);
+  const auto image_type = output_.as_float ? torch::kFloat32 : torch::kUInt8;
+  const std::vector<std::int64_t> image_sizes{size, layout_.channels, layout_.height, layout_.width};
+  batch.images = buffers_ ? buffers_->take(image_sizes, image_type)
+                          : torch::empty(image_sizes, options.dtype(image_type));
+  batch.labels = label_columns_ == 0 ? torch::empty({size}, options.dtype(torch::kInt64))
+                                     : torch::empty({size, static_cast<std::int64_t>(label_columns_)},
+                                                    options.dtype(torch::kInt64));
+  batch.sample_ids = torch::empty({size}, options.dtype(torch::kInt64));
+  if (targets_.masks) {
+    const auto mask_type = output_.masks_uint8 ? torch::kUInt8 : torch::kInt64;
+    const std::vector<std::int64_t> mask_sizes{size, 1, layout_.height, layout_.width};
+    batch.masks = mask_buffers_ ? mask_buffers_->take(mask_sizes, mask_type)
+                                : torch::empty(mask_sizes, options.dtype(mask_type));
+    batch.mask_valid = torch::empty({size}, options.dtype(torch::kBool));
+  }
+  const auto n = static_cast<std::size_t>(size);
+  if (targets_.boxes) {
+    pending.boxes.resize(n);
+    pending.box_states.assign(n, TargetState::kNone);
+  }
+  if (targets_.landmarks) {
+    pending.landmarks.resize(n);
+    pending.landmark_states.assign(n, TargetState::kNone);
+  }
+  pending.target_options = options;
 }
 
 void Loader::fill() {
@@ -330,13 +518,7 @@ torch::optional<Batch> Loader::next() {
   if (!pending->error.empty()) {
     throw WorkerError("medload loader: " + pending->error);
   }
-  Batch batch;
-  batch.images = std::move(pending->images);
-  batch.labels = std::move(pending->labels);
-  batch.sample_ids = std::move(pending->sample_ids);
-  batch.index = pending->index;
-  batch.epoch = pending->epoch;
-  return batch;
+  return std::move(pending->batch);
 }
 
 Loader::Iterator::Iterator(Loader* loader) : loader_(loader) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -151,6 +152,12 @@ struct AugmentOptions {
   PoissonNoiseOptions poisson_noise;
   BlurOptions blur;
   DownsampleOptions downsample;
+
+  /// Class ids that swap sides when the warp mirrors the image (a horizontal flip), in label
+  /// masks, boxes and landmarks (medload/augment/target_warp.h): {3: 4} swaps "left lung" 3 and
+  /// "right lung" 4 both ways. Ids 1..65535; a class in at most one pair, never with itself.
+  /// Empty by default. JSON: {"3": 4}; to_json writes it only when not empty (smaller id first).
+  std::map<std::int32_t, std::int32_t> laterality;
 
   /// Checks every range and the safety policy; throws medload::ConfigError naming the full key
   /// ("augment.rotation.max_degrees"), its value and the range or medical limit.

@@ -4,11 +4,13 @@
 
 #include <torch/types.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "medload/augment/augmenter.h"
+#include "medload/augment/target_hook.h"
 
 namespace medload::augment {
 
@@ -31,6 +33,20 @@ struct ContactSheetOptions {
 torch::Tensor make_contact_sheet(const torch::Tensor& images, const std::vector<std::int64_t>& sample_ids,
                                  const std::vector<std::string>& row_labels, Augmenter& augmenter,
                                  const ContactSheetOptions& options = {});
+
+/// The same sheet with the samples' targets drawn over every tile, each class in its
+/// target_colour: a mask's class boundaries as one-pixel outlines (the pixels of a class next to
+/// another id, at the tile's resolution), boxes as rectangles, landmarks as crosses. `targets`
+/// holds N samples in the serving layout (TargetTensors; undefined tensors are not drawn; CPU),
+/// and the augmented columns move them with the draw (warp_targets, with the augmenter's
+/// laterality). Throws as above and as warp_targets.
+torch::Tensor make_contact_sheet(const torch::Tensor& images, const std::vector<std::int64_t>& sample_ids,
+                                 const std::vector<std::string>& row_labels, Augmenter& augmenter,
+                                 const TargetTensors& targets, const ContactSheetOptions& options = {});
+
+/// The BGR colour target class `class_id` is drawn in (ids >= 1; a palette of 12 saturated
+/// colours, repeating).
+std::array<std::uint8_t, 3> target_colour(std::int64_t class_id);
 
 /// Writes a uint8 `[H,W,3]` BGR (or `[H,W]` gray) image as PNG. Throws IoError naming the path.
 void write_png(const torch::Tensor& image, const std::string& path);

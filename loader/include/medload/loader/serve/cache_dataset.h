@@ -11,6 +11,10 @@
 /// ```
 /// Images are served as float32 [1,H,W] ([C,H,W] for colour caches) = (pixel / max - mean) / std
 /// with the training part's mean and std stored with the split, or as the raw uint8 pixels.
+///
+/// A cache built with targets (masks, boxes, landmarks) serves them too (DatasetOptions::targets):
+/// in each CacheExample, and collated by `dataset.map(CollateBatch())` into the same Batch as
+/// medload's Loader gives (docs/serve.md, "Targets").
 
 #include <torch/csrc/utils/variadic.h>  // torch::enable_if_t, which map.h of LibTorch 1.13 uses without including
 #include <torch/data/datasets/base.h>
@@ -25,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include "medload/loader/ingest/annotation.h"
+#include "medload/loader/serve/loader.h"
 #include "medload/loader/serve/sample_source.h"
 
 namespace medload::loader {
@@ -33,6 +39,12 @@ namespace medload::loader {
 enum class OutputDtype {
   kFloat32,  ///< float32 scaled to [0, 1], then normalized (when DatasetOptions::normalize)
   kUInt8,    ///< the stored uint8 pixels (8-bit caches only), e.g. for augmentation on the GPU
+};
+
+/// Element type of served label masks.
+enum class MaskDtype {
+  kInt64,  ///< int64, what cross-entropy losses take as class indices
+  kUInt8,  ///< uint8, 8x smaller (every class id of the cache must be < 256)
 };
 
 /// Options of CacheDataset.
@@ -52,6 +64,11 @@ struct DatasetOptions {
   /// Check every image read against its stored XXH64 checksum, so a corrupted sample is an error
   /// naming it instead of silently wrong pixels (costs about 5 us per 224 x 224 image).
   bool verify = true;
+  /// Serve the cache's targets (masks, boxes, landmarks: each kind the cache holds for any image)
+  /// with the images; false serves images and labels alone, as for a cache without targets.
+  bool targets = true;
+  /// Element type of served masks (ConfigError when uint8 cannot hold the cache's class ids).
+  MaskDtype mask_dtype = MaskDtype::kInt64;
 
   /// Throws ConfigError naming the field.
   void validate() const;
@@ -65,6 +82,24 @@ struct CacheExample {
   torch::Tensor label;
   /// The sample's row in the cache.
   std::int64_t sample_id = 0;
+
+  // Targets: undefined tensors (and kNone) when the dataset serves no target of that kind.
+  /// int64 (or uint8: DatasetOptions::mask_dtype) [1,H,W] class ids, 0 = background; all 0
+  /// unless mask_state is kValid.
+  torch::Tensor mask;
+  /// Whether the mask is known (kValid) or not (kNone, kInvalid: a loss skips it).
+  TargetState mask_state = TargetState::kNone;
+  /// float32 [n,4] x0, y0, x1, y1 in output-grid pixels (continuous coordinates).
+  torch::Tensor boxes;
+  /// int64 [n] box class ids (>= 1).
+  torch::Tensor box_labels;
+  /// kValid with n = 0 is a negative image.
+  TargetState box_state = TargetState::kNone;
+  /// float32 [n,2] x, y in output-grid pixels.
+  torch::Tensor landmarks;
+  /// int64 [n] landmark class ids (>= 1).
+  torch::Tensor landmark_labels;
+  TargetState landmark_state = TargetState::kNone;
 };
 
 namespace detail {
@@ -100,6 +135,11 @@ class CacheDataset : public torch::data::datasets::Dataset<CacheDataset, CacheEx
   std::vector<std::string> patient_ids() const;
   /// Class names stored in the cache.
   const std::vector<std::string>& class_names() const;
+  /// The target kinds served (none when DatasetOptions::targets is false or the cache has none).
+  TargetKinds targets() const;
+  /// The target classes (names by class id, 0 = background) of the cache's masks, boxes and
+  /// landmarks; no names without targets.
+  const TargetClasses& target_classes() const;
   /// Serving mean and std (after scaling to [0, 1]; 0 and 1 when not normalizing).
   float mean() const;
   float std() const;
@@ -111,6 +151,8 @@ class CacheDataset : public torch::data::datasets::Dataset<CacheDataset, CacheEx
   const DatasetOptions& options() const noexcept { return options_; }
 
  private:
+  void read_targets(std::size_t index, CacheExample& example) const;
+
   DatasetOptions options_;
   std::shared_ptr<detail::CacheSplitSource> source_;
 };
@@ -122,6 +164,13 @@ struct Collate
     : public torch::data::transforms::BatchTransform<std::vector<CacheExample>, torch::data::Example<>> {
   /// Stacks the images and the labels. Throws ConfigError on an empty batch.
   torch::data::Example<> apply_batch(std::vector<CacheExample> examples) override;
+};
+
+/// Collates CacheExamples, targets included, into the Batch medload's Loader serves (the same
+/// tensors, dtypes and padding): `dataset.map(CollateBatch())`. Batch::index and epoch are 0.
+struct CollateBatch : public torch::data::transforms::BatchTransform<std::vector<CacheExample>, Batch> {
+  /// Throws ConfigError on an empty batch, or when the examples disagree on which targets they have.
+  Batch apply_batch(std::vector<CacheExample> examples) override;
 };
 
 }  // namespace medload::loader

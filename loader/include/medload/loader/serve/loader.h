@@ -1,12 +1,13 @@
 #pragma once
 /// medload's loader: sampler -> batches of indices -> parallel reads on a thread pool ->
-/// collated [B,1,H,W] tensors (+ an augmentation hook), prefetched a few batches ahead and
-/// returned in sampler order.
+/// collated [B,1,H,W] tensors and, when the source has them, targets (label masks, boxes,
+/// landmarks) (+ an augmentation hook), prefetched a few batches ahead and returned in sampler
+/// order.
 ///
 /// - Memory is bounded: at most `prefetch` batches are being read while the caller holds the one
 ///   it was given, whatever the size of the cache (nothing else is cached).
 /// - Reads go straight from the source into the batch tensor (pinned when CUDA is available),
-///   so nothing is copied per worker.
+///   so nothing is copied per worker; masks too (converted from uint16 per sample).
 /// - A failed read (or augmentation) is rethrown from `next()` as a WorkerError that names the
 ///   sample and the file, when the caller reaches that batch.
 /// - Destroying the loader at any point cancels the queued reads and joins its threads.
@@ -34,7 +35,8 @@ namespace medload::loader {
 
 class CacheDataset;
 
-/// One collated batch.
+/// One collated batch. Targets (docs/serve.md, "Targets") are undefined tensors when the source
+/// serves no target of that kind (SampleSource::targets()); B is the batch size.
 struct Batch {
   /// float32 [B,C,H,W] (normalized as the source says), or uint8 [B,C,H,W]; C is 1 for grayscale.
   torch::Tensor images;
@@ -46,6 +48,38 @@ struct Batch {
   std::size_t index = 0;
   /// Epoch the batch belongs to.
   std::size_t epoch = 0;
+
+  /// int64 [B,1,H,W] class ids per pixel (0 = background), or uint8 with
+  /// SampleOutput::masks_uint8; all 0 where mask_valid is false.
+  torch::Tensor masks;
+  /// bool [B]: the sample's mask is known (TargetState::kValid). A loss skips the others: false
+  /// means unknown (none given, or given and unusable), never "all background".
+  torch::Tensor mask_valid;
+  /// float32 [B,M,4] x0, y0, x1, y1 in output-grid pixels (continuous: pixel (i, j) covers
+  /// [j, j+1) x [i, i+1)), M = the most boxes of a sample in this batch as read (0 when no sample
+  /// has any; augmentation may drop boxes but keeps M). Rows past box_counts[b] are 0.
+  torch::Tensor boxes;
+  /// int64 [B,M] box class ids (>= 1); -1 past box_counts[b].
+  torch::Tensor box_labels;
+  /// int64 [B] boxes of each sample.
+  torch::Tensor box_counts;
+  /// bool [B]: the sample's boxes are known; valid with a count of 0 is a negative image.
+  torch::Tensor box_valid;
+  /// float32 [B,L,2] x, y in output-grid pixels, L as M for boxes; rows past landmark_counts[b]
+  /// are 0.
+  torch::Tensor landmarks;
+  /// int64 [B,L] landmark class ids (>= 1); -1 past landmark_counts[b].
+  torch::Tensor landmark_labels;
+  /// int64 [B] landmarks of each sample.
+  torch::Tensor landmark_counts;
+  /// bool [B]: the sample's landmarks are known.
+  torch::Tensor landmark_valid;
+
+  /// The boxes one tensor per sample, float32 [n_b,5] (x0, y0, x1, y1, label), n_b =
+  /// box_counts[b]: the per-image layout detection models take (torchvision: boxes = t[:, :4],
+  /// labels = t[:, 4].to(int64)). Empty when boxes is undefined. Views into a copy, on the
+  /// device of `boxes`.
+  std::vector<torch::Tensor> box_list() const;
 };
 
 /// Augmentation hook: called once per batch on a worker thread, after collation and before the
@@ -55,6 +89,13 @@ struct Batch {
 /// from Loader::next() as a WorkerError naming the batch.
 using AugmentHook = std::function<void(torch::Tensor& images, const std::vector<std::int64_t>& sample_ids,
                                        std::int64_t epoch)>;
+
+/// Augmentation hook for images and their targets: called once per batch on a worker thread,
+/// after collation and before the batch is handed out, with the whole batch (images, targets,
+/// sample ids, epoch; modify in place, keeping the shapes: a target dropped by the warp leaves
+/// its row as padding and lowers the count). medload::augment::make_target_hook is one. Seeding
+/// and errors as AugmentHook.
+using TargetAugmentHook = std::function<void(Batch& batch)>;
 
 /// Options of Loader.
 struct LoaderOptions {
@@ -68,10 +109,14 @@ struct LoaderOptions {
   bool drop_last = false;
   /// Allocate batches in pinned (page-locked) memory when CUDA is available (ignored otherwise).
   bool pin_memory = true;
-  /// Optional per-batch augmentation (see AugmentHook).
+  /// Optional per-batch augmentation of the images alone (see AugmentHook). Not allowed with a
+  /// source that serves targets: a warp would move the images away from their masks and boxes.
   AugmentHook augment;
+  /// Optional per-batch augmentation of images and targets together (see TargetAugmentHook);
+  /// at most one of augment and augment_targets.
+  TargetAugmentHook augment_targets;
 
-  /// Throws ConfigError naming the field and the limit.
+  /// Throws ConfigError naming the field and the limit (or both hooks when both are set).
   void validate() const;
 };
 
@@ -88,7 +133,9 @@ class Loader {
  public:
   using Sampler = torch::data::samplers::Sampler<>;
 
-  /// Serves `source` in the order `sampler` yields (indices are positions in the source).
+  /// Serves `source` in the order `sampler` yields (indices are positions in the source). Throws
+  /// ConfigError for bad options, a null source or sampler, uint8 output of 16-bit samples,
+  /// LoaderOptions::augment with a source that serves targets, uint8 masks of more than 256 classes.
   Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampler> sampler, LoaderOptions options);
   /// Serves a CacheDataset (one split of a cache).
   Loader(const CacheDataset& dataset, std::shared_ptr<Sampler> sampler, LoaderOptions options);
@@ -164,12 +211,15 @@ class Loader {
   void fill();
   void cancel_in_flight();
   void start_batch(std::vector<std::size_t> indices);
+  void allocate(Pending& pending, std::int64_t size) const;  // the batch's tensors, before the reads
+  void check_targets();                                      // targets_, and what they rule out
 
   std::shared_ptr<const SampleSource> source_;
   std::shared_ptr<Sampler> sampler_;
   LoaderOptions options_;
   SampleLayout layout_;
   SampleOutput output_;
+  TargetKinds targets_;
   std::size_t label_columns_ = 0;
   bool pinned_ = false;
   std::size_t epoch_ = 0;
@@ -178,7 +228,8 @@ class Loader {
   bool sampler_done_ = false;
   bool finished_ = false;
   std::deque<std::shared_ptr<Pending>> in_flight_;
-  std::shared_ptr<ImageBuffers> buffers_;  // shared with the batches' tensors, which may outlive us
+  std::shared_ptr<ImageBuffers> buffers_;       // shared with the batches' tensors, which may outlive us
+  std::shared_ptr<ImageBuffers> mask_buffers_;  // the same for masks (null without masks)
   std::unique_ptr<ThreadPool> pool_;
 };
 

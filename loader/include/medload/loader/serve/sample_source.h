@@ -1,11 +1,15 @@
 #pragma once
 /// What medload's Loader reads from: N samples of one fixed shape, each read by index into a
-/// caller's buffer from any thread. CacheDataset is one (a split of an HDF5 cache); tests and
-/// custom stores can provide others.
+/// caller's buffer from any thread, optionally with targets (a label mask, boxes, landmarks).
+/// CacheDataset is one (a split of an HDF5 cache); tests and custom stores can provide others.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "medload/loader/ingest/annotation.h"
 
 namespace medload::loader {
 
@@ -45,6 +49,24 @@ struct SampleOutput {
   float mean = 0.0f;
   /// Divides after subtracting the mean (1 = no normalization); > 0.
   float std = 1.0f;
+  /// Label masks served as uint8 instead of int64 (8x smaller; every class id must be < 256).
+  bool masks_uint8 = false;
+};
+
+/// Which targets a source serves besides its images (medload/loader/ingest/annotation.h). A kind
+/// it serves has a TargetState for every sample; a kind it does not serve is absent from batches.
+struct TargetKinds {
+  /// Label masks: one uint16 class id per pixel, [H,W] (read_mask).
+  bool masks = false;
+  /// Boxes in output-grid pixel coordinates (boxes).
+  bool boxes = false;
+  /// Landmarks in output-grid pixel coordinates (landmarks).
+  bool landmarks = false;
+  /// Class ids are 0..classes-1 (0 = background); 0 = not known (any id up to 65535).
+  std::size_t classes = 0;
+
+  /// True when it serves any kind.
+  bool any() const noexcept { return masks || boxes || landmarks; }
 };
 
 /// N samples, read by index. Implementations are immutable once built and their reads are
@@ -70,6 +92,36 @@ class SampleSource {
   virtual std::int64_t sample_id(std::size_t index) const = 0;
   /// Names sample `index` for error messages: "sample 17 (pneumonia/p3.png) of cache.h5".
   virtual std::string describe(std::size_t index) const = 0;
+
+  // ---- targets (optional; docs/serve.md, "Targets") --------------------------------------------
+  // A source that serves targets overrides targets() and the readers of the kinds it names. The
+  // readers are thread-safe like read() and throw like it (an Error naming the sample).
+
+  /// The kinds of target it serves; none by default.
+  virtual TargetKinds targets() const { return {}; }
+  /// Reads sample `index`'s label mask into `out` (layout().height * layout().width uint16 class
+  /// ids, [H,W] row-major, 0 = background) and returns its state; a mask that is not kValid reads
+  /// as zeros. Default (no masks): zeros, kNone.
+  virtual TargetState read_mask(std::size_t index, std::uint16_t* out) const {
+    static_cast<void>(index);
+    std::fill_n(out, static_cast<std::size_t>(layout().height) * static_cast<std::size_t>(layout().width),
+                std::uint16_t{0});
+    return TargetState::kNone;
+  }
+  /// Replaces `out` with sample `index`'s boxes (output-grid pixels, continuous coordinates as in
+  /// annotation.h; labels >= 1) and returns their state; empty unless kValid (and then possibly
+  /// empty: a negative image). Default (no boxes): empty, kNone.
+  virtual TargetState boxes(std::size_t index, std::vector<Box>& out) const {
+    static_cast<void>(index);
+    out.clear();
+    return TargetState::kNone;
+  }
+  /// The same for landmarks. Default (no landmarks): empty, kNone.
+  virtual TargetState landmarks(std::size_t index, std::vector<Landmark>& out) const {
+    static_cast<void>(index);
+    out.clear();
+    return TargetState::kNone;
+  }
 };
 
 }  // namespace medload::loader
