@@ -23,6 +23,8 @@ packages=(
   nodejs npm python3 python3-numpy python3-torch python3-torchvision python3-h5py python3-opencv
   # the independent DICOM reader the pixel-comparison tests check decode_file against
   python3-pydicom python3-gdcm
+  # real MR template and atlas label maps (NIfTI) for the segmentation example (train_segmenter)
+  mricron-data
 )
 
 missing=()
