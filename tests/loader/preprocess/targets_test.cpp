@@ -102,7 +102,7 @@ TEST(Targets, MaskLabelsAreNeverInterpolatedOrInvented) {
 TEST(Targets, MasksRoundTripExactlyWhereTheResizeEnlarges) {
   const LabelMask mask = random_mask(50, 70, 9, 11);
   const Geometry g = letterboxed(70, 50, 5, 8, 61, 37, 256);  // 61 -> 256, 37 -> 155
-  const LabelMask back = mask_to_original(mask_to_output(mask, g), g);
+  const LabelMask back = to_original(mask_to_output(mask, g), g);
   ASSERT_EQ(back.height, 50);
   ASSERT_EQ(back.width, 70);
   for (int y = 0; y < 50; ++y) {
@@ -141,7 +141,7 @@ TEST(Targets, BoxesAndPointsRoundTripOnBothSides) {
   EXPECT_NEAR(out.boxes[1].y0, g.pad_top, 1e-9);
   EXPECT_NEAR(out.boxes[1].x1, g.pad_left + g.resized_width(), 1e-9);
   EXPECT_NEAR(out.boxes[1].y1, g.pad_top + g.resized_height(), 1e-9);
-  const MappedBoxes back = boxes_to_original(out.boxes, g);
+  const MappedBoxes back = to_original(out.boxes, g);
   ASSERT_EQ(back.boxes.size(), 3u);
   for (std::size_t i = 0; i < boxes.size(); ++i) {
     EXPECT_NEAR(back.boxes[i].x0, boxes[i].x0, 1e-9);
@@ -153,7 +153,7 @@ TEST(Targets, BoxesAndPointsRoundTripOnBothSides) {
   const std::vector<Landmark> points = {{37, 21, 0}, {570, 422, 1}, {123.456, 321.5, 2}};
   const MappedLandmarks mapped = landmarks_to_output(points, g);
   ASSERT_EQ(mapped.points.size(), 3u);
-  const MappedLandmarks returned = landmarks_to_original(mapped.points, g);
+  const MappedLandmarks returned = to_original(mapped.points, g);
   ASSERT_EQ(returned.points.size(), 3u);
   for (std::size_t i = 0; i < points.size(); ++i) {
     EXPECT_NEAR(returned.points[i].x, points[i].x, 1e-9);

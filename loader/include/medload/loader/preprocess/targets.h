@@ -71,6 +71,20 @@ MappedLandmarks landmarks_to_output(const std::vector<Landmark>& points, const G
 /// The exact inverse of landmarks_to_output (to rounding of doubles).
 MappedLandmarks landmarks_to_original(const std::vector<Landmark>& points, const Geometry& geometry);
 
+/// Predictions on a cache image back onto its original image's pixel grid, one name for the three
+/// kinds: `to_original(predicted_mask, reader.geometry(i))` (mask_to_original),
+/// `to_original(predicted_boxes, g)` (boxes_to_original), `to_original(points, g)`
+/// (landmarks_to_original).
+inline LabelMask to_original(const LabelMask& mask, const Geometry& geometry) {
+  return mask_to_original(mask, geometry);
+}
+inline MappedBoxes to_original(const std::vector<Box>& boxes, const Geometry& geometry) {
+  return boxes_to_original(boxes, geometry);
+}
+inline MappedLandmarks to_original(const std::vector<Landmark>& points, const Geometry& geometry) {
+  return landmarks_to_original(points, geometry);
+}
+
 /// The share of a box's area that must stay inside the crop box for preprocessing to keep it
 /// (boxes_to_output's min_visible, as the cache build uses it).
 inline constexpr double kMinVisibleBoxArea = 0.25;
