@@ -90,30 +90,28 @@ void draw_mask(cv::Mat& tile, const torch::Tensor& masks, std::int64_t i, const 
   }
 }
 
-// Draws sample i's boxes and landmarks (the padded layout) on its tile.
+// Draws sample i's boxes and landmarks (the padded layout: coordinates, then the label) on its tile.
 void draw_points(cv::Mat& tile, const TargetTensors& t, std::int64_t i, const Letterbox& box) {
   if (t.boxes.defined()) {
-    const torch::Tensor xy = t.boxes[i].contiguous();
-    const torch::Tensor labels = t.box_labels[i].contiguous();
+    const torch::Tensor rows = t.boxes[i].contiguous();
     const std::int64_t n = t.box_counts[i].item<std::int64_t>();
     for (std::int64_t k = 0; k < n; ++k) {
-      const float* b = xy.data_ptr<float>() + 4 * k;
+      const float* b = rows.data_ptr<float>() + 5 * k;
       // Continuous [x0, x1) covers pixels x0..x1-1: the rectangle's lines lie on its edge pixels.
       const cv::Point p0(box.x + static_cast<int>(std::lround(b[0] * box.s)),
                          box.y + static_cast<int>(std::lround(b[1] * box.s)));
       const cv::Point p1(box.x + static_cast<int>(std::lround(b[2] * box.s)) - 1,
                          box.y + static_cast<int>(std::lround(b[3] * box.s)) - 1);
-      cv::rectangle(tile, p0, p1, colour_of(labels.data_ptr<std::int64_t>()[k]), 1);
+      cv::rectangle(tile, p0, p1, colour_of(std::lround(b[4])), 1);
     }
   }
   if (t.landmarks.defined()) {
-    const torch::Tensor xy = t.landmarks[i].contiguous();
-    const torch::Tensor labels = t.landmark_labels[i].contiguous();
+    const torch::Tensor rows = t.landmarks[i].contiguous();
     const std::int64_t n = t.landmark_counts[i].item<std::int64_t>();
     for (std::int64_t k = 0; k < n; ++k) {
-      const float* p = xy.data_ptr<float>() + 2 * k;
+      const float* p = rows.data_ptr<float>() + 3 * k;
       const cv::Point at(box.x + static_cast<int>(p[0] * box.s), box.y + static_cast<int>(p[1] * box.s));
-      cv::drawMarker(tile, at, colour_of(labels.data_ptr<std::int64_t>()[k]), cv::MARKER_CROSS, 7, 1);
+      cv::drawMarker(tile, at, colour_of(std::lround(p[2])), cv::MARKER_CROSS, 7, 1);
     }
   }
 }
@@ -132,8 +130,7 @@ cv::Mat tile_with_targets(const torch::Tensor& images, const TargetTensors* targ
 // A deep copy: the draws warp their own.
 TargetTensors clone(const TargetTensors& t) {
   const auto c = [](const torch::Tensor& x) { return x.defined() ? x.clone() : x; };
-  return {c(t.masks),      c(t.mask_valid), c(t.boxes),           c(t.box_labels),
-          c(t.box_counts), c(t.landmarks),  c(t.landmark_labels), c(t.landmark_counts)};
+  return {c(t.masks), c(t.mask_valid), c(t.boxes), c(t.box_counts), c(t.landmarks), c(t.landmark_counts)};
 }
 
 std::string caption(const AppliedParams& p) {

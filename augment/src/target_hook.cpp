@@ -55,37 +55,48 @@ class HostCopy {
   torch::Tensor original_, work_;
 };
 
-// One kind of padded point targets: coordinates float32 [B,M,D], labels int64 [B,M], counts [B].
+// One kind of padded point targets: rows float32 [B,M,D+1] (D coordinates, then the label),
+// counts int64 [B].
 struct Padded {
-  HostCopy coordinates, labels, counts;
-  std::int64_t rows = 0;  // M
+  HostCopy rows, counts;
+  std::int64_t size = 0;   // M
+  std::int64_t width = 0;  // D + 1
 
   Padded() = default;
-  Padded(const torch::Tensor& c, const torch::Tensor& l, const torch::Tensor& n, std::int64_t batch,
-         std::int64_t dims, const char* names[3]) {
-    if (!c.defined() || !l.defined() || !n.defined()) {
-      throw ConfigError(std::string("targets: ") + names[0] + ", " + names[1] + " and " + names[2] +
-                        " come together; some are undefined");
+  Padded(const torch::Tensor& r, const torch::Tensor& n, std::int64_t batch, std::int64_t dims,
+         const char* names[2]) {
+    if (!r.defined() || !n.defined()) {
+      throw ConfigError(std::string("targets: ") + names[0] + " and " + names[1] +
+                        " come together; one is undefined");
     }
-    check(c, names[0], torch::kFloat32, 3, batch);
-    check(l, names[1], torch::kInt64, 2, batch);
-    check(n, names[2], torch::kInt64, 1, batch);
-    if (c.size(2) != dims || l.size(1) != c.size(1)) {
-      throw ConfigError(std::string("targets: ") + names[0] + " must be [B,M," + std::to_string(dims) +
-                        "] and " + names[1] + " [B,M]; got " + std::to_string(c.size(1)) + "x" +
-                        std::to_string(c.size(2)) + " and " + std::to_string(l.size(1)) + " per sample");
+    check(r, names[0], torch::kFloat32, 3, batch);
+    check(n, names[1], torch::kInt64, 1, batch);
+    if (r.size(2) != dims + 1) {
+      throw ConfigError(std::string("targets: ") + names[0] + " must be [B,M," + std::to_string(dims + 1) +
+                        "] (" + std::to_string(dims) + " coordinates, then the label); got " +
+                        std::to_string(r.size(2)) + " values per row");
     }
-    coordinates = HostCopy(c);
-    labels = HostCopy(l);
+    rows = HostCopy(r);
     counts = HostCopy(n);
-    rows = c.size(1);
+    size = r.size(1);
+    width = dims + 1;
   }
+  // Sample i's first row.
+  float* of(std::size_t i) { return (*rows).data_ptr<float>() + static_cast<std::int64_t>(i) * size * width; }
   void finish() {
-    coordinates.finish();
-    labels.finish();
+    rows.finish();
     counts.finish();
   }
 };
+
+// The class id in a row's label column; FormatError unless it is an integer (int32).
+std::int64_t label_of(float value, const char* kind, std::int64_t k) {
+  if (!(value == std::trunc(value) && std::fabs(value) < 2147483648.0f)) {
+    throw FormatError(std::string(kind) + " " + std::to_string(k) + " has label " + std::to_string(value) +
+                      ", not a class id");
+  }
+  return static_cast<std::int64_t>(value);
+}
 
 // What warp_boxes and warp_landmarks take.
 struct BoxRow {
@@ -122,13 +133,13 @@ class TargetBatch {
         mask_valid_ = HostCopy(t.mask_valid);
       }
     }
-    if (t.boxes.defined() || t.box_labels.defined() || t.box_counts.defined()) {
-      const char* names[3] = {"boxes", "box_labels", "box_counts"};
-      boxes_ = Padded(t.boxes, t.box_labels, t.box_counts, b, 4, names);
+    if (t.boxes.defined() || t.box_counts.defined()) {
+      const char* names[2] = {"boxes", "box_counts"};
+      boxes_ = Padded(t.boxes, t.box_counts, b, 4, names);
     }
-    if (t.landmarks.defined() || t.landmark_labels.defined() || t.landmark_counts.defined()) {
-      const char* names[3] = {"landmarks", "landmark_labels", "landmark_counts"};
-      landmarks_ = Padded(t.landmarks, t.landmark_labels, t.landmark_counts, b, 2, names);
+    if (t.landmarks.defined() || t.landmark_counts.defined()) {
+      const char* names[2] = {"landmarks", "landmark_counts"};
+      landmarks_ = Padded(t.landmarks, t.landmark_counts, b, 2, names);
     }
   }
 
@@ -138,8 +149,8 @@ class TargetBatch {
     const WarpGeometry g(p);
     try {
       if ((*masks_).defined()) warp_mask_of(i, g, laterality, p.sample_id);
-      if (boxes_.rows > 0) warp_boxes_of(i, g, laterality, options.min_box_visible);
-      if (landmarks_.rows > 0) warp_landmarks_of(i, g, laterality);
+      if (boxes_.size > 0) warp_boxes_of(i, g, laterality, options.min_box_visible);
+      if (landmarks_.size > 0) warp_landmarks_of(i, g, laterality);
     } catch (const FormatError& e) {
       throw FormatError("the targets of sample " + std::to_string(p.sample_id) + ": " + e.what());
     }
@@ -182,27 +193,27 @@ class TargetBatch {
   // Sample i's first `n` rows (n = its count, checked against M).
   static std::int64_t count_of(Padded& kind, std::size_t i, const char* name) {
     const std::int64_t n = (*kind.counts).data_ptr<std::int64_t>()[i];
-    if (n < 0 || n > kind.rows) {
+    if (n < 0 || n > kind.size) {
       throw ConfigError(std::string("targets: ") + name + "[" + std::to_string(i) + "] is " +
-                        std::to_string(n) + "; allowed 0.." + std::to_string(kind.rows));
+                        std::to_string(n) + "; allowed 0.." + std::to_string(kind.size));
     }
     return n;
   }
 
-  // Writes `out` into sample i's rows of `kind` (D = dims values each), padding the rest.
+  // Writes `out` into sample i's rows of `kind` (`write` the coordinates, then the label), padding
+  // the rows it no longer fills with (0, ..., 0, -1).
   template <class Row, class Write>
-  static void store(Padded& kind, std::size_t i, std::int64_t dims, const std::vector<Row>& out,
-                    Write write) {
-    float* xy = (*kind.coordinates).data_ptr<float>() + static_cast<std::int64_t>(i) * kind.rows * dims;
-    std::int64_t* labels = (*kind.labels).data_ptr<std::int64_t>() + static_cast<std::int64_t>(i) * kind.rows;
+  static void store(Padded& kind, std::size_t i, const std::vector<Row>& out, Write write) {
+    float* row = kind.of(i);
     const std::int64_t old = (*kind.counts).data_ptr<std::int64_t>()[i];
-    for (std::size_t k = 0; k < out.size(); ++k) {
-      write(out[k], xy + static_cast<std::int64_t>(k) * dims);
-      labels[k] = out[k].label;
+    const std::int64_t label = kind.width - 1;
+    for (std::size_t k = 0; k < out.size(); ++k, row += kind.width) {
+      write(out[k], row);
+      row[label] = static_cast<float>(out[k].label);
     }
-    for (auto k = static_cast<std::int64_t>(out.size()); k < old; ++k) {
-      std::fill_n(xy + k * dims, dims, 0.0f);
-      labels[k] = -1;
+    for (auto k = static_cast<std::int64_t>(out.size()); k < old; ++k, row += kind.width) {
+      std::fill_n(row, label, 0.0f);
+      row[label] = -1.0f;
     }
     (*kind.counts).data_ptr<std::int64_t>()[i] = static_cast<std::int64_t>(out.size());
   }
@@ -210,36 +221,28 @@ class TargetBatch {
   void warp_boxes_of(std::size_t i, const WarpGeometry& g, const Laterality& laterality, double min_visible) {
     const std::int64_t n = count_of(boxes_, i, "box_counts");
     if (n == 0) return;
-    const float* xy =
-        (*boxes_.coordinates).data_ptr<float>() + static_cast<std::int64_t>(i) * boxes_.rows * 4;
-    const std::int64_t* labels =
-        (*boxes_.labels).data_ptr<std::int64_t>() + static_cast<std::int64_t>(i) * boxes_.rows;
+    const float* b = boxes_.of(i);
     std::vector<BoxRow> in(static_cast<std::size_t>(n));
-    for (std::int64_t k = 0; k < n; ++k) {
-      in[k] = {xy[4 * k], xy[4 * k + 1], xy[4 * k + 2], xy[4 * k + 3], labels[k]};
-    }
-    store(boxes_, i, 4, warp_boxes(in, g, width_, height_, min_visible, laterality),
-          [](const BoxRow& b, float* out) {
-            out[0] = static_cast<float>(b.x0);
-            out[1] = static_cast<float>(b.y0);
-            out[2] = static_cast<float>(b.x1);
-            out[3] = static_cast<float>(b.y1);
+    for (std::int64_t k = 0; k < n; ++k, b += 5) in[k] = {b[0], b[1], b[2], b[3], label_of(b[4], "box", k)};
+    store(boxes_, i, warp_boxes(in, g, width_, height_, min_visible, laterality),
+          [](const BoxRow& r, float* out) {
+            out[0] = static_cast<float>(r.x0);
+            out[1] = static_cast<float>(r.y0);
+            out[2] = static_cast<float>(r.x1);
+            out[3] = static_cast<float>(r.y1);
           });
   }
 
   void warp_landmarks_of(std::size_t i, const WarpGeometry& g, const Laterality& laterality) {
     const std::int64_t n = count_of(landmarks_, i, "landmark_counts");
     if (n == 0) return;
-    const float* xy =
-        (*landmarks_.coordinates).data_ptr<float>() + static_cast<std::int64_t>(i) * landmarks_.rows * 2;
-    const std::int64_t* labels =
-        (*landmarks_.labels).data_ptr<std::int64_t>() + static_cast<std::int64_t>(i) * landmarks_.rows;
+    const float* p = landmarks_.of(i);
     std::vector<PointRow> in(static_cast<std::size_t>(n));
-    for (std::int64_t k = 0; k < n; ++k) in[k] = {xy[2 * k], xy[2 * k + 1], labels[k]};
-    store(landmarks_, i, 2, warp_landmarks(in, g, width_, height_, laterality),
-          [](const PointRow& p, float* out) {
-            out[0] = static_cast<float>(p.x);
-            out[1] = static_cast<float>(p.y);
+    for (std::int64_t k = 0; k < n; ++k, p += 3) in[k] = {p[0], p[1], label_of(p[2], "landmark", k)};
+    store(landmarks_, i, warp_landmarks(in, g, width_, height_, laterality),
+          [](const PointRow& r, float* out) {
+            out[0] = static_cast<float>(r.x);
+            out[1] = static_cast<float>(r.y);
           });
   }
 

@@ -93,9 +93,10 @@ augment::AugmentOptions geometric_chain(std::uint64_t seed = 11) {
   return o;
 }
 
-// Every served batch of `epoch`, per sample id: the sample's images and targets cut out of its batch.
+// Every served batch of `epoch`, per sample id: the sample's images and targets cut out of its
+// batch (boxes [n,5] and landmarks [n,3], the label last).
 struct Served {
-  torch::Tensor image, mask, boxes, box_labels, landmarks, landmark_labels;
+  torch::Tensor image, mask, boxes, landmarks;
   bool mask_valid = false;
 };
 
@@ -111,15 +112,11 @@ std::map<std::int64_t, Served> serve(std::size_t batch_size, std::size_t threads
   auto collect = [&](loader::Loader& l) {
     l.set_epoch(epoch);
     while (auto b = l.next()) {
+      const std::vector<torch::Tensor> boxes = b->box_list(), landmarks = b->landmark_list();
       for (std::int64_t j = 0; j < b->images.size(0); ++j) {
-        const std::int64_t n = b->box_counts[j].item<std::int64_t>();
-        const std::int64_t m = b->landmark_counts[j].item<std::int64_t>();
-        out[b->sample_ids[j].item<std::int64_t>()] = {b->images[j].clone(),
-                                                      b->masks[j].clone(),
-                                                      b->boxes[j].slice(0, 0, n).clone(),
-                                                      b->box_labels[j].slice(0, 0, n).clone(),
-                                                      b->landmarks[j].slice(0, 0, m).clone(),
-                                                      b->landmark_labels[j].slice(0, 0, m).clone(),
+        const auto k = static_cast<std::size_t>(j);
+        out[b->sample_ids[j].item<std::int64_t>()] = {b->images[j].clone(), b->masks[j].clone(),
+                                                      boxes[k].clone(), landmarks[k].clone(),
                                                       b->mask_valid[j].item<bool>()};
       }
     }
@@ -182,14 +179,14 @@ TEST(TargetHook, BoxesAndLandmarksFollowTheRegion) {
       EXPECT_NEAR(b[1], y0, 2.0) << "sample " << id;
       EXPECT_NEAR(b[2], x1, 2.0) << "sample " << id;
       EXPECT_NEAR(b[3], y1, 2.0) << "sample " << id;
-      EXPECT_EQ(s.box_labels[0].item<std::int64_t>(), 1);
+      EXPECT_EQ(b[4], 1.0f);  // the label
     }
     // The centre landmark lands on the bright square, the corner one near its corner.
     ASSERT_EQ(s.landmarks.size(0), 2) << "sample " << id;
     const float* p = s.landmarks.data_ptr<float>();
     const auto px = static_cast<std::int64_t>(p[0]), py = static_cast<std::int64_t>(p[1]);
     EXPECT_GT(s.image[0][py][px].item<std::uint8_t>(), 125) << "sample " << id;
-    EXPECT_LT(std::hypot(p[2] - x0, p[3] - y0), 5.0) << "sample " << id;
+    EXPECT_LT(std::hypot(p[3] - x0, p[4] - y0), 5.0) << "sample " << id;
   }
 }
 
@@ -203,7 +200,6 @@ TEST(TargetHook, TargetsAreTheSameWhateverThreadsBatchAndOrder) {
     EXPECT_TRUE(torch::equal(s.image, t.image)) << "sample " << id;
     EXPECT_TRUE(torch::equal(s.mask, t.mask)) << "sample " << id;
     EXPECT_TRUE(torch::equal(s.boxes, t.boxes)) << "sample " << id;
-    EXPECT_TRUE(torch::equal(s.box_labels, t.box_labels)) << "sample " << id;
     EXPECT_TRUE(torch::equal(s.landmarks, t.landmarks)) << "sample " << id;
   }
   // Another epoch moves them differently.
@@ -245,7 +241,7 @@ TEST(TargetHook, IntensityOperationsLeaveTargetsExactlyAsServed) {
 }
 
 // One hand-made batch of two 64 x 64 samples: masks int64 [2,1,64,64] (a 10 x 10 square of
-// class 1 at (8, 8) and one of class 2 at (40, 30)), boxes [2,2,4], landmarks [2,1,2].
+// class 1 at (8, 8) and one of class 2 at (40, 30)), boxes [2,2,5], landmarks [2,1,3].
 augment::TargetTensors hand_made() {
   augment::TargetTensors t;
   t.masks = torch::zeros({2, 1, kSide, kSide}, torch::kInt64);
@@ -253,13 +249,11 @@ augment::TargetTensors hand_made() {
     t.masks[b][0].slice(0, 8, 18).slice(1, 8, 18).fill_(1);
     t.masks[b][0].slice(0, 30, 40).slice(1, 40, 50).fill_(2);
   }
-  t.boxes = torch::tensor(
-                {8.f, 8.f, 18.f, 18.f, 40.f, 30.f, 50.f, 40.f, 8.f, 8.f, 18.f, 18.f, 40.f, 30.f, 50.f, 40.f})
-                .reshape({2, 2, 4});
-  t.box_labels = torch::tensor({1, 2, 1, 2}, torch::kInt64).reshape({2, 2});
+  t.boxes = torch::tensor({8.f, 8.f, 18.f, 18.f, 1.f, 40.f, 30.f, 50.f, 40.f, 2.f,  //
+                           8.f, 8.f, 18.f, 18.f, 1.f, 40.f, 30.f, 50.f, 40.f, 2.f})
+                .reshape({2, 2, 5});
   t.box_counts = torch::tensor({2, 2}, torch::kInt64);
-  t.landmarks = torch::tensor({45.f, 35.f, 45.f, 35.f}).reshape({2, 1, 2});
-  t.landmark_labels = torch::tensor({2, 2}, torch::kInt64).reshape({2, 1});
+  t.landmarks = torch::tensor({45.f, 35.f, 2.f, 45.f, 35.f, 2.f}).reshape({2, 1, 3});
   t.landmark_counts = torch::tensor({1, 1}, torch::kInt64);
   return t;
 }
@@ -281,16 +275,16 @@ TEST(WarpTargets, AWholePixelTranslationMovesEveryTargetExactlyAndDropsWhatLeave
   EXPECT_EQ(t.masks[1].eq(2).sum().item<std::int64_t>(), 0);
   EXPECT_EQ(t.masks[1].eq(1).sum().item<std::int64_t>(), 100);
   EXPECT_EQ(t.box_counts[0].item<std::int64_t>(), 2);
-  EXPECT_TRUE(torch::equal(t.boxes[0],
-                           torch::tensor({24.f, 8.f, 34.f, 18.f, 56.f, 30.f, 64.f, 40.f}).reshape({2, 4})))
+  EXPECT_TRUE(torch::equal(
+      t.boxes[0], torch::tensor({24.f, 8.f, 34.f, 18.f, 1.f, 56.f, 30.f, 64.f, 40.f, 2.f}).reshape({2, 5})))
       << t.boxes[0];  // the second box clipped to the image: 8 of its 10 px wide are inside
   EXPECT_EQ(t.box_counts[1].item<std::int64_t>(), 1);
-  EXPECT_TRUE(
-      torch::equal(t.boxes[1], torch::tensor({32.f, 8.f, 42.f, 18.f, 0.f, 0.f, 0.f, 0.f}).reshape({2, 4})));
-  EXPECT_TRUE(torch::equal(t.box_labels[1], torch::tensor({1, -1}, torch::kInt64)));
-  EXPECT_TRUE(torch::equal(t.landmarks[0][0], torch::tensor({61.f, 35.f})));
+  // The dropped box's row is padding, exactly (0, 0, 0, 0, -1).
+  EXPECT_TRUE(torch::equal(
+      t.boxes[1], torch::tensor({32.f, 8.f, 42.f, 18.f, 1.f, 0.f, 0.f, 0.f, 0.f, -1.f}).reshape({2, 5})));
+  EXPECT_TRUE(torch::equal(t.landmarks[0][0], torch::tensor({61.f, 35.f, 2.f})));
   EXPECT_EQ(t.landmark_counts[1].item<std::int64_t>(), 0);
-  EXPECT_EQ(t.landmark_labels[1][0].item<std::int64_t>(), -1);
+  EXPECT_TRUE(torch::equal(t.landmarks[1][0], torch::tensor({0.f, 0.f, -1.f})));
 }
 
 TEST(WarpTargets, AMinimumVisibleFractionDecidesWhetherAClippedBoxStays) {
@@ -316,11 +310,10 @@ TEST(WarpTargets, AMirrorSwapsPairedClassesInMasksBoxesAndLandmarks) {
   EXPECT_EQ(t.masks[0][0][10][10].item<std::int64_t>(), 0);
   EXPECT_EQ(t.masks[0][0][35][20].item<std::int64_t>(), 1);
   EXPECT_EQ(t.masks[0].eq(1).sum().item<std::int64_t>(), 100);
-  EXPECT_TRUE(torch::equal(t.box_labels[0], torch::tensor({2, 1}, torch::kInt64)));
-  EXPECT_TRUE(torch::allclose(t.boxes[0][0], torch::tensor({46.f, 8.f, 56.f, 18.f})));
-  EXPECT_TRUE(torch::allclose(t.landmarks[0][0], torch::tensor({19.f, 35.f})));
-  EXPECT_EQ(t.landmark_labels[0][0].item<std::int64_t>(), 1);
-  EXPECT_TRUE(torch::equal(t.box_labels[1], torch::tensor({1, 2}, torch::kInt64)));  // not mirrored
+  EXPECT_TRUE(torch::equal(t.boxes[0].select(1, 4), torch::tensor({2.f, 1.f})));
+  EXPECT_TRUE(torch::allclose(t.boxes[0][0], torch::tensor({46.f, 8.f, 56.f, 18.f, 2.f})));
+  EXPECT_TRUE(torch::allclose(t.landmarks[0][0], torch::tensor({19.f, 35.f, 1.f})));
+  EXPECT_TRUE(torch::equal(t.boxes[1].select(1, 4), torch::tensor({1.f, 2.f})));  // not mirrored
 }
 
 TEST(WarpTargets, ReplayGivesTheSameImagesAndTargets) {
@@ -364,6 +357,23 @@ TEST(WarpTargets, WrongShapesAndTypesAreConfigErrorsNamingTheTensor) {
   t = hand_made();
   t.landmarks = t.landmarks.to(torch::kFloat64);
   EXPECT_NE(message(t).find("landmarks"), std::string::npos) << message(t);
+  t = hand_made();
+  t.boxes = t.boxes.slice(2, 0, 4);  // the old layout, without the label column
+  EXPECT_NE(message(t).find("boxes must be [B,M,5]"), std::string::npos) << message(t);
+}
+
+TEST(WarpTargets, ALabelThatIsNotAClassIdIsAFormatErrorNamingTheSample) {
+  augment::TargetTensors t = hand_made();
+  augment::AppliedParams p = shifted(0.1);
+  p.sample_id = 42;
+  t.boxes[1][1][4] = 1.5f;
+  try {
+    augment::warp_targets(t, {shifted(0.1), p}, kSide, kSide);
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("sample 42"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("box 1 has label 1.5"), std::string::npos) << e.what();
+  }
 }
 
 TEST(WarpTargets, AnInt64MaskIdOutsideUint16IsAFormatErrorNamingTheSample) {
@@ -435,8 +445,7 @@ TEST(ContactSheetTargets, MaskOutlinesLieOnTheClassBoundaryInTheClassColour) {
 
 TEST(ContactSheetTargets, BoxesAreRectanglesOnTheirEdgePixels) {
   augment::TargetTensors t;
-  t.boxes = torch::tensor({44.f, 40.f, 60.f, 56.f}).reshape({1, 1, 4});
-  t.box_labels = torch::tensor({5}, torch::kInt64).reshape({1, 1});
+  t.boxes = torch::tensor({44.f, 40.f, 60.f, 56.f, 5.f}).reshape({1, 1, 5});
   t.box_counts = torch::tensor({1}, torch::kInt64);
   const auto [changed, sheet] = drawn(t);
   ASSERT_EQ(changed.size(0), 2 * 60);  // a 16 x 16 ring per tile

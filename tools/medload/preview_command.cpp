@@ -121,24 +121,25 @@ torch::Tensor read_samples(const loader::CacheReader& cache, const std::vector<s
   return raw;
 }
 
-// Per-sample boxes or landmarks padded into the serving layout: coordinates float32 [N,M,D],
-// labels int64 [N,M] (-1 padding), counts int64 [N].
+// Per-sample boxes or landmarks padded into the serving layout: rows float32 [N,M,D+1] (D
+// coordinates by `write`, then the label; padding rows 0 with label -1), counts int64 [N].
 template <class Target, class Write>
-void pad(const std::vector<std::vector<Target>>& targets, std::int64_t dims, torch::Tensor& coordinates,
-         torch::Tensor& labels, torch::Tensor& counts, Write write) {
+void pad(const std::vector<std::vector<Target>>& targets, std::int64_t dims, torch::Tensor& rows,
+         torch::Tensor& counts, Write write) {
   std::size_t most = 0;
   for (const auto& t : targets) most = std::max(most, t.size());
   const auto n = static_cast<std::int64_t>(targets.size()), m = static_cast<std::int64_t>(most);
-  coordinates = torch::zeros({n, m, dims}, torch::kFloat32);
-  labels = torch::full({n, m}, -1, torch::kInt64);
+  rows = torch::zeros({n, m, dims + 1}, torch::kFloat32);
+  rows.select(2, dims).fill_(-1);
   counts = torch::empty({n}, torch::kInt64);
   for (std::int64_t i = 0; i < n; ++i) {
-    const auto& row = targets[static_cast<std::size_t>(i)];
-    for (std::size_t k = 0; k < row.size(); ++k) {
-      write(row[k], coordinates.data_ptr<float>() + (i * m + static_cast<std::int64_t>(k)) * dims);
-      labels.data_ptr<std::int64_t>()[i * m + static_cast<std::int64_t>(k)] = row[k].label;
+    const auto& sample = targets[static_cast<std::size_t>(i)];
+    for (std::size_t k = 0; k < sample.size(); ++k) {
+      float* row = rows.data_ptr<float>() + (i * m + static_cast<std::int64_t>(k)) * (dims + 1);
+      write(sample[k], row);
+      row[dims] = static_cast<float>(sample[k].label);
     }
-    counts.data_ptr<std::int64_t>()[i] = static_cast<std::int64_t>(row.size());
+    counts.data_ptr<std::int64_t>()[i] = static_cast<std::int64_t>(sample.size());
   }
 }
 
@@ -166,14 +167,13 @@ augment::TargetTensors read_targets(const loader::CacheReader& cache, const std:
     boxes.push_back(cache.boxes(static_cast<std::size_t>(id)));
     landmarks.push_back(cache.landmarks(static_cast<std::size_t>(id)));
   }
-  pad(boxes, 4, t.boxes, t.box_labels, t.box_counts, [](const loader::Box& b, float* out) {
+  pad(boxes, 4, t.boxes, t.box_counts, [](const loader::Box& b, float* out) {
     out[0] = static_cast<float>(b.x0), out[1] = static_cast<float>(b.y0);
     out[2] = static_cast<float>(b.x1), out[3] = static_cast<float>(b.y1);
   });
-  pad(landmarks, 2, t.landmarks, t.landmark_labels, t.landmark_counts,
-      [](const loader::Landmark& p, float* out) {
-        out[0] = static_cast<float>(p.x), out[1] = static_cast<float>(p.y);
-      });
+  pad(landmarks, 2, t.landmarks, t.landmark_counts, [](const loader::Landmark& p, float* out) {
+    out[0] = static_cast<float>(p.x), out[1] = static_cast<float>(p.y);
+  });
   return t;
 }
 

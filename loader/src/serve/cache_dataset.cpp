@@ -270,7 +270,8 @@ void CacheDataset::read_targets(std::size_t index, CacheExample& example) const 
     example.mask = torch::empty({1, layout.height, layout.width}, as_uint8 ? torch::kUInt8 : torch::kInt64);
     detail::convert_mask(ids.data(), ids.size(), example.mask.data_ptr(), as_uint8);
   }
-  // One sample's boxes and landmarks in the batch layout: collated as a batch of one, then unpadded.
+  // One sample's boxes and landmarks in the batch layout: collated as a batch of one, which has
+  // no padding (M is its own count).
   Batch one;
   const auto options = torch::TensorOptions();
   if (kinds.boxes) {
@@ -278,7 +279,6 @@ void CacheDataset::read_targets(std::size_t index, CacheExample& example) const 
     const std::vector<TargetState> states{s.boxes(index, boxes[0])};
     detail::collate_boxes(boxes, states, options, one);
     example.boxes = one.boxes[0];
-    example.box_labels = one.box_labels[0];
     example.box_state = states[0];
   }
   if (kinds.landmarks) {
@@ -286,7 +286,6 @@ void CacheDataset::read_targets(std::size_t index, CacheExample& example) const 
     const std::vector<TargetState> states{s.landmarks(index, points[0])};
     detail::collate_landmarks(points, states, options, one);
     example.landmarks = one.landmarks[0];
-    example.landmark_labels = one.landmark_labels[0];
     example.landmark_state = states[0];
   }
 }
@@ -351,20 +350,26 @@ torch::data::Example<> Collate::apply_batch(std::vector<CacheExample> examples) 
 
 namespace {
 
-// Example e's boxes (landmarks) back in the per-sample form the collation takes.
+// Example e's boxes (landmarks), float32 [n,5] ([n,3]) rows of coordinates and label, back in
+// the per-sample form the collation takes. ConfigError naming the sample for another layout.
 template <class Target>
-std::vector<Target> unpack(const torch::Tensor& coordinates, const torch::Tensor& labels) {
-  std::vector<Target> out(static_cast<std::size_t>(labels.numel()));
-  const torch::Tensor xy = coordinates.to(torch::kFloat64).contiguous();
-  const torch::Tensor ids = labels.to(torch::kInt64).contiguous();
-  const double* p = xy.data_ptr<double>();
-  for (std::size_t k = 0; k < out.size(); ++k) {
+std::vector<Target> unpack(const CacheExample& e, const torch::Tensor& rows, const char* name) {
+  constexpr std::int64_t kWidth = std::is_same_v<Target, Box> ? 5 : 3;
+  if (rows.scalar_type() != torch::kFloat32 || rows.dim() != 2 || rows.size(1) != kWidth) {
+    throw ConfigError("CollateBatch: sample " + std::to_string(e.sample_id) + "'s " + name +
+                      " must be float32 [n," + std::to_string(kWidth) + "]; got " +
+                      std::string(c10::toString(rows.scalar_type())) + " " + c10::str(rows.sizes()));
+  }
+  const torch::Tensor host = rows.to(torch::kCPU).contiguous();
+  const float* p = host.data_ptr<float>();
+  std::vector<Target> out(static_cast<std::size_t>(host.size(0)));
+  for (std::size_t k = 0; k < out.size(); ++k, p += kWidth) {
     if constexpr (std::is_same_v<Target, Box>) {
-      out[k] = {p[4 * k], p[4 * k + 1], p[4 * k + 2], p[4 * k + 3], 0};
+      out[k] = {p[0], p[1], p[2], p[3], 0};
     } else {
-      out[k] = {p[2 * k], p[2 * k + 1], 0};
+      out[k] = {p[0], p[1], 0};
     }
-    out[k].label = static_cast<std::int32_t>(ids.data_ptr<std::int64_t>()[k]);
+    out[k].label = static_cast<std::int32_t>(p[kWidth - 1]);
   }
   return out;
 }
@@ -404,7 +409,7 @@ Batch CollateBatch::apply_batch(std::vector<CacheExample> examples) {
     std::vector<std::vector<Box>> boxes;
     std::vector<TargetState> states;
     for (const CacheExample& e : examples) {
-      boxes.push_back(unpack<Box>(e.boxes, e.box_labels));
+      boxes.push_back(unpack<Box>(e, e.boxes, "boxes"));
       states.push_back(e.box_state);
     }
     detail::collate_boxes(boxes, states, torch::TensorOptions(), batch);
@@ -413,7 +418,7 @@ Batch CollateBatch::apply_batch(std::vector<CacheExample> examples) {
     std::vector<std::vector<Landmark>> points;
     std::vector<TargetState> states;
     for (const CacheExample& e : examples) {
-      points.push_back(unpack<Landmark>(e.landmarks, e.landmark_labels));
+      points.push_back(unpack<Landmark>(e, e.landmarks, "landmarks"));
       states.push_back(e.landmark_state);
     }
     detail::collate_landmarks(points, states, torch::TensorOptions(), batch);

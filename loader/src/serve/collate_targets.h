@@ -17,12 +17,14 @@ namespace medload::loader::detail {
 // FormatError naming the first id above 255 (the caller adds the sample).
 void convert_mask(const std::uint16_t* in, std::size_t count, void* out, bool as_uint8);
 
-// Sets batch.boxes [B,M,4], box_labels [B,M], box_counts [B], box_valid [B] from each sample's
-// boxes and state (boxes.size() == states.size() == B), allocated with `options` (device, pinning).
+// Sets batch.boxes float32 [B,M,5] (x0, y0, x1, y1, label; padding rows (0, 0, 0, 0, -1)),
+// box_counts [B], box_valid [B] from each sample's boxes and state (boxes.size() == states.size()
+// == B), allocated with `options` (device, pinning).
 void collate_boxes(const std::vector<std::vector<Box>>& boxes, const std::vector<TargetState>& states,
                    const torch::TensorOptions& options, Batch& batch);
 
-// The same for landmarks: batch.landmarks [B,L,2], landmark_labels, landmark_counts, landmark_valid.
+// The same for landmarks: batch.landmarks [B,L,3] (x, y, label; padding (0, 0, -1)),
+// landmark_counts, landmark_valid.
 void collate_landmarks(const std::vector<std::vector<Landmark>>& landmarks,
                        const std::vector<TargetState>& states, const torch::TensorOptions& options,
                        Batch& batch);

@@ -164,18 +164,22 @@ void check_sampler_indices(const std::vector<std::size_t>& indices, std::size_t 
   }
 }
 
+// Each sample's rows of a padded [B,M,D] tensor: the first counts[b] of rows[b] (views).
+std::vector<torch::Tensor> rows_per_sample(const torch::Tensor& rows, const torch::Tensor& counts) {
+  std::vector<torch::Tensor> out;
+  if (!rows.defined()) return out;
+  const torch::Tensor n = counts.to(torch::kCPU).contiguous();
+  const auto* count = n.data_ptr<std::int64_t>();
+  out.reserve(static_cast<std::size_t>(n.numel()));
+  for (std::int64_t b = 0; b < n.numel(); ++b) out.push_back(rows[b].slice(0, 0, count[b]));
+  return out;
+}
+
 }  // namespace
 
-std::vector<torch::Tensor> Batch::box_list() const {
-  std::vector<torch::Tensor> out;
-  if (!boxes.defined()) return out;
-  const torch::Tensor counts = box_counts.to(torch::kCPU).contiguous();
-  const torch::Tensor rows =
-      torch::cat({boxes, box_labels.to(boxes.scalar_type()).unsqueeze(2)}, 2);  // [B,M,5]
-  const auto* n = counts.data_ptr<std::int64_t>();
-  out.reserve(static_cast<std::size_t>(counts.numel()));
-  for (std::int64_t b = 0; b < counts.numel(); ++b) out.push_back(rows[b].slice(0, 0, n[b]));
-  return out;
+std::vector<torch::Tensor> Batch::box_list() const { return rows_per_sample(boxes, box_counts); }
+std::vector<torch::Tensor> Batch::landmark_list() const {
+  return rows_per_sample(landmarks, landmark_counts);
 }
 
 namespace detail {
@@ -202,26 +206,30 @@ void convert_mask(const std::uint16_t* in, std::size_t count, void* out, bool as
 
 namespace {
 
-// The padded layout of one kind: `coordinates` float32 [B,M,D], `labels` int64 [B,M] (-1
-// padding), `counts` int64 [B], `valid` bool [B]; `write(target, float* row)` writes D values.
+// The padded layout of one kind: `rows` float32 [B,M,D+1] (D coordinates, then the label;
+// padding rows 0 with label -1), `counts` int64 [B], `valid` bool [B]; `write(target, float* row)`
+// writes the D coordinates.
 template <class Target, class Write>
 void collate(const std::vector<std::vector<Target>>& targets, const std::vector<TargetState>& states,
-             std::int64_t dims, const torch::TensorOptions& options, torch::Tensor& coordinates,
-             torch::Tensor& labels, torch::Tensor& counts, torch::Tensor& valid, Write write) {
+             std::int64_t dims, const torch::TensorOptions& options, torch::Tensor& rows,
+             torch::Tensor& counts, torch::Tensor& valid, Write write) {
   const auto size = static_cast<std::int64_t>(targets.size());
   std::size_t most = 0;
   for (const auto& t : targets) most = std::max(most, t.size());
   const auto m = static_cast<std::int64_t>(most);
-  coordinates = torch::zeros({size, m, dims}, options.dtype(torch::kFloat32));
-  labels = torch::full({size, m}, -1, options.dtype(torch::kInt64));
+  const std::int64_t width = dims + 1;
+  rows = torch::zeros({size, m, width}, options.dtype(torch::kFloat32));
   counts = torch::empty({size}, options.dtype(torch::kInt64));
   valid = torch::empty({size}, options.dtype(torch::kBool));
-  float* xy = coordinates.data_ptr<float>();
-  std::int64_t* label = labels.data_ptr<std::int64_t>();
+  float* row = rows.data_ptr<float>();
   for (std::size_t b = 0; b < targets.size(); ++b) {
-    for (std::size_t k = 0; k < targets[b].size(); ++k) {
-      write(targets[b][k], xy + (static_cast<std::int64_t>(b) * m + static_cast<std::int64_t>(k)) * dims);
-      label[static_cast<std::int64_t>(b) * m + static_cast<std::int64_t>(k)] = targets[b][k].label;
+    for (std::size_t k = 0; k < most; ++k, row += width) {
+      if (k >= targets[b].size()) {
+        row[dims] = -1.0f;
+        continue;
+      }
+      write(targets[b][k], row);
+      row[dims] = static_cast<float>(targets[b][k].label);  // exact: class ids are at most 65535
     }
     counts.data_ptr<std::int64_t>()[b] = static_cast<std::int64_t>(targets[b].size());
     valid.data_ptr<bool>()[b] = states[b] == TargetState::kValid;
@@ -232,7 +240,7 @@ void collate(const std::vector<std::vector<Target>>& targets, const std::vector<
 
 void collate_boxes(const std::vector<std::vector<Box>>& boxes, const std::vector<TargetState>& states,
                    const torch::TensorOptions& options, Batch& batch) {
-  collate(boxes, states, 4, options, batch.boxes, batch.box_labels, batch.box_counts, batch.box_valid,
+  collate(boxes, states, 4, options, batch.boxes, batch.box_counts, batch.box_valid,
           [](const Box& box, float* out) {
             out[0] = static_cast<float>(box.x0);
             out[1] = static_cast<float>(box.y0);
@@ -244,8 +252,8 @@ void collate_boxes(const std::vector<std::vector<Box>>& boxes, const std::vector
 void collate_landmarks(const std::vector<std::vector<Landmark>>& landmarks,
                        const std::vector<TargetState>& states, const torch::TensorOptions& options,
                        Batch& batch) {
-  collate(landmarks, states, 2, options, batch.landmarks, batch.landmark_labels, batch.landmark_counts,
-          batch.landmark_valid, [](const Landmark& point, float* out) {
+  collate(landmarks, states, 2, options, batch.landmarks, batch.landmark_counts, batch.landmark_valid,
+          [](const Landmark& point, float* out) {
             out[0] = static_cast<float>(point.x);
             out[1] = static_cast<float>(point.y);
           });

@@ -102,22 +102,26 @@ TEST_F(TargetServing, BoxesAreServedPaddedWithCountsLabelsAndValidity) {
   const Batch b = serve_all(dataset, batches_of(kTargetImages)).at(0);
   ASSERT_TRUE(b.boxes.defined());
   EXPECT_EQ(b.boxes.scalar_type(), torch::kFloat32);
-  EXPECT_EQ(b.boxes.sizes(), (std::vector<std::int64_t>{6, 2, 4}));  // M = the most boxes (sample 0's 2)
+  // M = the most boxes (sample 0's 2); each row x0, y0, x1, y1, label.
+  EXPECT_EQ(b.boxes.sizes(), (std::vector<std::int64_t>{6, 2, 5}));
   EXPECT_EQ(as_vector(b.box_counts), (std::vector<std::int64_t>{2, 0, 0, 0, 1, 1}));
   EXPECT_EQ(as_vector(b.box_valid), (std::vector<std::int64_t>{1, 1, 0, 0, 1, 1}));  // 1: a negative image
-  EXPECT_EQ(as_vector(b.box_labels), (std::vector<std::int64_t>{1, 2, -1, -1, -1, -1, -1, -1, 3, -1, 1, -1}));
-  EXPECT_EQ(floats(b.boxes[0]), (std::vector<float>{1, 2, 5, 6.5f, 8.5f, 0, 16, 12}));
-  EXPECT_EQ(floats(b.boxes[4]), (std::vector<float>{0, 0, 16, 12, 0, 0, 0, 0}));
-  EXPECT_EQ(floats(b.boxes[5]), (std::vector<float>{2, 3, 4, 5, 0, 0, 0, 0}));
-  EXPECT_EQ(b.boxes[1].abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(as_vector(b.boxes.select(2, 4)),
+            (std::vector<std::int64_t>{1, 2, -1, -1, -1, -1, -1, -1, 3, -1, 1, -1}));
+  EXPECT_EQ(floats(b.boxes[0]), (std::vector<float>{1, 2, 5, 6.5f, 1, 8.5f, 0, 16, 12, 2}));
+  // Padding rows are exactly (0, 0, 0, 0, -1).
+  EXPECT_EQ(floats(b.boxes[4]), (std::vector<float>{0, 0, 16, 12, 3, 0, 0, 0, 0, -1}));
+  EXPECT_EQ(floats(b.boxes[5]), (std::vector<float>{2, 3, 4, 5, 1, 0, 0, 0, 0, -1}));
+  EXPECT_EQ(floats(b.boxes[1]), (std::vector<float>{0, 0, 0, 0, -1, 0, 0, 0, 0, -1}));
 
   ASSERT_TRUE(b.landmarks.defined());
-  EXPECT_EQ(b.landmarks.sizes(), (std::vector<std::int64_t>{6, 2, 2}));
+  EXPECT_EQ(b.landmarks.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(b.landmarks.sizes(), (std::vector<std::int64_t>{6, 2, 3}));  // x, y, label
   EXPECT_EQ(as_vector(b.landmark_counts), (std::vector<std::int64_t>{1, 0, 0, 2, 0, 0}));
   EXPECT_EQ(as_vector(b.landmark_valid), (std::vector<std::int64_t>{1, 0, 0, 1, 0, 1}));
-  EXPECT_EQ(as_vector(b.landmark_labels[3]), (std::vector<std::int64_t>{1, 2}));
-  EXPECT_EQ(floats(b.landmarks[0]), (std::vector<float>{3.25f, 4.75f, 0, 0}));
-  EXPECT_EQ(floats(b.landmarks[3]), (std::vector<float>{0, 0, 16, 12}));
+  EXPECT_EQ(floats(b.landmarks[0]), (std::vector<float>{3.25f, 4.75f, 3, 0, 0, -1}));
+  EXPECT_EQ(floats(b.landmarks[3]), (std::vector<float>{0, 0, 1, 16, 12, 2}));
+  EXPECT_EQ(floats(b.landmarks[1]), (std::vector<float>{0, 0, -1, 0, 0, -1}));
 }
 
 TEST_F(TargetServing, ThePaddedWidthIsTheLargestCountOfEachBatch) {
@@ -127,7 +131,7 @@ TEST_F(TargetServing, ThePaddedWidthIsTheLargestCountOfEachBatch) {
   EXPECT_EQ(batches[0].boxes.size(1), 2);  // samples 0, 1: two boxes and none
   EXPECT_EQ(batches[1].boxes.size(1), 0);  // samples 2, 3: none (and invalid)
   EXPECT_EQ(batches[2].boxes.size(1), 1);
-  EXPECT_EQ(batches[1].box_labels.sizes(), (std::vector<std::int64_t>{2, 0}));
+  EXPECT_EQ(batches[1].boxes.sizes(), (std::vector<std::int64_t>{2, 0, 5}));
   EXPECT_EQ(batches[1].landmarks.size(1), 2);  // sample 3's two landmarks
   EXPECT_EQ(batches[2].landmarks.size(1), 0);
 }
@@ -143,7 +147,16 @@ TEST_F(TargetServing, BoxListHasOneRowPerBoxWithTheLabelLast) {
   }
   EXPECT_EQ(floats(list[0]), (std::vector<float>{1, 2, 5, 6.5f, 1, 8.5f, 0, 16, 12, 2}));
   EXPECT_EQ(floats(list[4]), (std::vector<float>{0, 0, 16, 12, 3}));
+  // Slices of the batch's tensor, not copies.
+  EXPECT_EQ(list[4].data_ptr<float>(), b.boxes[4].data_ptr<float>());
   EXPECT_TRUE(Batch{}.box_list().empty());
+
+  const std::vector<torch::Tensor> points = b.landmark_list();
+  ASSERT_EQ(points.size(), 6u);
+  EXPECT_EQ(points[3].sizes(), (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(floats(points[3]), (std::vector<float>{0, 0, 1, 16, 12, 2}));
+  EXPECT_EQ(points[1].size(0), 0);
+  EXPECT_TRUE(Batch{}.landmark_list().empty());
 }
 
 TEST_F(TargetServing, Uint8MasksHoldTheSameIds) {
@@ -199,12 +212,12 @@ TEST_F(TargetServing, ACacheWithoutTargetsOrTargetsOffServesUndefinedTensors) {
     const CacheDataset dataset(path, options);
     EXPECT_FALSE(dataset.targets().any());
     const Batch b = serve_all(dataset, batches_of(kTargetImages)).at(0);
-    for (const torch::Tensor* t :
-         {&b.masks, &b.mask_valid, &b.boxes, &b.box_labels, &b.box_counts, &b.box_valid, &b.landmarks,
-          &b.landmark_labels, &b.landmark_counts, &b.landmark_valid}) {
+    for (const torch::Tensor* t : {&b.masks, &b.mask_valid, &b.boxes, &b.box_counts, &b.box_valid,
+                                   &b.landmarks, &b.landmark_counts, &b.landmark_valid}) {
       EXPECT_FALSE(t->defined()) << path;
     }
     EXPECT_TRUE(b.box_list().empty());
+    EXPECT_TRUE(b.landmark_list().empty());
     EXPECT_EQ(b.images.size(0), 6);
     const CacheExample e = CacheDataset(path, options).get(0);
     EXPECT_FALSE(e.mask.defined());
@@ -250,13 +263,24 @@ TEST_F(TargetServing, TheTorchDataPathCollatesTheSameBatchAsTheLoader) {
   EXPECT_TRUE(same(served.masks, collated.masks));
   EXPECT_TRUE(same(served.mask_valid, collated.mask_valid));
   EXPECT_TRUE(same(served.boxes, collated.boxes));
-  EXPECT_TRUE(same(served.box_labels, collated.box_labels));
   EXPECT_TRUE(same(served.box_counts, collated.box_counts));
   EXPECT_TRUE(same(served.box_valid, collated.box_valid));
   EXPECT_TRUE(same(served.landmarks, collated.landmarks));
-  EXPECT_TRUE(same(served.landmark_labels, collated.landmark_labels));
   EXPECT_TRUE(same(served.landmark_counts, collated.landmark_counts));
   EXPECT_TRUE(same(served.landmark_valid, collated.landmark_valid));
+}
+
+TEST_F(TargetServing, CollateBatchRefusesBoxesWithoutTheLabelColumnNamingTheSample) {
+  CacheDataset dataset(path_, whole_cache());
+  std::vector<CacheExample> examples = dataset.get_batch({0, 1});
+  examples[0].boxes = examples[0].boxes.slice(1, 0, 4);  // [n,4]: the layout before the label column
+  try {
+    CollateBatch().apply_batch(examples);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("sample 0's boxes must be float32 [n,5]"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(TargetServing, ACacheExampleCarriesItsSamplesTargets) {
@@ -264,10 +288,13 @@ TEST_F(TargetServing, ACacheExampleCarriesItsSamplesTargets) {
   const CacheExample e0 = dataset.get(0);
   EXPECT_EQ(e0.mask.sizes(), (std::vector<std::int64_t>{1, kTargetHeight, kTargetWidth}));
   EXPECT_EQ(e0.mask_state, TargetState::kValid);
-  EXPECT_EQ(e0.boxes.sizes(), (std::vector<std::int64_t>{2, 4}));
-  EXPECT_EQ(as_vector(e0.box_labels), (std::vector<std::int64_t>{1, 2}));
+  EXPECT_EQ(e0.boxes.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(floats(e0.boxes),
+            (std::vector<float>{1, 2, 5, 6.5f, 1, 8.5f, 0, 16, 12, 2}));  // as box_list()[0]
+  EXPECT_EQ(e0.boxes.sizes(), (std::vector<std::int64_t>{2, 5}));
   EXPECT_EQ(e0.box_state, TargetState::kValid);
-  EXPECT_EQ(e0.landmarks.sizes(), (std::vector<std::int64_t>{1, 2}));
+  EXPECT_EQ(e0.landmarks.sizes(), (std::vector<std::int64_t>{1, 3}));
+  EXPECT_EQ(floats(e0.landmarks), (std::vector<float>{3.25f, 4.75f, 3}));
   const CacheExample e3 = dataset.get(3);
   EXPECT_EQ(e3.box_state, TargetState::kInvalid);
   EXPECT_EQ(e3.boxes.size(0), 0);

@@ -37,17 +37,14 @@ struct TargetTensors {
   torch::Tensor masks;
   /// Optional bool [B]: false skips the sample's mask (it holds no labels).
   torch::Tensor mask_valid;
-  /// float32 [B,M,4] x0, y0, x1, y1 in continuous pixel coordinates; rows past box_counts[b]
-  /// are padding (0, label -1).
+  /// float32 [B,M,5] rows x0, y0, x1, y1 (continuous pixel coordinates), class id; rows past
+  /// box_counts[b] are padding, exactly (0, 0, 0, 0, -1).
   torch::Tensor boxes;
-  /// int64 [B,M] box class ids; -1 padding.
-  torch::Tensor box_labels;
   /// int64 [B] boxes per sample (0..M).
   torch::Tensor box_counts;
-  /// float32 [B,L,2] x, y in continuous pixel coordinates; rows past landmark_counts[b] padding.
+  /// float32 [B,L,3] rows x, y (continuous pixel coordinates), class id; rows past
+  /// landmark_counts[b] are padding, exactly (0, 0, -1).
   torch::Tensor landmarks;
-  /// int64 [B,L] landmark class ids; -1 padding.
-  torch::Tensor landmark_labels;
   /// int64 [B] landmarks per sample (0..L).
   torch::Tensor landmark_counts;
 
@@ -55,8 +52,8 @@ struct TargetTensors {
   /// the same storage, so changing them in place changes the batch.
   template <class BatchLike>
   static TargetTensors of(const BatchLike& batch) {
-    return {batch.masks,      batch.mask_valid, batch.boxes,           batch.box_labels,
-            batch.box_counts, batch.landmarks,  batch.landmark_labels, batch.landmark_counts};
+    return {batch.masks,      batch.mask_valid, batch.boxes,
+            batch.box_counts, batch.landmarks,  batch.landmark_counts};
   }
 };
 
@@ -73,14 +70,14 @@ struct TargetWarpOptions {
 /// Moves `targets` in place with each sample's geometry in `params` (B entries, in batch order,
 /// e.g. from Augmenter::apply): masks by warp_mask (nearest, the image's exact warp; int64 ids
 /// through uint16), boxes by warp_boxes (a box less than min_box_visible inside is dropped: the
-/// rows after it move up, its last row becomes padding, box_counts drops), landmarks by
+/// rows after it move up, the freed last row becomes padding, box_counts drops), landmarks by
 /// warp_landmarks (one that leaves the image is dropped likewise). Paired classes of
 /// `laterality` swap under a mirroring warp. `width` and `height` are the images'. Samples with
 /// an identity geometry are left as they are. Runs on the calling thread, on the CPU (CUDA
 /// tensors are copied to the host and back).
 /// Throws ConfigError on a wrong dtype, rank, shape or count (naming the tensor), on uint8 masks
 /// with a laterality pair above 255; FormatError naming the sample for an int64 mask id outside
-/// 0..65535 or a box or landmark that is not finite.
+/// 0..65535, a box or landmark that is not finite, or a label that is not an integer.
 void warp_targets(TargetTensors& targets, const std::vector<AppliedParams>& params, int width, int height,
                   const Laterality& laterality = {}, const TargetWarpOptions& options = {});
 

@@ -89,16 +89,14 @@ struct CacheExample {
   torch::Tensor mask;
   /// Whether the mask is known (kValid) or not (kNone, kInvalid: a loss skips it).
   TargetState mask_state = TargetState::kNone;
-  /// float32 [n,4] x0, y0, x1, y1 in output-grid pixels (continuous coordinates).
+  /// float32 [n,5] x0, y0, x1, y1 in output-grid pixels (continuous coordinates), class id (>= 1):
+  /// the sample's rows of Batch::boxes, as Batch::box_list() gives them.
   torch::Tensor boxes;
-  /// int64 [n] box class ids (>= 1).
-  torch::Tensor box_labels;
   /// kValid with n = 0 is a negative image.
   TargetState box_state = TargetState::kNone;
-  /// float32 [n,2] x, y in output-grid pixels.
+  /// float32 [n,3] x, y in output-grid pixels, class id (>= 1), as Batch::landmark_list().
   torch::Tensor landmarks;
-  /// int64 [n] landmark class ids (>= 1).
-  torch::Tensor landmark_labels;
+  /// As box_state.
   TargetState landmark_state = TargetState::kNone;
 };
 
@@ -169,7 +167,8 @@ struct Collate
 /// Collates CacheExamples, targets included, into the Batch medload's Loader serves (the same
 /// tensors, dtypes and padding): `dataset.map(CollateBatch())`. Batch::index and epoch are 0.
 struct CollateBatch : public torch::data::transforms::BatchTransform<std::vector<CacheExample>, Batch> {
-  /// Throws ConfigError on an empty batch, or when the examples disagree on which targets they have.
+  /// Throws ConfigError on an empty batch, when the examples disagree on which targets they have,
+  /// or on boxes (landmarks) that are not float32 [n,5] ([n,3]), naming the sample.
   Batch apply_batch(std::vector<CacheExample> examples) override;
 };
 

@@ -55,31 +55,32 @@ struct Batch {
   /// bool [B]: the sample's mask is known (TargetState::kValid). A loss skips the others: false
   /// means unknown (none given, or given and unusable), never "all background".
   torch::Tensor mask_valid;
-  /// float32 [B,M,4] x0, y0, x1, y1 in output-grid pixels (continuous: pixel (i, j) covers
-  /// [j, j+1) x [i, i+1)), M = the most boxes of a sample in this batch as read (0 when no sample
-  /// has any; augmentation may drop boxes but keeps M). Rows past box_counts[b] are 0.
+  /// float32 [B,M,5], one row per box: x0, y0, x1, y1 in output-grid pixels (continuous: pixel
+  /// (i, j) covers [j, j+1) x [i, i+1)), then the box's class id (>= 1; exact, ids are below
+  /// 2^24). M = the most boxes of a sample in this batch as read (0 when no sample has any;
+  /// augmentation may drop boxes but keeps M). Rows past box_counts[b] are padding, exactly
+  /// (0, 0, 0, 0, -1): a label below 0 marks them. torchvision: boxes = row[:, :4], labels =
+  /// row[:, 4].to(int64).
   torch::Tensor boxes;
-  /// int64 [B,M] box class ids (>= 1); -1 past box_counts[b].
-  torch::Tensor box_labels;
-  /// int64 [B] boxes of each sample.
+  /// int64 [B] boxes of each sample (0..M): the rows of boxes[b] before the padding.
   torch::Tensor box_counts;
   /// bool [B]: the sample's boxes are known; valid with a count of 0 is a negative image.
   torch::Tensor box_valid;
-  /// float32 [B,L,2] x, y in output-grid pixels, L as M for boxes; rows past landmark_counts[b]
-  /// are 0.
+  /// float32 [B,L,3], one row per landmark: x, y in output-grid pixels (as boxes), then the class
+  /// id (>= 1). L as M for boxes; rows past landmark_counts[b] are padding, exactly (0, 0, -1).
   torch::Tensor landmarks;
-  /// int64 [B,L] landmark class ids (>= 1); -1 past landmark_counts[b].
-  torch::Tensor landmark_labels;
-  /// int64 [B] landmarks of each sample.
+  /// int64 [B] landmarks of each sample (0..L).
   torch::Tensor landmark_counts;
   /// bool [B]: the sample's landmarks are known.
   torch::Tensor landmark_valid;
 
   /// The boxes one tensor per sample, float32 [n_b,5] (x0, y0, x1, y1, label), n_b =
-  /// box_counts[b]: the per-image layout detection models take (torchvision: boxes = t[:, :4],
-  /// labels = t[:, 4].to(int64)). Empty when boxes is undefined. Views into a copy, on the
-  /// device of `boxes`.
+  /// box_counts[b]: the per-image layout detection models take. Slices of `boxes` without its
+  /// padding: they share its storage and device (clone one to keep it past a change to the
+  /// batch). Empty when boxes is undefined.
   std::vector<torch::Tensor> box_list() const;
+  /// The same for landmarks: float32 [n_b,3] (x, y, label) per sample, slices of `landmarks`.
+  std::vector<torch::Tensor> landmark_list() const;
 };
 
 /// Augmentation hook: called once per batch on a worker thread, after collation and before the
