@@ -9,6 +9,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -97,7 +98,10 @@ std::string nifti_error(const medload::test::TempDir& dir, const CraftedHeader& 
 // ---- the NIfTI reader ----------------------------------------------------------------------
 
 TEST(ReadNifti, ReadsTheRealTemplateAsTheIndependentlyDecompressedBytes) {
-  if (!have_mricron_data()) GTEST_SKIP() << kNoData;
+  if (!have_mricron_data()) {
+    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << kNoData;
+    GTEST_SKIP() << kNoData;
+  }
   const std::string path = kTemplates + "/ch2.nii.gz";
   const NiftiVolume v = read_nifti(path);
   EXPECT_EQ(v.nx, 181);
@@ -266,7 +270,10 @@ TEST(CoarseClasses, RefuseTextThatDoesNotSayTheSide) {
 }
 
 TEST(CoarseClasses, MapEveryRegionOfThePackagesAal) {
-  if (!have_mricron_data()) GTEST_SKIP() << kNoData;
+  if (!have_mricron_data()) {
+    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << kNoData;
+    GTEST_SKIP() << kNoData;
+  }
   std::ifstream in(kTemplates + "/aal.nii.txt");
   const auto c = coarse_classes_from_aal_text(in, "aal.nii.txt");
   std::array<int, kCoarseClasses> count{};
@@ -321,7 +328,10 @@ TEST(ComponentBoxes, BoundEightConnectedComponentsInContinuousCoordinates) {
 // ---- the slice set from the real package -------------------------------------------------------
 
 TEST(PrepareSegmentationData, WritesPlausibleSlicesMasksBoxesAndManifest) {
-  if (!have_mricron_data()) GTEST_SKIP() << kNoData;
+  if (!have_mricron_data()) {
+    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << kNoData;
+    GTEST_SKIP() << kNoData;
+  }
   medload::test::TempDir dir("segdata");
   SegmentationDataOptions o;
   o.output = dir / "seg";

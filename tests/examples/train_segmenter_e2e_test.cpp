@@ -31,6 +31,7 @@ std::string slurp(const std::string& path) {
 
 TEST(TrainSegmenter, LearnsTheHemispheresOfRealMrSlicesAndReportsDicePerClass) {
   if (!fs::exists(kTemplates + "/ch2.nii.gz")) {
+    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << "no " << kTemplates;
     GTEST_SKIP() << "no " << kTemplates << " (scripts/setup.sh installs the Debian package mricron-data)";
   }
   medload::test::TempDir dir("train_segmenter");
