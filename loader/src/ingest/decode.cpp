@@ -181,18 +181,14 @@ FileOutcome decode_file(const SourceFile& source, const ValidationOptions& optio
 
   SampleInfo info = source.info;
   std::vector<DecodedImage> decoded;
-  if (format == Format::kDicom) {
-    SampleInfo header;
-    detail::decode_dicom(source.path, bytes.data(), bytes.size(), options, outcome, decoded, header);
-    // The manifest wins; the header fills what it leaves empty.
-    detail::fill_missing(info.patient_id, header.patient_id);
-    detail::fill_missing(info.modality, header.modality);
-    detail::fill_missing(info.series_uid, header.series_uid);
-    detail::fill_missing(info.view, header.view);
-    detail::fill_missing(info.site, header.site);
-  } else {
-    detail::decode_raster(format, bytes.data(), bytes.size(), options, outcome, decoded);
-  }
+  SampleInfo header;  // a DICOM header's fields; empty for raster formats
+  detail::decode_format(format, source.path, bytes.data(), bytes.size(), options, outcome, decoded, header);
+  // The manifest wins; the header fills what it leaves empty.
+  detail::fill_missing(info.patient_id, header.patient_id);
+  detail::fill_missing(info.modality, header.modality);
+  detail::fill_missing(info.series_uid, header.series_uid);
+  detail::fill_missing(info.view, header.view);
+  detail::fill_missing(info.site, header.site);
   detail::validate_frames(options, outcome, decoded);
   detail::check_targets(source, options, outcome, decoded);
   for (auto& frame : decoded) {

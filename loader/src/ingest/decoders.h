@@ -33,6 +33,18 @@ void decode_dicom(const std::string& path, const std::uint8_t* data, std::size_t
                   const ValidationOptions& options, FileOutcome& outcome, std::vector<DecodedImage>& frames,
                   SampleInfo& info);
 
+/// The decoder for `format` (not kUnknown): decode_dicom, which fills `info` from the header, or
+/// decode_raster. decode_file's dispatch, and a mask's (targets_check.cpp).
+inline void decode_format(Format format, const std::string& path, const std::uint8_t* data, std::size_t size,
+                          const ValidationOptions& options, FileOutcome& outcome,
+                          std::vector<DecodedImage>& frames, SampleInfo& info) {
+  if (format == Format::kDicom) {
+    decode_dicom(path, data, size, options, outcome, frames, info);
+  } else {
+    decode_raster(format, data, size, options, outcome, frames);
+  }
+}
+
 /// Registers DCMTK's codecs and loads its data dictionary; idempotent. Called before worker
 /// processes are forked so that each starts ready.
 void prepare_dicom();

@@ -140,19 +140,27 @@ const nlohmann::json& rows(const nlohmann::json& j, const char* field, std::size
 
 }  // namespace
 
+nlohmann::json box_rows(const std::vector<Box>& boxes) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const Box& b : boxes) rows.push_back({b.x0, b.y0, b.x1, b.y1, b.label});
+  return rows;
+}
+
+nlohmann::json landmark_rows(const std::vector<Landmark>& points) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const Landmark& p : points) rows.push_back({p.x, p.y, p.label});
+  return rows;
+}
+
 nlohmann::json targets_to_json(const FrameTargets& targets) {
-  nlohmann::json boxes = nlohmann::json::array();
-  for (const Box& b : targets.boxes) boxes.push_back({b.x0, b.y0, b.x1, b.y1, b.label});
-  nlohmann::json points = nlohmann::json::array();
-  for (const Landmark& p : targets.landmarks) points.push_back({p.x, p.y, p.label});
   return {{"mask", static_cast<int>(targets.mask_state)},
           {"mask_height", targets.mask.height},
           {"mask_width", targets.mask.width},
           {"boxes", static_cast<int>(targets.boxes_state)},
-          {"box_rows", std::move(boxes)},
+          {"box_rows", box_rows(targets.boxes)},
           {"boxes_dropped", targets.boxes_dropped},
           {"landmarks", static_cast<int>(targets.landmarks_state)},
-          {"landmark_rows", std::move(points)},
+          {"landmark_rows", landmark_rows(targets.landmarks)},
           {"landmarks_dropped", targets.landmarks_dropped}};
 }
 

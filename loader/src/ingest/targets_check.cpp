@@ -48,12 +48,8 @@ std::vector<DecodedImage> decode_mask(const TargetSources& targets, const Valida
   }
   FileOutcome outcome;
   outcome.ok = true;
-  if (format == Format::kDicom) {
-    SampleInfo ignored;
-    decode_dicom(targets.mask_path, bytes.data(), bytes.size(), options, outcome, frames, ignored);
-  } else {
-    decode_raster(format, bytes.data(), bytes.size(), options, outcome, frames);
-  }
+  SampleInfo ignored;  // a mask's header says nothing about its image's sample
+  decode_format(format, targets.mask_path, bytes.data(), bytes.size(), options, outcome, frames, ignored);
   if (!outcome.ok || frames.empty()) {
     problem = name + " cannot be decoded (" +
               std::string(outcome.reason ? reason_code(*outcome.reason) : "unreadable") +

@@ -40,26 +40,14 @@ SampleInfo info_from_json(const json& j) {
   return info;
 }
 
-json boxes_to_json(const std::vector<Box>& boxes) {
-  json rows = json::array();
-  for (const Box& b : boxes) rows.push_back({b.x0, b.y0, b.x1, b.y1, b.label});
-  return rows;
-}
-
-json landmarks_to_json(const std::vector<Landmark>& points) {
-  json rows = json::array();
-  for (const Landmark& p : points) rows.push_back({p.x, p.y, p.label});
-  return rows;
-}
-
 // A request's targets travel as given: the worker checks them (check_targets).
 json sources_to_json(const TargetSources& t) {
   return {{"mask_path", percent_escape_non_utf8(t.mask_path)},
           {"mask_report_path", t.mask_report_path},
           {"boxes_given", t.boxes_given},
-          {"boxes", boxes_to_json(t.boxes)},
+          {"boxes", box_rows(t.boxes)},
           {"landmarks_given", t.landmarks_given},
-          {"landmarks", landmarks_to_json(t.landmarks)},
+          {"landmarks", landmark_rows(t.landmarks)},
           {"mask_problem", t.mask_problem},
           {"boxes_problem", t.boxes_problem},
           {"landmarks_problem", t.landmarks_problem},

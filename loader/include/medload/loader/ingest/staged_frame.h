@@ -70,6 +70,11 @@ struct StageTimes {
   static StageTimes from_json(const nlohmann::json& j);
 };
 
+/// Boxes as JSON rows [[x0, y0, x1, y1, label], ...], landmarks as [[x, y, label], ...]: the rows
+/// of targets_to_json, and of the boxes and landmarks a decoder worker is sent.
+nlohmann::json box_rows(const std::vector<Box>& boxes);
+nlohmann::json landmark_rows(const std::vector<Landmark>& points);
+
 /// A frame's targets as JSON, without the mask's labels (they travel as bytes beside the image's):
 /// {"mask": state, "mask_height", "mask_width", "boxes": state, "box_rows": [[x0,y0,x1,y1,label],
 /// ...], "boxes_dropped", "landmarks": state, "landmark_rows": [[x,y,label], ...],
