@@ -24,6 +24,7 @@
 #include "medload/augment/target_hook.h"
 #include "medload/core/error.h"
 #include "medload/loader/cache/cache_reader.h"
+#include "medload/loader/serve/loader.h"
 #include "torch_commands.h"
 
 namespace medload::cli {
@@ -121,28 +122,6 @@ torch::Tensor read_samples(const loader::CacheReader& cache, const std::vector<s
   return raw;
 }
 
-// Per-sample boxes or landmarks padded into the serving layout: rows float32 [N,M,D+1] (D
-// coordinates by `write`, then the label; padding rows 0 with label -1), counts int64 [N].
-template <class Target, class Write>
-void pad(const std::vector<std::vector<Target>>& targets, std::int64_t dims, torch::Tensor& rows,
-         torch::Tensor& counts, Write write) {
-  std::size_t most = 0;
-  for (const auto& t : targets) most = std::max(most, t.size());
-  const auto n = static_cast<std::int64_t>(targets.size()), m = static_cast<std::int64_t>(most);
-  rows = torch::zeros({n, m, dims + 1}, torch::kFloat32);
-  rows.select(2, dims).fill_(-1);
-  counts = torch::empty({n}, torch::kInt64);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const auto& sample = targets[static_cast<std::size_t>(i)];
-    for (std::size_t k = 0; k < sample.size(); ++k) {
-      float* row = rows.data_ptr<float>() + (i * m + static_cast<std::int64_t>(k)) * (dims + 1);
-      write(sample[k], row);
-      row[dims] = static_cast<float>(sample[k].label);
-    }
-    counts.data_ptr<std::int64_t>()[i] = static_cast<std::int64_t>(sample.size());
-  }
-}
-
 // The targets of `ids` for the sheet to draw (none when the cache has none): masks where the
 // cache has them, boxes and landmarks padded, as medload's loader serves them.
 augment::TargetTensors read_targets(const loader::CacheReader& cache, const std::vector<std::int64_t>& ids) {
@@ -157,23 +136,26 @@ augment::TargetTensors read_targets(const loader::CacheReader& cache, const std:
       const auto row = static_cast<std::size_t>(ids[static_cast<std::size_t>(i)]);
       if (cache.mask_states()[row] != loader::TargetState::kValid) continue;
       cache.read_mask(row, buffer.data());
-      std::int64_t* out = t.masks.data_ptr<std::int64_t>() + i * area;
-      for (std::int64_t k = 0; k < area; ++k) out[k] = buffer[static_cast<std::size_t>(k)];
+      loader::convert_mask(buffer.data(), buffer.size(), t.masks.data_ptr<std::int64_t>() + i * area, false);
     }
   }
   std::vector<std::vector<loader::Box>> boxes;
   std::vector<std::vector<loader::Landmark>> landmarks;
+  std::vector<loader::TargetState> box_states, landmark_states;
   for (std::int64_t id : ids) {
-    boxes.push_back(cache.boxes(static_cast<std::size_t>(id)));
-    landmarks.push_back(cache.landmarks(static_cast<std::size_t>(id)));
+    const auto row = static_cast<std::size_t>(id);
+    boxes.push_back(cache.boxes(row));
+    landmarks.push_back(cache.landmarks(row));
+    box_states.push_back(cache.box_states()[row]);
+    landmark_states.push_back(cache.landmark_states()[row]);
   }
-  pad(boxes, 4, t.boxes, t.box_counts, [](const loader::Box& b, float* out) {
-    out[0] = static_cast<float>(b.x0), out[1] = static_cast<float>(b.y0);
-    out[2] = static_cast<float>(b.x1), out[3] = static_cast<float>(b.y1);
-  });
-  pad(landmarks, 2, t.landmarks, t.landmark_counts, [](const loader::Landmark& p, float* out) {
-    out[0] = static_cast<float>(p.x), out[1] = static_cast<float>(p.y);
-  });
+  loader::Batch batch;  // the loader's padded layout, as medload's Loader serves it
+  loader::collate_boxes(boxes, box_states, torch::TensorOptions(), batch);
+  loader::collate_landmarks(landmarks, landmark_states, torch::TensorOptions(), batch);
+  t.boxes = batch.boxes;
+  t.box_counts = batch.box_counts;
+  t.landmarks = batch.landmarks;
+  t.landmark_counts = batch.landmark_counts;
   return t;
 }
 

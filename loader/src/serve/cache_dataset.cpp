@@ -10,7 +10,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "collate_targets.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
 #include "medload/loader/cache/cache_reader.h"
@@ -268,7 +267,7 @@ void CacheDataset::read_targets(std::size_t index, CacheExample& example) const 
     example.mask_state = s.read_mask(index, ids.data());
     const bool as_uint8 = s.output().masks_uint8;
     example.mask = torch::empty({1, layout.height, layout.width}, as_uint8 ? torch::kUInt8 : torch::kInt64);
-    detail::convert_mask(ids.data(), ids.size(), example.mask.data_ptr(), as_uint8);
+    convert_mask(ids.data(), ids.size(), example.mask.data_ptr(), as_uint8);
   }
   // One sample's boxes and landmarks in the batch layout: collated as a batch of one, which has
   // no padding (M is its own count).
@@ -277,14 +276,14 @@ void CacheDataset::read_targets(std::size_t index, CacheExample& example) const 
   if (kinds.boxes) {
     std::vector<std::vector<Box>> boxes(1);
     const std::vector<TargetState> states{s.boxes(index, boxes[0])};
-    detail::collate_boxes(boxes, states, options, one);
+    collate_boxes(boxes, states, options, one);
     example.boxes = one.boxes[0];
     example.box_state = states[0];
   }
   if (kinds.landmarks) {
     std::vector<std::vector<Landmark>> points(1);
     const std::vector<TargetState> states{s.landmarks(index, points[0])};
-    detail::collate_landmarks(points, states, options, one);
+    collate_landmarks(points, states, options, one);
     example.landmarks = one.landmarks[0];
     example.landmark_state = states[0];
   }
@@ -412,7 +411,7 @@ Batch CollateBatch::apply_batch(std::vector<CacheExample> examples) {
       boxes.push_back(unpack<Box>(e, e.boxes, "boxes"));
       states.push_back(e.box_state);
     }
-    detail::collate_boxes(boxes, states, torch::TensorOptions(), batch);
+    collate_boxes(boxes, states, torch::TensorOptions(), batch);
   }
   if (first.landmarks.defined()) {
     std::vector<std::vector<Landmark>> points;
@@ -421,7 +420,7 @@ Batch CollateBatch::apply_batch(std::vector<CacheExample> examples) {
       points.push_back(unpack<Landmark>(e, e.landmarks, "landmarks"));
       states.push_back(e.landmark_state);
     }
-    detail::collate_landmarks(points, states, torch::TensorOptions(), batch);
+    collate_landmarks(points, states, torch::TensorOptions(), batch);
   }
   return batch;
 }

@@ -20,7 +20,6 @@
 #include <thread>
 #include <utility>
 
-#include "collate_targets.h"
 #include "medload/core/check_range.h"
 #include "medload/core/error.h"
 #include "medload/core/thread_pool.h"
@@ -182,8 +181,6 @@ std::vector<torch::Tensor> Batch::landmark_list() const {
   return rows_per_sample(landmarks, landmark_counts);
 }
 
-namespace detail {
-
 void convert_mask(const std::uint16_t* in, std::size_t count, void* out, bool as_uint8) {
   if (!as_uint8) {
     auto* ids = static_cast<std::int64_t*>(out);
@@ -259,8 +256,6 @@ void collate_landmarks(const std::vector<std::vector<Landmark>>& landmarks,
           });
 }
 
-}  // namespace detail
-
 void Loader::Pending::read_samples(const SampleSource& source, const SampleLayout& layout,
                                    const SampleOutput& output, const TargetKinds& targets) {
   const std::size_t count = indices.size();
@@ -307,7 +302,7 @@ void Loader::Pending::read_targets(const SampleSource& source, std::size_t j, co
     const std::size_t area = staging.size();
     void* out = masks_uint8 ? static_cast<void*>(batch.masks.data_ptr<std::uint8_t>() + j * area)
                             : static_cast<void*>(batch.masks.data_ptr<std::int64_t>() + j * area);
-    detail::convert_mask(staging.data(), area, out, masks_uint8);
+    convert_mask(staging.data(), area, out, masks_uint8);
     batch.mask_valid.data_ptr<bool>()[j] = state == TargetState::kValid;
   }
   if (targets.boxes) box_states[j] = source.boxes(sample, boxes[j]);
@@ -332,8 +327,8 @@ void Loader::Pending::finish(const LoaderOptions& options, const TargetKinds& ta
                              const SampleSource& source) {
   if (targets.boxes || targets.landmarks) {
     run_step("collating the targets of", source, [&] {
-      if (targets.boxes) detail::collate_boxes(boxes, box_states, target_options, batch);
-      if (targets.landmarks) detail::collate_landmarks(landmarks, landmark_states, target_options, batch);
+      if (targets.boxes) collate_boxes(boxes, box_states, target_options, batch);
+      if (targets.landmarks) collate_landmarks(landmarks, landmark_states, target_options, batch);
     });
   }
   if (options.augment_targets) {
