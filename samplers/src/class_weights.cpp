@@ -89,14 +89,38 @@ torch::Tensor class_weights(const std::vector<std::int64_t>& counts, ClassWeight
 
 namespace {
 
+// `targets` as int8 [N, C] on the CPU: 1 where it is > 0 (positive), 0 where it is 0 (negative),
+// -1 where it is < 0 (unknown).
 torch::Tensor checked_targets(const torch::Tensor& targets, const char* what) {
   if (!targets.defined() || targets.dim() != 2 || targets.size(0) == 0 || targets.size(1) == 0) {
-    throw ConfigError(std::string(what) + ": targets must be a non-empty [N, C] tensor of 0/1, got " +
+    throw ConfigError(std::string(what) + ": targets must be a non-empty [N, C] tensor of 1/0/-1, got " +
                       (targets.defined() ? std::to_string(targets.dim()) + "-D with " +
                                                std::to_string(targets.numel()) + " elements"
                                          : std::string("an undefined tensor")));
   }
-  return (targets.to(torch::kCPU) != 0).to(torch::kUInt8).contiguous();
+  const torch::Tensor t = targets.to(torch::kCPU);
+  return (t.gt(0).to(torch::kInt8) - t.lt(0).to(torch::kInt8)).contiguous();
+}
+
+// Known positives and known negatives per class of int8 [N, C] targets (unknown entries count in
+// neither).
+struct KnownCounts {
+  std::vector<std::int64_t> positives, negatives;
+};
+
+KnownCounts known_counts(const torch::Tensor& t) {
+  const std::int64_t n = t.size(0), classes = t.size(1);
+  const std::int8_t* data = t.data_ptr<std::int8_t>();
+  KnownCounts counts{std::vector<std::int64_t>(static_cast<std::size_t>(classes), 0),
+                     std::vector<std::int64_t>(static_cast<std::size_t>(classes), 0)};
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t c = 0; c < classes; ++c) {
+      const std::int8_t v = data[i * classes + c];
+      if (v == 1) ++counts.positives[static_cast<std::size_t>(c)];
+      if (v == 0) ++counts.negatives[static_cast<std::size_t>(c)];
+    }
+  }
+  return counts;
 }
 
 }  // namespace
@@ -104,59 +128,59 @@ torch::Tensor checked_targets(const torch::Tensor& targets, const char* what) {
 torch::Tensor pos_weight(const torch::Tensor& targets) {
   const torch::Tensor t = checked_targets(targets, "pos_weight");
   const std::int64_t n = t.size(0), classes = t.size(1);
-  const std::uint8_t* data = t.data_ptr<std::uint8_t>();
-  std::vector<std::int64_t> positives(static_cast<std::size_t>(classes), 0);
-  for (std::int64_t i = 0; i < n; ++i) {
-    for (std::int64_t c = 0; c < classes; ++c)
-      positives[static_cast<std::size_t>(c)] += data[i * classes + c];
-  }
+  const KnownCounts counts = known_counts(t);
   torch::Tensor result = torch::empty({classes}, torch::kFloat32);
   float* out = result.data_ptr<float>();
   for (std::int64_t c = 0; c < classes; ++c) {
-    const std::int64_t pos = positives[static_cast<std::size_t>(c)];
-    if (pos == 0 || pos == n) {
+    const std::int64_t pos = counts.positives[static_cast<std::size_t>(c)];
+    const std::int64_t neg = counts.negatives[static_cast<std::size_t>(c)];
+    if (pos == 0 || neg == 0) {
       throw ConfigError("pos_weight: class " + std::to_string(c) + " has " + std::to_string(pos) +
-                        " positives of " + std::to_string(n) +
-                        " samples; pos_weight needs both positives and negatives");
+                        " positives of " + std::to_string(pos + neg) + " samples whose value is known (" +
+                        std::to_string(n - pos - neg) +
+                        " unknown); pos_weight needs both positives and negatives");
     }
-    out[c] = static_cast<float>(static_cast<double>(n - pos) / static_cast<double>(pos));
+    out[c] = static_cast<float>(static_cast<double>(neg) / static_cast<double>(pos));
   }
   return result;
 }
 
+namespace {
+
+// 1 / (positives of c) over the positive labels (1) of `row`, combined; 0 when it has none.
+double positive_label_weight(const std::int8_t* row, const std::vector<std::int64_t>& positives,
+                             MultiLabelCombine combine) {
+  double best = 0.0, sum = 0.0;
+  int count = 0;
+  for (std::size_t c = 0; c < positives.size(); ++c) {
+    if (row[c] != 1) continue;
+    const double w = 1.0 / static_cast<double>(positives[c]);
+    best = std::max(best, w);
+    sum += w;
+    ++count;
+  }
+  if (count == 0) return 0.0;
+  return combine == MultiLabelCombine::kMax ? best : sum / count;
+}
+
+}  // namespace
+
 std::vector<double> multilabel_sample_weights(const torch::Tensor& targets, MultiLabelCombine combine) {
   const torch::Tensor t = checked_targets(targets, "multilabel_sample_weights");
-  const std::int64_t n = t.size(0), classes = t.size(1);
-  const std::uint8_t* data = t.data_ptr<std::uint8_t>();
-  std::vector<double> positives(static_cast<std::size_t>(classes), 0.0);
+  const auto n = static_cast<std::size_t>(t.size(0)), classes = static_cast<std::size_t>(t.size(1));
+  const std::int8_t* data = t.data_ptr<std::int8_t>();
+  const std::vector<std::int64_t> positives = known_counts(t).positives;
+  // Rows without a positive: "no finding" when some entry is known (0), unknown throughout else.
+  const auto no_finding = [&](std::size_t i) {
+    const std::int8_t* row = data + i * classes;
+    return std::find(row, row + classes, 1) == row + classes &&
+           std::find(row, row + classes, 0) != row + classes;
+  };
   double empty = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    bool any = false;
-    for (std::int64_t c = 0; c < classes; ++c) {
-      if (data[i * classes + c]) {
-        positives[static_cast<std::size_t>(c)] += 1.0;
-        any = true;
-      }
-    }
-    if (!any) empty += 1.0;
-  }
-  std::vector<double> weights(static_cast<std::size_t>(n), 0.0);
-  for (std::int64_t i = 0; i < n; ++i) {
-    double best = 0.0, sum = 0.0;
-    int count = 0;
-    for (std::int64_t c = 0; c < classes; ++c) {
-      if (!data[i * classes + c]) continue;
-      const double w = 1.0 / positives[static_cast<std::size_t>(c)];
-      best = std::max(best, w);
-      sum += w;
-      ++count;
-    }
-    double& out = weights[static_cast<std::size_t>(i)];
-    if (count == 0) {
-      out = 1.0 / empty;
-    } else {
-      out = combine == MultiLabelCombine::kMax ? best : sum / count;
-    }
+  for (std::size_t i = 0; i < n; ++i) empty += no_finding(i) ? 1.0 : 0.0;
+  std::vector<double> weights(n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    weights[i] = no_finding(i) ? 1.0 / empty : positive_label_weight(data + i * classes, positives, combine);
   }
   return weights;
 }

@@ -96,6 +96,42 @@ TEST(ClassWeights, MultiLabelSampleWeightsFromLabelFrequencies) {
   EXPECT_DOUBLE_EQ(mean_w[1], (1.0 / 3 + 1.0) / 2);
 }
 
+TEST(ClassWeights, PosWeightCountsOnlyKnownEntries) {
+  // Class 0: positives {0, 1}, negatives {2}, unknown {3, 4} -> 1/2.
+  // Class 1: positives {4}, negatives {0, 1, 3}, unknown {2} -> 3/1.
+  const torch::Tensor targets =
+      torch::tensor({1, 0, /**/ 1, 0, /**/ 0, -1, /**/ -1, 0, /**/ -1, 1}, torch::kInt64).reshape({5, 2});
+  expect_near(values(pos_weight(targets)), {0.5, 3.0});
+  // As CacheDataset serves them (int64) or as a float mask-aware target: the same.
+  expect_near(values(pos_weight(targets.to(torch::kFloat32))), {0.5, 3.0});
+  try {
+    // Class 0 has positives only among its known entries.
+    pos_weight(torch::tensor({1, 0, /**/ -1, 1, /**/ 1, 0}, torch::kInt8).reshape({3, 2}));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("class 0 has 2 positives of 2 samples whose value is known (1 unknown)"),
+        std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ClassWeights, MultiLabelSampleWeightsIgnoreUnknownEntries) {
+  // Label 0 positive in samples 0 and 1 (unknown in 2); label 1 positive in sample 1 only.
+  // Sample 2 has no positive but a known 0: "no finding", with sample 3. Sample 4 is unknown
+  // throughout: weight 0, never drawn.
+  const torch::Tensor targets =
+      torch::tensor({1, -1, /**/ 1, 1, /**/ -1, 0, /**/ 0, 0, /**/ -1, -1}, torch::kInt64).reshape({5, 2});
+  const auto w = multilabel_sample_weights(targets, MultiLabelCombine::kMax);
+  ASSERT_EQ(w.size(), 5u);
+  EXPECT_DOUBLE_EQ(w[0], 0.5);
+  EXPECT_DOUBLE_EQ(w[1], 1.0);
+  EXPECT_DOUBLE_EQ(w[2], 0.5);
+  EXPECT_DOUBLE_EQ(w[3], 0.5);
+  EXPECT_DOUBLE_EQ(w[4], 0.0);
+  EXPECT_DOUBLE_EQ(multilabel_sample_weights(targets, MultiLabelCombine::kMean)[1], (0.5 + 1.0) / 2);
+}
+
 TEST(ClassWeights, InverseFrequencyWeightsBalanceAWeightedSamplerByChiSquare) {
   const auto labels = testing::labels_with_counts({1000, 100, 10});
   WeightedRandomSampler sampler(inverse_frequency_sample_weights(labels), {51, 30000});

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "medload_test/command.h"
 
@@ -163,6 +164,40 @@ TEST_F(SampleFromCache, ASplitNeedsAStoredSplitAndThenDrawsOnlyItsPart) {
   const nlohmann::json j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["dataset_size"], labelled);
   EXPECT_EQ(j["epochs"][0]["class_counts"], nlohmann::json({largest, largest, largest}));
+}
+
+TEST(SampleCommand, AMultiLabelCacheWithUnknownLabelsLeavesOutWhatHasNoSingleClass) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("medload_sample_unknown_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // label,unknown_labels per image: single classes a x3, b x3, and a with b unknown: 7 labelled;
+  // a|b (two positives) and b unknown beside a known 0 for a: 2 multi-label; nothing: 1 unlabelled.
+  const std::vector<std::string> rows{"a,", "a,", "a,", "b,", "b,", "b,", "a,b", "a|b,", ",b", ","};
+  std::ofstream manifest(dir / "manifest.csv");
+  manifest << "path,label,unknown_labels\n";
+  cv::RNG rng(11);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    cv::Mat img(40, 40, CV_8U);
+    rng.fill(img, cv::RNG::UNIFORM, 0, 32);
+    for (int r = 0; r < 40; ++r) img.row(r) += cv::Scalar((r * static_cast<int>(i + 3)) % 200);
+    const std::string name = "img" + std::to_string(i) + ".png";
+    cv::imwrite((dir / name).string(), img);
+    manifest << name << "," << rows[i] << "\n";
+  }
+  manifest.close();
+  const std::string cache = (dir / "cache.h5").string();
+  const Result build = run_medload("build " + dir.string() + " --manifest " +
+                                   (dir / "manifest.csv").string() + " -o " + cache + " --size 32 --quiet");
+  ASSERT_EQ(build.exit_code, 0) << build.output;
+  const Result r = run(cache + " --sampler sqrt --split all");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("7 labelled samples (1 unlabelled left out) (2 multi-label left out)"),
+            std::string::npos)
+      << r.output;
+  std::error_code ignored;
+  fs::remove_all(dir, ignored);
 }
 
 }  // namespace

@@ -24,7 +24,8 @@ void write_images_and_build(std::ostream& out, const json& s) {
       << ", config " << s["config_hash"].get<std::string>() << "\n";
 }
 
-// Samples per class, positives per class (multi-label caches), per site, and patients.
+// Samples per class, positives and unknown entries per class (multi-label caches), per site, and
+// patients.
 void write_labels_sites_patients(std::ostream& out, const json& s) {
   out << "  classes:";
   for (const auto& c : s["classes"]) out << " " << c["name"].get<std::string>() << "=" << c["count"];
@@ -32,6 +33,11 @@ void write_labels_sites_patients(std::ostream& out, const json& s) {
   if (s.contains("multi_label")) {
     out << "  multi-label positives:";
     for (const auto& [name, n] : s["multi_label"].items()) out << " " << name << "=" << n;
+    out << "\n";
+  }
+  if (s.contains("multi_label_unknown")) {
+    out << "  multi-label unknown:";
+    for (const auto& [name, n] : s["multi_label_unknown"].items()) out << " " << name << "=" << n;
     out << "\n";
   }
   out << "  sites:";

@@ -122,12 +122,15 @@ SplitData read_labels_csv(const std::string& path) {
   return data;
 }
 
-// True when sample `i` carries several labels (label -1 with a row in /label_matrix).
+// True when sample `i` (label -1) is labeled in /label_matrix without one class: several
+// positives, or known negatives beside unknown entries (no positive). A row of -1 is an unlabeled
+// sample, and so is a row of 0 (how medload stored one before unknown labels).
 bool is_multi_label(const loader::CacheReader& cache, std::size_t i) {
   if (!cache.multi_label()) return false;
   const std::size_t k = cache.class_names().size();
-  const std::uint8_t* row = cache.label_matrix().data() + i * k;
-  return std::count(row, row + k, std::uint8_t{1}) > 1;
+  const std::int8_t* row = cache.label_matrix().data() + i * k;
+  const auto count = [&](std::int8_t value) { return std::count(row, row + k, value); };
+  return count(1) > 1 || (count(1) == 0 && count(0) > 0 && count(-1) > 0);
 }
 
 // The samples of one part of the cache's stored default split (every sample for "all").

@@ -115,8 +115,10 @@ BuildInputs list_inputs(const BuildOptions& options) {
       inputs.total * static_cast<std::size_t>(options.shard_index + 1) / options.shard_count;
   std::set<std::string> class_set;
   for (const SourceFile& source : all_sources) {
-    for (const std::string& label : source.info.labels) class_set.insert(label);
-    inputs.multi_label = inputs.multi_label || source.info.labels.size() > 1;
+    const SampleInfo& info = source.info;
+    class_set.insert(info.labels.begin(), info.labels.end());
+    class_set.insert(info.unknown_labels.begin(), info.unknown_labels.end());
+    inputs.multi_label = inputs.multi_label || info.labels.size() > 1 || !info.unknown_labels.empty();
   }
   inputs.class_names.assign(class_set.begin(), class_set.end());
   inputs.sources.assign(

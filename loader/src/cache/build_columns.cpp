@@ -43,7 +43,7 @@ std::vector<Sample> select_samples(const BuildOptions& options, const std::vecto
                                    const std::map<std::size_t, FileRecord>& records, BuildResult& result) {
   std::vector<Sample> samples;
   for (const auto& [i, record] : records) {
-    if (sources[i].info.labels.empty() && options.missing_labels == MissingLabelPolicy::kDrop) {
+    if (sources[i].info.unlabeled() && options.missing_labels == MissingLabelPolicy::kDrop) {
       result.dropped_unlabeled += record.frames.size();
       continue;
     }
@@ -90,6 +90,24 @@ CacheHeader cache_header(const BuildOptions& options, const std::vector<SourceFi
 }
 
 namespace {
+
+// Sample `info`'s row of /label_matrix: 1 for its labels, -1 for its unknown labels, 0 for the
+// other classes; all -1 when it is unlabeled (an unlabeled sample is not a negative).
+std::vector<std::int8_t> label_row(const SampleInfo& info,
+                                   const std::map<std::string, std::int64_t>& class_index) {
+  std::vector<std::int8_t> row(class_index.size(), info.unlabeled() ? -1 : 0);
+  for (const auto& label : info.labels) row[static_cast<std::size_t>(class_index.at(label))] = 1;
+  for (const auto& label : info.unknown_labels) row[static_cast<std::size_t>(class_index.at(label))] = -1;
+  return row;
+}
+
+// Appends `row` to the matrix and counts its unknown entries into the build's figures.
+void append_label_row(const std::vector<std::int8_t>& row, CacheColumns& columns, BuildResult& result) {
+  columns.label_matrix.insert(columns.label_matrix.end(), row.begin(), row.end());
+  const auto unknown = static_cast<std::size_t>(std::count(row.begin(), row.end(), std::int8_t{-1}));
+  result.unknown_label_entries += unknown;
+  if (unknown > 0) ++result.samples_with_unknown_labels;
+}
 
 // The /targets rows of the samples, and the classes they use: the class map's, or without one the
 // names read_inputs gave, extended to the largest id a stored mask, box or landmark uses.
@@ -140,12 +158,8 @@ CacheColumns build_columns(const BuildOptions& options, const BuildInputs& input
     const FileRecord& file = records.at(s.source);
     const auto& labels = source.info.labels;
     columns.labels.push_back(labels.size() == 1 ? class_index.at(labels[0]) : -1);
-    if (labels.empty()) ++result.unlabeled;
-    if (inputs.multi_label) {
-      std::vector<std::uint8_t> row(class_names.size(), 0);
-      for (const auto& label : labels) row[static_cast<std::size_t>(class_index.at(label))] = 1;
-      columns.label_matrix.insert(columns.label_matrix.end(), row.begin(), row.end());
-    }
+    if (source.info.unlabeled()) ++result.unlabeled;
+    if (inputs.multi_label) append_label_row(label_row(source.info, class_index), columns, result);
     // What the manifest or folder says now wins; the decoded header fills the rest.
     // A previous cache's values are already in this build's form (require_compatible).
     const bool stored = f.cache_index >= 0;

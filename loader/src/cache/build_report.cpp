@@ -46,6 +46,8 @@ nlohmann::json build_report(const BuildOptions& options, const std::string& conf
         {"resumed_files", result.resumed_files},
         {"unlabeled", result.unlabeled},
         {"dropped_unlabeled", result.dropped_unlabeled},
+        {"unknown_label_entries", result.unknown_label_entries},
+        {"samples_with_unknown_labels", result.samples_with_unknown_labels},
         {"missing_labels", missing_labels},
         {"impute", to_string(options.impute)},
         {"imputed", result.imputed}}},

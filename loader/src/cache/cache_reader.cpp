@@ -96,7 +96,7 @@ struct CacheReader::Impl {
 
   std::vector<std::int64_t> labels;
   bool multi_label = false;
-  std::vector<std::uint8_t> label_matrix;
+  std::vector<std::int8_t> label_matrix;
   std::vector<std::string> class_names, patient_ids, source_paths, source_hashes, sites;
   std::vector<std::int32_t> frame_indices;
   std::vector<std::uint64_t> checksums;
@@ -440,7 +440,7 @@ const TargetClasses& CacheReader::target_classes() const noexcept { return impl_
 
 const std::vector<std::int64_t>& CacheReader::labels() const noexcept { return impl_->labels; }
 bool CacheReader::multi_label() const noexcept { return impl_->multi_label; }
-const std::vector<std::uint8_t>& CacheReader::label_matrix() const noexcept { return impl_->label_matrix; }
+const std::vector<std::int8_t>& CacheReader::label_matrix() const noexcept { return impl_->label_matrix; }
 const std::vector<std::string>& CacheReader::class_names() const noexcept { return impl_->class_names; }
 const std::vector<std::string>& CacheReader::patient_ids() const noexcept { return impl_->patient_ids; }
 const std::vector<std::string>& CacheReader::source_paths() const noexcept { return impl_->source_paths; }

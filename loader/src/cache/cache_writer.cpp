@@ -99,7 +99,8 @@ void CacheWriter::write_contents(const CacheColumns& columns, const std::vector<
   schema::write_columns(f, columns, header_.count, class_names.size());
   if (header_.masks || columns.targets.any()) write_targets(columns.targets);
   schema::write_rejected(f, rejected);
-  schema::write_root_attributes(f, class_names, config_json, config_hash, header_.count, rejected.size());
+  schema::write_root_attributes(f, schema::schema_version_for(columns), class_names, config_json, config_hash,
+                                header_.count, rejected.size());
 }
 
 void CacheWriter::write_targets(const TargetColumns& targets) {

@@ -80,8 +80,29 @@ nlohmann::json image_shape(const CacheReader& reader) {
           {"bytes_per_image", reader.image_bytes()}};
 }
 
-// "classes" (samples per class), "unlabeled" and, in a multi-label cache, "multi_label"
-// (positives per class).
+// In a multi-label cache: "multi_label", the positives (1) per class, and when any entry is
+// unknown (-1) "multi_label_unknown", the unknown entries per class.
+void add_multi_label_counts(nlohmann::json& summary, const CacheReader& reader) {
+  const auto& names = reader.class_names();
+  const auto& matrix = reader.label_matrix();
+  std::vector<std::size_t> positives(names.size(), 0), unknown(names.size(), 0);
+  for (std::size_t e = 0; e < matrix.size(); ++e) {
+    positives[e % names.size()] += matrix[e] == 1;
+    unknown[e % names.size()] += matrix[e] == -1;
+  }
+  nlohmann::json positive_counts = nlohmann::json::object(), unknown_counts = nlohmann::json::object();
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    positive_counts[names[c]] = positives[c];
+    unknown_counts[names[c]] = unknown[c];
+  }
+  summary["multi_label"] = positive_counts;
+  if (std::any_of(unknown.begin(), unknown.end(), [](std::size_t n) { return n > 0; })) {
+    summary["multi_label_unknown"] = unknown_counts;
+  }
+}
+
+// "classes" (samples per class), "unlabeled" and, in a multi-label cache, the counts of
+// add_multi_label_counts.
 void add_label_counts(nlohmann::json& summary, const CacheReader& reader) {
   const auto& names = reader.class_names();
   std::vector<std::size_t> per_class(names.size(), 0);
@@ -98,16 +119,7 @@ void add_label_counts(nlohmann::json& summary, const CacheReader& reader) {
     classes.push_back({{"name", names[c]}, {"count", per_class[c]}});
   summary["classes"] = classes;
   summary["unlabeled"] = unlabeled;
-  if (reader.multi_label()) {
-    nlohmann::json positives = nlohmann::json::object();
-    const auto& matrix = reader.label_matrix();
-    for (std::size_t c = 0; c < names.size(); ++c) {
-      std::size_t n = 0;
-      for (std::size_t i = 0; i < reader.size(); ++i) n += matrix[i * names.size() + c];
-      positives[names[c]] = n;
-    }
-    summary["multi_label"] = positives;
-  }
+  if (reader.multi_label()) add_multi_label_counts(summary, reader);
 }
 
 // "sites" (samples per site), "patients" (distinct ids) and "samples_without_patient".

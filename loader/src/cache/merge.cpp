@@ -246,6 +246,20 @@ FrameTargets stored_targets(const CacheReader& reader, std::size_t i) {
   return targets;
 }
 
+// Image `i`'s row of the merged /label_matrix (K columns): a multi-label shard's row as it is
+// (its -1 entries kept); from a single-label shard, 1 for its class and 0 elsewhere, or all -1
+// (unknown) when it is unlabeled.
+std::vector<std::int8_t> label_row(const CacheReader& reader, std::size_t i, std::size_t k) {
+  if (reader.multi_label()) {
+    const auto first = reader.label_matrix().begin() + static_cast<std::ptrdiff_t>(i * k);
+    return std::vector<std::int8_t>(first, first + static_cast<std::ptrdiff_t>(k));
+  }
+  const std::int64_t label = reader.labels()[i];
+  std::vector<std::int8_t> row(k, label >= 0 ? 0 : -1);
+  if (label >= 0) row[static_cast<std::size_t>(label)] = 1;
+  return row;
+}
+
 // The merged per-image columns, the metadata imputed again over all of them, the targets carried.
 detail::CacheColumns merge_columns(const std::vector<Shard>& shards, const std::vector<Sample>& samples) {
   const Shard& first = shards.front();
@@ -270,15 +284,8 @@ detail::CacheColumns merge_columns(const std::vector<Shard>& shards, const std::
     const std::size_t i = sample.index;
     columns.labels.push_back(r.labels()[i]);
     if (columns.multi_label) {
-      if (r.multi_label()) {
-        columns.label_matrix.insert(columns.label_matrix.end(),
-                                    r.label_matrix().begin() + static_cast<std::ptrdiff_t>(i * k),
-                                    r.label_matrix().begin() + static_cast<std::ptrdiff_t>((i + 1) * k));
-      } else {
-        std::vector<std::uint8_t> row(k, 0);
-        if (r.labels()[i] >= 0) row[static_cast<std::size_t>(r.labels()[i])] = 1;
-        columns.label_matrix.insert(columns.label_matrix.end(), row.begin(), row.end());
-      }
+      const std::vector<std::int8_t> row = label_row(r, i, k);
+      columns.label_matrix.insert(columns.label_matrix.end(), row.begin(), row.end());
     }
     columns.patient_ids.push_back(r.patient_ids()[i]);
     columns.source_paths.push_back(r.source_paths()[i]);

@@ -315,10 +315,17 @@ std::string utc_now() {
 
 }  // namespace
 
-void write_root_attributes(hid_t file, const std::vector<std::string>& class_names,
-                           const std::string& config_json, const std::string& config_hash, std::size_t images,
-                           std::size_t rejected) {
-  h5::write_attribute(file, kSchemaVersion, kCacheSchemaVersion);
+std::int64_t schema_version_for(const detail::CacheColumns& columns) {
+  const bool unknown = columns.multi_label &&
+                       std::find(columns.label_matrix.begin(), columns.label_matrix.end(), std::int8_t{-1}) !=
+                           columns.label_matrix.end();
+  return unknown ? kUnknownLabelsSchemaVersion : kTargetsSchemaVersion;
+}
+
+void write_root_attributes(hid_t file, std::int64_t schema_version,
+                           const std::vector<std::string>& class_names, const std::string& config_json,
+                           const std::string& config_hash, std::size_t images, std::size_t rejected) {
+  h5::write_attribute(file, kSchemaVersion, schema_version);
   h5::write_attribute(file, kLibraryVersion, std::string(kVersion));
   h5::write_attribute(file, kConfig, config_json);
   h5::write_attribute(file, kConfigHash, config_hash);
@@ -511,15 +518,54 @@ std::vector<std::int64_t> read_labels(const CacheFile& file, std::size_t n, std:
   return labels;
 }
 
-std::vector<std::uint8_t> read_label_matrix(const CacheFile& file, std::size_t n, std::size_t classes) {
-  std::vector<std::uint8_t> matrix = read_array<std::uint8_t>(file, kLabelMatrix, {n, classes});
-  for (std::size_t i = 0; i < matrix.size(); ++i) {
-    if (matrix[i] > 1) {
-      file.fail("/label_matrix holds " + str(matrix[i]) + " at image " +
-                str(i / std::max<std::size_t>(classes, 1)) + " (0 or 1 expected)");
+namespace {
+
+// "image 3, class 1" for entry `i` of a row-major [N, classes] matrix.
+std::string matrix_entry(std::size_t i, std::size_t classes) {
+  const std::size_t k = std::max<std::size_t>(classes, 1);
+  return "image " + str(i / k) + ", class " + str(i % k);
+}
+
+// The file type of the integer dataset `name`: signed or not, and its size in bytes.
+struct IntegerType {
+  bool is_signed = false;
+  std::size_t size = 0;
+};
+
+IntegerType integer_type(const CacheFile& file, const std::string& name) {
+  const h5::Dataset dataset = open(file, name);
+  const h5::Datatype type = h5::dataset_type(dataset);
+  return {H5Tget_class(type.id()) == H5T_INTEGER && H5Tget_sign(type.id()) == H5T_SGN_2,
+          H5Tget_size(type.id())};
+}
+
+// /label_matrix read as T, each value checked: -1, 0 or 1 in signed storage, 0 or 1 in unsigned.
+template <class T>
+std::vector<std::int8_t> checked_label_values(const CacheFile& file, std::size_t n, std::size_t classes,
+                                              bool is_signed) {
+  const std::vector<T> stored = read_array<T>(file, kLabelMatrix, {n, classes});
+  const std::int64_t lowest = is_signed ? -1 : 0;
+  std::vector<std::int8_t> matrix(stored.size());
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    const auto value = static_cast<std::int64_t>(stored[i]);
+    if (value < lowest || value > 1) {
+      file.fail("/label_matrix holds " + std::to_string(value) + " at " + matrix_entry(i, classes) +
+                (is_signed ? " (signed: -1 = unknown, 0 or 1 expected)" : " (unsigned: 0 or 1 expected)"));
     }
+    matrix[i] = static_cast<std::int8_t>(value);
   }
   return matrix;
+}
+
+}  // namespace
+
+std::vector<std::int8_t> read_label_matrix(const CacheFile& file, std::size_t n, std::size_t classes) {
+  const IntegerType type = integer_type(file, kLabelMatrix);
+  // Bytes as they are (what medload writes); wider integers (another tool's) through int64, so
+  // that no value wraps into range (257 into 1) before it is checked.
+  if (type.size > 1) return checked_label_values<std::int64_t>(file, n, classes, type.is_signed);
+  if (type.is_signed) return checked_label_values<std::int8_t>(file, n, classes, true);
+  return checked_label_values<std::uint8_t>(file, n, classes, false);
 }
 
 namespace {
@@ -537,14 +583,25 @@ void write_labels(hid_t file, const std::vector<std::int64_t>& labels) {
   h5::write_vector(file, kLabels, labels);
 }
 
-void write_label_matrix(hid_t file, const std::vector<std::uint8_t>& matrix, std::size_t n,
+void write_label_matrix(hid_t file, const std::vector<std::int8_t>& matrix, std::size_t n,
                         std::size_t classes) {
   if (matrix.size() != n * classes) {
     throw FormatError("cannot write " + h5::file_name(file) + ": column " + kLabelMatrix + " has " +
                       std::to_string(matrix.size()) + " values for " + std::to_string(n) + " images x " +
                       std::to_string(classes) + " classes");
   }
-  h5::write_vector(file, kLabelMatrix, matrix, {static_cast<hsize_t>(n), static_cast<hsize_t>(classes)});
+  const auto bad = std::find_if(matrix.begin(), matrix.end(), [](std::int8_t v) { return v < -1 || v > 1; });
+  if (bad != matrix.end()) {
+    throw FormatError("cannot write " + h5::file_name(file) + ": column " + kLabelMatrix + " holds " +
+                      std::to_string(*bad) + " (-1, 0 or 1 expected)");
+  }
+  const std::vector<hsize_t> dims{static_cast<hsize_t>(n), static_cast<hsize_t>(classes)};
+  // uint8 0/1 when nothing is unknown, so that fully labeled caches stay readable by older medload.
+  if (std::find(matrix.begin(), matrix.end(), std::int8_t{-1}) == matrix.end()) {
+    h5::write_vector(file, kLabelMatrix, std::vector<std::uint8_t>(matrix.begin(), matrix.end()), dims);
+  } else {
+    h5::write_vector(file, kLabelMatrix, matrix, dims);
+  }
 }
 
 void write_columns(hid_t file, const detail::CacheColumns& columns, std::size_t n, std::size_t classes) {

@@ -91,7 +91,7 @@ void append_targets(TargetColumns& columns, const FrameTargets& targets);
 struct CacheColumns {
   std::vector<std::int64_t> labels;
   bool multi_label = false;
-  std::vector<std::uint8_t> label_matrix;
+  std::vector<std::int8_t> label_matrix;  ///< [N*K] 1 present, 0 absent, -1 unknown
   std::vector<std::string> patient_ids;
   std::vector<std::string> source_paths;
   std::vector<std::string> source_hashes;
@@ -228,6 +228,8 @@ inline constexpr std::int64_t kMaxFolds = 127;
 inline constexpr std::uint64_t kMaxInflation = 1100;
 /// The first schema version with /targets: an older cache's /targets, if any, is not read.
 inline constexpr std::int64_t kTargetsSchemaVersion = 2;
+/// The version of a cache whose /label_matrix holds unknown entries (-1); see kCacheSchemaVersion.
+inline constexpr std::int64_t kUnknownLabelsSchemaVersion = 3;
 /// Most target classes (/targets/classes entries: mask values are uint16).
 inline constexpr std::uint64_t kMaxTargetClasses = 65536;
 /// How far a stored box or landmark may lie outside the output grid [0,W] x [0,H] (pixels): the
@@ -279,12 +281,15 @@ std::vector<std::string> read_class_names(const CacheFile& file);
 /// A string attribute of the root (`config`, `config_hash`, `library_version`, `impute`, ...);
 /// `fallback` when absent; FormatError when it is not a string.
 std::string read_text_attribute(const CacheFile& file, const std::string& name, const std::string& fallback);
-/// Writes the root attributes every cache carries: schema_version (kCacheSchemaVersion),
-/// library_version (this medload's), config, config_hash, class_names (JSON array),
-/// count_images, count_rejected and build_time (now, UTC).
-void write_root_attributes(hid_t file, const std::vector<std::string>& class_names,
-                           const std::string& config_json, const std::string& config_hash, std::size_t images,
-                           std::size_t rejected);
+/// The schema version a cache with these tables is written as: kUnknownLabelsSchemaVersion when
+/// its label matrix holds an unknown entry (-1), else kTargetsSchemaVersion.
+std::int64_t schema_version_for(const detail::CacheColumns& columns);
+/// Writes the root attributes every cache carries: schema_version (`schema_version`, from
+/// schema_version_for), library_version (this medload's), config, config_hash, class_names (JSON
+/// array), count_images, count_rejected and build_time (now, UTC).
+void write_root_attributes(hid_t file, std::int64_t schema_version,
+                           const std::vector<std::string>& class_names, const std::string& config_json,
+                           const std::string& config_hash, std::size_t images, std::size_t rejected);
 
 /// `privacy`: the PrivacyRecord's JSON; a record with recorded = false when absent (an older cache).
 PrivacyRecord read_privacy(const CacheFile& file);
@@ -403,13 +408,16 @@ std::vector<std::string> read_text_column(const CacheFile& file, const std::stri
 
 /// Reads /labels [N] int64, each in -1..classes-1.
 std::vector<std::int64_t> read_labels(const CacheFile& file, std::size_t n, std::size_t classes);
-/// Reads /label_matrix [N, classes] of 0/1.
-std::vector<std::uint8_t> read_label_matrix(const CacheFile& file, std::size_t n, std::size_t classes);
+/// Reads /label_matrix [N, classes]: 1 present, 0 absent, -1 unknown. Stored as unsigned
+/// integers (uint8, as written when no entry is unknown) it must hold only 0/1; as signed integers
+/// (int8) only -1/0/1. Anything else (floats, 2, -2, 255) is refused naming the image and class.
+std::vector<std::int8_t> read_label_matrix(const CacheFile& file, std::size_t n, std::size_t classes);
 /// Writes /labels [N] int64.
 void write_labels(hid_t file, const std::vector<std::int64_t>& labels);
-/// Writes /label_matrix [n, classes] uint8 (row-major). Throws FormatError naming the file when
-/// `matrix` does not hold n x classes values.
-void write_label_matrix(hid_t file, const std::vector<std::uint8_t>& matrix, std::size_t n,
+/// Writes /label_matrix [n, classes] (row-major): uint8 0/1 when no entry is -1 (readable by
+/// medload versions from before unknown labels), else int8 -1/0/1. Throws FormatError naming the
+/// file when `matrix` does not hold n x classes values, or holds a value other than -1, 0 or 1.
+void write_label_matrix(hid_t file, const std::vector<std::int8_t>& matrix, std::size_t n,
                         std::size_t classes);
 
 /// Writes every per-image table of `columns`, each with `n` entries: /labels, /label_matrix (when

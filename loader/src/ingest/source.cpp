@@ -244,6 +244,20 @@ void read_target_column(SourceFile& source, const fs::path& base, const std::str
   boxes ? parse_boxes_csv(in, shown, targets) : parse_landmarks_csv(in, shown, targets);
 }
 
+// A class named in both `label` and `unknown_labels` is unknown: it leaves `labels` and the entry
+// gets the warning "label_conflict" (the manifest contradicts itself; the sample is still used).
+void resolve_label_conflicts(SourceFile& source) {
+  std::vector<std::string>& labels = source.info.labels;
+  const std::vector<std::string>& unknown = source.info.unknown_labels;
+  const auto conflict = [&](const std::string& label) {
+    return std::find(unknown.begin(), unknown.end(), label) != unknown.end();
+  };
+  const auto kept = std::remove_if(labels.begin(), labels.end(), conflict);
+  if (kept == labels.end()) return;
+  labels.erase(kept, labels.end());
+  source.warnings.emplace_back("label_conflict");
+}
+
 // The header's column names as UTF-8; true when any was not.
 bool header_to_utf8(std::vector<std::string>& header) {
   bool any = false;
@@ -309,6 +323,8 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
       const std::string value = manifest_text(source, column, fields[c]);
       if (column == "label") {
         source.info.labels = split_labels(value);
+      } else if (column == "unknown_labels") {
+        source.info.unknown_labels = split_labels(value);
       } else if (column == "patient_id") {
         source.info.patient_id = normalize_patient_id(value);
       } else if (column == "site") {
@@ -321,6 +337,7 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
         source.info.metadata[column] = value;
       }
     }
+    resolve_label_conflicts(source);
     sources.push_back(std::move(source));
   }
   if (header.empty())

@@ -22,15 +22,20 @@ using nlohmann::json;
 // The fields of each message
 
 json info_to_json(const SampleInfo& info) {
-  return {{"labels", info.labels},     {"patient_id", info.patient_id},
-          {"modality", info.modality}, {"series_uid", info.series_uid},
-          {"view", info.view},         {"site", info.site},
+  return {{"labels", info.labels},
+          {"unknown_labels", info.unknown_labels},
+          {"patient_id", info.patient_id},
+          {"modality", info.modality},
+          {"series_uid", info.series_uid},
+          {"view", info.view},
+          {"site", info.site},
           {"metadata", info.metadata}};
 }
 
 SampleInfo info_from_json(const json& j) {
   SampleInfo info;
   info.labels = j.at("labels").get<std::vector<std::string>>();
+  info.unknown_labels = j.at("unknown_labels").get<std::vector<std::string>>();
   info.patient_id = j.at("patient_id").get<std::string>();
   info.modality = j.at("modality").get<std::string>();
   info.series_uid = j.at("series_uid").get<std::string>();

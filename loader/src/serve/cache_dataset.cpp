@@ -124,8 +124,8 @@ class CacheSplitSource : public SampleSource {
     if (label_columns_ == 0) {
       *out = reader_.labels()[row];
     } else {
-      const std::uint8_t* bits = reader_.label_matrix().data() + row * label_columns_;
-      for (std::size_t k = 0; k < label_columns_; ++k) out[k] = bits[k];
+      const std::int8_t* entries = reader_.label_matrix().data() + row * label_columns_;
+      std::copy_n(entries, label_columns_, out);  // 1, 0 or -1 (unknown)
     }
   }
   std::int64_t sample_id(std::size_t index) const override { return rows_[index]; }
@@ -312,7 +312,7 @@ std::vector<std::int64_t> CacheDataset::labels() const {
     } else {
       std::int64_t first = -1;
       for (std::size_t c = 0; c < k && first < 0; ++c) {
-        if (reader.label_matrix()[r * k + c] != 0) first = static_cast<std::int64_t>(c);
+        if (reader.label_matrix()[r * k + c] == 1) first = static_cast<std::int64_t>(c);
       }
       out.push_back(first);
     }

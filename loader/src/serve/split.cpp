@@ -139,7 +139,7 @@ std::vector<Patient> group_by_patient(const SplitInput& input, std::size_t class
     } else {
       bool any = false;
       for (std::size_t k = 0; k < classes; ++k) {
-        if (input.label_matrix[i * classes + k] != 0) {
+        if (input.label_matrix[i * classes + k] == 1) {  // -1 (unknown) is not a positive
           count_class(patient, k);
           any = true;
         }

@@ -218,7 +218,8 @@ TEST(BuildCache, ManifestLabelsMissingLabelsAndImputedMetadata) {
   EXPECT_EQ(reader.class_names(), (std::vector<std::string>{"normal", "pneumonia"}));
   EXPECT_EQ(reader.labels(), (std::vector<std::int64_t>{1, 1, 1, 0, -1, -1}));
   ASSERT_TRUE(reader.multi_label());
-  EXPECT_EQ(reader.label_matrix(), (std::vector<std::uint8_t>{0, 1, 0, 1, 0, 1, 1, 0, 0, 0, 1, 1}));
+  // img4 is unlabeled: unknown (-1) for every class, not a negative.
+  EXPECT_EQ(reader.label_matrix(), (std::vector<std::int8_t>{0, 1, 0, 1, 0, 1, 1, 0, -1, -1, 1, 1}));
   EXPECT_EQ(reader.patient_ids()[3], "p3");
   const auto age = reader.meta("age");
   ASSERT_TRUE(age.numeric);

@@ -118,7 +118,8 @@ TEST(CacheReader, ReadsWhatTheWriterWrote) {
   EXPECT_EQ(reader.sites()[1], "north");
   EXPECT_EQ(reader.config_json(), R"({"x":1})");
   EXPECT_EQ(reader.config_hash(), "0123456789abcdef");
-  EXPECT_EQ(reader.schema_version(), medload::loader::kCacheSchemaVersion);
+  EXPECT_EQ(reader.schema_version(),
+            2);  // no unknown labels: version 2, readable by medload before version 3
   EXPECT_EQ(reader.attribute("extra"), "7");
   EXPECT_EQ(reader.attribute("count_images"), "9");
   EXPECT_EQ(reader.geometry(2).original_height, 102);
@@ -249,14 +250,14 @@ TEST(CacheReader, RefusesANewerSchemaNamingTheFile) {
   write_cache(path, 2, 1, 8, 8, PixelType::kUInt8);
   {
     auto file = medload::loader::h5::File::open(path, true);
-    medload::loader::h5::write_attribute(file.id(), "schema_version", std::int64_t{3});
+    medload::loader::h5::write_attribute(file.id(), "schema_version", std::int64_t{4});
   }
   try {
     CacheReader reader(path);
-    FAIL() << "opened a schema 3 cache";
+    FAIL() << "opened a schema 4 cache";
   } catch (const medload::FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("future.h5"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("schema_version is 3, newer than 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("schema_version is 4, newer than 3"), std::string::npos) << e.what();
   }
 }
 

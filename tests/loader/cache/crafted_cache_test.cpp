@@ -370,6 +370,74 @@ TEST(CraftedCache, TablesOfTheWrongTypeOrRangeAreRefused) {
 
 namespace {
 
+// Writes /label_matrix [kImages, 2] of `type` (an HDF5 native type matching T) holding `values`,
+// row-major: the valid cache becomes a multi-label one.
+template <class T>
+void write_label_matrix(hid_t f, hid_t type, const std::vector<T>& values) {
+  h5::Dataset dataset = h5::create_dataset(f, "label_matrix", type, {kImages, 2});
+  H5Dwrite(dataset.id(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data());
+}
+
+// A [kImages, 2] label matrix of 0/1 (of T) with `value` at image 5, class 1.
+template <class T>
+std::vector<T> label_values_with(T value) {
+  std::vector<T> values(kImages * 2);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<T>(i % 3 == 0);
+  values[5 * 2 + 1] = value;
+  return values;
+}
+
+}  // namespace
+
+TEST(CraftedCache, ALabelMatrixOfMinusOneZeroAndOneIsReadAsStored) {
+  TempDir dir;
+  const auto values = label_values_with<std::int8_t>(-1);
+  const std::string path =
+      damaged_copy(dir, "int8.h5", [&](hid_t f) { write_label_matrix(f, H5T_NATIVE_INT8, values); });
+  const CacheReader reader(path);
+  ASSERT_TRUE(reader.multi_label());
+  EXPECT_EQ(reader.label_matrix(), values);
+  EXPECT_EQ(medload::loader::inspect_cache(path)["multi_label_unknown"]["effusion"], 1);
+  // The same values as int64 (h5py's default for a Python list) read the same.
+  const std::string wide = damaged_copy(dir, "int64.h5", [&](hid_t f) {
+    write_label_matrix(f, H5T_NATIVE_INT64, std::vector<std::int64_t>(values.begin(), values.end()));
+  });
+  EXPECT_EQ(CacheReader(wide).label_matrix(), values);
+}
+
+TEST(CraftedCache, LabelMatrixValuesOutsideTheirTypesRangeAreRefusedNamingTheImage) {
+  TempDir dir;
+  const auto check = [&](const std::string& name, const std::function<void(hid_t)>& damage,
+                         const std::string& holds) {
+    const std::string path = damaged_copy(dir, name, damage);
+    expect_every_reader_refuses(dir, path, {"/label_matrix holds " + holds, "image 5, class 1"});
+  };
+  check(
+      "int8_2.h5", [](hid_t f) { write_label_matrix(f, H5T_NATIVE_INT8, label_values_with<std::int8_t>(2)); },
+      "2 ");
+  check(
+      "int8_-2.h5",
+      [](hid_t f) { write_label_matrix(f, H5T_NATIVE_INT8, label_values_with<std::int8_t>(-2)); }, "-2 ");
+  check(
+      "uint8_255.h5",
+      [](hid_t f) { write_label_matrix(f, H5T_NATIVE_UINT8, label_values_with<std::uint8_t>(255)); }, "255 ");
+  // Wider integers (another tool's) are checked as they are, not wrapped into range first (257
+  // would wrap to 1 in a byte, 256 to 0).
+  check(
+      "int16_257.h5",
+      [](hid_t f) { write_label_matrix(f, H5T_NATIVE_INT16, label_values_with<std::int16_t>(257)); }, "257 ");
+  check(
+      "uint16_256.h5",
+      [](hid_t f) { write_label_matrix(f, H5T_NATIVE_UINT16, label_values_with<std::uint16_t>(256)); },
+      "256 ");
+  const std::string floats = damaged_copy(dir, "float.h5", [](hid_t f) {
+    write_label_matrix(f, H5T_NATIVE_DOUBLE, label_values_with<double>(0.5));
+  });
+  expect_every_reader_refuses(dir, floats, {"/label_matrix holds floats, not integers"});
+}
+
+namespace {
+
 // Adds a valid train/val/test split (kind "parts", 3 parts) to the cache file `f`, then lets
 // `damage` change it.
 void add_split(hid_t f, const std::function<void(hid_t group, std::vector<std::int8_t>& part)>& damage) {

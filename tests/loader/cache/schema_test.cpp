@@ -106,7 +106,7 @@ TEST(Schema, EachWrittenTableReadsBackAsWritten) {
   TempDir dir;
   const std::string path = dir.path("tables.h5");
   const std::vector<std::int64_t> labels{0, 1, -1, 1};
-  const std::vector<std::uint8_t> matrix{1, 0, 0, 1, 1, 1, 0, 1};
+  const std::vector<std::int8_t> matrix{1, 0, -1, 1, 1, 1, -1, -1};  // -1 = unknown
   std::vector<Geometry> geometries;
   for (int i = 0; i < static_cast<int>(kCount); ++i) geometries.push_back(geometry(i));
   const std::vector<detail::RejectedRecord> rejected{
@@ -124,13 +124,13 @@ TEST(Schema, EachWrittenTableReadsBackAsWritten) {
     schema::write_meta(file.id(), numeric_column(), kCount);
     schema::write_meta(file.id(), text_column(), kCount);
     schema::write_rejected(file.id(), rejected);
-    schema::write_root_attributes(file.id(), {"normal", "effusion"}, R"({"x":1})", "0123456789abcdef", kCount,
-                                  rejected.size());
+    schema::write_root_attributes(file.id(), schema::kTargetsSchemaVersion, {"normal", "effusion"},
+                                  R"({"x":1})", "0123456789abcdef", kCount, rejected.size());
     schema::write_build_record(file.id(), record);
     file.close();
   }
   const schema::CacheFile file(path);
-  EXPECT_EQ(schema::read_schema_version(file), kCacheSchemaVersion);
+  EXPECT_EQ(schema::read_schema_version(file), schema::kTargetsSchemaVersion);
   EXPECT_EQ(schema::read_text_attribute(file, schema::kLibraryVersion, ""), kVersion);
   EXPECT_EQ(schema::read_class_names(file), (std::vector<std::string>{"normal", "effusion"}));
   EXPECT_EQ(schema::read_text_attribute(file, schema::kConfigHash, ""), "0123456789abcdef");
@@ -252,6 +252,14 @@ TEST(Schema, WritingAColumnOfTheWrongLengthNamesItAndTheFile) {
     ADD_FAILURE() << "no error";
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("label_matrix has 3 values for 4 images x 2 classes"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    schema::write_label_matrix(file.id(), {1, 0, 1, 0, 2, 0, 1, 1}, kCount, 2);
+    ADD_FAILURE() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("short.h5: column label_matrix holds 2 (-1, 0 or 1 expected)"),
               std::string::npos)
         << e.what();
   }

@@ -157,7 +157,7 @@ TEST(TargetsCache, ACacheBuiltWithoutTargetsHasNoTargetsGroupAndEveryStateNone) 
   write_target_cache(path, options);
   EXPECT_FALSE(h5::exists(h5::File::open(path).id(), schema::kTargets));
   const CacheReader reader(path);
-  EXPECT_EQ(reader.schema_version(), kCacheSchemaVersion);
+  EXPECT_EQ(reader.schema_version(), schema::kTargetsSchemaVersion);  // no unknown labels: version 2
   EXPECT_FALSE(reader.has_targets());
   EXPECT_FALSE(reader.has_masks());
   EXPECT_EQ(reader.mask_states(), std::vector<TargetState>(kTargetImages, TargetState::kNone));

@@ -66,6 +66,33 @@ TEST(ListSources, ManifestGivesLabelsPatientsMetadataAndMultiLabel) {
   EXPECT_EQ(sources[2].info.patient_id, "P\"3");
 }
 
+TEST(ListSources, ManifestUnknownLabelsColumnNamesClassesWhoseValueIsNotKnown) {
+  TempDir dir("unknown_labels");
+  write_bytes(dir / "m.csv",
+              "path,unknown_labels,label,age\n"
+              "1.png, nodule | mass ,effusion,63\n"  // split and trimmed as `label` is
+              "2.png,,,40\n"                         // unlabeled
+              "3.png,mass,,\n"                       // labeled: known negatives, one unknown
+              "4.png,nodule,effusion|nodule,\n");    // nodule in both: unknown, with a warning
+  const auto sources = list_sources(dir.path().string(), dir / "m.csv");
+  ASSERT_EQ(sources.size(), 4u);
+  EXPECT_EQ(sources[0].info.labels, std::vector<std::string>{"effusion"});
+  EXPECT_EQ(sources[0].info.unknown_labels, (std::vector<std::string>{"nodule", "mass"}));
+  EXPECT_EQ(sources[0].info.metadata.count("unknown_labels"), 0u);  // a reserved column, not metadata
+  EXPECT_EQ(sources[0].info.metadata.at("age"), "63");
+  EXPECT_FALSE(sources[0].info.unlabeled());
+  EXPECT_TRUE(sources[0].warnings.empty());
+  EXPECT_TRUE(sources[1].info.unknown_labels.empty());
+  EXPECT_TRUE(sources[1].info.unlabeled());
+  EXPECT_TRUE(sources[2].info.labels.empty());
+  EXPECT_EQ(sources[2].info.unknown_labels, std::vector<std::string>{"mass"});
+  EXPECT_FALSE(sources[2].info.unlabeled());
+  EXPECT_EQ(sources[3].info.labels, std::vector<std::string>{"effusion"});
+  EXPECT_EQ(sources[3].info.unknown_labels, std::vector<std::string>{"nodule"});
+  EXPECT_EQ(sources[3].warnings, std::vector<std::string>{"label_conflict"});
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_FALSE(has_warning(sources[i].warnings, "label_conflict")) << i;
+}
+
 TEST(ListSources, ManifestErrorsNameTheFileAndLine) {
   TempDir dir("badmanifest");
   write_bytes(dir / "m.csv", "path,label\na.png,x\nb.png,y,extra\n");

@@ -47,6 +47,7 @@ Reply decoded_reply() {
   f.frame_count = 1;
   f.format = "dicom";
   f.info.labels = {"pneumonia"};
+  f.info.unknown_labels = {"effusion"};
   f.info.patient_id = "P1";
   f.info.metadata = {{"age", "61"}};
   header.bytes = 2 * 3 * 2;
@@ -95,6 +96,7 @@ TEST(WireFormat, AReplyWithADecodedFrameComesBackFieldForField) {
   EXPECT_EQ(f.voi->table, (std::vector<std::uint16_t>{0, 17, 4095}));
   EXPECT_EQ(f.source_hash, 0xFEDCBA9876543210u);
   EXPECT_EQ(f.info.labels, sent.frames[0].frame.info.labels);
+  EXPECT_EQ(f.info.unknown_labels, sent.frames[0].frame.info.unknown_labels);
   EXPECT_EQ(f.info.metadata, sent.frames[0].frame.info.metadata);
   EXPECT_TRUE(f.pixels.empty());
 }

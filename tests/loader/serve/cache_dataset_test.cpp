@@ -225,6 +225,39 @@ TEST(CacheDataset, KFoldTrainAndValPartitionTheNonTestSamples) {
   EXPECT_THROW(CacheDataset(path, options), ConfigError);
 }
 
+TEST(CacheDataset, AMultiLabelCacheServesUnknownLabelsAsMinusOne) {
+  TempDir dir;
+  const std::string path = dir.path("multi.h5");
+  std::vector<TestSample> rows(3);
+  const std::vector<std::vector<std::int8_t>> label_rows{{1, -1, 0}, {-1, -1, -1}, {0, 1, -1}};
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    rows[i].pixels = testing::chest_like(static_cast<std::uint32_t>(i), kSide);
+    rows[i].label = i == 0 ? 0 : i == 2 ? 1 : -1;
+    rows[i].label_row = label_rows[i];
+    rows[i].patient = "P" + std::to_string(i);
+    rows[i].path = std::to_string(i) + ".png";
+  }
+  testing::write_test_cache(path, kSide, kSide, rows, {"effusion", "mass", "nodule"});
+  DatasetOptions options = part("all");
+  options.split = "";
+  options.normalize = false;
+  CacheDataset dataset(path, options);
+  const auto source = dataset.source();
+  ASSERT_EQ(source->label_columns(), 3u);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    std::vector<std::int64_t> label(3, 7);
+    source->label(i, label.data());
+    EXPECT_EQ(label, std::vector<std::int64_t>(label_rows[i].begin(), label_rows[i].end())) << i;
+    const torch::Tensor served = dataset.get(i).label;
+    ASSERT_EQ(served.numel(), 3);
+    EXPECT_EQ(std::vector<std::int64_t>(served.data_ptr<std::int64_t>(), served.data_ptr<std::int64_t>() + 3),
+              label)
+        << i;
+  }
+  // The first positive class; -1 (unknown) is not a positive.
+  EXPECT_EQ(dataset.labels(), (std::vector<std::int64_t>{0, -1, 1}));
+}
+
 TEST(CacheDataset, AMissingSplitIsAConfigErrorNamingTheFileAndTheSplit) {
   TempDir dir;
   const std::string path = dir.path("cache.h5");

@@ -164,6 +164,21 @@ TEST(SplitPatients, MultiLabelRowsAreStratifiedPerClass) {
   }
 }
 
+TEST(SplitPatients, UnknownMultiLabelEntriesAreNotPositives) {
+  SplitInput input;
+  input.label_columns = 2;
+  input.patient_ids = {"P0", "P1", "P2", "P3"};
+  input.label_matrix = {1, -1, /**/ -1, -1, /**/ 0, -1, /**/ -1, 1};
+  const SplitAssignment split = split_patients(input, SplitOptions{});
+  std::vector<std::int64_t> totals(3, 0);
+  for (const auto& part : split.class_counts) {
+    for (std::size_t c = 0; c < 3; ++c) totals[c] += part[c];
+  }
+  // One positive per class; the rows without a 1 (all unknown, or a known 0 beside an unknown)
+  // count as unlabeled.
+  EXPECT_EQ(totals, (std::vector<std::int64_t>{1, 1, 2}));
+}
+
 TEST(SplitPatients, PatientSetHashIgnoresOrderAndRepeats) {
   EXPECT_EQ(patient_set_hash({"a", "b", "a"}), patient_set_hash({"b", "a"}));
   EXPECT_NE(patient_set_hash({"a", "b"}), patient_set_hash({"a", "c"}));

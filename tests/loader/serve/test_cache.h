@@ -19,6 +19,9 @@ using medload::test::TempDir;
 struct TestSample {
   std::vector<std::uint8_t> pixels;  // height * width (8-bit gray)
   std::int64_t label = 0;
+  /// Multi-label: the sample's /label_matrix row (1, 0, -1 = unknown), one entry per class. A
+  /// cache whose samples have rows is multi-label; leave every row empty for single-label data.
+  std::vector<std::int8_t> label_row;
   std::string patient;
   std::string path;
 };
@@ -49,6 +52,7 @@ inline void write_test_cache(const std::string& path, int height, int width,
     }
     writer.write_image(i, bytes.data(), bytes.size());
     columns.labels.push_back(s.label);
+    columns.label_matrix.insert(columns.label_matrix.end(), s.label_row.begin(), s.label_row.end());
     columns.patient_ids.push_back(s.patient);
     columns.source_paths.push_back(s.path);
     columns.source_hashes.push_back(hash_hex(i));
@@ -59,6 +63,7 @@ inline void write_test_cache(const std::string& path, int height, int width,
     columns.checksums.push_back(hash64(bytes.data(), bytes.size()));
     columns.geometry.push_back(Geometry{});
   }
+  columns.multi_label = !columns.label_matrix.empty();
   writer.finish(columns, {}, class_names, R"({"test":true})", "0000000000000000", nlohmann::json::object());
 }
 

@@ -43,9 +43,12 @@ std::vector<std::int64_t> class_counts(const std::vector<std::int64_t>& labels, 
 /// ConfigError naming the class for a count <= 0, and for beta outside [0, 1).
 torch::Tensor class_weights(const std::vector<std::int64_t>& counts, ClassWeightOptions options = {});
 
-/// BCE `pos_weight` for multi-label targets: `targets` is [N, C] of 0/1 (any dtype); returns
-/// float32 [C] with negatives_c / positives_c. Throws ConfigError naming the class for a class
-/// with no positive (or no negative) sample, and for a non-2-D or empty tensor.
+/// BCE `pos_weight` for multi-label targets: `targets` is [N, C] (any dtype) of 1 (positive; any
+/// value > 0), 0 (negative) and -1 (unknown; any value < 0), as CacheDataset serves a multi-label
+/// cache. Returns float32 [C] with known negatives_c / known positives_c: an unknown entry is
+/// neither, so a partially labeled class is weighted by the samples whose value for it is known.
+/// Throws ConfigError naming the class for a class with no known positive (or no known negative)
+/// sample, and for a non-2-D or empty tensor.
 torch::Tensor pos_weight(const torch::Tensor& targets);
 
 /// How a multi-label sample's weight combines the inverse frequencies of its positive labels.
@@ -55,9 +58,12 @@ enum class MultiLabelCombine {
 };
 
 /// Per-sample weights for WeightedRandomSampler on a multi-label dataset: `targets` [N, C] of
-/// 0/1. A sample's weight combines 1 / (positives of c) over its positive labels; a sample with
-/// no positive label ("no finding") counts as its own class, weight 1 / (number of such samples).
-/// Returns N float64 weights. Throws ConfigError for a non-2-D or empty tensor.
+/// 1/0/-1 as for pos_weight. A sample's weight combines 1 / (positives of c) over its positive
+/// labels (unknown entries are not positives); a sample with no positive label but some known
+/// negative ("no finding", unknown entries beside it or not) counts as its own class, weight
+/// 1 / (number of such samples); a sample whose every entry is unknown gets weight 0 (never drawn:
+/// it has nothing to learn from). Returns N float64 weights. Throws ConfigError for a non-2-D or
+/// empty tensor.
 std::vector<double> multilabel_sample_weights(const torch::Tensor& targets,
                                               MultiLabelCombine combine = MultiLabelCombine::kMax);
 

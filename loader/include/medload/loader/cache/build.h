@@ -20,10 +20,13 @@
 
 namespace medload::loader {
 
-/// What happens to a sample whose source has no label.
+/// What happens to a sample whose source has no label (neither `label` nor `unknown_labels`:
+/// SampleInfo::unlabeled).
 enum class MissingLabelPolicy : std::uint8_t {
-  kKeepUnlabeled,  ///< stored with label -1 (supervised samplers skip it). The default.
-  kDrop,           ///< left out of the cache (counted in the report)
+  /// Stored with label -1 (supervised samplers skip it), and in a multi-label cache a row of -1
+  /// (unknown). The default.
+  kKeepUnlabeled,
+  kDrop,  ///< left out of the cache (counted in the report)
 };
 
 /// How a missing metadata value (an empty manifest cell, a DICOM field that is absent) is filled.
@@ -116,7 +119,11 @@ struct BuildResult {
   std::size_t reused_files = 0;                ///< ok files taken from the previous cache at `output`
   std::size_t resumed_files = 0;               ///< ok files taken from an interrupted run's work folder
   std::size_t dropped_unlabeled = 0;           ///< samples left out by MissingLabelPolicy::kDrop
-  std::size_t unlabeled = 0;                   ///< samples stored with label -1
+  std::size_t unlabeled = 0;                   ///< unlabeled samples kept (SampleInfo::unlabeled)
+  /// -1 (unknown) entries of /label_matrix: the manifest's `unknown_labels`, and every entry of an
+  /// unlabeled sample's row. 0 without a /label_matrix.
+  std::size_t unknown_label_entries = 0;
+  std::size_t samples_with_unknown_labels = 0;  ///< samples whose /label_matrix row has a -1
   std::map<std::string, std::size_t> imputed;  ///< filled values per metadata column
   double seconds = 0;                          ///< wall time of the whole build
   double scan_seconds = 0;                     ///< wall time of decode + validate + preprocess (overlapped)

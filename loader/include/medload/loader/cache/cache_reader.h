@@ -17,10 +17,12 @@
 
 namespace medload::loader {
 
-/// The schema version this medload writes and reads (the cache's `schema_version` attribute).
+/// The newest schema version this medload reads (the cache's `schema_version` attribute).
 /// Version 2 added the targets (/targets: masks, boxes, landmarks); version 1 caches are read as
-/// caches without targets.
-inline constexpr std::int64_t kCacheSchemaVersion = 2;
+/// caches without targets. Version 3 is a version 2 cache whose /label_matrix holds unknown
+/// entries (int8, -1): medload writes it only then, so that an older medload, which would read -1
+/// as 0 (a negative), refuses the cache instead; other caches are still written as version 2.
+inline constexpr std::int64_t kCacheSchemaVersion = 3;
 
 /// One metadata column (`/meta/<name>`): numeric (float64) or text, with its imputation flags.
 struct MetaColumn {
@@ -131,10 +133,14 @@ class CacheReader {
 
   /// [N] class index per image; -1 = unlabeled (or multi-label: see label_matrix()).
   const std::vector<std::int64_t>& labels() const noexcept;
-  /// True when the cache has a `/label_matrix` (some sample has several labels).
+  /// True when the cache has a `/label_matrix` (some sample has several labels, or some label
+  /// whose value is unknown).
   bool multi_label() const noexcept;
-  /// [N, K] row-major 0/1 matrix, K = class_names().size(); empty when !multi_label().
-  const std::vector<std::uint8_t>& label_matrix() const noexcept;
+  /// [N, K] row-major matrix, K = class_names().size(): 1 = the class is present, 0 = absent,
+  /// -1 = unknown (the manifest's `unknown_labels`; every entry of an unlabeled sample). Read from
+  /// a uint8 /label_matrix (0/1: fully labeled caches, and caches of older medload) or an int8 one
+  /// (-1/0/1). Empty when !multi_label().
+  const std::vector<std::int8_t>& label_matrix() const noexcept;
   /// Class names, index = label.
   const std::vector<std::string>& class_names() const noexcept;
   /// [N] patient identifiers ("" when unknown).

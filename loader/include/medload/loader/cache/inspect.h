@@ -24,7 +24,8 @@ struct InspectOptions {
 /// The summary of the cache at `path` as JSON:
 /// {"path", "schema_version", "library_version", "build_time", "config_hash", "config" (object),
 ///  "images": {"count", "channels", "height", "width", "dtype", "bytes_per_image"},
-///  "classes": [{"name", "count"}], "unlabeled", "multi_label" (per-class positives, when any),
+///  "classes": [{"name", "count"}], "unlabeled", "multi_label" (per-class positives, in a
+///  multi-label cache), "multi_label_unknown" (per-class unknown (-1) entries, when there are any),
 ///  "sites": {site: count}, "patients", "samples_without_patient",
 ///  "metadata": {name: {"numeric", "imputed", ("mean", "min", "max") | ("distinct", "values": {v: n}
 ///   (with at most 20 distinct values))}},

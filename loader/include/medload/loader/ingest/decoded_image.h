@@ -29,8 +29,17 @@ constexpr int bytes_per_element(PixelType type) {
 
 /// Metadata of the sample the image belongs to. DICOM headers fill what a manifest leaves empty.
 struct SampleInfo {
-  /// Class names; empty = unlabeled; several = multi-label.
+  /// Class names; empty = unlabeled (unless unknown_labels is not empty); several = multi-label.
   std::vector<std::string> labels;
+  /// Class names whose value is not known for this sample (the manifest's `unknown_labels`
+  /// column): in a multi-label cache their entries are -1, the classes in `labels` 1 and the
+  /// others 0. No class is in both lists (list_sources keeps a class named in both columns here
+  /// only, with the warning "label_conflict"). Always empty for folder datasets.
+  std::vector<std::string> unknown_labels;
+
+  /// True when nothing is known of the sample's labels: `labels` and `unknown_labels` both empty.
+  /// A sample with unknown_labels alone is labeled: every class it does not name is a known 0.
+  bool unlabeled() const noexcept { return labels.empty() && unknown_labels.empty(); }
   /// Patient identifier; empty when neither the manifest nor the header has one.
   std::string patient_id;
   std::string modality;    ///< DICOM (0008,0060), e.g. "CT", "MR", "XA"; or from the manifest

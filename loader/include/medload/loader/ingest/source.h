@@ -35,7 +35,8 @@ struct SourceFile {
   std::string path_bytes;
   SampleInfo info;  ///< labels, patient id, site and metadata columns; DICOM headers fill the rest
   /// Warnings about the entry itself, copied into its FileOutcome: "path_not_utf8",
-  /// "text_converted:<column>" (a manifest field that was not UTF-8, read as Windows-1252).
+  /// "text_converted:<column>" (a manifest field that was not UTF-8, read as Windows-1252),
+  /// "label_conflict" (a class named in both `label` and `unknown_labels`: it is unknown).
   std::vector<std::string> warnings;
   /// A manifest entry whose path leaves the manifest's folder (an absolute path elsewhere, or
   /// `..` past it): not read unless ValidationOptions::allow_outside_root; the outcome is
@@ -73,11 +74,14 @@ void note_source(const SourceFile& source, FileOutcome& outcome);
 /// a folder reached by two paths is listed once, under the first path in sorted order. FIFOs,
 /// sockets and devices are listed (the scan reports them `unreadable` without reading them).
 ///
-/// With a manifest (a CSV file with a header line naming at least `path`; `label`, `patient_id`,
-/// `site`, `modality`, `view`, `mask`, `boxes` and `landmarks` are optional, other columns become
-/// metadata): one entry per line, in file order;
+/// With a manifest (a CSV file with a header line naming at least `path`; `label`,
+/// `unknown_labels`, `patient_id`, `site`, `modality`, `view`, `mask`, `boxes` and `landmarks` are
+/// optional, other columns become metadata): one entry per line, in file order;
 /// paths are relative to the manifest's folder unless absolute; an empty label is unlabeled,
-/// `a|b` is multi-label; fields may be double-quoted ("" is a quote). A manifest entry whose file
+/// `a|b` is multi-label; `unknown_labels` (split as `label` is: `|`, surrounding spaces and tabs
+/// removed) names the classes whose value is not known for that image (SampleInfo::unknown_labels);
+/// a class named in both columns stays in unknown_labels only, and the entry gets the warning
+/// "label_conflict"; fields may be double-quoted ("" is a quote). A manifest entry whose file
 /// is missing still yields a SourceFile: the scan reports it `unreadable`. A manifest field that
 /// is not valid UTF-8 is read as Windows-1252 (a spreadsheet export) and the entry gets the
 /// warning "text_converted:<column>"; a path field that is not UTF-8 names the file by its raw

@@ -78,7 +78,8 @@ struct DatasetOptions {
 struct CacheExample {
   /// float32 [C,H,W] (C = 1 for grayscale) or uint8 [C,H,W].
   torch::Tensor image;
-  /// int64 scalar class (-1 = unlabeled), or int64 [K] 0/1 for multi-label caches.
+  /// int64 scalar class (-1 = unlabeled), or int64 [K] for multi-label caches: 1 present, 0
+  /// absent, -1 unknown (the manifest's `unknown_labels`; every entry of an unlabeled sample).
   torch::Tensor label;
   /// The sample's row in the cache.
   std::int64_t sample_id = 0;
@@ -127,7 +128,7 @@ class CacheDataset : public torch::data::datasets::Dataset<CacheDataset, CacheEx
   /// The cache rows of this part's samples, in order (index i of the dataset is row sample_ids()[i]).
   const std::vector<std::int64_t>& sample_ids() const;
   /// Class labels of this part's samples [size()] (-1 = unlabeled; for multi-label caches the
-  /// first positive class), for samplers and class weights.
+  /// first positive (1) class, -1 when none), for samplers and class weights.
   std::vector<std::int64_t> labels() const;
   /// Patient ids of this part's samples [size()].
   std::vector<std::string> patient_ids() const;

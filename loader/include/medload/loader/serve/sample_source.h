@@ -84,9 +84,13 @@ class SampleSource {
   /// Reads sample `index`'s raw pixels (layout().bytes() bytes) into `out`. Thread-safe.
   /// Throws (an Error naming the sample and the file) when the sample cannot be read.
   virtual void read(std::size_t index, void* out) const = 0;
-  /// 0: one int64 class label per sample (-1 = unlabeled); K > 0: a row of K 0/1 labels.
+  /// 0: one int64 class label per sample (-1 = unlabeled); K > 0: a row of K labels, each 1
+  /// (present), 0 (absent) or -1 (unknown for that label: not known to be present or absent).
   virtual std::size_t label_columns() const = 0;
-  /// Writes sample `index`'s label (1 value, or label_columns() values) to `out`.
+  /// Writes sample `index`'s label (1 value, or label_columns() values) to `out`. In a row, -1
+  /// means the value of that label is unknown for this sample (the manifest's `unknown_labels`,
+  /// or every label of an unlabeled sample): a loss must leave it out, not take it as a negative
+  /// (the loader turns it into a validity mask).
   virtual void label(std::size_t index, std::int64_t* out) const = 0;
   /// The stable id of sample `index` (its row in the cache): what augmentation seeds on.
   virtual std::int64_t sample_id(std::size_t index) const = 0;

@@ -46,8 +46,10 @@ struct SplitInput {
   /// Class per sample [N] (-1 = unlabeled), for single-label data. Leave empty when
   /// `label_matrix` is used.
   std::vector<std::int64_t> labels;
-  /// Multi-label data: a row-major [N, label_columns] 0/1 matrix (empty for single-label data).
-  std::vector<std::uint8_t> label_matrix;
+  /// Multi-label data: a row-major [N, label_columns] matrix of 1 (present), 0 (absent) and -1
+  /// (unknown), as CacheReader::label_matrix (empty for single-label data). Only positives
+  /// stratify: -1 counts as not positive, and a row without a 1 counts as unlabeled.
+  std::vector<std::int8_t> label_matrix;
   /// Columns of `label_matrix` (K); 0 for single-label data.
   std::size_t label_columns = 0;
 
@@ -68,7 +70,8 @@ struct SplitAssignment {
   /// XXH64 of the sorted set of effective patient ids (see `patient_set_hash`).
   std::uint64_t patient_set_hash = 0;
   /// Class counts per part: [parts][classes + 1], the last column counting unlabeled samples.
-  /// For multi-label data a sample counts once in every class it has.
+  /// For multi-label data a sample counts once in every class it has (1; unknown entries do not
+  /// count), and as unlabeled when it has none.
   std::vector<std::vector<std::int64_t>> class_counts;
   /// Samples per part [parts].
   std::vector<std::int64_t> sample_counts;
