@@ -52,6 +52,10 @@ StreamSampler::StreamSampler(const StreamSampler& other, std::size_t world_size,
   cursor_->drop_last = drop_last;
 }
 
+const std::shared_ptr<detail::Stream>& StreamSampler::stream_of(const StreamSampler& sampler) noexcept {
+  return sampler.stream_;
+}
+
 detail::Stream& StreamSampler::prepared() const {
   stream_->ensure(cursor_->seed, cursor_->epoch);
   return *stream_;

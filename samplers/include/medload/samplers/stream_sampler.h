@@ -132,6 +132,11 @@ class StreamSampler : public torch::data::samplers::Sampler<> {
   /// A new handle on `other`'s stream with its own cursor (seed and epoch copied).
   StreamSampler(const StreamSampler& other, std::size_t world_size, std::size_t rank, bool drop_last);
 
+  /// The stream of `sampler` (shared, not copied), for samplers composed of other samplers. Its
+  /// prepared epoch belongs to whoever last called `ensure` on it: a composite prepares it with its
+  /// own (seed, epoch) and reads it at once.
+  static const std::shared_ptr<detail::Stream>& stream_of(const StreamSampler& sampler) noexcept;
+
   StreamSampler(const StreamSampler&) = default;
   StreamSampler& operator=(const StreamSampler&) = default;
   StreamSampler(StreamSampler&&) = default;
