@@ -118,7 +118,8 @@ void AugmentOptions::validate() const {
   check_probability("rotation", rotation.probability);
   check_limit(full_key("rotation", "max_degrees"), rotation.max_degrees, ranges::kRotationDegrees);
   check_probability("translation", translation.probability);
-  check_limit(full_key("translation", "max_fraction"), translation.max_fraction, ranges::kTranslationFraction);
+  check_limit(full_key("translation", "max_fraction"), translation.max_fraction,
+              ranges::kTranslationFraction);
   check_probability("scale", scale.probability);
   check_pair("scale", "min", scale.min, "max", scale.max, ranges::kScale);
   check_probability("horizontal_flip", horizontal_flip.probability);
@@ -284,6 +285,33 @@ AugmentOptions AugmentOptions::full_chain() {
   o.gamma.probability = o.brightness.probability = o.contrast.probability = 1.0;
   o.gaussian_noise.probability = o.poisson_noise.probability = 1.0;
   o.blur.probability = o.downsample.probability = 1.0;
+  return o;
+}
+
+AugmentOptions AugmentOptions::weak_view() {
+  AugmentOptions o;
+  o.gamma.probability = o.brightness.probability = o.contrast.probability = 0.0;
+  o.gaussian_noise.probability = o.poisson_noise.probability = 0.0;
+  o.blur.probability = o.downsample.probability = 0.0;
+  return o;
+}
+
+AugmentOptions AugmentOptions::strong_view() {
+  AugmentOptions o = full_chain();
+  o.rotation.max_degrees = 10.0;
+  o.translation.max_fraction = 0.1;
+  o.scale.min = 0.9;
+  o.scale.max = 1.1;
+  o.gamma.min = 0.5;
+  o.gamma.max = 2.0;
+  o.brightness.min = o.contrast.min = 0.7;
+  o.brightness.max = o.contrast.max = 1.3;
+  o.gaussian_noise.probability = o.poisson_noise.probability = 0.5;
+  o.gaussian_noise.max_sigma = 0.05;
+  o.poisson_noise.min_photons = 100.0;
+  o.blur.probability = o.downsample.probability = 0.5;
+  o.blur.max_sigma = 2.0;
+  o.downsample.min_factor = 0.25;
   return o;
 }
 

@@ -35,23 +35,25 @@ nlohmann::json AppliedParams::to_json() const {
   nlohmann::json overrides = nlohmann::json::array();
   if (horizontal_flip_override) overrides.push_back("allow_horizontal_flip");
   if (unsafe_override) overrides.push_back("unsafe_override");
-  return {{"sample_id", sample_id},
-          {"epoch", epoch},
-          {"horizontal_flip", horizontal_flip},
-          {"vertical_flip", vertical_flip},
-          {"rotation_degrees", rotation_degrees},
-          {"translate_x", translate_x},
-          {"translate_y", translate_y},
-          {"scale", scale},
-          {"downsample_factor", downsample_factor},
-          {"blur_sigma", blur_sigma},
-          {"gamma", gamma},
-          {"brightness", brightness},
-          {"contrast", contrast},
-          {"poisson_photons", poisson_photons},
-          {"gaussian_sigma", gaussian_sigma},
-          {"noise_key", hash_hex(noise_key)},
-          {"overrides", overrides}};
+  nlohmann::json j = {{"sample_id", sample_id},
+                      {"epoch", epoch},
+                      {"horizontal_flip", horizontal_flip},
+                      {"vertical_flip", vertical_flip},
+                      {"rotation_degrees", rotation_degrees},
+                      {"translate_x", translate_x},
+                      {"translate_y", translate_y},
+                      {"scale", scale},
+                      {"downsample_factor", downsample_factor},
+                      {"blur_sigma", blur_sigma},
+                      {"gamma", gamma},
+                      {"brightness", brightness},
+                      {"contrast", contrast},
+                      {"poisson_photons", poisson_photons},
+                      {"gaussian_sigma", gaussian_sigma},
+                      {"noise_key", hash_hex(noise_key)},
+                      {"overrides", overrides}};
+  if (view != 0) j["view"] = view;
+  return j;
 }
 
 namespace {
@@ -67,7 +69,8 @@ void check_drawn_values(const AppliedParams& p) {
   within("translate_x", p.translate_x, -ranges::kTranslationFraction.max, ranges::kTranslationFraction.max);
   within("translate_y", p.translate_y, -ranges::kTranslationFraction.max, ranges::kTranslationFraction.max);
   within("scale", p.scale, ranges::kScale.min, ranges::kScale.max);
-  within("downsample_factor", p.downsample_factor, ranges::kDownsampleFactor.min, ranges::kDownsampleFactor.max);
+  within("downsample_factor", p.downsample_factor, ranges::kDownsampleFactor.min,
+         ranges::kDownsampleFactor.max);
   within("blur_sigma", p.blur_sigma, 0.0, ranges::kBlurSigma.max);
   within("gamma", p.gamma, ranges::kGamma.min, ranges::kGamma.max);
   within("brightness", p.brightness, ranges::kBrightness.min, ranges::kBrightness.max);
@@ -110,6 +113,13 @@ AppliedParams AppliedParams::from_json(const nlohmann::json& j) {
   AppliedParams p;
   p.sample_id = integer("sample_id");
   p.epoch = integer("epoch");
+  if (j.contains("view")) {
+    const auto& v = j.at("view");
+    if (!v.is_number_unsigned() || v.get<std::uint64_t>() > 0xFFFFFFFFULL) {
+      throw ConfigError("applied parameter view must be an integer in 0..4294967295, not " + v.dump());
+    }
+    p.view = static_cast<std::uint32_t>(v.get<std::uint64_t>());
+  }
   p.horizontal_flip = boolean("horizontal_flip");
   p.vertical_flip = boolean("vertical_flip");
   p.rotation_degrees = number("rotation_degrees");
@@ -306,11 +316,13 @@ void augment_sample_f32(float* data, int channels, int h, int w, const AppliedPa
 struct Augmenter::Impl {
   AugmentOptions options;
   Normalization normalization;
-  bool unsafe_in_force = false;      // unsafe_override is set and some value relies on it
+  bool unsafe_in_force = false;  // unsafe_override is set and some value relies on it
+  std::uint32_t view = 0;
   std::unique_ptr<ThreadPool> pool;  // null with one thread: the caller does the work
 };
 
-Augmenter::Augmenter(AugmentOptions options, std::size_t threads, Normalization normalization)
+Augmenter::Augmenter(AugmentOptions options, std::size_t threads, Normalization normalization,
+                     std::uint32_t view)
     : impl_(std::make_unique<Impl>()) {
   options.validate();
   if (!(normalization.std > 0.0f) || !std::isfinite(normalization.std) ||
@@ -323,6 +335,7 @@ Augmenter::Augmenter(AugmentOptions options, std::size_t threads, Normalization 
   }
   impl_->options = std::move(options);
   impl_->normalization = normalization;
+  impl_->view = view;
   core::check_range("augmentation threads", threads, 0, 1024);
   threads = core::resolve_threads(threads);
   if (threads > 1) impl_->pool = std::make_unique<ThreadPool>(threads - 1);
@@ -333,16 +346,18 @@ Augmenter::Augmenter(Augmenter&&) noexcept = default;
 Augmenter& Augmenter::operator=(Augmenter&&) noexcept = default;
 
 const AugmentOptions& Augmenter::options() const noexcept { return impl_->options; }
+std::uint32_t Augmenter::view() const noexcept { return impl_->view; }
 
 AppliedParams Augmenter::draw(std::int64_t sample_id, std::int64_t epoch) const {
   const AugmentOptions& o = impl_->options;
   AppliedParams p;
   p.sample_id = sample_id;
   p.epoch = epoch;
+  p.view = impl_->view;
   p.horizontal_flip_override = o.allow_horizontal_flip && o.horizontal_flip.probability > 0.0;
   p.unsafe_override = impl_->unsafe_in_force;
   if (!o.enabled) return p;
-  const std::uint64_t key = sample_key(o.seed, epoch, sample_id);
+  const std::uint64_t key = view_key(o.seed, epoch, sample_id, impl_->view);
   // Each operation owns fixed counters (4 per op) so that its draws do not depend on the
   // other operations' settings: switching blur off leaves the rotation of every sample as it was.
   auto u = [&](int op, int k) {
@@ -467,6 +482,33 @@ AugmentHook make_hook(AugmentOptions options, std::size_t threads, Normalization
   return [augmenter](torch::Tensor& batch, const std::vector<std::int64_t>& sample_ids, std::int64_t epoch) {
     augmenter->apply(batch, sample_ids, epoch);
   };
+}
+
+namespace {
+
+// An augmenter of one view; a ConfigError of its options names the view.
+std::shared_ptr<Augmenter> view_augmenter(AugmentOptions options, std::size_t threads,
+                                          Normalization normalization, std::uint32_t view, const char* name) {
+  try {
+    return std::make_shared<Augmenter>(std::move(options), threads, normalization, view);
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string(name) + " view: " + e.what());
+  }
+}
+
+}  // namespace
+
+TwoViewHooks make_two_view_hooks(AugmentOptions weak, AugmentOptions strong, std::size_t threads,
+                                 Normalization normalization) {
+  auto weak_view = view_augmenter(std::move(weak), threads, normalization, 0, "weak");
+  auto strong_view = view_augmenter(std::move(strong), threads, normalization, 1, "strong");
+  TwoViewHooks hooks;
+  hooks.weak = [weak_view](torch::Tensor& batch, const std::vector<std::int64_t>& ids, std::int64_t epoch) {
+    weak_view->apply(batch, ids, epoch);
+  };
+  hooks.strong = [strong_view](torch::Tensor& batch, const std::vector<std::int64_t>& ids,
+                               std::int64_t epoch) { strong_view->apply(batch, ids, epoch); };
+  return hooks;
 }
 
 }  // namespace medload::augment

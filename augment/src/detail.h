@@ -25,6 +25,14 @@ constexpr std::uint64_t sample_key(std::uint64_t seed, std::int64_t epoch, std::
   return mix64(k ^ (static_cast<std::uint64_t>(sample_id) * 0x2545f4914f6cdd1dULL + 0x632be59bd9b4e019ULL));
 }
 
+// The key of one view of a sample: view 0 is sample_key itself (what every augmenter drew before
+// views existed), view v > 0 a further mix of it.
+constexpr std::uint64_t view_key(std::uint64_t seed, std::int64_t epoch, std::int64_t sample_id,
+                                 std::uint32_t view) noexcept {
+  const std::uint64_t key = sample_key(seed, epoch, sample_id);
+  return view == 0 ? key : mix64(key ^ (static_cast<std::uint64_t>(view) * 0xa0761d6478bd642fULL));
+}
+
 // The key of a sample's noise field. Poisson and Gaussian noise share one field: both are
 // applied as zero-mean Gaussians (Poisson by its normal approximation, exact to within the
 // accuracy that matters at >= 100 photons), and the sum of two independent Gaussians is one

@@ -35,6 +35,11 @@ void LoaderOptions::validate() const {
         "LoaderOptions.augment and LoaderOptions.augment_targets are both set; set one "
         "(augment_targets augments the images and their targets together)");
   }
+  if (augment_strong && augment_targets) {
+    throw ConfigError(
+        "LoaderOptions.augment_strong and LoaderOptions.augment_targets are both set: a second view "
+        "augments the images alone, and its targets would not follow it");
+  }
   core::check_range("LoaderOptions.threads", threads, 0, 256);
   core::check_range("LoaderOptions.prefetch", prefetch, 1, 64);
 }
@@ -334,6 +339,13 @@ void Loader::Pending::finish(const LoaderOptions& options, const TargetKinds& ta
   if (options.augment_targets) {
     run_step("augmenting the images and targets of", source, [&] { options.augment_targets(batch); });
   }
+  if (options.augment_strong) {
+    // The strong view starts from the images as read, before the weak view changes them.
+    run_step("augmenting the strong view of", source, [&] {
+      batch.images_strong.copy_(batch.images);
+      options.augment_strong(batch.images_strong, ids, static_cast<std::int64_t>(epoch));
+    });
+  }
   if (options.augment) {
     run_step("augmenting", source,
              [&] { options.augment(batch.images, ids, static_cast<std::int64_t>(epoch)); });
@@ -369,6 +381,10 @@ Loader::Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampl
     const std::size_t element = output_.as_float ? sizeof(float) : 1;
     buffers_ = std::make_shared<ImageBuffers>(options_.batch_size * layout_.pixels() * element,
                                               options_.prefetch + 2);
+    if (options_.augment_strong) {
+      strong_buffers_ = std::make_shared<ImageBuffers>(options_.batch_size * layout_.pixels() * element,
+                                                       options_.prefetch + 2);
+    }
     if (targets_.masks) {
       const std::size_t mask_element = output_.masks_uint8 ? 1 : sizeof(std::int64_t);
       const auto area = static_cast<std::size_t>(layout_.height) * static_cast<std::size_t>(layout_.width);
@@ -384,6 +400,12 @@ Loader::Loader(const CacheDataset& dataset, std::shared_ptr<Sampler> sampler, Lo
 
 void Loader::check_targets() {
   targets_ = source_->targets();
+  if (targets_.any() && options_.augment_strong) {
+    throw ConfigError(
+        "LoaderOptions.augment_strong makes a second view of the images alone, but this source serves "
+        "targets (masks, boxes or landmarks) that would not follow it: serve without targets "
+        "(DatasetOptions.targets = false)");
+  }
   if (targets_.any() && options_.augment) {
     throw ConfigError(
         "LoaderOptions.augment augments the images alone, but this source serves targets (masks, boxes or "
@@ -445,6 +467,8 @@ void Loader::start_batch(std::vector<std::size_t> indices) {
     source_->label(indices[j], labels + j * label_width);
     ids[j] = pending->ids[j] = source_->sample_id(indices[j]);
   }
+  bool* valid = batch.label_valid.data_ptr<bool>();
+  for (std::size_t k = 0; k < indices.size() * label_width; ++k) valid[k] = labels[k] >= 0;
   pending->indices = std::move(indices);
   pending->index = batch.index = drawn_++;
   pending->epoch = batch.epoch = epoch_;
@@ -475,7 +499,12 @@ void Loader::allocate(Pending& pending, std::int64_t size) const {
   batch.labels = label_columns_ == 0 ? torch::empty({size}, options.dtype(torch::kInt64))
                                      : torch::empty({size, static_cast<std::int64_t>(label_columns_)},
                                                     options.dtype(torch::kInt64));
+  batch.label_valid = torch::empty(batch.labels.sizes(), options.dtype(torch::kBool));
   batch.sample_ids = torch::empty({size}, options.dtype(torch::kInt64));
+  if (options_.augment_strong) {
+    batch.images_strong = strong_buffers_ ? strong_buffers_->take(image_sizes, image_type)
+                                          : torch::empty(image_sizes, options.dtype(image_type));
+  }
   if (targets_.masks) {
     const auto mask_type = output_.masks_uint8 ? torch::kUInt8 : torch::kInt64;
     const std::vector<std::int64_t> mask_sizes{size, 1, layout_.height, layout_.width};

@@ -178,6 +178,16 @@ struct AugmentOptions {
   /// The defaults with every operation at probability 1 (flips stay off): the "full chain"
   /// used by benchmarks, the preview and tests.
   static AugmentOptions full_chain();
+
+  /// The weak view of consistency training: the default geometry (rotation, translation,
+  /// scale at their default ranges and probabilities), no intensity or noise change.
+  static AugmentOptions weak_view();
+  /// The strong view of consistency training: every operation at probability 1 (noise, blur and
+  /// down-sampling at 0.5) with ranges at the medical limits (rotation 10 degrees, translation
+  /// 0.1, scale 0.9-1.1, gamma 0.5-2, brightness and contrast 0.7-1.3, Gaussian noise up to
+  /// 0.05, 100-5000 photons, blur up to 2 px, down-sampling to 0.25): the strongest device
+  /// simulation that passes validate() without an override. Flips stay off.
+  static AugmentOptions strong_view();
 };
 
 }  // namespace medload::augment

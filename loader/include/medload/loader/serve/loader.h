@@ -41,8 +41,17 @@ class CacheDataset;
 struct Batch {
   /// float32 [B,C,H,W] (normalized as the source says), or uint8 [B,C,H,W]; C is 1 for grayscale.
   torch::Tensor images;
-  /// int64 [B] class labels (-1 = unlabeled), or int64 [B,K] 0/1 rows for multi-label data.
+  /// With LoaderOptions::augment_strong: the same samples as read (one read per sample), augmented
+  /// by that hook, the same shape and type as images (the strong view of consistency training;
+  /// images is then the weak view). Undefined otherwise.
+  torch::Tensor images_strong;
+  /// int64 [B] class labels (-1 = unlabeled), or int64 [B,K] rows for multi-label data: 1, 0,
+  /// or -1 where that label is not known for the sample (an unlabeled sample's row is all -1).
   torch::Tensor labels;
+  /// bool, the shape of labels: the label is known (labels >= 0). A loss ignores the others:
+  /// `(bce(logits, labels.clamp_min(0).to(kFloat), reduction none) * label_valid).sum() /
+  /// label_valid.sum().clamp_min(1)`.
+  torch::Tensor label_valid;
   /// int64 [B] sample ids (rows of the cache).
   torch::Tensor sample_ids;
   /// Position of this batch in its epoch (0-based).
@@ -137,6 +146,11 @@ struct LoaderOptions {
   /// Optional per-batch augmentation of images and targets together (see TargetAugmentHook);
   /// at most one of augment and augment_targets.
   TargetAugmentHook augment_targets;
+  /// Optional second view (weak/strong consistency training, docs/semisupervised.md): every
+  /// batch then also carries Batch::images_strong, a copy of the images made before `augment`
+  /// runs, augmented by this hook (medload::augment::make_two_view_hooks makes the pair).
+  /// Samples are read once. Not with augment_targets or a source that serves targets.
+  AugmentHook augment_strong;
 
   /// Throws ConfigError naming the field and the limit (or both hooks when both are set).
   void validate() const;
@@ -157,7 +171,8 @@ class Loader {
 
   /// Serves `source` in the order `sampler` yields (indices are positions in the source). Throws
   /// ConfigError for bad options, a null source or sampler, uint8 output of 16-bit samples,
-  /// LoaderOptions::augment with a source that serves targets, uint8 masks of more than 256 classes.
+  /// LoaderOptions::augment or augment_strong with a source that serves targets, uint8 masks of
+  /// more than 256 classes.
   Loader(std::shared_ptr<const SampleSource> source, std::shared_ptr<Sampler> sampler, LoaderOptions options);
   /// Serves a CacheDataset (one split of a cache).
   Loader(const CacheDataset& dataset, std::shared_ptr<Sampler> sampler, LoaderOptions options);
@@ -250,8 +265,9 @@ class Loader {
   bool sampler_done_ = false;
   bool finished_ = false;
   std::deque<std::shared_ptr<Pending>> in_flight_;
-  std::shared_ptr<ImageBuffers> buffers_;       // shared with the batches' tensors, which may outlive us
-  std::shared_ptr<ImageBuffers> mask_buffers_;  // the same for masks (null without masks)
+  std::shared_ptr<ImageBuffers> buffers_;         // shared with the batches' tensors, which may outlive us
+  std::shared_ptr<ImageBuffers> strong_buffers_;  // the same for the strong view (null without one)
+  std::shared_ptr<ImageBuffers> mask_buffers_;    // the same for masks (null without masks)
   std::unique_ptr<ThreadPool> pool_;
 };
 
