@@ -1,4 +1,4 @@
-// The one translation unit of the examples that includes <torch/torch.h> (nn modules and
+// One of the few translation units of the examples that include <torch/torch.h> (nn modules and
 // optimizers need it); everything else uses narrow headers.
 #include "training.h"
 
@@ -23,45 +23,10 @@
 #include "medload/samplers/class_weights.h"
 #include "medload/samplers/distributed_sampler.h"
 #include "medload/samplers/weighted_random_sampler.h"
+#include "small_cnn.h"
 
 namespace medload::examples {
 namespace {
-
-// A small CNN for [B,C,H,W] inputs of any size: four 3x3 conv blocks (GroupNorm, not BatchNorm,
-// so that a step does not depend on how a batch is split across ranks), then global average and
-// global max pooling side by side (max pooling keeps a small finding from being averaged away).
-struct SmallCnnImpl : torch::nn::Module {
-  SmallCnnImpl(std::int64_t in_channels, std::int64_t classes, std::int64_t width) {
-    const std::int64_t w[4] = {width, 2 * width, 4 * width, 4 * width};
-    std::int64_t in = in_channels;
-    for (int i = 0; i < 4; ++i) {
-      convs_.push_back(register_module("conv" + std::to_string(i + 1),
-                                       torch::nn::Conv2d(torch::nn::Conv2dOptions(in, w[i], 3).padding(1))));
-      norms_.push_back(register_module("norm" + std::to_string(i + 1),
-                                       torch::nn::GroupNorm(torch::nn::GroupNormOptions(4, w[i]))));
-      in = w[i];
-    }
-    head_ = register_module("head", torch::nn::Linear(2 * in, classes));
-  }
-  torch::Tensor forward(torch::Tensor x) {
-    for (std::size_t i = 0; i < convs_.size(); ++i) {
-      x = torch::relu(norms_[i]->forward(convs_[i]->forward(x)));
-      if (i + 1 < convs_.size()) x = torch::max_pool2d(x, 2);
-    }
-    auto pooled = torch::cat({x.mean({2, 3}), x.amax({2, 3})}, 1);
-    return head_->forward(pooled);
-  }
-  std::vector<torch::nn::Conv2d> convs_;
-  std::vector<torch::nn::GroupNorm> norms_;
-  torch::nn::Linear head_{nullptr};
-};
-TORCH_MODULE(SmallCnn);
-
-torch::Tensor flatten_parameters(SmallCnn& model) {
-  std::vector<torch::Tensor> parts;
-  for (const auto& p : model->parameters()) parts.push_back(p.detach().reshape({-1}).to(torch::kFloat32));
-  return torch::cat(parts).contiguous();
-}
 
 void unflatten_into(const torch::Tensor& flat, const std::vector<torch::Tensor>& tensors) {
   torch::NoGradGuard no_grad;
@@ -71,10 +36,6 @@ void unflatten_into(const torch::Tensor& flat, const std::vector<torch::Tensor>&
     t.copy_(flat.slice(0, offset, offset + n).view_as(t));
     offset += n;
   }
-}
-
-std::string checksum(const torch::Tensor& flat) {
-  return hash_hex(hash64(flat.data_ptr(), static_cast<std::size_t>(flat.numel()) * sizeof(float)));
 }
 
 std::shared_ptr<samplers::StreamSampler> make_sampler(const TrainingData& data, const TrainOptions& o,
@@ -260,40 +221,15 @@ bool load_checkpoint(const TrainOptions& o, const nlohmann::json& identity, RunS
   return true;
 }
 
-// Normalises [0, 1] pixels and resizes to the model's input size.
-torch::Tensor prepare_input(const torch::Tensor& images, const TrainingData& data, std::int64_t input_size) {
-  auto x = (images - data.mean) / data.std;
-  if (input_size > 0 && (x.size(2) != input_size || x.size(3) != input_size)) {
-    x = torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
-                                                  .size(std::vector<std::int64_t>{input_size, input_size})
-                                                  .mode(torch::kBilinear)
-                                                  .align_corners(false));
-  }
-  return x;
-}
-
 ClassificationMetrics evaluate(SmallCnn& model, const TrainingData& data, const TrainOptions& o,
                                std::size_t classes) {
-  torch::NoGradGuard no_grad;
-  model->eval();
-  loader::LoaderOptions lo;
-  lo.batch_size = o.batch_size;
-  lo.threads = o.threads;
-  lo.pin_memory = false;
-  loader::Loader loader(data.val, torch::data::samplers::SequentialSampler(data.val->size()), lo);
-  std::vector<std::int64_t> labels;
-  std::vector<double> scores;
-  while (auto batch = loader.next()) {
-    auto x = prepare_input(batch->images, data, o.input_size);
-    auto probs = torch::softmax(model->forward(x), 1).to(torch::kFloat64).contiguous();
-    auto y = batch->labels.contiguous();
-    const double* p = probs.data_ptr<double>();
-    scores.insert(scores.end(), p, p + probs.numel());
-    const std::int64_t* l = y.data_ptr<std::int64_t>();
-    labels.insert(labels.end(), l, l + y.numel());
-  }
-  model->train();
-  return classification_metrics(labels, scores, classes);
+  EvalOptions eval;
+  eval.mean = data.mean;
+  eval.std = data.std;
+  eval.input_size = o.input_size;
+  eval.batch_size = o.batch_size;
+  eval.threads = o.threads;
+  return evaluate_classifier(model, data.val, eval, classes);
 }
 
 std::string format_metrics(const ClassificationMetrics& m, const std::vector<std::string>& names) {
@@ -414,7 +350,7 @@ class TrainingRun {
     result_.epochs = state_.history;
     result_.steps = state_.steps;
     result_.parameters = flatten_parameters(model_);
-    result_.param_checksum = checksum(result_.parameters);
+    result_.param_checksum = parameter_checksum(result_.parameters);
     return std::move(result_);
   }
 
@@ -470,7 +406,7 @@ class TrainingRun {
 
   // One optimizer step on `batch`, counted in the epoch's loss sums.
   void train_step(const loader::Batch& batch) {
-    auto x = prepare_input(batch.images, data_, options_.input_size);
+    auto x = prepare_input(batch.images, data_.mean, data_.std, options_.input_size);
     const auto& y = batch.labels;
     optimizer_.zero_grad();
     auto logits = model_->forward(x);
@@ -548,6 +484,76 @@ class TrainingRun {
 };
 
 }  // namespace
+
+// ---- The shared classifier (small_cnn.h) --------------------------------------------------------
+
+SmallCnnImpl::SmallCnnImpl(std::int64_t in_channels, std::int64_t classes, std::int64_t width) {
+  const std::int64_t w[4] = {width, 2 * width, 4 * width, 4 * width};
+  std::int64_t in = in_channels;
+  for (int i = 0; i < 4; ++i) {
+    convs_.push_back(register_module("conv" + std::to_string(i + 1),
+                                     torch::nn::Conv2d(torch::nn::Conv2dOptions(in, w[i], 3).padding(1))));
+    norms_.push_back(register_module("norm" + std::to_string(i + 1),
+                                     torch::nn::GroupNorm(torch::nn::GroupNormOptions(4, w[i]))));
+    in = w[i];
+  }
+  head_ = register_module("head", torch::nn::Linear(2 * in, classes));
+}
+
+torch::Tensor SmallCnnImpl::forward(torch::Tensor x) {
+  for (std::size_t i = 0; i < convs_.size(); ++i) {
+    x = torch::relu(norms_[i]->forward(convs_[i]->forward(x)));
+    if (i + 1 < convs_.size()) x = torch::max_pool2d(x, 2);
+  }
+  auto pooled = torch::cat({x.mean({2, 3}), x.amax({2, 3})}, 1);
+  return head_->forward(pooled);
+}
+
+torch::Tensor prepare_input(const torch::Tensor& images, float mean, float std, std::int64_t input_size) {
+  auto x = (images - mean) / std;
+  if (input_size > 0 && (x.size(2) != input_size || x.size(3) != input_size)) {
+    x = torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
+                                                  .size(std::vector<std::int64_t>{input_size, input_size})
+                                                  .mode(torch::kBilinear)
+                                                  .align_corners(false));
+  }
+  return x;
+}
+
+ClassificationMetrics evaluate_classifier(SmallCnn& model,
+                                          const std::shared_ptr<const loader::SampleSource>& val,
+                                          const EvalOptions& options, std::size_t classes) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  loader::LoaderOptions lo;
+  lo.batch_size = options.batch_size;
+  lo.threads = options.threads;
+  lo.pin_memory = false;
+  loader::Loader loader(val, torch::data::samplers::SequentialSampler(val->size()), lo);
+  std::vector<std::int64_t> labels;
+  std::vector<double> scores;
+  while (auto batch = loader.next()) {
+    auto x = prepare_input(batch->images, options.mean, options.std, options.input_size);
+    auto probs = torch::softmax(model->forward(x), 1).to(torch::kFloat64).contiguous();
+    auto y = batch->labels.contiguous();
+    const double* p = probs.data_ptr<double>();
+    scores.insert(scores.end(), p, p + probs.numel());
+    const std::int64_t* l = y.data_ptr<std::int64_t>();
+    labels.insert(labels.end(), l, l + y.numel());
+  }
+  model->train();
+  return classification_metrics(labels, scores, classes);
+}
+
+torch::Tensor flatten_parameters(SmallCnn& model) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& p : model->parameters()) parts.push_back(p.detach().reshape({-1}).to(torch::kFloat32));
+  return torch::cat(parts).contiguous();
+}
+
+std::string parameter_checksum(const torch::Tensor& flat) {
+  return hash_hex(hash64(flat.data_ptr(), static_cast<std::size_t>(flat.numel()) * sizeof(float)));
+}
 
 std::string to_string(SamplerChoice choice) {
   switch (choice) {
