@@ -220,6 +220,10 @@ void print_result_text(const loader::BuildResult& result) {
     std::cout << "  unlabeled: " << result.unlabeled << " kept as -1, " << result.dropped_unlabeled
               << " dropped\n";
   }
+  if (result.unknown_label_entries > 0) {
+    std::cout << "  unknown labels: " << result.unknown_label_entries << " entries in "
+              << result.samples_with_unknown_labels << " samples (-1 in /label_matrix)\n";
+  }
   for (const auto& [name, n] : result.imputed) {
     if (n > 0) std::cout << "  imputed " << name << ": " << n << " values\n";
   }

@@ -101,8 +101,22 @@ void add_multi_label_counts(nlohmann::json& summary, const CacheReader& reader) 
   }
 }
 
-// "classes" (samples per class), "unlabeled" and, in a multi-label cache, the counts of
-// add_multi_label_counts.
+// Rows of a multi-label cache about which nothing is known: every entry -1.
+std::size_t unknown_rows(const CacheReader& reader) {
+  const auto& matrix = reader.label_matrix();
+  const std::size_t k = reader.class_names().size();
+  std::size_t rows = 0;
+  for (std::size_t start = 0; k > 0 && start + k <= matrix.size(); start += k) {
+    rows += std::all_of(matrix.begin() + static_cast<std::ptrdiff_t>(start),
+                        matrix.begin() + static_cast<std::ptrdiff_t>(start + k),
+                        [](std::int8_t v) { return v < 0; });
+  }
+  return rows;
+}
+
+// "classes" (samples per class), "unlabeled" (in a multi-label cache, the samples whose every
+// entry is unknown: /labels is -1 for every sample without exactly one label) and, in a
+// multi-label cache, the counts of add_multi_label_counts.
 void add_label_counts(nlohmann::json& summary, const CacheReader& reader) {
   const auto& names = reader.class_names();
   std::vector<std::size_t> per_class(names.size(), 0);
@@ -118,7 +132,7 @@ void add_label_counts(nlohmann::json& summary, const CacheReader& reader) {
   for (std::size_t c = 0; c < names.size(); ++c)
     classes.push_back({{"name", names[c]}, {"count", per_class[c]}});
   summary["classes"] = classes;
-  summary["unlabeled"] = unlabeled;
+  summary["unlabeled"] = reader.multi_label() ? unknown_rows(reader) : unlabeled;
   if (reader.multi_label()) add_multi_label_counts(summary, reader);
 }
 

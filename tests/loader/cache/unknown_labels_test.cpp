@@ -183,6 +183,8 @@ TEST(UnknownLabels, InspectCountsUnknownEntriesPerClassInJsonAndText) {
   const auto summary = medload::loader::inspect_cache(options.output);
   EXPECT_EQ(summary["multi_label"], (nlohmann::json{{"effusion", 2}, {"mass", 1}, {"nodule", 1}}));
   EXPECT_EQ(summary["multi_label_unknown"], (nlohmann::json{{"effusion", 1}, {"mass", 2}, {"nodule", 3}}));
+  // Unlabeled: the one row about which nothing is known (row 1), not every row whose /labels is -1.
+  EXPECT_EQ(summary["unlabeled"], 1);
   const auto printed = medload::test::run_medload("inspect " + options.output, false);
   ASSERT_EQ(printed.exit_code, 0) << printed.output;
   EXPECT_NE(printed.output.find("multi-label unknown: effusion=1 mass=2 nodule=3"), std::string::npos)
