@@ -1,8 +1,9 @@
 #include "medload/loader/cache/cache_reader.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -13,10 +14,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
-#include <set>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
@@ -37,16 +39,40 @@ bool g_checking_child = false;
 
 // A file as check_cache_in_child saw it: device, inode, size, modification time (ns).
 using FileIdentity = std::tuple<dev_t, ino_t, off_t, std::int64_t>;
-std::optional<FileIdentity> identity_of(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+FileIdentity identity_from(const struct stat& st) {
   return FileIdentity{st.st_dev, st.st_ino, st.st_size,
                       std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
 }
+std::optional<FileIdentity> identity_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return identity_from(st);
+}
+// The file HDF5 has open (its descriptor, so a file renamed over `path` since is not mistaken
+// for it); by `path` when the driver keeps no descriptor.
+std::optional<FileIdentity> identity_of(const h5::File& file) {
+  void* handle = nullptr;
+  struct stat st {};
+  if (H5Fget_vfd_handle(file.id(), H5P_DEFAULT, &handle) >= 0 && handle != nullptr &&
+      ::fstat(*static_cast<int*>(handle), &st) == 0) {
+    return identity_from(st);
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return identity_of(file.path());
+}
 
-// The files check_cache_in_child passed in this process (a changed file is checked again).
+// The files check_cache_in_child passed in this process, each with the values its child read of
+// the file's variable-length strings, which the reader uses instead of reading them itself (a
+// changed file is checked again).
 std::mutex g_checked_mutex;
-std::set<FileIdentity> g_checked;
+std::map<FileIdentity, std::shared_ptr<const h5::VariableLengthValues>> g_checked;
+
+std::shared_ptr<const h5::VariableLengthValues> checked_values(const std::optional<FileIdentity>& identity) {
+  if (!identity) return nullptr;
+  const std::lock_guard<std::mutex> lock(g_checked_mutex);
+  const auto found = g_checked.find(*identity);
+  return found == g_checked.end() ? nullptr : found->second;
+}
 
 // How image bytes are found: one chunk per image at a file offset, read with pread.
 enum class Storage {
@@ -497,6 +523,133 @@ std::vector<std::string> CacheReader::attribute_names() const {
   return h5::list_attributes(impl_->file->id());
 }
 
+namespace {
+
+// The checking child's answer on its pipe: one of these bytes, then the encoded values of the
+// file's variable-length strings (h5::encode_variable_length_values) or the error message.
+constexpr char kAnswerValues = 'V';
+constexpr char kAnswerError = 'E';
+
+// Most bytes the parent takes from a checking child for a file of `file_bytes`: the strings sit
+// once each in the file's global heap (16 bytes of header each, more than the 4 of their encoded
+// length), so an honest answer is smaller than the file plus its paths.
+std::size_t answer_limit(std::uint64_t file_bytes) { return 2 * file_bytes + (std::size_t{1} << 20); }
+
+void write_all(int fd, const std::string& bytes) {
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// The child: reads the whole cache as CacheReader does, then every variable-length string
+// (splits, attributes other tools added: what a damaged global heap crashes on), and sends the
+// strings' values, or what went wrong, to `answer_fd`.
+[[noreturn]] void run_check(const std::string& path, int answer_fd) {
+  std::string message;
+  try {
+    { const CacheReader reader(path); }
+    const h5::File file = h5::File::open(path);
+    const h5::VariableLengthValues values =
+        h5::read_variable_length_strings(file.id(), h5::variable_length_strings(file.id()));
+    write_all(answer_fd, kAnswerValues + h5::encode_variable_length_values(values));
+    ::_exit(0);
+  } catch (const std::bad_alloc&) {
+    message = path +
+              " is not a usable medload cache: reading it needed more than 4 GiB of memory "
+              "(a damaged size inside the file)";
+  } catch (const std::exception& e) {
+    message = e.what();
+  } catch (...) {
+    message = "an unknown error";
+  }
+  write_all(answer_fd, kAnswerError + message);
+  ::_exit(1);
+}
+
+// How a checking child ended, and what it answered.
+struct CheckOutcome {
+  int status = 0;
+  bool timed_out = false;
+  bool too_long = false;  // it sent more than the parent takes: killed
+  std::string answer;
+};
+
+enum class Pipe { kEmpty, kRead, kEnd };
+
+// Appends what `fd` holds now (waiting at most `wait_ms` for it) to `answer`.
+Pipe read_available(int fd, int wait_ms, std::string& answer) {
+  pollfd ready{fd, POLLIN, 0};
+  if (::poll(&ready, 1, wait_ms) <= 0) return Pipe::kEmpty;
+  char buffer[1 << 16];
+  const ssize_t n = ::read(fd, buffer, sizeof buffer);
+  if (n < 0) return errno == EINTR || errno == EAGAIN ? Pipe::kEmpty : Pipe::kEnd;
+  answer.append(buffer, static_cast<std::size_t>(n));
+  return n > 0 ? Pipe::kRead : Pipe::kEnd;
+}
+
+// Reads the child's answer while it runs (a long one would fill the pipe and stall it) and waits
+// for it, within `limit_seconds` and `max_bytes`: past either it is killed.
+CheckOutcome await_check(pid_t pid, int fd, int limit_seconds, std::size_t max_bytes) {
+  CheckOutcome outcome;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(limit_seconds);
+  const auto stop = [&](bool& why) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &outcome.status, 0);
+    why = true;
+    return outcome;
+  };
+  bool open = true;
+  while (::waitpid(pid, &outcome.status, WNOHANG) == 0) {
+    if (open) {
+      open = read_available(fd, 5, outcome.answer) != Pipe::kEnd;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (outcome.answer.size() > max_bytes) return stop(outcome.too_long);
+    if (std::chrono::steady_clock::now() > deadline) return stop(outcome.timed_out);
+  }
+  // What is left in the pipe, without blocking (a process forked meanwhile may hold its end).
+  while (open && outcome.answer.size() <= max_bytes && read_available(fd, 0, outcome.answer) == Pipe::kRead) {
+  }
+  outcome.too_long = outcome.answer.size() > max_bytes;
+  return outcome;
+}
+
+// The values the child read, or FormatError naming the file and what happened.
+h5::VariableLengthValues checked_answer(const std::string& path, const CheckOutcome& outcome,
+                                        int limit_seconds, std::size_t max_bytes) {
+  const std::string unusable = path + " is not a usable medload cache: ";
+  if (outcome.timed_out) {
+    throw FormatError(unusable + "reading it did not finish within " + std::to_string(limit_seconds) +
+                      " s (libhdf5 loops on some damaged files)");
+  }
+  if (outcome.too_long) {
+    throw FormatError(unusable + "its checking child's answer is longer than " + std::to_string(max_bytes) +
+                      " bytes, more than its variable-length strings can hold");
+  }
+  if (WIFSIGNALED(outcome.status)) {
+    throw FormatError(unusable + "libhdf5 crashed reading it (signal " +
+                      std::to_string(WTERMSIG(outcome.status)) +
+                      ", in a separate process): the file is damaged");
+  }
+  const std::string& answer = outcome.answer;
+  if (WEXITSTATUS(outcome.status) != 0) {
+    // The validation's own message (it names the file), or what libhdf5 reported.
+    const std::string message = !answer.empty() && answer[0] == kAnswerError ? answer.substr(1) : "";
+    throw FormatError(message.empty() ? path + " is not a usable medload cache" : message);
+  }
+  if (answer.empty() || answer[0] != kAnswerValues) {
+    throw FormatError(unusable + "its checking child passed it but answered " +
+                      (answer.empty() ? std::string("nothing") : "something else than its strings"));
+  }
+  return h5::decode_variable_length_values(std::string_view(answer).substr(1), path);
+}
+
+}  // namespace
+
 void check_cache_in_child(const std::string& path, int limit_seconds) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw IoError(std::string("cannot check ") + path + ": " + std::strerror(errno));
@@ -504,6 +657,8 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
   // The file as it is before the child reads it: if it changes meanwhile, the next open checks
   // the new one.
   const auto identity = identity_of(path);
+  const std::size_t max_bytes =
+      answer_limit(identity ? static_cast<std::uint64_t>(std::get<2>(*identity)) : 0);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -518,75 +673,41 @@ void check_cache_in_child(const std::string& path, int limit_seconds) {
     core::cap_cpu_seconds(static_cast<unsigned>(std::max(1, limit_seconds)));
     core::cap_address_space_growth(std::uint64_t{4} << 30);
     core::disable_core_files();
-    std::string message;
-    try {
-      { const CacheReader reader(path); }
-      // Every variable-length string, whether the reader needed it or not (splits, attributes
-      // other tools added): what a damaged global heap crashes on.
-      const h5::File file = h5::File::open(path);
-      h5::read_variable_length_strings(file.id(), h5::variable_length_strings(file.id()));
-      ::_exit(0);
-    } catch (const std::bad_alloc&) {
-      message = path + " is not a usable medload cache: reading it needed more than 4 GiB of memory "
-                       "(a damaged size inside the file)";
-    } catch (const std::exception& e) {
-      message = e.what();
-    } catch (...) {
-      message = "an unknown error";
-    }
-    for (std::size_t done = 0; done < message.size();) {
-      const ssize_t n = ::write(write_end.get(), message.data() + done, message.size() - done);
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    ::_exit(1);
+    run_check(path, write_end.get());
   }
   write_end.reset();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(limit_seconds);
-  int status = 0;
-  bool timed_out = false;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  std::string message;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(read_end.get(), buffer, sizeof buffer)) > 0;) message.append(buffer, static_cast<std::size_t>(n));
+  const CheckOutcome outcome = await_check(pid, read_end.get(), limit_seconds, max_bytes);
   read_end.reset();
-  if (timed_out) {
-    throw FormatError(path + " is not a usable medload cache: reading it did not finish within " +
-                      std::to_string(limit_seconds) + " s (libhdf5 loops on some damaged files)");
-  }
-  if (WIFSIGNALED(status)) {
-    throw FormatError(path + " is not a usable medload cache: libhdf5 crashed reading it (signal " +
-                      std::to_string(WTERMSIG(status)) + ", in a separate process): the file is damaged");
-  }
-  if (WEXITSTATUS(status) != 0) {
-    // The validation's own message (it names the file), or what libhdf5 reported.
-    throw FormatError(message.empty() ? path + " is not a usable medload cache" : message);
-  }
+  auto values = std::make_shared<const h5::VariableLengthValues>(
+      checked_answer(path, outcome, limit_seconds, max_bytes));
   if (identity) {
     const std::lock_guard<std::mutex> lock(g_checked_mutex);
-    g_checked.insert(*identity);
+    g_checked[*identity] = std::move(values);
   }
 }
 
 namespace schema {
 
 void contain_variable_length_strings(const std::string& path, h5::File& file) {
-  if (g_checking_child || h5::variable_length_strings(file.id()).empty()) return;
-  if (const auto key = identity_of(path)) {
-    const std::lock_guard<std::mutex> lock(g_checked_mutex);
-    if (g_checked.count(*key) != 0) return;
+  if (g_checking_child) return;  // the child converts them itself: that is its job
+  if (h5::variable_length_strings(file.id()).empty()) {
+    file.distrust(nullptr);  // none to read, and any read of one is refused
+    return;
   }
-  file.close();
-  check_cache_in_child(path);
-  file = h5::File::open(path);
+  // The values are looked up for the file that is open, so a file replaced between the check
+  // and the open is checked again.
+  for (int checks = 0;; ++checks) {
+    if (auto checked = checked_values(identity_of(file))) {
+      file.distrust(std::move(checked));
+      return;
+    }
+    if (checks == 2) {
+      throw FormatError(path + " is not a usable medload cache: it changed while it was being checked");
+    }
+    file.close();
+    check_cache_in_child(path);
+    file = h5::File::open(path);
+  }
 }
 
 }  // namespace schema

@@ -1,8 +1,10 @@
 #include "h5.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 
 namespace medload::loader::h5 {
@@ -91,7 +93,85 @@ void fail(const std::string& action, const std::string& object, hid_t loc, const
   throw HdfError(message);
 }
 
+// ---- distrusted files --------------------------------------------------------------------------
+
+namespace {
+
+// The open files File::distrust marked, by file id, with what their checking child read. An
+// object's H5Iget_file_id is the id its file was opened as, so any loc finds its file here.
+std::mutex g_distrusted_mutex;
+std::map<hid_t, std::shared_ptr<const VariableLengthValues>> g_distrusted;
+
+std::atomic<std::uint64_t> g_conversions{0};
+
+// Whether libhdf5 may convert variable-length strings of the file of `loc`, and if not, what
+// was read of them instead.
+struct Trust {
+  bool distrusted = false;
+  std::shared_ptr<const VariableLengthValues> checked;  // null: nothing was read
+};
+
+Trust trust_of(hid_t loc) {
+  {
+    const std::lock_guard<std::mutex> lock(g_distrusted_mutex);
+    if (g_distrusted.empty()) return {};
+  }
+  const Handle<H5Fclose> file(H5Iget_file_id(loc));
+  if (!file.valid()) {
+    H5Eclear2(H5E_DEFAULT);
+    return {true, nullptr};  // a file that cannot be named cannot be shown to be trusted
+  }
+  const std::lock_guard<std::mutex> lock(g_distrusted_mutex);
+  const auto found = g_distrusted.find(file.id());
+  if (found == g_distrusted.end()) return {};
+  return {true, found->second};
+}
+
+// The values a distrusted file's checking child read for `where`, `count` of them.
+std::vector<std::string> checked_strings(const Trust& trust, const VariableLengthString& where,
+                                         std::size_t count, const std::string& object, hid_t loc) {
+  const std::string prefix = file_name(loc) + " is not a usable medload cache: " + object;
+  const auto found = trust.checked ? trust.checked->find(where) : VariableLengthValues::const_iterator{};
+  if (!trust.checked || found == trust.checked->end()) {
+    throw FormatError(prefix +
+                      " holds variable-length strings its checking child did not read (this process "
+                      "converts none of a file it did not write)");
+  }
+  if (found->second.size() != count) {
+    throw FormatError(prefix + " holds " + std::to_string(count) + " strings, its checking child read " +
+                      std::to_string(found->second.size()));
+  }
+  return found->second;
+}
+
+}  // namespace
+
+std::uint64_t variable_length_conversions() noexcept { return g_conversions.load(); }
+
 // ---- File --------------------------------------------------------------------------------------
+
+File::~File() { forget_distrust(); }
+
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    forget_distrust();
+    handle_ = std::move(other.handle_);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+void File::distrust(std::shared_ptr<const VariableLengthValues> checked) {
+  if (!handle_.valid()) return;
+  const std::lock_guard<std::mutex> lock(g_distrusted_mutex);
+  g_distrusted[handle_.id()] = checked ? std::move(checked) : std::make_shared<const VariableLengthValues>();
+}
+
+void File::forget_distrust() noexcept {
+  if (!handle_.valid()) return;
+  const std::lock_guard<std::mutex> lock(g_distrusted_mutex);
+  g_distrusted.erase(handle_.id());
+}
 
 File File::open(const std::string& path, bool read_write) {
   silence_errors();
@@ -136,6 +216,7 @@ void File::close() {
     throw HdfError("Unable to close the file " + path_ + ": " + std::to_string(open_objects) +
                    " of its objects are still open (a medload bug: close them first)");
   }
+  forget_distrust();
   const hid_t id = handle_.release();
   check_status(H5Fclose(id), "close", "the file", H5I_INVALID_HID, path_);
 }
@@ -317,15 +398,21 @@ namespace {
 constexpr std::size_t kMaxStringBytes = std::size_t{1} << 31;
 
 // Reads strings of either kind from a dataset or attribute through `read(memtype, buffer)`.
+// Variable-length ones of a distrusted file come from what its checking child read at `where`,
+// and `read` is not called.
 template <class ReadFn>
 std::vector<std::string> read_string_values(hid_t file_type, std::size_t count, const ReadFn& read,
-                                            const std::string& object, hid_t loc) {
+                                            const std::string& object, hid_t loc,
+                                            const VariableLengthString& where) {
   std::vector<std::string> values(count);
   if (count == 0) return values;
   if (H5Tget_class(file_type) != H5T_STRING) {
     throw HdfError("Unable to read " + object + " in " + file_name(loc) + " as text (it is not a string)");
   }
   if (H5Tis_variable_str(file_type) > 0) {
+    const Trust trust = trust_of(loc);
+    if (trust.distrusted) return checked_strings(trust, where, count, object, loc);
+    ++g_conversions;
     Datatype mem = string_type();
     std::vector<char*> pointers(count, nullptr);
     // Frees what HDF5 allocated for each string, also when a read failed half-way.
@@ -366,10 +453,6 @@ std::vector<std::string> read_string_values(hid_t file_type, std::size_t count, 
   return values;
 }
 
-}  // namespace
-
-namespace {
-
 // What HDF5 may allocate for the variable-length strings of one read. The global heap holds each
 // string once, uncompressed, inside the file, so a read can never need more than the file's size
 // (plus a NUL a string): a heap entry claiming more is damage, and is refused before anything is
@@ -401,32 +484,30 @@ std::vector<std::string> read_strings(hid_t loc, const std::string& name) {
   const std::string object = "the dataset \"" + name + "\"";
   // Variable-length strings are read within the file's size (VlenBudget); fixed-length ones
   // declare their size in the header, which read_string_values checks, and need no budget.
-  hsize_t file_bytes = 0;
-  VlenBudget budget;
-  Handle<H5Pclose> transfer;
-  if (H5Tis_variable_str(type.id()) > 0) {
+  const auto read = [&](hid_t mem, void* buffer) {
+    if (H5Tis_variable_str(mem) <= 0) {
+      check_status(H5Dread(dataset.id(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer), "read", object, loc);
+      return;
+    }
+    hsize_t file_bytes = 0;
     {
       Handle<H5Fclose> file(check(H5Iget_file_id(dataset.id()), "find the file of", object, loc));
       check_status(H5Fget_filesize(file.id(), &file_bytes), "measure the file of", object, loc);
     }
-    budget.left = file_bytes + total;
-    transfer = Handle<H5Pclose>(check(H5Pcreate(H5P_DATASET_XFER), "read", object, loc));
+    VlenBudget budget{file_bytes + total, false};
+    PropList transfer(check(H5Pcreate(H5P_DATASET_XFER), "read", object, loc));
     check_status(H5Pset_vlen_mem_manager(transfer.id(), budgeted_allocate, &budget, budgeted_free, nullptr),
                  "read", object, loc);
-  }
-  const hid_t transfer_list = transfer.valid() ? transfer.id() : H5P_DEFAULT;
-  return read_string_values(
-      type.id(), static_cast<std::size_t>(total),
-      [&](hid_t mem, void* buffer) {
-        if (H5Dread(dataset.id(), mem, H5S_ALL, H5S_ALL, transfer_list, buffer) >= 0) return;
-        if (budget.exceeded) {
-          throw HdfError("Unable to read " + object + " in " + file_name(loc) +
-                         ": its variable-length strings claim more bytes than the whole file holds (" +
-                         std::to_string(file_bytes) + ")");
-        }
-        check_status(-1, "read", object, loc);
-      },
-      object, loc);
+    if (H5Dread(dataset.id(), mem, H5S_ALL, H5S_ALL, transfer.id(), buffer) >= 0) return;
+    if (budget.exceeded) {
+      throw HdfError("Unable to read " + object + " in " + file_name(loc) +
+                     ": its variable-length strings claim more bytes than the whole file holds (" +
+                     std::to_string(file_bytes) + ")");
+    }
+    check_status(-1, "read", object, loc);
+  };
+  return read_string_values(type.id(), static_cast<std::size_t>(total), read, object, loc,
+                            {object_name(dataset.id()), ""});
 }
 
 namespace {
@@ -465,6 +546,15 @@ void write_rows(const Dataset& dataset, hsize_t start, hsize_t count, hid_t type
 void read_rows(const Dataset& dataset, hsize_t start, hsize_t count, hid_t type, void* data) {
   silence_errors();
   if (count == 0) return;
+  if (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0) {
+    if (trust_of(dataset.id()).distrusted) {
+      throw FormatError(file_name(dataset.id()) + " is not a usable medload cache: rows of \"" +
+                        object_name(dataset.id()) +
+                        "\" read as variable-length strings (this process converts none of a file it did "
+                        "not write)");
+    }
+    ++g_conversions;
+  }
   auto [file_space, memory] = select_rows(dataset, start, count);
   check_status(H5Dread(dataset.id(), type, memory.id(), file_space.id(), H5P_DEFAULT, data), "read",
                "rows " + std::to_string(start) + ".." + std::to_string(start + count) + " of \"" +
@@ -567,12 +657,12 @@ std::string read_string_attribute(hid_t loc, const std::string& name) {
   Datatype type(
       check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
   const std::string object = "the attribute \"" + name + "\"";
-  std::vector<std::string> values = read_string_values(
-      type.id(), std::max<std::size_t>(1, attribute_size(attribute)),
-      [&](hid_t mem, void* buffer) {
-        check_status(H5Aread(attribute.id(), mem, buffer), "read", object, loc);
-      },
-      object, loc);
+  std::vector<std::string> values =
+      read_string_values(type.id(), std::max<std::size_t>(1, attribute_size(attribute)),
+                         [&](hid_t mem, void* buffer) {
+                           check_status(H5Aread(attribute.id(), mem, buffer), "read", object, loc);
+                         },
+                         object, loc, {object_name(loc), name});
   return values.front();
 }
 
@@ -678,16 +768,119 @@ std::vector<VariableLengthString> variable_length_strings(hid_t file) {
   return state.found;
 }
 
-void read_variable_length_strings(hid_t file, const std::vector<VariableLengthString>& found) {
+VariableLengthValues read_variable_length_strings(hid_t file,
+                                                  const std::vector<VariableLengthString>& found) {
+  VariableLengthValues values;
   for (const VariableLengthString& where : found) {
     if (where.attribute.empty()) {
-      (void)read_strings(file, where.object);
+      values[where] = read_strings(file, where.object);
     } else {
       Handle<H5Oclose> object(check(H5Oopen(file, where.object.c_str(), H5P_DEFAULT), "open",
                                     "\"" + where.object + "\"", file));
-      (void)read_string_attribute(object.id(), where.attribute);
+      Attribute attribute = open_attribute(object.id(), where.attribute);
+      const std::size_t count = std::max<std::size_t>(1, attribute_size(attribute));
+      Datatype type(check(H5Aget_type(attribute.id()), "read the type of",
+                          "the attribute \"" + where.attribute + "\"", object.id()));
+      const std::string name = "the attribute \"" + where.attribute + "\"";
+      values[where] = read_string_values(
+          type.id(), count,
+          [&](hid_t mem, void* buffer) {
+            check_status(H5Aread(attribute.id(), mem, buffer), "read", name, object.id());
+          },
+          name, object.id(), where);
     }
   }
+  return values;
+}
+
+// The checking child's answer: a u32 count of locations, then for each the object path and the
+// attribute name (a u32 length and the bytes each), a u64 count of strings and the strings (a
+// u32 length and the bytes each). All integers little-endian; nothing after the last string.
+
+namespace {
+
+void put_uint(std::string& out, std::uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+void put_text(std::string& out, const std::string& text) {
+  put_uint(out, text.size(), 4);
+  out += text;
+}
+
+// Reads encode_variable_length_values's bytes front to back; every read is bounded by what is left.
+class AnswerParser {
+ public:
+  AnswerParser(std::string_view bytes, const std::string& file) : rest_(bytes), file_(file) {}
+
+  std::uint64_t uint(int bytes) {
+    need(static_cast<std::size_t>(bytes));
+    std::uint64_t value = 0;
+    for (int i = 0; i < bytes; ++i) value |= std::uint64_t{static_cast<unsigned char>(rest_[i])} << (8 * i);
+    rest_.remove_prefix(static_cast<std::size_t>(bytes));
+    return value;
+  }
+  std::string text() {
+    const std::uint64_t size = uint(4);
+    need(size);
+    std::string value(rest_.substr(0, static_cast<std::size_t>(size)));
+    rest_.remove_prefix(static_cast<std::size_t>(size));
+    return value;
+  }
+  std::size_t left() const noexcept { return rest_.size(); }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw FormatError(file_ + " is not a usable medload cache: its checking child's answer " + what);
+  }
+
+ private:
+  void need(std::uint64_t bytes) const {
+    if (bytes > rest_.size()) {
+      fail("is truncated (" + std::to_string(rest_.size()) + " bytes left, " + std::to_string(bytes) +
+           " needed)");
+    }
+  }
+  std::string_view rest_;
+  const std::string& file_;
+};
+
+}  // namespace
+
+std::string encode_variable_length_values(const VariableLengthValues& values) {
+  std::string out;
+  put_uint(out, values.size(), 4);
+  for (const auto& [where, strings] : values) {
+    put_text(out, where.object);
+    put_text(out, where.attribute);
+    put_uint(out, strings.size(), 8);
+    for (const std::string& value : strings) put_text(out, value);
+  }
+  return out;
+}
+
+VariableLengthValues decode_variable_length_values(std::string_view bytes, const std::string& file) {
+  AnswerParser in(bytes, file);
+  const std::uint64_t locations = in.uint(4);
+  if (locations > kMaxVariableLengthLocations) {
+    in.fail("names " + std::to_string(locations) + " variable-length string locations (at most " +
+            std::to_string(kMaxVariableLengthLocations) + ")");
+  }
+  VariableLengthValues values;
+  for (std::uint64_t l = 0; l < locations; ++l) {
+    VariableLengthString where;
+    where.object = in.text();
+    where.attribute = in.text();
+    const std::uint64_t count = in.uint(8);
+    if (count > in.left() / 4) {  // every string takes at least its 4-byte length
+      in.fail("claims " + std::to_string(count) + " strings for \"" + where.object + "\" in " +
+              std::to_string(in.left()) + " bytes");
+    }
+    std::vector<std::string> strings;
+    strings.reserve(static_cast<std::size_t>(count));
+    for (std::uint64_t i = 0; i < count; ++i) strings.push_back(in.text());
+    if (!values.emplace(std::move(where), std::move(strings)).second) in.fail("names a location twice");
+  }
+  if (in.left() != 0) in.fail("has " + std::to_string(in.left()) + " bytes after its last string");
+  return values;
 }
 
 }  // namespace medload::loader::h5

@@ -17,7 +17,11 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -97,10 +101,22 @@ using Datatype = Handle<H5Tclose>;
 using Attribute = Handle<H5Aclose>;
 using PropList = Handle<H5Pclose>;
 
+struct VariableLengthString;
+/// The values of a file's variable-length strings by where they are, as read_variable_length_strings
+/// returns them.
+using VariableLengthValues = std::map<VariableLengthString, std::vector<std::string>>;
+
 /// An open HDF5 file. `path()` is the name used in error messages.
+///
+/// A file is trusted (libhdf5 converts its variable-length strings in this process) unless
+/// distrust() was called: files medload creates or writes are trusted; a cache from elsewhere is
+/// distrusted by schema::CacheFile, the one way every reader opens a cache.
 class File {
  public:
   File() = default;
+  ~File();
+  File(File&& other) noexcept = default;
+  File& operator=(File&& other) noexcept;
   /// Opens an existing file, read-only or read-write. Throws HdfError naming the file.
   static File open(const std::string& path, bool read_write = false);
   /// Creates a file (truncating an existing one). `latest_format` selects the 1.10 file format
@@ -117,7 +133,18 @@ class File {
   /// the last object goes): throws HdfError when one is open, or when closing fails.
   void close();
 
+  /// Marks the file, until it closes, as one this process must not let libhdf5 convert
+  /// variable-length strings of: a damaged global heap crashes libhdf5 inside that conversion in
+  /// ways that depend on the process's memory, so a check in another process cannot make it safe.
+  /// Every later read of such strings (read_strings and the attribute readers) returns the
+  /// values in `checked` (what a checking child read; null = none) and throws FormatError naming
+  /// the file and the object for one that is not there; read_rows refuses them.
+  void distrust(std::shared_ptr<const VariableLengthValues> checked);
+
  private:
+  // Drops the file from the distrusted ones (before its id is closed or replaced).
+  void forget_distrust() noexcept;
+
   Handle<H5Fclose> handle_;
   std::string path_;
 };
@@ -223,24 +250,50 @@ std::vector<T> read_vector(hid_t loc, const std::string& name);
 /// variable-length strings live in HDF5's global heap, whose lengths libhdf5 trusts when it
 /// reads, so a damaged one crashes or hangs the reader (docs/fuzzing.md, finding 2).
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values);
-/// Reads a 1-D dataset of strings (variable or fixed length).
+/// Reads a 1-D dataset of strings (variable or fixed length; variable-length ones of a
+/// distrusted file from its checked values, see File::distrust).
 std::vector<std::string> read_strings(hid_t loc, const std::string& name);
 
 /// A dataset or attribute of a file whose type is a variable-length string.
 struct VariableLengthString {
-  std::string object;     ///< path of the dataset, or of the object holding the attribute
+  std::string object;     ///< path of the dataset, or of the object holding the attribute ("/a/b")
   std::string attribute;  ///< the attribute's name; empty for a dataset
+
+  bool operator<(const VariableLengthString& other) const {
+    return std::tie(object, attribute) < std::tie(other.object, other.attribute);
+  }
+  bool operator==(const VariableLengthString& other) const {
+    return object == other.object && attribute == other.attribute;
+  }
 };
 /// Every variable-length string dataset and attribute in `file`, found from object headers only
 /// (nothing in the global heap is read). Caches medload writes now have none; older ones do.
 std::vector<VariableLengthString> variable_length_strings(hid_t file);
-/// Reads every one of them (what a damaged global heap would crash), and drops the values.
-void read_variable_length_strings(hid_t file, const std::vector<VariableLengthString>& found);
+/// Reads every one of them (what a damaged global heap would crash) with libhdf5's conversion,
+/// in this process: the checking child's job (check_cache_in_child), never done to a distrusted
+/// file. Returns the values by location.
+VariableLengthValues read_variable_length_strings(hid_t file, const std::vector<VariableLengthString>& found);
+
+/// The bytes a checking child sends its parent for `values` (format in h5.cpp: counts and
+/// lengths as little-endian integers, each location then its strings).
+std::string encode_variable_length_values(const VariableLengthValues& values);
+/// Parses encode_variable_length_values's bytes strictly: a truncated, malformed or padded
+/// answer, a repeated location or more than kMaxVariableLengthLocations of them throws
+/// FormatError "<file> is not a usable medload cache: its checking child's answer ...". Nothing
+/// is allocated beyond what `bytes` backs.
+VariableLengthValues decode_variable_length_values(std::string_view bytes, const std::string& file);
+/// Most variable-length string datasets and attributes a checked file may hold.
+inline constexpr std::size_t kMaxVariableLengthLocations = 65536;
+
+/// How many reads of variable-length strings libhdf5 has converted in this process (a test hook:
+/// opening and reading a distrusted file leaves it unchanged).
+std::uint64_t variable_length_conversions() noexcept;
 
 /// Writes `count` rows starting at row `start` of a dataset whose first dimension is the row;
 /// `data` holds count * (product of the other dims) elements of the memory type `type`.
 void write_rows(const Dataset& dataset, hsize_t start, hsize_t count, hid_t type, const void* data);
-/// Reads `count` rows starting at `start` (see write_rows).
+/// Reads `count` rows starting at `start` (see write_rows). A variable-length string `type` of a
+/// distrusted file (File::distrust) throws FormatError: such rows are read with read_strings.
 void read_rows(const Dataset& dataset, hsize_t start, hsize_t count, hid_t type, void* data);
 /// Changes the shape of a resizable (chunked) dataset.
 void resize(const Dataset& dataset, const std::vector<hsize_t>& dims);

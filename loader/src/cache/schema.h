@@ -267,8 +267,10 @@ class CacheFile {
 /// Caches medload writes now hold no variable-length strings. When `file` does (an older
 /// cache, or one another tool rewrote), they live in HDF5's global heap, whose damage crashes or
 /// hangs libhdf5 in the reading process: the file is then closed, checked with
-/// check_cache_in_child (unless that already passed for this file in this process), and opened
-/// again. Returns at once inside that child. Throws what check_cache_in_child throws.
+/// check_cache_in_child (unless that already passed for this file, as it is now, in this
+/// process), and opened again. Either way `file` is then distrusted (h5::File::distrust): its
+/// variable-length strings are read from what the checking child read, never converted here.
+/// Returns at once, trusting the file, inside that child. Throws what check_cache_in_child throws.
 void contain_variable_length_strings(const std::string& path, h5::File& file);
 
 // ---- root attributes -------------------------------------------------------------------------
