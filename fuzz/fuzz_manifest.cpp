@@ -4,7 +4,9 @@
 // (read_annotations), as a class map (read_target_classes), and as box and landmark text, JSON
 // and CSV (parse_boxes_json, ...); then resolve_target_classes with and without that map.
 // medload::Error (FormatError for a malformed line) is the expected answer to bad input; anything
-// else escaping, a memory error, or targets that break what annotation.h promises, is a bug.
+// else escaping, a memory error, labels or targets that break what source.h and annotation.h
+// promise (a class both known and unknown, text that is not UTF-8), is a bug.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +62,18 @@ void check_targets(const TargetSources& t, bool resolved, const TargetClasses* c
   }
 }
 
+// A sample's labels: valid UTF-8, none empty, none both known and unknown (list_sources resolves
+// a class named in both columns to unknown).
+void check_labels(const SourceFile& source) {
+  for (const std::string& label : source.info.labels)
+    require(medload::is_valid_utf8(label) && !label.empty());
+  for (const std::string& label : source.info.unknown_labels) {
+    require(medload::is_valid_utf8(label) && !label.empty());
+    require(std::find(source.info.labels.begin(), source.info.labels.end(), label) ==
+            source.info.labels.end());
+  }
+}
+
 void check_classes(const TargetClasses& classes) {
   require(!classes.names.empty() && classes.names.size() <= 65536);
   for (const std::string& name : classes.names) require(medload::is_valid_utf8(name) && !name.empty());
@@ -96,6 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)s.cache_path();
       (void)medload::loader::loose_patient_id(s.info.patient_id);
       check_targets(s.targets, false, nullptr);
+      check_labels(s);
     }
   } catch (const medload::Error&) {
   }
