@@ -91,6 +91,29 @@ nlohmann::json TargetSummary::to_json() const {
 
 namespace {
 
+// Most entries of /label_matrix a build writes (N x K; 1 GiB of int8).
+constexpr std::uint64_t kMaxLabelMatrixEntries = std::uint64_t{1} << 30;
+
+// Refuses, before anything is decoded, a label space no reader would open (more than
+// schema::kMaxClasses classes) or a label matrix past kMaxLabelMatrixEntries: a manifest naming
+// a new class in every row's unknown_labels would otherwise cost N x K bytes.
+void check_label_space(const BuildInputs& inputs, const BuildOptions& options) {
+  const std::string where = options.manifest.value_or(options.root);
+  if (inputs.class_names.size() > schema::kMaxClasses) {
+    throw ConfigError(where + " names " + std::to_string(inputs.class_names.size()) +
+                      " classes (label and unknown_labels); a cache holds at most " +
+                      std::to_string(schema::kMaxClasses));
+  }
+  const std::uint64_t entries = static_cast<std::uint64_t>(inputs.total) * inputs.class_names.size();
+  if (inputs.multi_label && entries > kMaxLabelMatrixEntries) {
+    throw ConfigError(where + ": " + std::to_string(inputs.total) + " inputs x " +
+                      std::to_string(inputs.class_names.size()) + " classes make a label matrix of " +
+                      std::to_string(entries) + " entries; at most " +
+                      std::to_string(kMaxLabelMatrixEntries) +
+                      " (fewer classes, or one cache per group of classes)");
+  }
+}
+
 // Inputs first: a missing root fails before anything is written. Class names and the
 // multi-label flag come from every input, so shards agree on them.
 BuildInputs list_inputs(const BuildOptions& options) {
@@ -121,6 +144,7 @@ BuildInputs list_inputs(const BuildOptions& options) {
     inputs.multi_label = inputs.multi_label || info.labels.size() > 1 || !info.unknown_labels.empty();
   }
   inputs.class_names.assign(class_set.begin(), class_set.end());
+  check_label_space(inputs, options);
   inputs.sources.assign(
       std::make_move_iterator(all_sources.begin() + static_cast<std::ptrdiff_t>(inputs.first)),
       std::make_move_iterator(all_sources.begin() + static_cast<std::ptrdiff_t>(last)));

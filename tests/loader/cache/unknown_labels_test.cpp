@@ -232,3 +232,33 @@ TEST(UnknownLabels, ASingleLabelCacheMergedIntoAMultiLabelOneGivesItsUnlabeledRo
   EXPECT_EQ(label_matrix_type(merge.output), "int8");
   EXPECT_EQ(CacheReader(merge.output).label_matrix(), (std::vector<std::int8_t>{1, 0, -1, -1, 0, 1, 1, 1}));
 }
+
+// A manifest that names a new class in every row (label or unknown_labels) is refused before
+// anything is decoded: past the classes a cache holds, or past the label matrix a build writes.
+TEST(UnknownLabels, AbsurdLabelSpacesAreRefusedBeforeDecodingNamingTheLimit) {
+  TempDir dir;
+  const std::string root = dir.path("in");
+  std::filesystem::create_directories(root);
+  auto manifest_of = [&](const std::string& name, int rows) {
+    std::string text = "path,label,unknown_labels\n";
+    for (int i = 0; i < rows; ++i)
+      text += "missing" + std::to_string(i) + ".png,,class" + std::to_string(i) + "\n";
+    write_bytes(root + "/" + name, text);
+    return root + "/" + name;
+  };
+  const struct {
+    int rows;
+    const char* expected;
+  } cases[] = {{65537, "a cache holds at most 65536"}, {33000, "at most 1073741824"}};
+  for (const auto& c : cases) {
+    const auto options =
+        options_for(root, manifest_of(std::to_string(c.rows) + ".csv", c.rows), dir.path("c.h5"));
+    try {
+      medload::loader::build_cache(options);
+      FAIL() << c.rows << " rows: built";
+    } catch (const medload::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(options.output));
+  }
+}
