@@ -37,9 +37,12 @@ torch::Tensor images(std::int64_t size) {
   return t;
 }
 
-// The options with only `op` switched on at probability 1 ("FullChain": every operation).
+// The options with only `op` switched on at probability 1 ("FullChain": every operation;
+// "WeakView" and "StrongView": the two presets of consistency training).
 AugmentOptions only(const std::string& op) {
   if (op == "FullChain") return AugmentOptions::full_chain();
+  if (op == "WeakView") return AugmentOptions::weak_view();
+  if (op == "StrongView") return AugmentOptions::strong_view();
   AugmentOptions o = AugmentOptions::full_chain();
   o.rotation.probability = o.translation.probability = o.scale.probability = 0.0;
   o.gamma.probability = o.brightness.probability = o.contrast.probability = 0.0;
@@ -94,5 +97,7 @@ MEDLOAD_AUGMENT_BENCH(PoissonNoise)
 MEDLOAD_AUGMENT_BENCH(Blur)
 MEDLOAD_AUGMENT_BENCH(Downsample)
 MEDLOAD_AUGMENT_BENCH(FullChain)
+MEDLOAD_AUGMENT_BENCH(WeakView)
+MEDLOAD_AUGMENT_BENCH(StrongView)
 
 }  // namespace
