@@ -67,28 +67,42 @@ void check_side(const Side& side, const StreamSampler& sampler) {
   }
 }
 
-// Every row is in [0, dataset_size) and listed once, on one side.
+// Every row is in [0, dataset_size) and listed once, on one side. Memory follows the rows listed,
+// not dataset_size (which the caller states and may be far larger).
 void check_rows(const Side& labelled, const Side& unlabelled, std::size_t dataset_size) {
-  constexpr std::size_t kUnseen = std::numeric_limits<std::size_t>::max();
-  std::vector<std::size_t> first(dataset_size, kUnseen);  // k < |labelled| or |labelled| + k
   const auto where = [&](std::size_t k) {
     return k < labelled.rows.size() ? "labelled_rows[" + std::to_string(k) + "]"
                                     : "unlabelled_rows[" + std::to_string(k - labelled.rows.size()) + "]";
   };
-  std::size_t k = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> listed;  // (row, k): k < |labelled| or |labelled| + k
+  listed.reserve(labelled.rows.size() + unlabelled.rows.size());
   for (const Side* side : {&labelled, &unlabelled}) {
     for (std::size_t row : side->rows) {
       if (row >= dataset_size) {
-        throw ConfigError(kOwner + ": " + where(k) + " = " + std::to_string(row) +
+        throw ConfigError(kOwner + ": " + where(listed.size()) + " = " + std::to_string(row) +
                           " is out of range: dataset_size is " + std::to_string(dataset_size));
       }
-      if (first[row] != kUnseen) {
-        throw ConfigError(kOwner + ": " + where(k) + " = " + std::to_string(row) +
-                          " is listed again (first as " + where(first[row]) +
-                          "); a row is either labelled or unlabelled, and listed once");
-      }
-      first[row] = k++;
+      listed.emplace_back(row, listed.size());
     }
+  }
+  std::sort(listed.begin(), listed.end());
+  // Within a row's run its listings are in order; the repeat a scan in listing order meets first
+  // is the smallest second listing of any run.
+  std::size_t repeat = listed.size(), first = 0;
+  for (std::size_t i = 1; i < listed.size(); ++i) {
+    const bool second_of_run =
+        listed[i].first == listed[i - 1].first && (i == 1 || listed[i - 2].first != listed[i].first);
+    if (second_of_run && listed[i].second < repeat) {
+      repeat = listed[i].second;
+      first = listed[i - 1].second;
+    }
+  }
+  if (repeat != listed.size()) {
+    const std::size_t row = repeat < labelled.rows.size() ? labelled.rows[repeat]
+                                                          : unlabelled.rows[repeat - labelled.rows.size()];
+    throw ConfigError(kOwner + ": " + where(repeat) + " = " + std::to_string(row) +
+                      " is listed again (first as " + where(first) +
+                      "); a row is either labelled or unlabelled, and listed once");
   }
 }
 

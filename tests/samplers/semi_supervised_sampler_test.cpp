@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -396,6 +397,16 @@ TEST(SemiSupervisedSampler, BadRowMapsNameTheRowAndValue) {
                 .find("labelled_rows has 2 entries but the labelled sampler (weighted) was "
                       "built over 3 samples"),
             std::string::npos);
+  // The first repeat in listing order is named, however the rows sort.
+  EXPECT_NE(
+      error({5, 1, 2}, {1, 5}).find("unlabelled_rows[0] = 1 is listed again (first as labelled_rows[1])"),
+      std::string::npos);
+  // A dataset far larger than the rows listed costs nothing: memory follows the rows.
+  EXPECT_EQ(error_of([&] {
+              SemiSupervisedSampler sampler(three, {0, 1, 2}, two, {std::size_t{1} << 60, 7},
+                                            std::numeric_limits<std::size_t>::max(), options(2, 1, 0));
+            }),
+            "no error");
   DistributedSampler distributed(three, {2, 0, false});
   EXPECT_NE(
       build(distributed, {0, 1, 2}, {3, 4}).find("labelled sampler is already distributed (world_size 2)"),
