@@ -477,14 +477,14 @@ nlohmann::json Augmenter::describe() const {
           {"normalization", {{"mean", impl_->normalization.mean}, {"std", impl_->normalization.std}}}};
 }
 
-AugmentHook make_hook(AugmentOptions options, std::size_t threads, Normalization normalization) {
-  auto augmenter = std::make_shared<Augmenter>(std::move(options), threads, normalization);
-  return [augmenter](torch::Tensor& batch, const std::vector<std::int64_t>& sample_ids, std::int64_t epoch) {
-    augmenter->apply(batch, sample_ids, epoch);
-  };
-}
-
 namespace {
+
+// The loader hook that applies `augmenter` (shared by the hook's copies).
+AugmentHook hook_of(std::shared_ptr<Augmenter> augmenter) {
+  return
+      [augmenter = std::move(augmenter)](torch::Tensor& batch, const std::vector<std::int64_t>& sample_ids,
+                                         std::int64_t epoch) { augmenter->apply(batch, sample_ids, epoch); };
+}
 
 // An augmenter of one view; a ConfigError of its options names the view.
 std::shared_ptr<Augmenter> view_augmenter(AugmentOptions options, std::size_t threads,
@@ -498,16 +498,15 @@ std::shared_ptr<Augmenter> view_augmenter(AugmentOptions options, std::size_t th
 
 }  // namespace
 
+AugmentHook make_hook(AugmentOptions options, std::size_t threads, Normalization normalization) {
+  return hook_of(std::make_shared<Augmenter>(std::move(options), threads, normalization));
+}
+
 TwoViewHooks make_two_view_hooks(AugmentOptions weak, AugmentOptions strong, std::size_t threads,
                                  Normalization normalization) {
-  auto weak_view = view_augmenter(std::move(weak), threads, normalization, 0, "weak");
-  auto strong_view = view_augmenter(std::move(strong), threads, normalization, 1, "strong");
   TwoViewHooks hooks;
-  hooks.weak = [weak_view](torch::Tensor& batch, const std::vector<std::int64_t>& ids, std::int64_t epoch) {
-    weak_view->apply(batch, ids, epoch);
-  };
-  hooks.strong = [strong_view](torch::Tensor& batch, const std::vector<std::int64_t>& ids,
-                               std::int64_t epoch) { strong_view->apply(batch, ids, epoch); };
+  hooks.weak = hook_of(view_augmenter(std::move(weak), threads, normalization, 0, "weak"));
+  hooks.strong = hook_of(view_augmenter(std::move(strong), threads, normalization, 1, "strong"));
   return hooks;
 }
 
