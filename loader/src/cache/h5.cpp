@@ -652,18 +652,26 @@ void write_attribute(hid_t loc, const std::string& name, const std::vector<doubl
                "the attribute \"" + name + "\"", loc);
 }
 
-std::string read_string_attribute(hid_t loc, const std::string& name) {
+namespace {
+
+// Every string of attribute `name` of `loc` (at least one; a distrusted file's variable-length
+// ones from its checked values, see read_string_values).
+std::vector<std::string> read_attribute_strings(hid_t loc, const std::string& name) {
   Attribute attribute = open_attribute(loc, name);
   Datatype type(
       check(H5Aget_type(attribute.id()), "read the type of", "the attribute \"" + name + "\"", loc));
   const std::string object = "the attribute \"" + name + "\"";
-  std::vector<std::string> values =
-      read_string_values(type.id(), std::max<std::size_t>(1, attribute_size(attribute)),
-                         [&](hid_t mem, void* buffer) {
-                           check_status(H5Aread(attribute.id(), mem, buffer), "read", object, loc);
-                         },
-                         object, loc, {object_name(loc), name});
-  return values.front();
+  return read_string_values(type.id(), std::max<std::size_t>(1, attribute_size(attribute)),
+                            [&](hid_t mem, void* buffer) {
+                              check_status(H5Aread(attribute.id(), mem, buffer), "read", object, loc);
+                            },
+                            object, loc, {object_name(loc), name});
+}
+
+}  // namespace
+
+std::string read_string_attribute(hid_t loc, const std::string& name) {
+  return read_attribute_strings(loc, name).front();
 }
 
 std::int64_t read_int_attribute(hid_t loc, const std::string& name) {
@@ -777,17 +785,7 @@ VariableLengthValues read_variable_length_strings(hid_t file,
     } else {
       Handle<H5Oclose> object(check(H5Oopen(file, where.object.c_str(), H5P_DEFAULT), "open",
                                     "\"" + where.object + "\"", file));
-      Attribute attribute = open_attribute(object.id(), where.attribute);
-      const std::size_t count = std::max<std::size_t>(1, attribute_size(attribute));
-      Datatype type(check(H5Aget_type(attribute.id()), "read the type of",
-                          "the attribute \"" + where.attribute + "\"", object.id()));
-      const std::string name = "the attribute \"" + where.attribute + "\"";
-      values[where] = read_string_values(
-          type.id(), count,
-          [&](hid_t mem, void* buffer) {
-            check_status(H5Aread(attribute.id(), mem, buffer), "read", name, object.id());
-          },
-          name, object.id(), where);
+      values[where] = read_attribute_strings(object.id(), where.attribute);
     }
   }
   return values;
