@@ -12,11 +12,11 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+}  // namespace
+
 nlohmann::json number_or_null(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
-
-}  // namespace
 
 double roc_auc(const std::vector<double>& scores, const std::vector<bool>& positive) {
   if (scores.size() != positive.size()) {

@@ -18,6 +18,10 @@ namespace medload::examples {
 /// positive or no negative. Throws ConfigError when the sizes differ or a score is NaN.
 double roc_auc(const std::vector<double>& scores, const std::vector<bool>& positive);
 
+/// `v` as a JSON number, or null when it is NaN or infinite (undefined metrics in the examples'
+/// metrics files).
+nlohmann::json number_or_null(double v);
+
 /// Metrics of a C-class single-label prediction.
 struct ClassificationMetrics {
   /// Samples evaluated (unlabeled samples, label -1, are skipped and not counted).

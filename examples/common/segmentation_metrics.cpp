@@ -4,15 +4,12 @@
 #include <limits>
 
 #include "medload/core/error.h"
+#include "metrics.h"
 
 namespace medload::examples {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-nlohmann::json number_or_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
 
 // Checks `count` ids against [0, classes); throws naming the first one outside.
 void check_ids(const std::int64_t* ids, std::size_t count, std::size_t classes, const char* what) {

@@ -12,6 +12,7 @@
 #include "medload/core/error.h"
 #include "medload/loader/serve/loader.h"
 #include "medload/samplers/class_balanced_sampler.h"
+#include "metrics.h"
 
 namespace medload::examples {
 namespace {
@@ -245,10 +246,6 @@ class SegmentationRun {
   torch::optim::Adam optimizer_;
   loader::Loader loader_;
 };
-
-nlohmann::json number_or_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
 
 }  // namespace
 

@@ -310,10 +310,6 @@ SemiSupervisedResult train_semisupervised(const SemiSupervisedData& data, const 
 
 namespace {
 
-nlohmann::json number_or_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
-
 nlohmann::json run_json(const SemiSupervisedResult& r, const std::vector<std::string>& names, bool semi) {
   nlohmann::json j = {{"val", r.val.to_json(names)}, {"steps", r.steps}, {"seconds", r.seconds}};
   if (r.test.samples > 0) j["test"] = r.test.to_json(names);

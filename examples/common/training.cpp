@@ -99,19 +99,18 @@ nlohmann::json run_identity(const TrainingData& data, const TrainOptions& o) {
           {"class_names", data.class_names}};
 }
 
-nlohmann::json nan_safe(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 double json_double(const nlohmann::json& j) {
   return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
 }
 
 nlohmann::json metrics_state(const ClassificationMetrics& m) {
   std::vector<nlohmann::json> recall, auc;
-  for (double r : m.recall) recall.push_back(nan_safe(r));
-  for (double a : m.class_roc_auc) auc.push_back(nan_safe(a));
+  for (double r : m.recall) recall.push_back(number_or_null(r));
+  for (double a : m.class_roc_auc) auc.push_back(number_or_null(a));
   return {{"samples", m.samples},
-          {"accuracy", nan_safe(m.accuracy)},
-          {"balanced", nan_safe(m.balanced_accuracy)},
-          {"auc", nan_safe(m.roc_auc)},
+          {"accuracy", number_or_null(m.accuracy)},
+          {"balanced", number_or_null(m.balanced_accuracy)},
+          {"auc", number_or_null(m.roc_auc)},
           {"recall", recall},
           {"class_auc", auc},
           {"support", m.support},
