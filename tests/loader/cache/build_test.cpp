@@ -35,13 +35,7 @@ using medload::loader::test::write_tree;
 namespace fs = std::filesystem;
 
 BuildOptions small_options(const std::string& root, const std::string& output) {
-  BuildOptions options;
-  options.root = root;
-  options.output = output;
-  options.threads = 2;
-  options.progress = medload::ProgressStyle::kQuiet;
-  options.config.preprocess.letterbox.size = 48;
-  options.config.validate.isolation = medload::loader::Isolation::kInProcess;
+  BuildOptions options = medload::loader::test::quiet_build_options(root, output, 48);
   options.batch_files = 3;
   return options;
 }

@@ -30,14 +30,7 @@ using medload::loader::test::write_bytes;
 using medload::loader::test::write_png;
 
 BuildOptions options_for(const std::string& root, const std::string& output) {
-  BuildOptions options;
-  options.root = root;
-  options.output = output;
-  options.threads = 2;
-  options.progress = medload::ProgressStyle::kQuiet;
-  options.config.preprocess.letterbox.size = 40;
-  options.config.validate.isolation = medload::loader::Isolation::kInProcess;
-  return options;
+  return medload::loader::test::quiet_build_options(root, output, 40);
 }
 
 // 17 files through a manifest: three classes, a missing label, metadata with gaps, a blank file,

@@ -72,14 +72,8 @@ std::string hex(const std::vector<std::uint8_t>& bytes) {
 }
 
 BuildOptions options_for(const std::string& root, const std::string& output) {
-  BuildOptions options;
-  options.root = root;
+  BuildOptions options = medload::loader::test::quiet_build_options(root, output, 32);
   options.manifest = root + "/manifest.csv";
-  options.output = output;
-  options.threads = 2;
-  options.progress = medload::ProgressStyle::kQuiet;
-  options.config.preprocess.letterbox.size = 32;
-  options.config.validate.isolation = medload::loader::Isolation::kInProcess;
   return options;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Helpers shared by the cache tests: temporary folders, generated images and trees.
+// Helpers shared by the cache tests: temporary folders, generated images and trees, build options.
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "medload/loader/cache/build.h"
 #include "medload_test/temp_dir.h"
 
 namespace medload::loader::test {
@@ -59,6 +60,19 @@ inline void write_tree(const std::string& root, const std::vector<std::string>& 
       ++seed;
     }
   }
+}
+
+/// Options of a small, quiet test build of `root` into `output`: two threads, decoding in
+/// process, images letterboxed to `size` pixels. Callers add a manifest, batch sizes, ...
+inline BuildOptions quiet_build_options(const std::string& root, const std::string& output, int size) {
+  BuildOptions options;
+  options.root = root;
+  options.output = output;
+  options.threads = 2;
+  options.progress = ProgressStyle::kQuiet;
+  options.config.preprocess.letterbox.size = size;
+  options.config.validate.isolation = Isolation::kInProcess;
+  return options;
 }
 
 }  // namespace medload::loader::test

@@ -33,14 +33,8 @@ using medload::loader::test::write_bytes;
 using medload::loader::test::write_png;
 
 BuildOptions options_for(const std::string& root, const std::string& manifest, const std::string& output) {
-  BuildOptions options;
-  options.root = root;
+  BuildOptions options = medload::loader::test::quiet_build_options(root, output, 40);
   options.manifest = manifest;
-  options.output = output;
-  options.threads = 2;
-  options.progress = medload::ProgressStyle::kQuiet;
-  options.config.preprocess.letterbox.size = 40;
-  options.config.validate.isolation = medload::loader::Isolation::kInProcess;
   return options;
 }
 
