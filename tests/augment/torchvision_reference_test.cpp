@@ -22,6 +22,7 @@
 #include "detail.h"
 #include "medload/augment/augmenter.h"
 #include "medload/augment/target_warp.h"
+#include "medload_test/require_data.h"
 
 using namespace medload::augment;
 using namespace medload::augment::test;
@@ -58,10 +59,8 @@ struct Case {
 
 TEST(TorchvisionReference, PointOpsAndAffineAgreeWithinStatedTolerances) {
   const char* python = "/usr/bin/python3";
-  if (!fs::exists(python)) {
-    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << "no " << python;
-    GTEST_SKIP() << "no " << python << " (scripts/setup.sh installs python3-torchvision)";
-  }
+  MEDLOAD_REQUIRE_DATA(fs::exists(python),
+                       "no " << python << " (scripts/setup.sh installs python3-torchvision)");
   const std::int64_t n = 4, h = 56, w = 64;
   const fs::path dir = fs::temp_directory_path() / ("medload_tv_ref_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -121,10 +120,8 @@ TEST(TorchvisionReference, PointOpsAndAffineAgreeWithinStatedTolerances) {
 
 TEST(TorchvisionReference, MaskWarpAgreesWithNearestNeighbourAffine) {
   const char* python = "/usr/bin/python3";
-  if (!fs::exists(python)) {
-    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << "no " << python;
-    GTEST_SKIP() << "no " << python << " (scripts/setup.sh installs python3-torchvision)";
-  }
+  MEDLOAD_REQUIRE_DATA(fs::exists(python),
+                       "no " << python << " (scripts/setup.sh installs python3-torchvision)");
   const int h = 56, w = 64;
   const fs::path dir = fs::temp_directory_path() / ("medload_tv_mask_" + std::to_string(::getpid()));
   fs::create_directories(dir);

@@ -9,7 +9,6 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <array>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "medload/core/error.h"
+#include "medload_test/require_data.h"
 #include "medload_test/temp_dir.h"
 #include "nifti.h"
 #include "segmentation_data.h"
@@ -98,10 +98,7 @@ std::string nifti_error(const medload::test::TempDir& dir, const CraftedHeader& 
 // ---- the NIfTI reader ----------------------------------------------------------------------
 
 TEST(ReadNifti, ReadsTheRealTemplateAsTheIndependentlyDecompressedBytes) {
-  if (!have_mricron_data()) {
-    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << kNoData;
-    GTEST_SKIP() << kNoData;
-  }
+  MEDLOAD_REQUIRE_DATA(have_mricron_data(), kNoData);
   const std::string path = kTemplates + "/ch2.nii.gz";
   const NiftiVolume v = read_nifti(path);
   EXPECT_EQ(v.nx, 181);
@@ -270,10 +267,7 @@ TEST(CoarseClasses, RefuseTextThatDoesNotSayTheSide) {
 }
 
 TEST(CoarseClasses, MapEveryRegionOfThePackagesAal) {
-  if (!have_mricron_data()) {
-    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << kNoData;
-    GTEST_SKIP() << kNoData;
-  }
+  MEDLOAD_REQUIRE_DATA(have_mricron_data(), kNoData);
   std::ifstream in(kTemplates + "/aal.nii.txt");
   const auto c = coarse_classes_from_aal_text(in, "aal.nii.txt");
   std::array<int, kCoarseClasses> count{};
@@ -328,10 +322,7 @@ TEST(ComponentBoxes, BoundEightConnectedComponentsInContinuousCoordinates) {
 // ---- the slice set from the real package -------------------------------------------------------
 
 TEST(PrepareSegmentationData, WritesPlausibleSlicesMasksBoxesAndManifest) {
-  if (!have_mricron_data()) {
-    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << kNoData;
-    GTEST_SKIP() << kNoData;
-  }
+  MEDLOAD_REQUIRE_DATA(have_mricron_data(), kNoData);
   medload::test::TempDir dir("segdata");
   SegmentationDataOptions o;
   o.output = dir / "seg";

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "medload_test/require_data.h"
 #include "medload_test/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -30,10 +31,8 @@ std::string slurp(const std::string& path) {
 }  // namespace
 
 TEST(TrainSegmenter, LearnsTheHemispheresOfRealMrSlicesAndReportsDicePerClass) {
-  if (!fs::exists(kTemplates + "/ch2.nii.gz")) {
-    if (std::getenv("MEDLOAD_REQUIRE_CORPUS") != nullptr) FAIL() << "no " << kTemplates;
-    GTEST_SKIP() << "no " << kTemplates << " (scripts/setup.sh installs the Debian package mricron-data)";
-  }
+  MEDLOAD_REQUIRE_DATA(fs::exists(kTemplates + "/ch2.nii.gz"),
+                       "no " << kTemplates << " (scripts/setup.sh installs the Debian package mricron-data)");
   medload::test::TempDir dir("train_segmenter");
   const std::string metrics = dir / "metrics.json", log = dir / "log.txt";
   const std::string command =
