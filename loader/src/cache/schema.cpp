@@ -313,12 +313,16 @@ std::string utc_now() {
   return text;
 }
 
+// Whether a label matrix holds an unknown entry: what makes it int8 (write_label_matrix) and the
+// cache schema version 3 (schema_version_for), which must agree.
+bool holds_unknown(const std::vector<std::int8_t>& matrix) {
+  return std::find(matrix.begin(), matrix.end(), std::int8_t{-1}) != matrix.end();
+}
+
 }  // namespace
 
 std::int64_t schema_version_for(const detail::CacheColumns& columns) {
-  const bool unknown = columns.multi_label &&
-                       std::find(columns.label_matrix.begin(), columns.label_matrix.end(), std::int8_t{-1}) !=
-                           columns.label_matrix.end();
+  const bool unknown = columns.multi_label && holds_unknown(columns.label_matrix);
   return unknown ? kUnknownLabelsSchemaVersion : kTargetsSchemaVersion;
 }
 
@@ -597,7 +601,7 @@ void write_label_matrix(hid_t file, const std::vector<std::int8_t>& matrix, std:
   }
   const std::vector<hsize_t> dims{static_cast<hsize_t>(n), static_cast<hsize_t>(classes)};
   // uint8 0/1 when nothing is unknown, so that fully labeled caches stay readable by older medload.
-  if (std::find(matrix.begin(), matrix.end(), std::int8_t{-1}) == matrix.end()) {
+  if (!holds_unknown(matrix)) {
     h5::write_vector(file, kLabelMatrix, std::vector<std::uint8_t>(matrix.begin(), matrix.end()), dims);
   } else {
     h5::write_vector(file, kLabelMatrix, matrix, dims);
