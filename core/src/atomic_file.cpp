@@ -16,13 +16,23 @@
 
 #include "medload/core/error.h"
 #include "medload/core/file_descriptor.h"
+#include "medload/core/regular_file.h"
 
 namespace medload {
+
+void require_replaceable(const std::string& target) {
+  struct stat st {};
+  if (::lstat(target.c_str(), &st) != 0) return;  // absent, or unreachable: creating it will say
+  if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) return;
+  throw IoError("refusing to replace " + target + ": it is " + core::file_kind(st.st_mode) +
+                ", not a regular file; name a file to write instead");
+}
 
 void write_file_atomically(const std::string& path, std::string_view content) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   std::error_code ec;
+  require_replaceable(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
   const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
   core::FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -79,6 +89,7 @@ TemporaryFile::~TemporaryFile() {
 
 void publish_atomically(const std::string& temporary, const std::string& target) {
   try {
+    require_replaceable(target);
     sync(temporary, O_RDONLY, "the new file");
     if (std::rename(temporary.c_str(), target.c_str()) != 0) {
       throw IoError("cannot rename " + temporary + " to " + target + ": " + std::strerror(errno));

@@ -7,10 +7,17 @@
 
 namespace medload {
 
+/// Throws IoError ("refusing to replace <target>: it is a character device, ...") when `target`
+/// exists and is neither a regular file nor a link (a link is replaced, not what it points to).
+/// write_file_atomically and publish_atomically check this before they replace anything: run as
+/// root, `--report /dev/null` would otherwise replace the device with a file. Commands call it
+/// before long work too, so a bad output fails at once.
+void require_replaceable(const std::string& target);
+
 /// Writes `content` to `path` atomically: to `path.tmp-<pid>` in the same folder, flushed to
 /// disk, then renamed over `path`. The folder is created when missing. On failure the previous
 /// file (if any) is left as it was, the temporary is removed, and IoError names the path and
-/// the system's reason (for example "No space left on device").
+/// the system's reason (for example "No space left on device"). See require_replaceable.
 void write_file_atomically(const std::string& path, std::string_view content);
 
 /// Puts a finished file in place: flushes `temporary` to disk, renames it over `target` (the same
