@@ -39,6 +39,7 @@ void check_output(const std::string& output, const std::string& report_path) {
   if (fs::is_directory(report_path, error)) {
     throw IoError("cannot write the report " + report_path + " of " + output + ": a folder has that name");
   }
+  require_replaceable(report_path);
 }
 
 std::string create_work_folder(const std::string& output) {
@@ -67,7 +68,11 @@ FolderLock::~FolderLock() { ::close(fd_); }
 void publish_build(TemporaryFile& cache, const std::string& output, TemporaryFile& temp_report,
                    const std::string& report, const std::string& work) {
   // On failure publish_atomically removes the cache's temporary; the report's goes with
-  // temp_report, and the previous cache and report stay.
+  // temp_report, and the previous cache and report stay. Both targets are checked first, so a
+  // report that cannot replace what is at its name (a FIFO put there during the build) fails the
+  // build before the cache is published.
+  require_replaceable(output);
+  require_replaceable(report);
   publish_atomically(cache.path(), output);
   cache.release();
   std::error_code error;

@@ -11,6 +11,7 @@
 #include "build_steps.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/json_text.h"
 #include "medload/core/text.h"
 #include "medload/core/thread_pool.h"
 #include "medload/core/version.h"
@@ -115,7 +116,7 @@ nlohmann::json reused_outcome(const SourceFile& source, const FileRecord& record
 }
 
 nlohmann::json reused_rejection(const SourceFile& source, const RejectedRecord& record) {
-  nlohmann::json outcome = nlohmann::json::parse(record.outcome, nullptr, false);
+  nlohmann::json outcome = core::parse_json(record.outcome);
   if (!outcome.is_object()) outcome = nlohmann::json::object();
   note_source_json(source, outcome);
   outcome["status"] = "rejected";

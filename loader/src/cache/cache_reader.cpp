@@ -28,6 +28,7 @@
 #include "medload/core/file_descriptor.h"
 #include "medload/core/hash.h"
 #include "medload/core/process_limits.h"
+#include "medload/core/regular_file.h"
 #include "schema.h"
 
 namespace medload::loader {
@@ -143,8 +144,7 @@ struct CacheReader::Impl {
 // Everything is read through the schema (schema.h), which validates shapes, types, lengths and
 // ranges before anything is allocated or indexed.
 void CacheReader::Impl::open() {
-  fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw IoError("cannot open the cache " + path + ": " + std::strerror(errno));
+  fd = core::open_regular_file(path, "the cache");  // a FIFO would block a plain open forever
   file = std::make_unique<schema::CacheFile>(path);
   schema_version = schema::read_schema_version(*file);
   class_names = schema::read_class_names(*file);
@@ -651,6 +651,7 @@ h5::VariableLengthValues checked_answer(const std::string& path, const CheckOutc
 }  // namespace
 
 void check_cache_in_child(const std::string& path, int limit_seconds) {
+  core::open_regular_file(path, "the cache");  // a FIFO or a device: refused here, not in the child
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw IoError(std::string("cannot check ") + path + ": " + std::strerror(errno));
   core::FileDescriptor read_end(pipe_fds[0]), write_end(pipe_fds[1]);

@@ -4,8 +4,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <sstream>
+
+#include "medload/core/regular_file.h"
+#include "medload/core/text.h"
 
 namespace medload::loader::h5 {
 
@@ -175,6 +179,12 @@ void File::forget_distrust() noexcept {
 
 File File::open(const std::string& path, bool read_write) {
   silence_errors();
+  // libhdf5 opens without O_NONBLOCK: a FIFO or a device given as a cache would block it forever.
+  try {
+    core::open_regular_file(path, "the HDF5 file");
+  } catch (const IoError& e) {
+    throw HdfError(e.what());
+  }
   File file;
   file.path_ = path;
   file.handle_ =
@@ -879,6 +889,148 @@ VariableLengthValues decode_variable_length_values(std::string_view bytes, const
   }
   if (in.left() != 0) in.fail("has " + std::to_string(in.left()) + " bytes after its last string");
   return values;
+}
+
+// ---- self-containment --------------------------------------------------------------------------
+
+namespace {
+
+// At most this many bytes of one name from the file go into a message.
+constexpr std::size_t kShownBytes = 200;
+
+// Text from the file, fit for a message: at most kShownBytes bytes (cut at a character boundary,
+// then "..."), valid UTF-8, control characters (C0, DEL, C1) as '?'.
+std::string shown(std::string_view text) {
+  const bool cut = text.size() > kShownBytes;
+  if (cut) {
+    std::size_t end = kShownBytes;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    text = text.substr(0, end);
+  }
+  const std::string valid = to_valid_utf8(text);
+  std::string out;
+  out.reserve(valid.size());
+  for (std::size_t i = 0; i < valid.size(); ++i) {
+    const auto c = static_cast<unsigned char>(valid[i]);
+    if (c < 0x20 || c == 0x7F) {
+      out += '?';
+    } else if (c == 0xC2 && i + 1 < valid.size() && static_cast<unsigned char>(valid[i + 1]) < 0xA0) {
+      out += '?';  // U+0080..U+009F
+      ++i;
+    } else {
+      out += valid[i];
+    }
+  }
+  return cut ? out + "..." : out;
+}
+
+// A NUL-terminated string in `bytes` (up to its first NUL).
+std::string_view c_text(const std::string& bytes) { return std::string_view(bytes.c_str()); }
+
+// What a link that is not a hard link points at, from its value alone (nothing is traversed).
+std::string describe_link(hid_t root, const char* name, const H5L_info_t& info) {
+  const std::string where = "/" + shown(name);
+  std::string value(info.u.val_size, '\0');
+  const bool have_value =
+      info.u.val_size > 0 && H5Lget_val(root, name, value.data(), value.size(), H5P_DEFAULT) >= 0;
+  if (!have_value) H5Eclear2(H5E_DEFAULT);
+  if (info.type == H5L_TYPE_SOFT) {
+    return where + " is a soft link" + (have_value ? " (to " + shown(c_text(value)) + ")" : "");
+  }
+  if (info.type == H5L_TYPE_EXTERNAL) {
+    unsigned flags = 0;
+    const char* target_file = nullptr;
+    const char* target_object = nullptr;
+    if (have_value &&
+        H5Lunpack_elink_val(value.data(), value.size(), &flags, &target_file, &target_object) >= 0) {
+      return where + " is an external link (to " + shown(target_file) + ":" + shown(target_object) + ")";
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return where + " is an external link";
+  }
+  return where + " is a user-defined link (type " + std::to_string(static_cast<int>(info.type)) + ")";
+}
+
+// Why the dataset `dataset` (at `where`) keeps data outside its file, or nullopt.
+std::optional<std::string> foreign_storage(hid_t dataset, const std::string& where) {
+  const PropList create(H5Dget_create_plist(dataset));
+  if (!create.valid()) fail("read the layout of", "the dataset \"" + where + "\"", dataset);
+  const int external = H5Pget_external_count(create.id());
+  if (external < 0) fail("read the external storage of", "the dataset \"" + where + "\"", dataset);
+  if (external > 0) {
+    std::string first(1024, '\0');
+    off_t offset = 0;
+    hsize_t size = 0;
+    if (H5Pget_external(create.id(), 0, first.size() - 1, first.data(), &offset, &size) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      first.clear();
+    }
+    const std::string named = shown(c_text(first));
+    return where + " keeps its data in " +
+           (external == 1 ? "an external file (" + named + ")"
+                          : std::to_string(external) + " external files (" + named + ", ...)");
+  }
+  const H5D_layout_t layout = H5Pget_layout(create.id());
+  if (layout == H5D_LAYOUT_ERROR) fail("read the layout of", "the dataset \"" + where + "\"", dataset);
+  if (layout == H5D_VIRTUAL) {
+    size_t sources = 0;
+    std::string first;
+    if (H5Pget_virtual_count(create.id(), &sources) >= 0 && sources > 0) {
+      const ssize_t length = H5Pget_virtual_filename(create.id(), 0, nullptr, 0);
+      if (length > 0) {
+        first.assign(static_cast<std::size_t>(length) + 1, '\0');
+        if (H5Pget_virtual_filename(create.id(), 0, first.data(), first.size()) < 0) first.clear();
+      }
+    }
+    H5Eclear2(H5E_DEFAULT);
+    const std::string named = shown(c_text(first));
+    return where + " is a virtual dataset (its data is mapped from " +
+           (named.empty() ? std::string("other files") : named + (sources > 1 ? ", ..." : "")) + ")";
+  }
+  if (layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED && layout != H5D_COMPACT) {
+    return where + " has a storage layout medload does not know (" +
+           std::to_string(static_cast<int>(layout)) + ")";
+  }
+  return std::nullopt;
+}
+
+struct ForeignSearch {
+  std::optional<std::string> found;
+  std::exception_ptr error;  // thrown inside the callback: rethrown once libhdf5 has returned
+};
+
+// H5Lvisit's callback: stops (1) at the first foreign link or dataset. H5Lvisit itself recurses
+// only through hard links, so nothing a soft or external link names is ever opened.
+herr_t find_foreign(hid_t root, const char* name, const H5L_info_t* info, void* data) {
+  auto* search = static_cast<ForeignSearch*>(data);
+  try {
+    if (info->type != H5L_TYPE_HARD) {
+      search->found = describe_link(root, name, *info);
+      return 1;
+    }
+    const Handle<H5Oclose> object(H5Oopen(root, name, H5P_DEFAULT));
+    if (!object.valid()) fail("open", "\"/" + shown(name) + "\"", root);
+    if (H5Iget_type(object.id()) != H5I_DATASET) return 0;
+    search->found = foreign_storage(object.id(), "/" + shown(name));
+    return search->found ? 1 : 0;
+  } catch (...) {
+    search->error = std::current_exception();
+    return -1;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> first_foreign_object(hid_t file) {
+  silence_errors();
+  ForeignSearch search;
+  const herr_t visited = H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, find_foreign, &search);
+  if (search.error) {
+    H5Eclear2(H5E_DEFAULT);
+    std::rethrow_exception(search.error);
+  }
+  if (visited < 0) fail("list the links of", "the file", file);
+  return search.found;
 }
 
 }  // namespace medload::loader::h5

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -117,7 +118,8 @@ class File {
   ~File();
   File(File&& other) noexcept = default;
   File& operator=(File&& other) noexcept;
-  /// Opens an existing file, read-only or read-write. Throws HdfError naming the file.
+  /// Opens an existing file, read-only or read-write. Throws HdfError naming the file, also when
+  /// `path` is not a regular file (a FIFO would block libhdf5's open forever).
   static File open(const std::string& path, bool read_write = false);
   /// Creates a file (truncating an existing one). `latest_format` selects the 1.10 file format
   /// (fixed-array chunk indexes: O(1) chunk lookups; readable by HDF5 >= 1.10 and h5py).
@@ -350,5 +352,19 @@ std::vector<T> read_vector(hid_t loc, const std::string& name) {
                "the dataset \"" + name + "\"", loc);
   return values;
 }
+
+// ---- self-containment ------------------------------------------------------------------------
+
+/// Why `file` is not one self-contained file, or nullopt when it is: every link in it, reached
+/// from the root through hard links only, is a hard link, and every dataset stores its data
+/// inside the file (contiguous, chunked or compact). Otherwise the first offender in name order,
+/// described without opening anything outside the file: "/labels is an external link (to
+/// x.h5:/labels)", "/checksum is a soft link (to /pixel_hash)", "/x is a user-defined link (type
+/// 99)", "/labels keeps its data in an external file (/etc/shadow)", "/images is a virtual
+/// dataset (its data is mapped from y.h5)". Names and file names from the file are shown as valid
+/// UTF-8 with control characters as '?', at most 200 bytes each. Opens every dataset (libhdf5
+/// 1.10.8 opens neither a virtual dataset's sources nor external storage files when it opens
+/// one; it does when it reads one). Throws HdfError when a link or object cannot be read.
+std::optional<std::string> first_foreign_object(hid_t file);
 
 }  // namespace medload::loader::h5

@@ -10,6 +10,7 @@
 #include "h5.h"
 #include "medload/core/check_range.h"
 #include "medload/core/error.h"
+#include "medload/core/json_text.h"
 #include "medload/core/thread_pool.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/cache/privacy.h"
@@ -50,7 +51,7 @@ nlohmann::json inspect_splits(const CacheReader& reader) {
     nlohmann::json attributes = nlohmann::json::object();
     for (const std::string& attribute : h5::list_attributes(split.id())) {
       const std::string text = h5::attribute_as_text(split.id(), attribute);
-      const auto parsed = nlohmann::json::parse(text, nullptr, false);
+      const auto parsed = core::parse_json(text);
       attributes[attribute] = parsed.is_discarded() ? nlohmann::json(text) : parsed;
     }
     splits[name] = {{"attributes", attributes}, {"datasets", {{"part", part_counts(reader, core.part)}}}};
@@ -66,7 +67,7 @@ nlohmann::json provenance(const CacheReader& reader, const std::string& path) {
   summary["library_version"] = reader.library_version();
   summary["build_time"] = reader.has_attribute(schema::kBuildTime) ? reader.attribute(schema::kBuildTime) : "";
   summary["config_hash"] = reader.config_hash();
-  const auto config = nlohmann::json::parse(reader.config_json(), nullptr, false);
+  const auto config = core::parse_json(reader.config_json());
   summary["config"] = config.is_discarded() ? nlohmann::json(reader.config_json()) : config;
   return summary;
 }

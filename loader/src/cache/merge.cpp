@@ -15,6 +15,7 @@
 #include "medload/core/check_range.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/json_text.h"
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "metadata.h"
@@ -174,7 +175,7 @@ void order_shards(std::vector<Shard>& shards, bool sharded) {
 
 // The build's validate.reject_duplicates, from the config stored in the cache (default on).
 bool rejects_duplicates(const CacheReader& reader) {
-  const auto config = nlohmann::json::parse(reader.config_json(), nullptr, false);
+  const auto config = core::parse_json(reader.config_json());
   if (config.is_object() && config.contains("validate") && config["validate"].contains("reject_duplicates") &&
       config["validate"]["reject_duplicates"].is_boolean()) {
     return config["validate"]["reject_duplicates"].get<bool>();
@@ -333,6 +334,7 @@ schema::BuildRecord merged_record(const std::vector<Shard>& shards, bool sharded
 
 MergeResult merge_caches(const MergeOptions& options) {
   options.validate();
+  require_replaceable(options.output);
   h5::silence_errors();
   std::vector<Shard> shards;
   for (const std::string& input : options.inputs) shards.push_back(open_shard(input));

@@ -1,17 +1,12 @@
 #include "medload/loader/cache/privacy.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <set>
-#include <sstream>
 
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/json_text.h"
+#include "medload/core/regular_file.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/ingest/source.h"
 #include "schema.h"
@@ -96,22 +91,15 @@ void PrivacyOptions::validate() const {
 
 std::map<std::string, std::string> load_site_map(const std::string& path, const std::string& option) {
   const std::string where = option + ": " + path;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw ConfigError(where + " cannot be read: " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) throw ConfigError(where + " is not a regular file");
-  if (static_cast<std::uint64_t>(st.st_size) > kMaxSiteMapBytes) {
-    throw ConfigError(where + " has " + std::to_string(st.st_size) + " bytes; a site map has at most " +
-                      std::to_string(kMaxSiteMapBytes));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(where + " cannot be read: " + std::strerror(errno));
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  nlohmann::json j;
+  std::string text;
   try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(where + " is not JSON: " + e.what());
+    text = core::read_regular_file(path, option + ":", kMaxSiteMapBytes);
+  } catch (const IoError& e) {
+    throw ConfigError(e.what());  // an option's file: a usage error
   }
+  std::string why;
+  const nlohmann::json j = core::parse_json(text, &why);
+  if (j.is_discarded()) throw ConfigError(where + " is not JSON: " + why);
   if (!j.is_object()) {
     throw ConfigError(where + " is not a JSON object of {\"institution name\": \"SITE_CODE\"}");
   }

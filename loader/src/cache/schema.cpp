@@ -10,12 +10,16 @@
 #include <ctime>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
 
 #include "medload/core/error.h"
+#include "medload/core/json_text.h"
+#include "medload/core/regular_file.h"
 #include "medload/core/version.h"
 
 namespace medload::loader::detail {
@@ -214,17 +218,34 @@ constexpr bool kIsFloat = std::is_floating_point_v<T>;
 // ---- the file ----------------------------------------------------------------------------------
 
 CacheFile::CacheFile(const std::string& path) : path_(path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw IoError("cannot open the cache " + path + ": " + std::strerror(errno));
+  {
+    // HDF5's open of a FIFO waits for a writer forever, and a device or a folder is no cache.
+    const core::FileDescriptor fd = core::open_regular_file(path, "the cache");
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+      throw IoError("cannot read the cache " + path + ": " + std::strerror(errno));
+    size_bytes_ = static_cast<std::uint64_t>(st.st_size);
   }
-  size_bytes_ = static_cast<std::uint64_t>(st.st_size);
   h5::silence_errors();
   try {
     file_ = h5::File::open(path);
   } catch (const HdfError& e) {
     // HDF5 refuses truncated files at open ("truncated file: eof = ..."); say so in our terms.
     fail(std::string("HDF5 cannot open it (truncated or not HDF5): ") + e.what());
+  }
+  // Before any object is opened by path (contain_variable_length_strings opens them all): a soft
+  // or external link, external storage or a virtual dataset would make the reads below follow
+  // the file's word to other objects or files (/etc/shadow read as a table; a FIFO that blocks).
+  std::optional<std::string> foreign;
+  try {
+    foreign = h5::first_foreign_object(file_.id());
+  } catch (const HdfError& e) {
+    fail(std::string("HDF5 cannot list its objects (damaged object headers): ") + e.what());
+  }
+  if (foreign) {
+    fail(*foreign +
+         "; a medload cache is one self-contained file (hard links only, every dataset stored in it) "
+         "and medload reads nothing outside it");
   }
   try {
     contain_variable_length_strings(path, file_);
@@ -258,10 +279,13 @@ std::int64_t read_schema_version(const CacheFile& file) {
 
 std::vector<std::string> read_class_names(const CacheFile& file) {
   const std::string text = text_attribute(file, file.id(), "", kClassNames, "[]");
+  std::string why;
+  const nlohmann::json parsed = core::parse_json(text, &why);
   std::vector<std::string> names;
   try {
-    names = nlohmann::json::parse(text).get<std::vector<std::string>>();
-  } catch (const nlohmann::json::exception& e) {
+    if (parsed.is_discarded()) throw std::invalid_argument(why);
+    names = parsed.get<std::vector<std::string>>();
+  } catch (const std::exception& e) {
     file.fail(std::string("its class_names attribute is not a JSON array of strings: ") + e.what());
   }
   if (names.size() > kMaxClasses) {
@@ -278,7 +302,7 @@ std::string read_text_attribute(const CacheFile& file, const std::string& name, 
 PrivacyRecord read_privacy(const CacheFile& file) {
   const std::string text = text_attribute(file, file.id(), "", kPrivacy, "");
   if (text.empty()) return PrivacyRecord{};
-  const auto j = nlohmann::json::parse(text, nullptr, false);
+  const auto j = core::parse_json(text);
   return PrivacyRecord::from_json(j, file.path() + " is not a usable medload cache: its privacy attribute");
 }
 
@@ -932,9 +956,12 @@ void read_split_description(const CacheFile& file, hid_t g, const std::string& w
   split.samples_without_patient = static_cast<std::size_t>(int_attribute(
       file, g, where, kSplitSamplesWithoutPatient, 0, 0, static_cast<std::int64_t>(kMaxImages)));
   const std::string class_counts = text_attribute(file, g, where, kSplitClassCounts, "[]");
+  std::string why;
+  const nlohmann::json parsed = core::parse_json(class_counts, &why);
   try {
-    split.class_counts = nlohmann::json::parse(class_counts).get<std::vector<std::vector<std::int64_t>>>();
-  } catch (const nlohmann::json::exception& e) {
+    if (parsed.is_discarded()) throw std::invalid_argument(why);
+    split.class_counts = parsed.get<std::vector<std::vector<std::int64_t>>>();
+  } catch (const std::exception& e) {
     file.fail("the attribute " + where + kSplitClassCounts +
               " is not a JSON array of count arrays: " + e.what());
   }

@@ -245,8 +245,13 @@ inline constexpr int kMaskDeflate = 1;
 /// its size on disk.
 class CacheFile {
  public:
-  /// Opens `path` read-only. Throws IoError when it does not exist or cannot be read,
-  /// FormatError when HDF5 cannot open it (truncated, or not HDF5).
+  /// Opens `path` read-only. Throws IoError when it does not exist, cannot be read or is not a
+  /// regular file (a FIFO would block HDF5's open forever: "cannot read the cache c.h5: it is a
+  /// FIFO (named pipe), not a regular file"), FormatError when HDF5 cannot open it (truncated, or not HDF5)
+  /// and when the file reaches outside itself (h5::first_foreign_object: a soft, external or
+  /// user-defined link, external storage, a virtual dataset), checked before any object is
+  /// opened by name: "c.h5 is not a usable medload cache: /labels is an external link (to
+  /// x.h5:/labels); ...".
   explicit CacheFile(const std::string& path);
 
   /// The open HDF5 file id.

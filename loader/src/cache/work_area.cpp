@@ -8,11 +8,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "medload/core/error.h"
+#include "medload/core/json_text.h"
+#include "medload/core/regular_file.h"
 
 namespace medload::loader::detail {
 
@@ -144,16 +145,16 @@ std::map<std::string, FileRecord> load_batches(const std::string& folder, const 
     }
     bool usable = false;
     try {
-      std::ifstream in(path, std::ios::binary);
+      core::RegularFileStream in(path.string(), "the work batch");  // a FIFO left here is not opened
       char magic[8] = {};
       std::uint64_t length = 0;
       in.read(magic, sizeof magic);
       in.read(reinterpret_cast<char*>(&length), sizeof length);
-      const auto file_size = fs::file_size(path);
+      const std::uint64_t file_size = in.size_bytes();
       if (in && std::memcmp(magic, kMagic, sizeof kMagic) == 0 && length < file_size) {
         std::string text(length, '\0');
         in.read(text.data(), static_cast<std::streamsize>(length));
-        const nlohmann::json header = nlohmann::json::parse(text);
+        const nlohmann::json header = core::parse_json(text);
         const std::uint64_t data_start = sizeof kMagic + sizeof length + length;
         if (in && header.at("key") == key) {
           std::map<std::string, FileRecord> found;

@@ -487,6 +487,22 @@ TEST(CraftedCache, SplitPartsOutOfRangeAndUnusableStatisticsAreRefused) {
   expect_every_reader_refuses(dir, zero, {"/splits/default/std holds 0"});
 }
 
+TEST(CraftedCache, JsonAttributesNestedTooDeepAreRefusedOrShownAsTextNeverWalked) {
+  // Nested 100,000 deep, a JSON attribute parsed but crashed what walked it (inspect printing the
+  // config, an error message dumping the value): the stack overflowed.
+  TempDir dir;
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string names =
+      damaged_copy(dir, "names.h5", [&](hid_t f) { h5::write_attribute(f, "class_names", deep); });
+  expect_every_reader_refuses(dir, names, {"class_names attribute", "nested deeper than 64 levels"});
+  // The build config only describes the cache: one nested too deep is kept as text, not walked.
+  const std::string config =
+      damaged_copy(dir, "config.h5", [&](hid_t f) { h5::write_attribute(f, "config", deep); });
+  const auto inspect = medload::test::run_medload("inspect " + config);
+  EXPECT_EQ(inspect.exit_code, 0) << inspect.output.substr(0, 2000);
+  EXPECT_EQ(medload::loader::inspect_cache(config).at("config"), deep);
+}
+
 TEST(CraftedCache, CommandsExitOneWithTheMessageNamingTheFileAndDataset) {
   TempDir dir;
   const std::string path = damaged_copy(dir, "age.h5", [](hid_t f) {
