@@ -3,6 +3,7 @@
 #include <string>
 
 #include "medload/core/error.h"
+#include "medload/core/json_text.h"
 #include "training.h"
 
 #ifdef MEDLOAD_EXAMPLES_HAVE_CACHE
@@ -73,7 +74,7 @@ TrainingData cache_training_data(const std::string& path, const std::string& spl
   data.std = stats.std();
   {
     loader::CacheReader reader(path);
-    const auto config = nlohmann::json::parse(reader.config_json(), nullptr, false);
+    const auto config = core::parse_json(reader.config_json());
     if (!config.is_discarded() && config.contains("augment")) {
       data.augment = augment::AugmentOptions::from_json(config.at("augment"));
     }

@@ -17,6 +17,7 @@
 #include "medload/augment/augmenter.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/json_text.h"
 #include "medload/core/progress.h"
 #include "medload/loader/serve/loader.h"
 #include "medload/samplers/class_balanced_sampler.h"
@@ -188,7 +189,9 @@ bool load_checkpoint(const TrainOptions& o, const nlohmann::json& identity, RunS
   }
   c10::IValue state_value;
   root.read("state", state_value);
-  const auto state = nlohmann::json::parse(state_value.toStringRef());
+  std::string why;
+  const auto state = core::parse_json(state_value.toStringRef(), &why);
+  if (!state.is_object()) throw FormatError("checkpoint " + path + " holds no run state: " + why);
   const auto& stored = state.at("identity");
   for (const auto& [key, value] : identity.items()) {
     if (!stored.contains(key) || stored.at(key) != value) {

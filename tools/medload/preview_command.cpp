@@ -10,11 +10,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +21,8 @@
 #include "medload/augment/contact_sheet.h"
 #include "medload/augment/target_hook.h"
 #include "medload/core/error.h"
+#include "medload/core/json_text.h"
+#include "medload/core/regular_file.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/serve/loader.h"
 #include "torch_commands.h"
@@ -36,22 +36,16 @@ augment::AugmentOptions load_options(const PreviewArgs& args, const loader::Cach
                                      std::string& source) {
   nlohmann::json j;
   if (!args.augment.empty()) {
-    std::ifstream in(args.augment, std::ios::binary);
-    if (!in) throw IoError("cannot open the augmentation config " + args.augment);
-    std::ostringstream text;
-    text << in.rdbuf();
-    try {
-      j = nlohmann::json::parse(text.str());
-    } catch (const nlohmann::json::parse_error& e) {
-      throw ConfigError("the augmentation config " + args.augment + " is not valid JSON: " + e.what());
-    }
+    const std::string text =
+        core::read_regular_file(args.augment, "the augmentation config", core::kMaxJsonFileBytes);
+    std::string why;
+    j = core::parse_json(text, &why);
+    if (j.is_discarded())
+      throw ConfigError("the augmentation config " + args.augment + " is not valid JSON: " + why);
     source = args.augment;
   } else {
-    try {
-      j = nlohmann::json::parse(cache.config_json());
-    } catch (const nlohmann::json::parse_error&) {
-      j = nlohmann::json::object();
-    }
+    j = core::parse_json(cache.config_json());
+    if (j.is_discarded()) j = nlohmann::json::object();
     source = "the config " + cache.path() + " was built with";
   }
   if (j.is_object() && j.contains("augment") &&

@@ -10,7 +10,6 @@
 // Runs in medload-torch; the options are declared in sample_options.cpp.
 
 #include <cstdint>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -20,6 +19,7 @@
 
 #include <algorithm>
 #include "medload/core/error.h"
+#include "medload/core/regular_file.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/serve/split.h"
 #include "medload/loader/serve/split_store.h"
@@ -66,8 +66,7 @@ bool is_integer(const std::string& text) {
 // A labels table: a header naming a `label` column (class index or class name) and optionally a
 // `patient_id` column. Empty labels and negative indices are unlabelled samples, left out.
 SplitData read_labels_csv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError("Unable to open the labels table " + path);
+  core::RegularFileStream in(path, "the labels table");
   std::string line;
   if (!std::getline(in, line)) throw FormatError(path + ": empty; expected a header with a label column");
   const std::vector<std::string> header = split_csv(line);

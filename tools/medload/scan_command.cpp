@@ -122,7 +122,10 @@ Runner add_scan_command(CLI::App& command) {
                                              optional_path(args->target_classes)};
     const loader::Inputs inputs = loader::read_inputs(input_options);
     const auto& sources = inputs.sources;
-    if (!args->report.empty()) refuse_report_over_an_input(args->report, input_options, sources);
+    if (!args->report.empty()) {
+      refuse_report_over_an_input(args->report, input_options, sources);
+      require_replaceable(args->report);  // a device or a FIFO: refused before the scan, not after
+    }
     if (input_options.annotations) print_annotations_summary(inputs.annotations, std::cerr);
     Progress progress("scan", sources.size(), "files",
                       args->quiet ? ProgressStyle::kQuiet : ProgressStyle::kAuto);

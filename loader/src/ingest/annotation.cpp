@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <istream>
 #include <map>
 #include <set>
@@ -15,6 +14,8 @@
 #include <utility>
 
 #include "medload/core/error.h"
+#include "medload/core/json_text.h"
+#include "medload/core/regular_file.h"
 #include "medload/core/text.h"
 #include "medload/loader/ingest/source.h"
 
@@ -198,6 +199,10 @@ std::string expected_row(std::size_t numbers) {
 template <class Kind>
 void parse_json(std::string_view text, TargetSources& t) {
   Kind::given(t) = true;
+  if (const auto problem = core::json_nesting_problem(text)) {
+    fail<Kind>(t, "", "not valid JSON (" + *problem + ")");
+    return;
+  }
   nlohmann::json rows;
   try {
     rows = nlohmann::json::parse(text);
@@ -413,13 +418,10 @@ namespace {
 
 // ---- The class map ----------------------------------------------------------------------------
 
-// The whole of a small regular file; `what` names it in errors.
-std::string read_small_file(const std::string& path, std::uintmax_t limit, const std::string& what) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec))
-    throw IoError("cannot read " + what + ": it does not exist or is not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot read " + what);
+// The whole of a small regular file (`kind`: "the class map"); `what` names it in errors.
+std::string read_small_file(const std::string& path, std::uintmax_t limit, const std::string& kind,
+                            const std::string& what) {
+  core::RegularFileStream in(path, kind);
   std::string text;
   std::array<char, 1 << 16> chunk;
   while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
@@ -443,6 +445,9 @@ nlohmann::json parse_class_map(const std::string& text, const std::string& where
     }
     return true;
   };
+  if (const auto problem = core::json_nesting_problem(text)) {
+    throw FormatError(where + ": not valid JSON (" + *problem + ")");
+  }
   nlohmann::json map;
   try {
     map = nlohmann::json::parse(text, note_keys);
@@ -484,7 +489,7 @@ std::map<std::int32_t, std::string> class_map_entries(const nlohmann::json& map,
 
 TargetClasses read_target_classes(const std::string& path) {
   const std::string where = "the class map " + to_valid_utf8(path);
-  const std::string text = read_small_file(path, kMaxClassMapBytes, where);
+  const std::string text = read_small_file(path, kMaxClassMapBytes, "the class map", where);
   if (!is_valid_utf8(text)) throw FormatError(where + " is not UTF-8 text");
   const std::map<std::int32_t, std::string> named = class_map_entries(parse_class_map(text, where), where);
   TargetClasses classes;
@@ -608,16 +613,11 @@ AnnotationRow annotation_row(const std::vector<std::string>& fields,
 
 AnnotationsSummary read_annotations(const std::string& csv_path, std::vector<SourceFile>& sources) {
   const std::string name = to_valid_utf8(csv_path);
-  std::error_code ec;
-  if (!fs::is_regular_file(csv_path, ec)) {
-    throw IoError("the annotations CSV " + name + " does not exist or is not a file");
-  }
-  if (const std::uintmax_t size = fs::file_size(csv_path, ec); !ec && size > kMaxAnnotationsBytes) {
+  core::RegularFileStream in(csv_path, "the annotations CSV");
+  if (in.size_bytes() > kMaxAnnotationsBytes) {
     throw FormatError("the annotations CSV " + name + " is larger than " +
                       std::to_string(kMaxAnnotationsBytes >> 30) + " GiB");
   }
-  std::ifstream in(csv_path, std::ios::binary);
-  if (!in) throw IoError("cannot read the annotations CSV " + name);
 
   std::vector<bool> manifest_gave_boxes(sources.size());
   for (std::size_t i = 0; i < sources.size(); ++i) manifest_gave_boxes[i] = sources[i].targets.boxes_given;

@@ -15,6 +15,7 @@
 #include "decoders.h"
 #include "medload/core/file_descriptor.h"
 #include "medload/core/hash.h"
+#include "medload/core/regular_file.h"
 #include "medload/loader/ingest/scanner.h"
 #include "scan_internal.h"
 #include "targets_check.h"
@@ -34,16 +35,6 @@ std::string format_double(double v) {
 
 void fill_missing(std::string& field, const std::string& from_header) {
   if (field.empty()) field = from_header;
-}
-
-// What a non-regular file is, for the report.
-const char* kind_of(mode_t mode) {
-  if (S_ISDIR(mode)) return "a folder";
-  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  return "not a regular file";
 }
 
 bool starts_with(const std::uint8_t* data, std::size_t size, std::string_view prefix, std::size_t at = 0) {
@@ -81,7 +72,8 @@ std::optional<ReadFailure> read_file_bytes(const std::string& path, std::uint64_
     return ReadFailure{Reason::kUnreadable, std::string("cannot stat the file: ") + std::strerror(errno)};
   }
   if (!S_ISREG(st.st_mode)) {
-    return ReadFailure{Reason::kUnreadable, std::string("not a regular file: ") + kind_of(st.st_mode) + "; not read"};
+    return ReadFailure{Reason::kUnreadable,
+                       std::string("not a regular file: ") + core::file_kind(st.st_mode) + "; not read"};
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size > max_bytes) {

@@ -4,12 +4,13 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <system_error>
 
 #include "medload/core/error.h"
+#include "medload/core/regular_file.h"
 #include "medload/core/text.h"
 
 namespace medload::loader {
@@ -89,12 +90,16 @@ void list_into(const fs::path& root, const fs::path& folder, const fs::path& rel
   for (const fs::directory_entry& entry : entries) {
     if (hidden(entry.path())) continue;
     const fs::path name = relative / entry.path().filename();
+    // What cannot be looked at (a dangling link, a path longer than PATH_MAX, a file gone since
+    // the listing) is listed all the same: the decoder's open fails and reports why (unreadable),
+    // so no file disappears from the report without an outcome.
     struct stat st {};
-    if (::stat(entry.path().c_str(), &st) != 0) {  // a dangling link: listed, reported unreadable
-      if (::lstat(entry.path().c_str(), &st) != 0) continue;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      if (depth + 1 >= kMaxFolderDepth || !entered.insert({st.st_dev, st.st_ino}).second) continue;
+    if (::stat(entry.path().c_str(), &st) != 0) st = {};
+    // A folder this deep is listed as an entry, not entered: it is reported unreadable ("not a
+    // regular file: a folder") rather than silently left out. A folder already entered (a link
+    // loop, a second path to it) is skipped: its files are listed once, under the first path.
+    if (S_ISDIR(st.st_mode) && depth + 1 < kMaxFolderDepth) {
+      if (!entered.insert({st.st_dev, st.st_ino}).second) continue;
       list_into(root, entry.path(), name, depth + 1, entered, sources);
       continue;
     }
@@ -207,17 +212,22 @@ void set_mask(SourceFile& source, const fs::path& base, const std::string& value
   targets.mask_path = name.path;
 }
 
-// Opens a boxes or landmarks CSV file the manifest names; the problem text when it cannot.
-std::string open_target_file(const ManifestName& name, const std::string& shown, std::ifstream& in) {
+// Opens a boxes or landmarks CSV file the manifest names into `in`; the problem text when it
+// cannot.
+std::string open_target_file(const ManifestName& name, const std::string& shown,
+                             std::optional<core::RegularFileStream>& in) {
   if (name.outside) return "the file " + shown + " leaves the manifest's folder";
   std::error_code ec;
   if (!fs::is_regular_file(name.path, ec)) return "the file " + shown + " does not exist or is not a file";
-  const std::uintmax_t size = fs::file_size(name.path, ec);
-  if (!ec && size > kMaxTargetCsvBytes) {
+  try {
+    in.emplace(name.path, "the file");  // checks again what it opened: a path swapped meanwhile
+  } catch (const IoError&) {
+    return "cannot read the file " + shown;
+  }
+  if (in->size_bytes() > kMaxTargetCsvBytes) {
     return "the file " + shown + " is larger than " + std::to_string(kMaxTargetCsvBytes >> 20) + " MiB";
   }
-  if (!ec) in.open(name.path, std::ios::binary);
-  return !ec && in ? std::string() : "cannot read the file " + shown;
+  return {};
 }
 
 // The `boxes` or `landmarks` column: JSON when it starts with '[', else the path of a CSV file
@@ -235,13 +245,13 @@ void read_target_column(SourceFile& source, const fs::path& base, const std::str
   }
   const ManifestName name = manifest_name(base, value);
   const std::string shown = shown_name(name, value);
-  std::ifstream in;
+  std::optional<core::RegularFileStream> in;
   if (std::string problem = open_target_file(name, shown, in); !problem.empty()) {
     (boxes ? targets.boxes_given : targets.landmarks_given) = true;
     (boxes ? targets.boxes_problem : targets.landmarks_problem) = column + ": " + problem;
     return;
   }
-  boxes ? parse_boxes_csv(in, shown, targets) : parse_landmarks_csv(in, shown, targets);
+  boxes ? parse_boxes_csv(*in, shown, targets) : parse_landmarks_csv(*in, shown, targets);
 }
 
 // A class named in both `label` and `unknown_labels` is unknown: it leaves `labels` and the entry
@@ -270,8 +280,7 @@ bool header_to_utf8(std::vector<std::string>& header) {
 }
 
 std::vector<SourceFile> read_manifest(const fs::path& manifest) {
-  std::ifstream in(manifest);
-  if (!in) throw IoError("cannot read the manifest " + manifest.string());
+  core::RegularFileStream in(manifest.string(), "the manifest");
   const fs::path base = manifest.parent_path();
   std::string line;
   std::size_t line_number = 0;
@@ -429,11 +438,7 @@ void note_source(const SourceFile& source, FileOutcome& outcome) {
 
 std::vector<SourceFile> list_sources(const std::string& root, const std::optional<std::string>& manifest) {
   std::error_code ec;
-  if (manifest) {
-    if (!fs::is_regular_file(*manifest, ec))
-      throw IoError("the manifest " + *manifest + " does not exist or is not a file");
-    return read_manifest(*manifest);
-  }
+  if (manifest) return read_manifest(*manifest);
   if (!fs::is_directory(root, ec))
     throw IoError("the input folder " + root + " does not exist or is not a folder");
   return list_folder(fs::path(root));

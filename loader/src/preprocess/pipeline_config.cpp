@@ -1,11 +1,10 @@
 #include "medload/loader/preprocess/pipeline_config.h"
 
-#include <fstream>
-#include <sstream>
-
-#include "medload/core/json_fields.h"
 #include "medload/core/error.h"
 #include "medload/core/hash.h"
+#include "medload/core/json_fields.h"
+#include "medload/core/json_text.h"
+#include "medload/core/regular_file.h"
 
 #include "medload/augment/augment_options.h"
 
@@ -45,17 +44,10 @@ std::string PipelineConfig::canonical_json() const {
 std::string PipelineConfig::config_hash() const { return hash_hex(hash64_text(canonical_json())); }
 
 PipelineConfig load_pipeline_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open the config file " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw IoError("cannot read the config file " + path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ConfigError("the config file " + path + " is not valid JSON: " + e.what());
-  }
+  const std::string text = core::read_regular_file(path, "the config file", core::kMaxJsonFileBytes);
+  std::string why;
+  const nlohmann::json j = core::parse_json(text, &why);
+  if (j.is_discarded()) throw ConfigError("the config file " + path + " is not valid JSON: " + why);
   try {
     return PipelineConfig::from_json(j);
   } catch (const ConfigError& e) {

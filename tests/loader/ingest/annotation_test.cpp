@@ -105,7 +105,8 @@ TEST(ReadTargetClasses, HostileMapsAreFormatErrorsNamingTheFileAndEntry) {
       {"", "not valid JSON"},
       {"{\"1\": \"liver\"", "not valid JSON"},
       {"{\"1\": 1e400}", "not valid JSON"},
-      {std::string(100000, '[') + std::string(100000, ']'), "a JSON object of id -> name expected"},
+      {std::string(100000, '[') + std::string(100000, ']'), "nested deeper than 64 levels"},
+      {std::string(64, '[') + std::string(64, ']'), "a JSON object of id -> name expected"},
   };
   for (const Case& c : cases) {
     const std::string what = class_map_error(c.json);

@@ -141,6 +141,53 @@ TEST(ListSources, LinkLoopsEndWhereTheyCloseAndEachFolderIsListedOnce) {
   EXPECT_EQ(listed, (std::vector<std::string>{"normal/a.png=normal", "pneumonia/b.png=pneumonia"}));
 }
 
+TEST(ListSources, FilesPastPathMaxOrTheDepthLimitAreReportedNotDropped) {
+  // A file whose path is longer than PATH_MAX (4096) used to vanish from the listing (stat failed
+  // and the entry was skipped), as did every folder deeper than 64 levels: images gone from the
+  // report without an outcome.
+  TempDir dir("deep");
+  write_image(dir / "x/a.png", textured(48, 48, CV_8UC1, 1));
+  // Made one folder at a time from inside the last: the whole path is too long for the system
+  // calls that take one.
+  const std::filesystem::path here = std::filesystem::current_path();
+  std::filesystem::path long_folder = dir.path() / "x";
+  std::filesystem::current_path(long_folder);
+  for (int i = 0; i < 20; ++i) {
+    const std::string name(250, static_cast<char>('a' + i));
+    std::filesystem::create_directory(name);
+    std::filesystem::current_path(name);
+    long_folder /= name;
+  }
+  ASSERT_TRUE(cv::imwrite("b.png", textured(48, 48, CV_8UC1, 2)));
+  std::filesystem::current_path(here);
+  const std::string long_path = (long_folder / "b.png").string();
+  ASSERT_GT(long_path.size(), 4096u);
+  std::filesystem::path deep_folder = dir.path() / "y";
+  for (int i = 0; i < 70; ++i) deep_folder /= "d";
+  std::filesystem::create_directories(deep_folder);
+  write_image((deep_folder / "c.png").string(), textured(48, 48, CV_8UC1, 3));
+
+  const auto sources = list_sources(dir.path().string());
+  ASSERT_EQ(sources.size(), 3u);
+  EXPECT_EQ(sources[0].report_path, "x/a.png");
+  // The first folder on the way whose path passes PATH_MAX stands for what is below it.
+  EXPECT_EQ(long_path.rfind(sources[1].path, 0), 0u) << sources[1].path;
+  EXPECT_GT(sources[1].path.size(), 4095u);
+  std::string deepest = "y";
+  for (int i = 1; i < 64; ++i) deepest += "/d";  // the folder at depth 64: listed, not entered
+  EXPECT_EQ(sources[2].report_path, deepest);
+  ValidationOptions options;
+  options.isolation = Isolation::kInProcess;
+  const ScanReport report = Scanner(options).scan(sources);
+  EXPECT_TRUE(report.files[0].ok) << report.files[0].detail;
+  for (std::size_t i : {1u, 2u}) {
+    ASSERT_TRUE(report.files[i].reason) << report.files[i].path;
+    EXPECT_EQ(reason_code(*report.files[i].reason), "unreadable") << report.files[i].path;
+  }
+  EXPECT_NE(report.files[1].detail.find("File name too long"), std::string::npos) << report.files[1].detail;
+  EXPECT_NE(report.files[2].detail.find("a folder"), std::string::npos) << report.files[2].detail;
+}
+
 TEST(ListSources, ManifestPathsThatLeaveTheManifestsFolderAreNotReadUnlessAllowed) {
   TempDir dir("outside");
   write_image(dir / "data/a.png", textured(48, 48, CV_8UC1, 3));
