@@ -4,9 +4,13 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cstdint>
 #include <cstdio>
+#include <string_view>
+#include <vector>
 
 #include "medload/augment/target_warp.h"
+#include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
 
 namespace medload::augment {
@@ -180,7 +184,15 @@ torch::Tensor sheet_of(const torch::Tensor& images_in, const std::vector<std::in
   const int width = kLabelWidth + columns * (tile + kGap);
   const int overrides = static_cast<int>(augmenter.options().active_overrides().size());
   const int top = kHeader + overrides * 18;
-  cv::Mat sheet(top + static_cast<int>(n) * cell_h, width, CV_8UC3, cv::Scalar(24, 24, 24));
+  const std::int64_t height = top + static_cast<std::int64_t>(n) * cell_h;  // n is not bounded here
+  if (height * width > kMaxContactSheetPixels) {
+    throw ConfigError("a contact sheet of " + std::to_string(n) + " samples, " + std::to_string(columns) +
+                      " columns and " + std::to_string(tile) + "-pixel tiles would be " +
+                      std::to_string(width) + " x " + std::to_string(height) + " pixels; at most " +
+                      std::to_string(kMaxContactSheetPixels) +
+                      " are drawn: show fewer samples or draws, or smaller tiles");
+  }
+  cv::Mat sheet(static_cast<int>(height), width, CV_8UC3, cv::Scalar(24, 24, 24));
 
   for (int col = 0; col < columns; ++col) {
     const bool original = options.show_original && col == 0;
@@ -250,13 +262,17 @@ void write_png(const torch::Tensor& image_in, const std::string& path) {
   }
   const cv::Mat mat(static_cast<int>(image.size(0)), static_cast<int>(image.size(1)),
                     image.dim() == 2 ? CV_8UC1 : CV_8UC3, image.data_ptr());
+  // Encoded here and written whole (write_file_atomically): a PNG whatever the name's extension,
+  // never half a file, and never into a FIFO or a device named as the output.
+  std::vector<std::uint8_t> png;
   bool ok = false;
   try {
-    ok = cv::imwrite(path, mat);
+    ok = cv::imencode(".png", mat, png);
   } catch (const cv::Exception& e) {
-    throw IoError("cannot write the PNG " + path + ": " + e.what());
+    throw IoError("cannot encode the PNG " + path + ": " + e.what());
   }
-  if (!ok) throw IoError("cannot write the PNG " + path);
+  if (!ok) throw IoError("cannot encode the PNG " + path);
+  write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
 }
 
 }  // namespace medload::augment

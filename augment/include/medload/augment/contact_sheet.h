@@ -26,10 +26,14 @@ struct ContactSheetOptions {
   bool show_params = true;
 };
 
+/// The largest sheet drawn, in pixels (about 800 MB of BGR): 256 samples of 1024-pixel tiles with
+/// 32 draws would be 27 GB. Past it make_contact_sheet throws ConfigError before allocating.
+inline constexpr std::int64_t kMaxContactSheetPixels = std::int64_t{1} << 28;
+
 /// Draws the sheet. `images`: uint8 `[N,C,H,W]` (C = 1 or 3) or `[N,H,W]`, CPU; `sample_ids`
 /// (N ids: the augmentation of row i is keyed by sample_ids[i]) and `row_labels` (N texts, e.g.
 /// "#12 pneumonia") label the rows; column headers name the epoch. Returns uint8 `[H,W,3]` BGR.
-/// Throws ConfigError on bad shapes, counts or options.
+/// Throws ConfigError on bad shapes, counts or options, or a sheet past kMaxContactSheetPixels.
 torch::Tensor make_contact_sheet(const torch::Tensor& images, const std::vector<std::int64_t>& sample_ids,
                                  const std::vector<std::string>& row_labels, Augmenter& augmenter,
                                  const ContactSheetOptions& options = {});
