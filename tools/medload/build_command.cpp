@@ -3,15 +3,19 @@
 
 #include <CLI/CLI.hpp>
 
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "command.h"
 #include "medload/core/error.h"
+#include "medload/core/text.h"
 #include "medload/loader/cache/build.h"
 #include "medload/loader/cache/privacy.h"
 #include "target_options.h"
@@ -138,13 +142,19 @@ void add_run_options(CLI::App& command, BuildArgs& args) {
 
 // --shard I/N into options.shard_index and shard_count (build_cache checks their range).
 void parse_shard(const std::string& shard, loader::BuildOptions& options) {
-  int index = -1, count = -1;
-  char extra = 0;
-  if (std::sscanf(shard.c_str(), "%d/%d%c", &index, &count, &extra) != 2) {
-    throw ConfigError("--shard is \"" + shard + "\"; expected I/N, e.g. 0/4");
-  }
-  options.shard_index = index;
-  options.shard_count = count;
+  const std::string expected =
+      "--shard is \"" + to_valid_utf8(shard) + "\"; expected I/N in decimal digits, e.g. 0/4";
+  // Each part whole, in decimal digits and within int: 4294967296 is refused, not wrapped to 0.
+  const auto whole = [&](std::string_view text) {
+    int value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size()) throw ConfigError(expected);
+    return value;
+  };
+  const std::size_t slash = shard.find('/');
+  if (slash == std::string::npos) throw ConfigError(expected);
+  options.shard_index = whole(std::string_view(shard).substr(0, slash));
+  options.shard_count = whole(std::string_view(shard).substr(slash + 1));
 }
 
 void set_privacy_options(const BuildArgs& args, loader::BuildOptions& options) {
