@@ -15,11 +15,17 @@ namespace medload::core {
 namespace {
 
 std::string cannot_read(const std::string& what, const std::string& path) {
-  return "cannot read " + what + (what.empty() ? "" : " ") + path + ": ";
+  std::string shown;  // a NUL would end the message where what() is read as a C string
+  for (const char c : path) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+  return "cannot read " + what + (what.empty() ? "" : " ") + shown + ": ";
 }
 
 // The descriptor of regular file `path` and its size.
 std::pair<FileDescriptor, std::uint64_t> open_checked(const std::string& path, const std::string& what) {
+  // The system reads a name up to its first NUL: "a.csv\0x" would open a.csv, a file not named.
+  if (path.find('\0') != std::string::npos) {
+    throw IoError(cannot_read(what, path) + "the name holds a NUL byte, which no file name can");
+  }
   FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd) {
     const int error = errno;

@@ -81,6 +81,14 @@ TEST(RegularFile, RefusesDevicesFoldersAndMissingFiles) {
             std::string::npos);
 }
 
+TEST(RegularFile, RefusesANameHoldingANulByteRatherThanReadTheFileBeforeIt) {
+  TempDir dir("regular");
+  write_text(dir / "a.csv", "x");
+  const std::string message =
+      io_error_of([&] { read_regular_file(dir / "a.csv" + std::string(1, '\0') + "b", "the table", 100); });
+  EXPECT_NE(message.find("the name holds a NUL byte"), std::string::npos) << message;
+}
+
 TEST(RegularFile, RefusesAFileLargerThanTheLimitGivingBoth) {
   TempDir dir("regular");
   write_text(dir / "big", std::string(100, 'x'));

@@ -65,6 +65,10 @@ std::string_view describe_content(const std::uint8_t* data, std::size_t size) {
 
 std::optional<ReadFailure> read_file_bytes(const std::string& path, std::uint64_t max_bytes,
                                            std::vector<std::uint8_t>& bytes) {
+  // The system reads a name up to its first NUL: a manifest's "a.png\0x" would read a.png.
+  if (path.find('\0') != std::string::npos) {
+    return ReadFailure{Reason::kUnreadable, "the name holds a NUL byte, which no file name can; not read"};
+  }
   const core::FileDescriptor file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!file) return ReadFailure{Reason::kUnreadable, std::string("cannot open the file: ") + std::strerror(errno)};
   struct stat st {};

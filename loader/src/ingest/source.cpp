@@ -217,6 +217,7 @@ void set_mask(SourceFile& source, const fs::path& base, const std::string& value
 std::string open_target_file(const ManifestName& name, const std::string& shown,
                              std::optional<core::RegularFileStream>& in) {
   if (name.outside) return "the file " + shown + " leaves the manifest's folder";
+  if (name.path.find('\0') != std::string::npos) return "the name " + shown + " holds a NUL byte";
   std::error_code ec;
   if (!fs::is_regular_file(name.path, ec)) return "the file " + shown + " does not exist or is not a file";
   try {
@@ -292,6 +293,12 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
     if (sources.empty() && header.empty() && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     std::vector<std::string> fields = parse_csv_line(line, where());
+    // A row of empty fields (",,," : what spreadsheets export for a blank row) is a blank line.
+    if (!header.empty() && std::all_of(fields.begin(), fields.end(), [](const std::string& field) {
+          return field.find_first_not_of(" \t") == std::string::npos;
+        })) {
+      continue;
+    }
     if (header.empty()) {
       header = std::move(fields);
       header_converted = header_to_utf8(header);

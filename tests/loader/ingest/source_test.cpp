@@ -188,6 +188,26 @@ TEST(ListSources, FilesPastPathMaxOrTheDepthLimitAreReportedNotDropped) {
   EXPECT_NE(report.files[2].detail.find("a folder"), std::string::npos) << report.files[2].detail;
 }
 
+TEST(ListSources, ManifestRowsOfEmptyFieldsAreBlankAndANulInAPathNamesNoFile) {
+  // A spreadsheet's blank row (",") stopped the whole manifest ("the path is empty"); a path with a
+  // NUL byte read the file named by what came before the NUL, labelled as the row said.
+  TempDir dir("manifest-rows");
+  write_image(dir / "a.png", textured(48, 48, CV_8UC1, 1));
+  write_image(dir / "b.png", textured(48, 48, CV_8UC1, 2));
+  write_bytes(dir / "m.csv", std::string("path,label\na.png,x\n,\n , \nb.png\0junk,y\n", 38));
+  const auto sources = list_sources(dir.path().string(), dir / "m.csv");
+  ASSERT_EQ(sources.size(), 2u);
+  EXPECT_EQ(sources[0].report_path, "a.png");
+  EXPECT_EQ(sources[1].path, dir / std::string("b.png\0junk", 10));
+  ValidationOptions options;
+  options.isolation = Isolation::kInProcess;
+  const ScanReport report = Scanner(options).scan(sources);
+  EXPECT_TRUE(report.files[0].ok) << report.files[0].detail;
+  ASSERT_TRUE(report.files[1].reason);
+  EXPECT_EQ(reason_code(*report.files[1].reason), "unreadable");
+  EXPECT_NE(report.files[1].detail.find("holds a NUL byte"), std::string::npos) << report.files[1].detail;
+}
+
 TEST(ListSources, ManifestPathsThatLeaveTheManifestsFolderAreNotReadUnlessAllowed) {
   TempDir dir("outside");
   write_image(dir / "data/a.png", textured(48, 48, CV_8UC1, 3));

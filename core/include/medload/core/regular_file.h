@@ -24,7 +24,7 @@ const char* file_kind(mode_t mode) noexcept;
 /// Opens `path` read-only (links followed) if it is a regular file: with O_NONBLOCK, so opening a
 /// FIFO or a device returns at once, then checked with fstat on the descriptor, so what was
 /// checked is what will be read even when the path is replaced meanwhile. Throws IoError
-/// "cannot read <what> <path>: <why>" (missing, a folder, a FIFO, ...).
+/// "cannot read <what> <path>: <why>" (missing, a folder, a FIFO, a name holding a NUL byte, ...).
 FileDescriptor open_regular_file(const std::string& path, const std::string& what);
 
 /// The whole content of regular file `path` (see open_regular_file). Throws IoError as
