@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "integer_options.h"
 #include "medload/core/error.h"
 #include "medload/core/file_descriptor.h"
 
@@ -259,6 +260,7 @@ int main(int argc, char** argv) {
   app.add_option("--master-port", d.master_port, "port of rank 0's TCPStore (launcher: a free one)");
   app.add_option("--timeout", d.timeout_s, "seconds to wait for the other ranks")->capture_default_str();
   try {
+    medload::cli::require_decimal_integers(app);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is a success; a bad flag is a usage error

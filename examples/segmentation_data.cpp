@@ -13,6 +13,7 @@
 
 #include <iostream>
 
+#include "integer_options.h"
 #include "medload/core/error.h"
 #include "segmentation_data.h"
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   try {
+    medload::cli::require_decimal_integers(app);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;

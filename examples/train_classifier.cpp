@@ -11,12 +11,14 @@
 #include <iostream>
 
 #include "cli.h"
+#include "integer_options.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Train a classifier on a medload cache with medload's loader, sampler and augmentation"};
   medload::examples::CommonArgs args;
   medload::examples::add_common_flags(app, args);
   try {
+    medload::cli::require_decimal_integers(app);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is a success; a bad flag is a usage error

@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "integer_options.h"
 #include "medload/augment/target_hook.h"
 #include "medload/core/error.h"
 #include "medload/loader/cache/build.h"
@@ -208,6 +209,7 @@ int main(int argc, char** argv) {
   Args args;
   add_flags(app, args);
   try {
+    medload::cli::require_decimal_integers(app);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;

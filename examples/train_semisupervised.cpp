@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "integer_options.h"
 #include "medload/core/error.h"
 #include "semisupervised.h"
 
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
   Args args;
   add_flags(app, args);
   try {
+    medload::cli::require_decimal_integers(app);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is a success; a bad flag is a usage error

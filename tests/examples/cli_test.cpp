@@ -85,6 +85,21 @@ TEST(TrainClassifier, ExitsWithTwoOnABadFlag) {
   EXPECT_TRUE(WIFEXITED(both) && WEXITSTATUS(both) == 2);
 }
 
+TEST(TrainClassifier, IntegerFlagsTakeDecimalDigitsOnly) {
+  // CLI11 read --batch 0x8 as 8, --epochs 010 as octal 8 and a count past 2^64 - 1 as 2^64 - 1
+  // (which then asked for a vector larger than max_size()).
+  for (const std::string flags :
+       {"--batch 0x8", "--synthetic 18446744073709551617", "--seed -1", "--epochs 1e3"}) {
+    const int status = run(kBin + "train_classifier --synthetic 96 --size 24 --quiet " + flags);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << flags;
+  }
+  const fs::path dir = fresh_dir("decimal");
+  ASSERT_EQ(
+      run(kBin + "train_classifier" + kData + " --epochs 02 --metrics-out " + (dir / "m.json").string()), 0);
+  EXPECT_EQ(read_json(dir / "m.json").at("epochs").size(), 2u);  // 02 is two, in decimal
+  fs::remove_all(dir);
+}
+
 #ifdef MEDLOAD_HAVE_DDP_TRAIN
 TEST(DdpTrain, RanksEndIdenticalAndTogetherSeeTheOneProcessStream) {
   const auto dir = fresh_dir("ddp");
