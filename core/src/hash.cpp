@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "medload/core/file_descriptor.h"
+#include "medload/core/regular_file.h"
 
 namespace medload {
 namespace {
@@ -96,7 +97,9 @@ std::uint64_t hash64(const void* data, std::size_t size, std::uint64_t seed) noe
 }
 
 std::optional<std::uint64_t> file_content_hash(const std::string& path) {
-  // O_NONBLOCK and the check after opening: a path that became a FIFO or a device is not read.
+  // Looked at before it is opened (opening some devices has effects of its own), O_NONBLOCK and
+  // the check after opening: a path that became a FIFO or a device is not read.
+  if (core::special_file_mode(path)) return std::nullopt;
   const core::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) return std::nullopt;
   struct stat st {};

@@ -26,6 +26,9 @@ std::pair<FileDescriptor, std::uint64_t> open_checked(const std::string& path, c
   if (path.find('\0') != std::string::npos) {
     throw IoError(cannot_read(what, path) + "the name holds a NUL byte, which no file name can");
   }
+  if (const auto mode = special_file_mode(path)) {
+    throw IoError(cannot_read(what, path) + "it is " + file_kind(*mode) + ", not a regular file");
+  }
   FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd) {
     const int error = errno;
@@ -52,6 +55,12 @@ const char* file_kind(mode_t mode) noexcept {
   if (S_ISCHR(mode)) return "a character device";
   if (S_ISBLK(mode)) return "a block device";
   return "not a regular file";
+}
+
+std::optional<mode_t> special_file_mode(const std::string& path) noexcept {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return std::nullopt;
+  return st.st_mode;
 }
 
 FileDescriptor open_regular_file(const std::string& path, const std::string& what) {

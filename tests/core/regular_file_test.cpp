@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +66,33 @@ TEST(RegularFile, RefusesAFifoAtOnceNamingWhatItIs) {
     EXPECT_NE(io_error_of([&] { read_regular_file(dir / name, "the config", 1 << 20); }), "");
     EXPECT_NE(io_error_of([&] { RegularFileStream in(dir / name, "the table"); }), "");
   }
+}
+
+// Whether `path` was opened while `call` ran (inotify's IN_OPEN, which FIFOs and devices report).
+template <class Call>
+bool opened_during(const std::string& path, Call&& call) {
+  const int watcher = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  EXPECT_GE(watcher, 0);
+  EXPECT_GE(::inotify_add_watch(watcher, path.c_str(), IN_OPEN), 0);
+  call();
+  char events[4096];
+  const ssize_t got = ::read(watcher, events, sizeof events);
+  ::close(watcher);
+  return got > 0;
+}
+
+TEST(RegularFile, SpecialFilesAreNeverOpened) {
+  // Opening some devices has effects of its own (a watchdog device starts its timer, a tape
+  // device rewinds): they are looked at, not opened.
+  TempDir dir("regular");
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  for (const std::string path : {dir / "fifo", std::string("/dev/null")}) {
+    EXPECT_FALSE(opened_during(path, [&] {
+      EXPECT_NE(io_error_of([&] { open_regular_file(path, "x"); }), "");
+    })) << path;
+  }
+  write_text(dir / "file", "x");
+  EXPECT_TRUE(opened_during(dir / "file", [&] { open_regular_file(dir / "file", "x"); }));  // the probe works
 }
 
 TEST(RegularFile, RefusesDevicesFoldersAndMissingFiles) {

@@ -69,6 +69,12 @@ std::optional<ReadFailure> read_file_bytes(const std::string& path, std::uint64_
   if (path.find('\0') != std::string::npos) {
     return ReadFailure{Reason::kUnreadable, "the name holds a NUL byte, which no file name can; not read"};
   }
+  const auto not_regular = [](mode_t mode) {
+    return ReadFailure{Reason::kUnreadable,
+                       std::string("not a regular file: ") + core::file_kind(mode) + "; not read"};
+  };
+  // Looked at before it is opened: opening some devices has effects of its own.
+  if (const auto mode = core::special_file_mode(path)) return not_regular(*mode);
   const core::FileDescriptor file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!file) return ReadFailure{Reason::kUnreadable, std::string("cannot open the file: ") + std::strerror(errno)};
   struct stat st {};
@@ -76,8 +82,7 @@ std::optional<ReadFailure> read_file_bytes(const std::string& path, std::uint64_
     return ReadFailure{Reason::kUnreadable, std::string("cannot stat the file: ") + std::strerror(errno)};
   }
   if (!S_ISREG(st.st_mode)) {
-    return ReadFailure{Reason::kUnreadable,
-                       std::string("not a regular file: ") + core::file_kind(st.st_mode) + "; not read"};
+    return not_regular(st.st_mode);
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size > max_bytes) {

@@ -1,6 +1,7 @@
 // The Scanner: crash containment, timeouts, determinism across thread counts, the callback.
 
 #include <gtest/gtest.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,8 +114,14 @@ TEST(Scanner, AFifoOrAFolderListedAsAFileIsUnreadableAtOnceInWorkersAndInProcess
     options.threads = 1;
     options.isolation = isolation;
     options.file_timeout_s = 30;
+    // Never even opened (inotify sees the opens of a FIFO): opening some devices has effects.
+    const int watcher = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    ASSERT_GE(::inotify_add_watch(watcher, (dir / "pipe.png").c_str(), IN_OPEN), 0);
     const auto started = std::chrono::steady_clock::now();
     const ScanReport report = Scanner(options).scan(list_sources(dir.path().string(), dir / "manifest.csv"));
+    char events[4096];
+    EXPECT_LE(::read(watcher, events, sizeof events), 0) << "the FIFO was opened";
+    ::close(watcher);
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20)) << "blocked on the FIFO";
     ASSERT_EQ(report.files.size(), 3u);
     EXPECT_TRUE(report.files[0].ok) << report.files[0].detail;

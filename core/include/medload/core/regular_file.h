@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <streambuf>
 #include <string>
 
@@ -21,9 +22,16 @@ namespace medload::core {
 /// "a socket", "a character device", "a block device", or "not a regular file".
 const char* file_kind(mode_t mode) noexcept;
 
-/// Opens `path` read-only (links followed) if it is a regular file: with O_NONBLOCK, so opening a
-/// FIFO or a device returns at once, then checked with fstat on the descriptor, so what was
-/// checked is what will be read even when the path is replaced meanwhile. Throws IoError
+/// The mode of `path` (links followed) when it exists and is not a regular file; nullopt for a
+/// regular file and for a path stat cannot look at (opening it will say why). Every reader asks
+/// this before it opens anything: opening some devices has effects of its own, whatever is read
+/// afterwards (a watchdog device starts its timer, a tape device rewinds).
+std::optional<mode_t> special_file_mode(const std::string& path) noexcept;
+
+/// Opens `path` read-only (links followed) if it is a regular file: looked at first
+/// (special_file_mode), then opened with O_NONBLOCK, so a FIFO swapped in meanwhile does not block
+/// the open, and checked again with fstat on the descriptor, so what was checked is what will be
+/// read. Throws IoError
 /// "cannot read <what> <path>: <why>" (missing, a folder, a FIFO, a name holding a NUL byte, ...).
 FileDescriptor open_regular_file(const std::string& path, const std::string& what);
 
