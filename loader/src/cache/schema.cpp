@@ -12,7 +12,6 @@
 #include <limits>
 #include <optional>
 #include <sstream>
-#include <stdexcept>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -279,14 +278,15 @@ std::int64_t read_schema_version(const CacheFile& file) {
 
 std::vector<std::string> read_class_names(const CacheFile& file) {
   const std::string text = text_attribute(file, file.id(), "", kClassNames, "[]");
+  const std::string not_names = "its class_names attribute is not a JSON array of strings: ";
   std::string why;
   const nlohmann::json parsed = core::parse_json(text, &why);
+  if (parsed.is_discarded()) file.fail(not_names + why);
   std::vector<std::string> names;
   try {
-    if (parsed.is_discarded()) throw std::invalid_argument(why);
     names = parsed.get<std::vector<std::string>>();
-  } catch (const std::exception& e) {
-    file.fail(std::string("its class_names attribute is not a JSON array of strings: ") + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    file.fail(not_names + e.what());
   }
   if (names.size() > kMaxClasses) {
     file.fail("its class_names attribute names " + str(names.size()) + " classes (at most " +
@@ -956,14 +956,15 @@ void read_split_description(const CacheFile& file, hid_t g, const std::string& w
   split.samples_without_patient = static_cast<std::size_t>(int_attribute(
       file, g, where, kSplitSamplesWithoutPatient, 0, 0, static_cast<std::int64_t>(kMaxImages)));
   const std::string class_counts = text_attribute(file, g, where, kSplitClassCounts, "[]");
+  const std::string not_counts =
+      "the attribute " + where + kSplitClassCounts + " is not a JSON array of count arrays: ";
   std::string why;
   const nlohmann::json parsed = core::parse_json(class_counts, &why);
+  if (parsed.is_discarded()) file.fail(not_counts + why);
   try {
-    if (parsed.is_discarded()) throw std::invalid_argument(why);
     split.class_counts = parsed.get<std::vector<std::vector<std::int64_t>>>();
-  } catch (const std::exception& e) {
-    file.fail("the attribute " + where + kSplitClassCounts +
-              " is not a JSON array of count arrays: " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    file.fail(not_counts + e.what());
   }
   split.sample_counts = read_counts(file, g, where, kSplitSampleCounts);
   split.patient_counts = read_counts(file, g, where, kSplitPatientCounts);
