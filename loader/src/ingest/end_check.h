@@ -1,10 +1,11 @@
 #pragma once
 // Whether a JPEG or PNG that ends without its end marker still holds all of its image data.
 //
-// A missing trailer alone does not make an image unusable: the frames of an X-ray angiography
-// run written out from a multi-frame DICOM end without FF D9, yet every row of every frame is
-// there. What decides is whether the image data itself is complete, judged from what a decoder
-// consumes (JPEG: libjpeg-turbo; PNG: zlib over the IDAT stream), not from the last bytes.
+// A missing trailer alone does not make an image unusable: a copy cut just after its last row, or
+// an exporter that drops the trailer, still holds every row. What decides is whether the image
+// data itself is complete, judged from what a decoder consumes (JPEG: libjpeg-turbo; PNG: zlib
+// over the IDAT stream), not from the last bytes. (A file with bytes after its marker has it:
+// has_end_marker walks the chunks or segments to find it.)
 
 #include <cstddef>
 #include <cstdint>

@@ -181,12 +181,59 @@ RasterHeader read_raster_header(Format format, const std::uint8_t* data, std::si
   }
 }
 
+namespace {
+
+std::uint64_t big_endian(const std::uint8_t* p, int bytes) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < bytes; ++i) value = (value << 8) | p[i];
+  return value;
+}
+
+// Whether the PNG's chunks, walked by their lengths from the signature, reach IEND inside the
+// file (whatever follows it: some exporters pad files).
+bool png_chunks_reach_iend(const std::uint8_t* d, std::size_t n) {
+  std::uint64_t at = 8;
+  while (at + 8 <= n) {
+    if (std::memcmp(d + at + 4, "IEND", 4) == 0) return true;
+    at += 12 + big_endian(d + at, 4);  // length, type, data, CRC
+  }
+  return false;
+}
+
+// Whether the JPEG's segments, walked by their lengths (entropy-coded data up to its next
+// marker), reach an end-of-image marker inside the file (whatever follows it).
+bool jpeg_segments_reach_eoi(const std::uint8_t* d, std::size_t n) {
+  std::size_t at = 2;  // after SOI
+  while (at + 1 < n) {
+    if (d[at] != 0xFF) return false;
+    const std::uint8_t marker = d[at + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0xD9) return true;
+    if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) {  // standalone: RSTn, TEM
+      at += 2;
+      continue;
+    }
+    if (at + 4 > n) return false;
+    at += 2 + static_cast<std::size_t>(big_endian(d + at + 2, 2));
+    if (marker != 0xDA) continue;
+    // Scan data: an FF there is followed by 00 (a stuffed byte) or a restart marker.
+    while (at + 1 < n && !(d[at] == 0xFF && d[at + 1] != 0x00 && !(d[at + 1] >= 0xD0 && d[at + 1] <= 0xD7)))
+      ++at;
+  }
+  return false;
+}
+
+}  // namespace
+
 bool has_end_marker(Format format, const std::uint8_t* d, std::size_t n) {
   if (format == Format::kPng) {
-    // The IEND chunk: length 0, "IEND", CRC; allow trailing bytes after it.
+    // The IEND chunk: length 0, "IEND", CRC; near the end, or wherever the chunks lead.
     const std::uint8_t iend[] = {'I', 'E', 'N', 'D'};
     const std::size_t from = n > 64 ? n - 64 : 0;
-    return std::search(d + from, d + n, iend, iend + 4) != d + n;
+    return std::search(d + from, d + n, iend, iend + 4) != d + n || png_chunks_reach_iend(d, n);
   }
   if (format == Format::kJpeg) {
     std::size_t end = n;
@@ -195,7 +242,7 @@ bool has_end_marker(Format format, const std::uint8_t* d, std::size_t n) {
       if (d[end - 2] == 0xFF && d[end - 1] == 0xD9) break;
       --end;
     }
-    return end >= 2 && d[end - 2] == 0xFF && d[end - 1] == 0xD9;
+    return (end >= 2 && d[end - 2] == 0xFF && d[end - 1] == 0xD9) || jpeg_segments_reach_eoi(d, n);
   }
   return true;
 }

@@ -39,8 +39,10 @@ struct RasterHeader {
 /// (info header) without decoding.
 RasterHeader read_raster_header(Format format, const std::uint8_t* data, std::size_t size);
 
-/// Whether a file of `format` ends as a complete one does: PNG with its IEND chunk, JPEG with
-/// an end-of-image marker (FF D9, trailing padding allowed). Always true for other formats.
+/// Whether a file of `format` holds its end as a complete one does: PNG with its IEND chunk, JPEG
+/// with an end-of-image marker (FF D9), at the end or where the chunks or segments, walked by
+/// their lengths, lead (bytes after the end, which some exporters add, do not matter). Always
+/// true for other formats.
 /// Such a file is taken as complete; one without is not yet truncated: its image data decides
 /// (end_check.h).
 bool has_end_marker(Format format, const std::uint8_t* data, std::size_t size);
