@@ -2,8 +2,11 @@
 // syntax it has a codec for (uncompressed, deflate, JPEG baseline/extended/lossless, JPEG-LS,
 // RLE); JPEG 2000, which DCMTK 3.6.7 cannot decode, goes through GDCM. The Modality LUT
 // (rescale), MONOCHROME1 inversion and the window are applied here, on the stored values, so
-// both decoders give the same semantics. GDCM asserts on some malformed input: it only ever
-// runs inside a crash-contained worker.
+// both decoders give the same semantics. A header attribute that only says how to interpret the
+// pixels (BitsStored, HighBit, PixelRepresentation, PhotometricInterpretation, the rescale) and
+// is missing, invalid or inconsistent is repaired in memory, with a warning, when one reading is
+// safe (repair_pixel_header). GDCM asserts on some malformed input: it only ever runs inside a
+// crash-contained worker.
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdict.h>
@@ -24,9 +27,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
+#include <optional>
 
 #include "decoders.h"
 #include "encapsulated_frames.h"
@@ -175,6 +181,7 @@ std::optional<VoiTransform> read_window(DcmDataset& ds) {
   return voi;
 }
 
+// The header's description of the pixels as it is written; repair_pixel_header makes it usable.
 PixelHeader read_pixel_header(DcmDataset& ds) {
   PixelHeader h;
   ds.findAndGetUint16(DCM_Rows, h.rows);
@@ -186,19 +193,7 @@ PixelHeader read_pixel_header(DcmDataset& ds) {
   Sint32 frames = 1;
   if (ds.findAndGetSint32(DCM_NumberOfFrames, frames).good() && frames > 0) h.frames = frames;
   h.photometric = trimmed(text(ds, DCM_PhotometricInterpretation));
-  Float64 value = 0;
-  if (ds.findAndGetFloat64(DCM_RescaleSlope, value).good() && value != 0) {
-    h.slope = value;
-    h.has_rescale = true;
-  }
-  if (ds.findAndGetFloat64(DCM_RescaleIntercept, value).good()) {
-    h.intercept = value;
-    h.has_rescale = true;
-  }
   h.has_modality_lut_sequence = ds.tagExists(DCM_ModalityLUTSequence);
-  const bool signed_output = h.pixel_representation == 1 || h.intercept < 0 || h.slope < 0;
-  h.voi = read_voi_lut(ds, signed_output);
-  if (!h.voi) h.voi = read_window(ds);
   return h;
 }
 
@@ -241,7 +236,8 @@ bool pixel_header_is_decodable(const PixelHeader& h, const ValidationOptions& op
 // store two samples per pixel (Y Y Cb Cr for each pair), YBR_PARTIAL_420 one and a half
 // (PS3.3 C.7.6.3.1.2).
 std::uint64_t expected_pixel_bytes(const PixelHeader& h) {
-  const std::uint64_t pixels = static_cast<std::uint64_t>(h.rows) * h.columns * static_cast<std::uint64_t>(h.frames);
+  const std::uint64_t pixels =
+      static_cast<std::uint64_t>(h.rows) * h.columns * static_cast<std::uint64_t>(h.frames);
   std::uint64_t samples = pixels * h.samples_per_pixel;
   if (h.samples_per_pixel == 3 && (h.photometric == "YBR_FULL_422" || h.photometric == "YBR_PARTIAL_422")) {
     samples = 2 * pixels;
@@ -249,6 +245,221 @@ std::uint64_t expected_pixel_bytes(const PixelHeader& h) {
     samples = pixels * 3 / 2;
   }
   return (samples * h.bits_allocated + 7) / 8;
+}
+
+// The lowest and highest stored value a sample can hold (PS3.5 8.1.1): BitsStored bits, two's
+// complement when PixelRepresentation is 1.
+void stored_range(const PixelHeader& h, int& bits, double& low, double& high) {
+  const bool is_signed = h.pixel_representation == 1;
+  bits = std::clamp<int>(h.bits_stored > 0 ? h.bits_stored : 16, 1, 32);
+  low = is_signed ? -std::ldexp(1.0, bits - 1) : 0.0;
+  high = is_signed ? std::ldexp(1.0, bits - 1) - 1 : std::ldexp(1.0, bits) - 1;
+}
+
+// Notes on the outcome, once, that the header attribute `keyword` (its DICOM keyword) was
+// repaired: the warning "dicom_header_repaired:<keyword>".
+void note_repair(FileOutcome& outcome, const char* keyword) {
+  const std::string code = std::string("dicom_header_repaired:") + keyword;
+  if (std::find(outcome.warnings.begin(), outcome.warnings.end(), code) == outcome.warnings.end())
+    outcome.warnings.push_back(code);
+}
+
+// BitsStored, HighBit and PixelRepresentation (PS3.3 C.7.6.3, PS3.5 8.1.1): BitsStored missing, 0 or above
+// BitsAllocated is read as BitsAllocated (every bit of the sample); a HighBit outside
+// BitsStored - 1 .. BitsAllocated - 1 (or missing) as BitsStored - 1, as DCMTK reads a missing
+// one and as pydicom always does; a PixelRepresentation missing or other than 0 and 1 as 0
+// (unsigned), as DCMTK reads one other than 0 and 1. BitsAllocated, which says where each sample
+// is, is never changed, so nothing is read or allocated past what it and the sizes declare.
+void repair_bits(DcmDataset& ds, PixelHeader& h, FileOutcome& outcome) {
+  Uint16 stored = 0;
+  if (ds.findAndGetUint16(DCM_BitsStored, stored).bad() || stored == 0 || stored > h.bits_allocated) {
+    h.bits_stored = h.bits_allocated;
+    ds.putAndInsertUint16(DCM_BitsStored, h.bits_stored);
+    note_repair(outcome, "BitsStored");
+  }
+  Uint16 high = 0;
+  if (ds.findAndGetUint16(DCM_HighBit, high).bad() || high + 1 < h.bits_stored || high >= h.bits_allocated) {
+    ds.putAndInsertUint16(DCM_HighBit, static_cast<Uint16>(h.bits_stored - 1));
+    note_repair(outcome, "HighBit");
+  }
+  Uint16 representation = 0;
+  if (ds.findAndGetUint16(DCM_PixelRepresentation, representation).bad() || representation > 1) {
+    h.pixel_representation = 0;
+    ds.putAndInsertUint16(DCM_PixelRepresentation, 0);
+    note_repair(outcome, "PixelRepresentation");
+  }
+}
+
+// The Photometric Interpretation defined terms (PS3.3 C.7.6.3.1.2, retired ones included) and
+// the samples per pixel each has.
+struct PhotometricTerm {
+  const char* name;
+  int samples;
+};
+constexpr PhotometricTerm kPhotometricTerms[] = {{"MONOCHROME1", 1},
+                                                 {"MONOCHROME2", 1},
+                                                 {"PALETTE COLOR", 1},
+                                                 {"RGB", 3},
+                                                 {"YBR_FULL", 3},
+                                                 {"YBR_FULL_422", 3},
+                                                 {"YBR_PARTIAL_422", 3},
+                                                 {"YBR_PARTIAL_420", 3},
+                                                 {"YBR_ICT", 3},
+                                                 {"YBR_RCT", 3},
+                                                 {"HSV", 3},
+                                                 {"ARGB", 4},
+                                                 {"CMYK", 4}};
+
+// Letters, upper-cased, and digits: DCMTK matches a photometric interpretation this way, so to it
+// "monochrome1" and "MONOCHROME 1" are MONOCHROME1.
+std::string letters_and_digits(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (std::isalpha(static_cast<unsigned char>(c)))
+      out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    else if (std::isdigit(static_cast<unsigned char>(c)))
+      out.push_back(c);
+  }
+  return out;
+}
+
+// The defined term `value` is, as DCMTK reads it; nullptr for none.
+const PhotometricTerm* photometric_term(const std::string& value) {
+  const std::string key = letters_and_digits(value);
+  if (key.empty()) return nullptr;
+  for (const PhotometricTerm& term : kPhotometricTerms) {
+    if (letters_and_digits(term.name) == key) return &term;
+  }
+  return nullptr;
+}
+
+// Whether the three Palette Color Lookup Tables (PS3.3 C.7.6.3.1.5-6) are there: each with its
+// descriptor and its data (plain or segmented).
+bool has_palette(DcmDataset& ds) {
+  const DcmTagKey tables[3][3] = {
+      {DCM_RedPaletteColorLookupTableDescriptor, DCM_RedPaletteColorLookupTableData,
+       DCM_SegmentedRedPaletteColorLookupTableData},
+      {DCM_GreenPaletteColorLookupTableDescriptor, DCM_GreenPaletteColorLookupTableData,
+       DCM_SegmentedGreenPaletteColorLookupTableData},
+      {DCM_BluePaletteColorLookupTableDescriptor, DCM_BluePaletteColorLookupTableData,
+       DCM_SegmentedBluePaletteColorLookupTableData}};
+  for (const auto& table : tables) {
+    if (!ds.tagExists(table[0]) || !(ds.tagExists(table[1]) || ds.tagExists(table[2]))) return false;
+  }
+  return true;
+}
+
+// PhotometricInterpretation (PS3.3 C.7.6.3.1.2): written otherwise than its defined term
+// ("monochrome1"), it becomes that term, so medload inverts what DCMTK reads as MONOCHROME1.
+// Missing or unknown, it is MONOCHROME2 with one sample a pixel and RGB with three (four stays
+// unreadable: ARGB and CMYK differ). PALETTE COLOR without its palettes is MONOCHROME2: the
+// indices are all there is. A term for another number of samples than SamplesPerPixel is
+// corrected only where native pixel data shows which of the two is right: three samples with a
+// one-sample term become RGB (the length check holds them to three samples); one sample with a
+// colour term becomes MONOCHROME2 when the data is too short for the colour term's samples.
+void repair_photometric(DcmDataset& ds, const std::optional<std::uint64_t>& native_length, PixelHeader& h,
+                        FileOutcome& outcome) {
+  const PhotometricTerm* term = photometric_term(h.photometric);
+  std::string repaired = term != nullptr ? term->name : "";
+  if (term == nullptr) {
+    if (h.samples_per_pixel == 1) repaired = "MONOCHROME2";
+    if (h.samples_per_pixel == 3) repaired = "RGB";
+  } else if (term->samples == 1 && h.samples_per_pixel == 1 &&
+             std::strcmp(term->name, "PALETTE COLOR") == 0) {
+    if (!has_palette(ds)) repaired = "MONOCHROME2";
+  } else if (term->samples != h.samples_per_pixel && native_length) {
+    if (h.samples_per_pixel == 3 && term->samples == 1) {
+      repaired = "RGB";
+    } else if (h.samples_per_pixel == 1 && term->samples > 1) {
+      PixelHeader as_written = h;
+      as_written.samples_per_pixel = static_cast<Uint16>(term->samples);
+      as_written.photometric = term->name;
+      if (*native_length < expected_pixel_bytes(as_written)) repaired = "MONOCHROME2";
+    }
+  }
+  if (repaired.empty() || repaired == h.photometric) return;
+  h.photometric = repaired;
+  ds.putAndInsertString(DCM_PhotometricInterpretation, repaired.c_str());
+  note_repair(outcome, "PhotometricInterpretation");
+}
+
+// A decimal string attribute: absent (no value), a finite number, or anything else (NaN, inf,
+// text that is no number).
+enum class Number { kAbsent, kFinite, kInvalid };
+
+Number read_number(DcmDataset& ds, const DcmTagKey& tag, double& value) {
+  OFString written;
+  if (ds.findAndGetOFString(tag, written).bad() || trimmed(written.c_str()).empty()) return Number::kAbsent;
+  Float64 number = 0;
+  if (ds.findAndGetFloat64(tag, number).bad() || !std::isfinite(number)) return Number::kInvalid;
+  value = number;
+  return Number::kFinite;
+}
+
+// The rescale (PS3.3 C.11.1) of a one-sample image. A RescaleSlope that is 0 or not a finite
+// number is read as absent (1), a RescaleIntercept that is not a finite number as absent (0); a
+// rescale whose output over the stored range is not a finite float32 (slope 1e308, intercept
+// -1e308) is ignored as a whole. Returns whether anything was repaired. With a Modality LUT
+// Sequence, which DCMTK applies instead of the rescale, a rescale that is not finite is only
+// removed from the dataset, so that DCMTK never falls back on it.
+bool repair_rescale(DcmDataset& ds, PixelHeader& h, FileOutcome& outcome) {
+  double slope = 1.0;
+  double intercept = 0.0;
+  const Number slope_read = read_number(ds, DCM_RescaleSlope, slope);
+  const Number intercept_read = read_number(ds, DCM_RescaleIntercept, intercept);
+  if (h.has_modality_lut_sequence) {
+    if (slope_read == Number::kInvalid) delete ds.remove(DCM_RescaleSlope);
+    if (intercept_read == Number::kInvalid) delete ds.remove(DCM_RescaleIntercept);
+  }
+  bool repaired_slope = false;
+  bool repaired_intercept = false;
+  if (slope_read == Number::kFinite && slope != 0) {
+    h.slope = slope;
+    h.has_rescale = true;
+  } else if (slope_read != Number::kAbsent) {
+    repaired_slope = true;
+  }
+  if (intercept_read == Number::kFinite) {
+    h.intercept = intercept;
+    h.has_rescale = true;
+  } else if (intercept_read == Number::kInvalid) {
+    repaired_intercept = true;
+  }
+  int bits = 0;
+  double low = 0, high = 0;
+  stored_range(h, bits, low, high);
+  const auto fits = [&](double v) {
+    return std::fabs(v * h.slope + h.intercept) <= std::numeric_limits<float>::max();
+  };
+  if (!h.has_modality_lut_sequence && !(fits(low) && fits(high))) {
+    repaired_slope = repaired_slope || h.slope != 1.0;
+    repaired_intercept = repaired_intercept || h.intercept != 0.0;
+    h.slope = 1.0;
+    h.intercept = 0.0;
+    h.has_rescale = false;
+  }
+  if (h.has_modality_lut_sequence) return false;  // the rescale is not what gives the pixels
+  if (repaired_slope) note_repair(outcome, "RescaleSlope");
+  if (repaired_intercept) note_repair(outcome, "RescaleIntercept");
+  return repaired_slope || repaired_intercept;
+}
+
+// Repairs, in `h` and in the dataset in memory (the file is never written), the header attributes
+// that only say how to interpret pixel data that is there, where they are missing, invalid or
+// contradict each other and one reading is safe (repair_bits, repair_photometric,
+// repair_rescale); each repaired attribute gives the warning "dicom_header_repaired:<keyword>".
+// The sizes, SamplesPerPixel, BitsAllocated and the pixel data itself are never changed: what
+// pixel_header_is_decodable refused stays refused. Then reads the VOI, which is defined on the
+// Modality LUT's output: after a repaired rescale its units are not known, and it is left out.
+void repair_pixel_header(DcmDataset& ds, const std::optional<std::uint64_t>& native_length, PixelHeader& h,
+                         FileOutcome& outcome) {
+  repair_bits(ds, h, outcome);
+  repair_photometric(ds, native_length, h, outcome);
+  const bool rescale_repaired = h.samples_per_pixel == 1 && repair_rescale(ds, h, outcome);
+  if (rescale_repaired) return;
+  const bool signed_output = h.pixel_representation == 1 || h.intercept < 0 || h.slope < 0;
+  h.voi = read_voi_lut(ds, signed_output);
+  if (!h.voi) h.voi = read_window(ds);
 }
 
 // DCMTK keeps big-endian OW pixel data as 16-bit words in host order, so each 32-bit sample
@@ -390,10 +601,10 @@ bool guard_encapsulated_frames(DcmDataset& ds, E_TransferSyntax xfer, const Pixe
 void monochrome_frames(const PixelHeader& h, const void* data, Scalar scalar, bool rescale,
                        std::vector<DecodedImage>& frames) {
   const bool is_signed = h.pixel_representation == 1;
-  const int bits = std::clamp<int>(h.bits_stored > 0 ? h.bits_stored : 16, 1, 32);
+  int bits = 0;
+  double low = 0, high = 0;
+  stored_range(h, bits, low, high);
   const StoredValues stored(data, scalar, bits, is_signed);
-  const double low = is_signed ? -std::ldexp(1.0, bits - 1) : 0.0;
-  const double high = is_signed ? std::ldexp(1.0, bits - 1) - 1 : std::ldexp(1.0, bits) - 1;
   const bool invert = h.photometric == "MONOCHROME1";
   const double slope = rescale ? h.slope : 1.0;
   const double intercept = rescale ? h.intercept : 0.0;
@@ -690,28 +901,30 @@ void decode_dicom(const std::string& path, const std::uint8_t* /*data*/, std::si
                (info.modality.empty() ? std::string() : ", modality " + info.modality) + ")");
     return;
   }
-  const PixelHeader h = read_pixel_header(ds);
+  PixelHeader h = read_pixel_header(ds);
   outcome.width = h.columns;
   outcome.height = h.rows;
   outcome.bits_stored = h.bits_stored;
   if (!pixel_header_is_decodable(h, options, outcome)) return;
   const E_TransferSyntax xfer = ds.getOriginalXfer();
   if (declared_transfer_syntax_differs(file, xfer)) outcome.warnings.emplace_back("transfer_syntax_mismatch");
+  // The length of native (uncompressed) pixel data, which must hold what the header declares.
+  std::optional<std::uint64_t> native_length;
   if (!DcmXfer(xfer).isEncapsulated()) {
-    // GDCM pads short pixel data silently and DCMTK may too: compare the length ourselves.
     DcmElement* element = nullptr;
-    if (ds.findAndGetElement(DCM_PixelData, element).good() && element != nullptr) {
-      const std::uint64_t length = element->getLength();
-      const std::uint64_t expected = expected_pixel_bytes(h);
-      if (length < expected) {
-        reject(outcome, Reason::kTruncated,
-               "pixel data is " + std::to_string(length) + " bytes, the header declares " +
-                   std::to_string(expected) + " (" + std::to_string(h.columns) + "x" +
-                   std::to_string(h.rows) + " x " + std::to_string(h.frames) + " frames, " + h.photometric +
-                   " x " + std::to_string(h.bits_allocated) + " bits)");
-        return;
-      }
-    }
+    if (ds.findAndGetElement(DCM_PixelData, element).good() && element != nullptr)
+      native_length = element->getLength();
+  }
+  repair_pixel_header(ds, native_length, h, outcome);
+  outcome.bits_stored = h.bits_stored;
+  // GDCM pads short pixel data silently and DCMTK may too: compare the length ourselves.
+  if (native_length && *native_length < expected_pixel_bytes(h)) {
+    reject(outcome, Reason::kTruncated,
+           "pixel data is " + std::to_string(*native_length) + " bytes, the header declares " +
+               std::to_string(expected_pixel_bytes(h)) + " (" + std::to_string(h.columns) + "x" +
+               std::to_string(h.rows) + " x " + std::to_string(h.frames) + " frames, " + h.photometric +
+               " x " + std::to_string(h.bits_allocated) + " bits)");
+    return;
   }
   restore_big_endian_32bit_samples(ds, xfer, h);
   if (!guard_encapsulated_frames(ds, xfer, h, outcome)) return;
