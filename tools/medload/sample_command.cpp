@@ -142,8 +142,7 @@ SplitData read_cache_split(const SampleArgs& args) {
     try {
       part = loader::read_split(args.cache, "default", cache.size()).part;
     } catch (const ConfigError& e) {
-      throw ConfigError(std::string(e.what()) + "; make one with `medload split " + args.cache +
-                        "`, or use --split all");
+      throw ConfigError(std::string(e.what()) + "; or use --split all");  // the error says how to make one
     }
     wanted = static_cast<std::int8_t>(loader::part_from_name(args.split));
   }
