@@ -280,6 +280,23 @@ bool header_to_utf8(std::vector<std::string>& header) {
   return any;
 }
 
+// Why a header without a 'path' column may have one after all: the spreadsheet exports that
+// look like a manifest but are not one. "" when none applies.
+std::string header_hint(const std::string& line, const std::vector<std::string>& header) {
+  if (line.find('\0') != std::string::npos) {
+    return "; it holds NUL bytes, as UTF-16 text does (a spreadsheet's \"Unicode text\"): save it as "
+           "CSV UTF-8";
+  }
+  if (header.size() == 1) {
+    for (const char separator : {';', '\t', '|'}) {
+      if (header[0].find(separator) == std::string::npos) continue;
+      const std::string shown = separator == '\t' ? "tabs" : std::string("'") + separator + "'";
+      return "; it is one column, separated by " + shown + " (a manifest is comma-separated, RFC 4180)";
+    }
+  }
+  return "";
+}
+
 std::vector<SourceFile> read_manifest(const fs::path& manifest) {
   core::RegularFileStream in(manifest.string(), "the manifest");
   const fs::path base = manifest.parent_path();
@@ -309,9 +326,8 @@ std::vector<SourceFile> read_manifest(const fs::path& manifest) {
         }
       }
       if (std::find(header.begin(), header.end(), "path") == header.end()) {
-        throw FormatError(
-            where() +
-            ": the manifest header has no 'path' column (columns: path,label,patient_id[,metadata...])");
+        throw FormatError(where() + ": the manifest header has no 'path' column (columns: " +
+                          "path,label,patient_id[,metadata...])" + header_hint(line, header));
       }
       continue;
     }

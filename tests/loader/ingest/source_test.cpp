@@ -208,6 +208,27 @@ TEST(ListSources, ManifestRowsOfEmptyFieldsAreBlankAndANulInAPathNamesNoFile) {
   EXPECT_NE(report.files[1].detail.find("holds a NUL byte"), std::string::npos) << report.files[1].detail;
 }
 
+TEST(ListSources, SpreadsheetExportsThatAreNoManifestSayWhy) {
+  // UTF-16 ("Unicode text") and ';'- or tab-separated exports were told only "no 'path' column".
+  TempDir dir("exports");
+  const std::string utf16("\xFF\xFEp\0a\0t\0h\0,\0l\0a\0b\0e\0l\0\n\0", 24);
+  const std::pair<std::string, std::string> cases[] = {
+      {utf16, "as UTF-16 text does"},
+      {"path;label\na.png;x\n", "it is one column, separated by ';'"},
+      {"path\tlabel\na.png\tx\n", "it is one column, separated by tabs"},
+      {"file,label\na.png,x\n", "no 'path' column (columns: path,label,patient_id[,metadata...])"},
+  };
+  for (const auto& [text, expected] : cases) {
+    write_bytes(dir / "m.csv", text);
+    try {
+      list_sources(dir.path().string(), dir / "m.csv");
+      ADD_FAILURE() << "expected FormatError for " << expected;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ListSources, ManifestPathsThatLeaveTheManifestsFolderAreNotReadUnlessAllowed) {
   TempDir dir("outside");
   write_image(dir / "data/a.png", textured(48, 48, CV_8UC1, 3));
