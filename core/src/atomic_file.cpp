@@ -35,7 +35,11 @@ void write_file_atomically(const std::string& path, std::string_view content) {
   require_replaceable(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
   const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
-  core::FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  // A new file of our own: whatever has the temporary's name (a run killed before its rename, or
+  // a link put there to have the content written, or a file truncated, elsewhere) is removed,
+  // and O_EXCL creates the file or fails; it never follows a link.
+  ::unlink(temporary.c_str());
+  core::FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) throw IoError("cannot write " + path + ": " + std::strerror(errno));
   auto fail = [&](const char* what) {
     const int error = errno;

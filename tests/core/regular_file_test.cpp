@@ -179,4 +179,17 @@ TEST(RequireReplaceable, AtomicWritesLeaveAFifoAsItWasAndReplaceALinkNotItsTarge
   EXPECT_EQ(read_regular_file(dir / "target", "", 100), "target");
 }
 
+TEST(RequireReplaceable, AnAtomicWriteNeverWritesThroughALinkAtItsTemporaryName) {
+  // The temporary's name (path.tmp-<pid>) can be guessed: a link put there had the content
+  // written, and the file it pointed to truncated, wherever it pointed.
+  TempDir dir("replaceable");
+  write_text(dir / "victim", "precious");
+  const std::string temporary = dir / "out.json" + ".tmp-" + std::to_string(::getpid());
+  std::filesystem::create_symlink(dir / "victim", temporary);
+  medload::write_file_atomically(dir / "out.json", "new");
+  EXPECT_EQ(read_regular_file(dir / "victim", "", 100), "precious");
+  EXPECT_EQ(read_regular_file(dir / "out.json", "", 100), "new");
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(temporary)));
+}
+
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include "build_steps.h"
 #include "medload/core/atomic_file.h"
 #include "medload/core/error.h"
+#include "medload/core/regular_file.h"
 
 namespace medload::loader::detail {
 
@@ -50,12 +52,20 @@ std::string create_work_folder(const std::string& output) {
     throw IoError("cannot write " + output + ": cannot create its work folder " + work + " (" +
                   error.message() + ")");
   }
+  // The folder itself, not a link: decoded pixels written through a link would land, and stay,
+  // wherever it points (create_directories accepts a link to a folder).
+  struct stat st {};
+  if (::lstat(work.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw IoError("cannot write " + output + ": its work folder " + work + " is " +
+                  (S_ISLNK(st.st_mode) ? std::string("a link") : std::string(core::file_kind(st.st_mode))) +
+                  ", not a folder; medload writes its work files only beside the output: remove it");
+  }
   return work;
 }
 
 FolderLock::FolderLock(const std::string& folder) {
   const std::string path = (fs::path(folder) / "lock").string();
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
   if (fd_ < 0) throw IoError("cannot create " + path + ": " + system_reason());
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd_);

@@ -1,5 +1,8 @@
 #include "h5.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -201,9 +204,14 @@ File File::create(const std::string& path, bool latest_format) {
     check_status(H5Pset_libver_bounds(access.id(), H5F_LIBVER_V110, H5F_LIBVER_V110),
                  "set the format version of", "the file", H5I_INVALID_HID, path);
   }
+  // A new file of our own: what has the name (a file to replace, or a link put there to have a
+  // file truncated elsewhere) is removed, and H5F_ACC_EXCL (O_EXCL) creates the file or fails,
+  // never following a link.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) ::unlink(path.c_str());
   File file;
   file.path_ = path;
-  file.handle_ = Handle<H5Fclose>(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.id()),
+  file.handle_ = Handle<H5Fclose>(check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, access.id()),
                                         "create", "the file", H5I_INVALID_HID, path));
   return file;
 }

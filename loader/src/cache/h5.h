@@ -121,8 +121,9 @@ class File {
   /// Opens an existing file, read-only or read-write. Throws HdfError naming the file, also when
   /// `path` is not a regular file (a FIFO would block libhdf5's open forever).
   static File open(const std::string& path, bool read_write = false);
-  /// Creates a file (truncating an existing one). `latest_format` selects the 1.10 file format
-  /// (fixed-array chunk indexes: O(1) chunk lookups; readable by HDF5 >= 1.10 and h5py).
+  /// Creates a file (replacing an existing one; a link at `path` is replaced, never followed).
+  /// `latest_format` selects the 1.10 file format (fixed-array chunk indexes: O(1) chunk lookups; readable by
+  /// HDF5 >= 1.10 and h5py).
   static File create(const std::string& path, bool latest_format = true);
 
   hid_t id() const noexcept { return handle_.id(); }

@@ -90,7 +90,7 @@ void write_batch(const std::string& folder, const std::string& key, std::vector<
   const std::uint64_t length = text.size();
   const std::uint64_t data_start = sizeof kMagic + sizeof length + length;
 
-  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) throw IoError("cannot create " + temp_path + ": " + system_reason());
   try {
     write_all(fd, kMagic, sizeof kMagic, temp_path);
@@ -139,8 +139,8 @@ std::map<std::string, FileRecord> load_batches(const std::string& folder, const 
   for (const fs::path& path : entries) {
     const std::string name = path.filename().string();
     if (name.rfind("batch-", 0) != 0) continue;
-    if (path.extension() != ".bin") {
-      fs::remove(path, error);  // a temporary left by a killed run
+    if (path.extension() != ".bin" || fs::is_symlink(path, error)) {  // only our own files are read
+      fs::remove(path, error);  // a temporary left by a killed run, or a link (removed, not followed)
       continue;
     }
     bool usable = false;

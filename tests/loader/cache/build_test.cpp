@@ -258,6 +258,31 @@ TEST(BuildCache, MissingRootAndMissingOutputFolderAreClearErrors) {
   EXPECT_THROW(medload::loader::build_cache(bad), medload::ConfigError);
 }
 
+TEST(BuildCache, AWorkFolderThatIsALinkIsRefusedAndNothingIsWrittenWhereItPoints) {
+  // A link named OUTPUT.partial had the build write its work files (decoded pixels) wherever it
+  // pointed, and leave them there.
+  TempDir dir;
+  write_tree(dir.path("in"), {"a", "b"}, 2);
+  fs::create_directories(dir.path("elsewhere"));
+  fs::create_directory_symlink(dir.path("elsewhere"), dir.path("c.h5.partial"));
+  try {
+    medload::loader::build_cache(small_options(dir.path("in"), dir.path("c.h5")));
+    FAIL() << "expected IoError";
+  } catch (const medload::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.h5.partial is a link, not a folder"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path("elsewhere")));
+  EXPECT_FALSE(fs::exists(dir.path("c.h5")));
+  // A link inside a real work folder, named as the lock or a batch's temporary, is not followed.
+  fs::remove(dir.path("c.h5.partial"));
+  fs::create_directories(dir.path("c.h5.partial"));
+  fs::create_symlink(dir.path("elsewhere/lock"), dir.path("c.h5.partial/lock"));
+  EXPECT_THROW(medload::loader::build_cache(small_options(dir.path("in"), dir.path("c.h5"))),
+               medload::IoError);
+  EXPECT_TRUE(fs::is_empty(dir.path("elsewhere")));
+}
+
 TEST(BuildCache, UnwritableOutputFolderIsAClearErrorNamingTheOutput) {
   TempDir dir;
   write_tree(dir.path("in"), {"a"}, 2);

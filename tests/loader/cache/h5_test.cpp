@@ -136,3 +136,19 @@ TEST(H5Layer, WritesAndReadsRowsOfAResizableChunkedDataset) {
   EXPECT_EQ(second, std::vector<std::uint16_t>(rows.begin() + 6, rows.end()));
   EXPECT_THROW(h5::read_rows(data, 2, 1, H5T_NATIVE_UINT16, second.data()), medload::HdfError);
 }
+
+TEST(H5Layer, CreateReplacesALinkAtItsNameAndNeverTruncatesWhatItPointsTo) {
+  // build and merge create their caches as OUTPUT.tmp: a link put there had libhdf5 truncate
+  // and overwrite the file it pointed to (as root, any file).
+  TempDir dir;
+  const std::string victim = dir.path("victim.txt");
+  medload::loader::test::write_bytes(victim, "precious");
+  std::filesystem::create_symlink(victim, dir.path("out.h5.tmp"));
+  h5::File file = h5::File::create(dir.path("out.h5.tmp"));
+  h5::write_vector<std::int64_t>(file.id(), "x", {1});
+  file.close();
+  EXPECT_EQ(std::filesystem::file_size(victim), 8u);
+  EXPECT_FALSE(std::filesystem::is_symlink(dir.path("out.h5.tmp")));
+  EXPECT_EQ(h5::read_vector<std::int64_t>(h5::File::open(dir.path("out.h5.tmp")).id(), "x"),
+            (std::vector<std::int64_t>{1}));
+}
