@@ -19,6 +19,7 @@
 #include "medload/core/hash.h"
 #include "medload/core/json_text.h"
 #include "medload/core/progress.h"
+#include "medload/core/regular_file.h"
 #include "medload/loader/serve/loader.h"
 #include "medload/samplers/class_balanced_sampler.h"
 #include "medload/samplers/class_weights.h"
@@ -181,6 +182,7 @@ bool load_checkpoint(const TrainOptions& o, const nlohmann::json& identity, RunS
                      torch::optim::Optimizer& optimizer, samplers::StreamSampler& sampler) {
   const std::string path = checkpoint_path(o);
   if (!std::filesystem::exists(path)) return false;
+  core::open_regular_file(path, "the checkpoint");  // LibTorch's own open would block on a FIFO
   torch::serialize::InputArchive root, model_archive, optimizer_archive, sampler_archive;
   try {
     root.load_from(path);

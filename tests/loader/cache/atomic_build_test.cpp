@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -242,7 +243,8 @@ TEST(AtomicBuild, ADiskThatFillsAtAnyWriteOfAMergeKeepsThePreviousCache) {
 }
 
 TEST(AtomicBuild, AKillAtAnyMomentOfAMergeLeavesThePreviousCacheOrTheMergedOne) {
-  // A child merges two shards over the previous cache for ever; it is killed 0, 1, 2, ... ms in.
+  // A child merges two shards over the previous cache for ever; it is killed at 40 points from the
+  // start to twice one merge's time.
   // Whatever the moment, the target is the previous cache or the merged one, whole.
   TempDir dir;
   const std::string root = dir.path("in");
@@ -253,6 +255,14 @@ TEST(AtomicBuild, AKillAtAnyMomentOfAMergeLeavesThePreviousCacheOrTheMergedOne) 
   options.progress = medload::ProgressStyle::kQuiet;
   ASSERT_EQ(wait_for(spawn({root, options.output, "--size", "32"}, dir.path("first.log"))), 0);
   const std::string previous = read_text(options.output);
+  // The kill points span twice what one merge takes on this machine and build (an ASan build on a
+  // busy machine merges in tens of milliseconds, a Release one in a few): 40 points, k x step.
+  medload::loader::MergeOptions timing = options;
+  timing.output = dir.path("timing.h5");
+  const auto started = std::chrono::steady_clock::now();
+  medload::loader::merge_caches(timing);
+  const auto step = std::max<std::chrono::steady_clock::duration>(
+      std::chrono::milliseconds(1), (std::chrono::steady_clock::now() - started) / 20);
   int killed_mid_write = 0, merged = 0;
   for (int k = 0; k < 40; ++k) {
     const pid_t child = ::fork();
@@ -266,7 +276,7 @@ TEST(AtomicBuild, AKillAtAnyMomentOfAMergeLeavesThePreviousCacheOrTheMergedOne) 
         }
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(k));
+    std::this_thread::sleep_for(k * step);
     killed_mid_write += fs::exists(options.output + ".tmp");
     ::kill(child, SIGKILL);
     int status = 0;
