@@ -17,22 +17,10 @@
 namespace medload::loader {
 namespace {
 
+using test::decode_path;
 using test::fixture;
+using test::has_warning;
 using test::TempDir;
-
-FileOutcome decode_path(const std::string& path, std::vector<DecodedImage>& frames) {
-  SourceFile source;
-  source.path = path;
-  source.report_path = path;
-  ValidationOptions options;
-  options.min_side = 1;
-  options.blank_contrast_to_noise = 0;  // these tests are about pixel values: only constant is blank
-  return decode_file(source, options, frames);
-}
-
-bool has_warning(const FileOutcome& o, const std::string& code) {
-  return std::find(o.warnings.begin(), o.warnings.end(), code) != o.warnings.end();
-}
 
 std::string repaired(const std::string& keyword) { return "dicom_header_repaired:" + keyword; }
 

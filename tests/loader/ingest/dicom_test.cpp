@@ -16,6 +16,7 @@
 namespace medload::loader {
 namespace {
 
+using test::decode_path;
 using test::fixture;
 using test::TempDir;
 
@@ -102,16 +103,6 @@ TEST(DicomDecoder, MultiFrameFileReportsItsFramesAsOneEntry) {
   EXPECT_EQ(frames[1].frame_count, 2);
   EXPECT_EQ(frames[0].channels, 3);
   EXPECT_NE(frames[0].pixels, frames[1].pixels);
-}
-
-FileOutcome decode_path(const std::string& path, std::vector<DecodedImage>& frames) {
-  SourceFile source;
-  source.path = path;
-  source.report_path = path;
-  ValidationOptions options;
-  options.min_side = 1;
-  options.blank_contrast_to_noise = 0;  // these tests are about pixel values: only constant is blank
-  return decode_file(source, options, frames);
 }
 
 // Loads a DICOM file's dataset (to read its raw pixel bytes, or to change it and write it again).

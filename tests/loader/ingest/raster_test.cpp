@@ -24,6 +24,7 @@
 namespace medload::loader {
 namespace {
 
+using test::has_warning;
 using test::TempDir;
 using test::textured;
 using test::write_bytes;
@@ -58,10 +59,6 @@ Bytes encode(const std::string& ext, const cv::Mat& m, const std::vector<int>& p
 
 Bytes first_bytes(const Bytes& b, std::size_t n) {
   return Bytes(b.begin(), b.begin() + static_cast<long>(n));
-}
-
-bool has_warning(const FileOutcome& o, const std::string& warning) {
-  return std::find(o.warnings.begin(), o.warnings.end(), warning) != o.warnings.end();
 }
 
 // Offset of the last occurrence of `pattern` in `b`, or b.size().

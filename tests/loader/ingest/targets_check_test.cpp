@@ -18,12 +18,10 @@
 namespace medload::loader {
 namespace {
 
+using test::has_warning;
 using test::TempDir;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-bool has_warning(const FileOutcome& o, const std::string& w) {
-  return std::find(o.warnings.begin(), o.warnings.end(), w) != o.warnings.end();
-}
 
 // A 64 x 48 textured image at dir/img.png, and a SourceFile for it.
 SourceFile image_source(const TempDir& dir) {

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers for the ingest tests: temporary folders, generated files, running the medload command.
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -10,6 +11,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "medload/loader/ingest/scanner.h"
 #include "medload_test/command.h"
 #include "medload_test/temp_dir.h"
 
@@ -52,5 +54,22 @@ inline void write_image(const std::string& path, const cv::Mat& m, const std::st
 }
 
 inline std::string fixture(const std::string& name) { return std::string(MEDLOAD_FIXTURES_DIR) + "/" + name; }
+
+/// Whether the outcome carries the warning `code`.
+inline bool has_warning(const loader::FileOutcome& o, const std::string& code) {
+  return std::find(o.warnings.begin(), o.warnings.end(), code) != o.warnings.end();
+}
+
+/// Decodes `path` in process for tests about pixel values: any side allowed, and only a constant
+/// image is blank.
+inline loader::FileOutcome decode_path(const std::string& path, std::vector<loader::DecodedImage>& frames) {
+  loader::SourceFile source;
+  source.path = path;
+  source.report_path = path;
+  loader::ValidationOptions options;
+  options.min_side = 1;
+  options.blank_contrast_to_noise = 0;
+  return loader::decode_file(source, options, frames);
+}
 
 }  // namespace medload::test
