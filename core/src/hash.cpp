@@ -1,7 +1,5 @@
 #include "medload/core/hash.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -97,13 +95,10 @@ std::uint64_t hash64(const void* data, std::size_t size, std::uint64_t seed) noe
 }
 
 std::optional<std::uint64_t> file_content_hash(const std::string& path) {
-  // Looked at before it is opened (opening some devices has effects of its own), O_NONBLOCK and
-  // the check after opening: a path that became a FIFO or a device is not read.
-  if (core::special_file_mode(path)) return std::nullopt;
-  const core::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd) return std::nullopt;
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  // Only a regular file is opened and read (a FIFO or a device is not; see try_open_regular_file).
+  const core::RegularFileOpening opened = core::try_open_regular_file(path);
+  if (opened.failure != core::RegularFileOpening::Failure::kNone) return std::nullopt;
+  const core::FileDescriptor& fd = opened.fd;
   std::vector<unsigned char> bytes;
   unsigned char buffer[1 << 16];
   for (;;) {

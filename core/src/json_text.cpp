@@ -1,5 +1,8 @@
 #include "medload/core/json_text.h"
 
+#include "medload/core/error.h"
+#include "medload/core/regular_file.h"
+
 namespace medload::core {
 
 std::optional<std::string> json_nesting_problem(std::string_view text, int max_depth) {
@@ -37,6 +40,13 @@ nlohmann::json parse_json(std::string_view text, std::string* why) {
     if (why != nullptr) *why = e.what();
     return nlohmann::json(nlohmann::json::value_t::discarded);
   }
+}
+
+nlohmann::json read_json_file(const std::string& path, const std::string& what) {
+  std::string why;
+  nlohmann::json j = parse_json(read_regular_file(path, what, kMaxJsonFileBytes), &why);
+  if (j.is_discarded()) throw ConfigError(what + " " + path + " is not valid JSON: " + why);
+  return j;
 }
 
 }  // namespace medload::core

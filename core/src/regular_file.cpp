@@ -20,29 +20,24 @@ std::string cannot_read(const std::string& what, const std::string& path) {
   return "cannot read " + what + (what.empty() ? "" : " ") + shown + ": ";
 }
 
-// The descriptor of regular file `path` and its size.
+// The descriptor of regular file `path` and its size; IoError naming `what` and `path` otherwise.
 std::pair<FileDescriptor, std::uint64_t> open_checked(const std::string& path, const std::string& what) {
-  // The system reads a name up to its first NUL: "a.csv\0x" would open a.csv, a file not named.
-  if (path.find('\0') != std::string::npos) {
-    throw IoError(cannot_read(what, path) + "the name holds a NUL byte, which no file name can");
+  RegularFileOpening opened = try_open_regular_file(path);
+  using Failure = RegularFileOpening::Failure;
+  switch (opened.failure) {
+    case Failure::kNone:
+      return {std::move(opened.fd), opened.size};
+    case Failure::kNulInName:
+      throw IoError(cannot_read(what, path) + "the name holds a NUL byte, which no file name can");
+    case Failure::kNotRegular:
+      throw IoError(cannot_read(what, path) + "it is " + file_kind(opened.mode) + ", not a regular file");
+    case Failure::kOpen:
+      throw IoError(cannot_read(what, path) +
+                    (opened.error == ENOENT ? "it does not exist" : std::strerror(opened.error)));
+    case Failure::kStat:
+      break;
   }
-  if (const auto mode = special_file_mode(path)) {
-    throw IoError(cannot_read(what, path) + "it is " + file_kind(*mode) + ", not a regular file");
-  }
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-  if (!fd) {
-    const int error = errno;
-    throw IoError(cannot_read(what, path) + (error == ENOENT ? "it does not exist" : std::strerror(error)));
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    const int error = errno;
-    throw IoError(cannot_read(what, path) + std::strerror(error));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    throw IoError(cannot_read(what, path) + "it is " + file_kind(st.st_mode) + ", not a regular file");
-  }
-  return {std::move(fd), static_cast<std::uint64_t>(st.st_size)};
+  throw IoError(cannot_read(what, path) + std::strerror(opened.error));
 }
 
 }  // namespace
@@ -57,10 +52,37 @@ const char* file_kind(mode_t mode) noexcept {
   return "not a regular file";
 }
 
-std::optional<mode_t> special_file_mode(const std::string& path) noexcept {
+RegularFileOpening try_open_regular_file(const std::string& path) noexcept {
+  RegularFileOpening opened;
+  using Failure = RegularFileOpening::Failure;
+  if (path.find('\0') != std::string::npos) {
+    opened.failure = Failure::kNulInName;
+    return opened;
+  }
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return std::nullopt;
-  return st.st_mode;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {  // looked at, not opened
+    opened.failure = Failure::kNotRegular;
+    opened.mode = st.st_mode;
+    return opened;
+  }
+  opened.fd.reset(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!opened.fd) {
+    opened.failure = Failure::kOpen;
+    opened.error = errno;
+    return opened;
+  }
+  if (::fstat(opened.fd.get(), &st) != 0) {
+    opened.failure = Failure::kStat;
+    opened.error = errno;
+  } else if (!S_ISREG(st.st_mode)) {  // swapped since it was looked at
+    opened.failure = Failure::kNotRegular;
+    opened.mode = st.st_mode;
+  } else {
+    opened.size = static_cast<std::uint64_t>(st.st_size);
+    return opened;
+  }
+  opened.fd.reset();
+  return opened;
 }
 
 FileDescriptor open_regular_file(const std::string& path, const std::string& what) {

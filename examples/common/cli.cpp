@@ -7,7 +7,6 @@
 
 #include "medload/core/error.h"
 #include "medload/core/json_text.h"
-#include "medload/core/regular_file.h"
 
 namespace medload::examples {
 
@@ -72,11 +71,7 @@ TrainingData load_training_data(const CommonArgs& a) {
     data = cache_training_data(a.cache, a.split);
   }
   if (!a.augment_json.empty()) {
-    const std::string text =
-        core::read_regular_file(a.augment_json, "the augmentation config", core::kMaxJsonFileBytes);
-    std::string why;
-    const nlohmann::json j = core::parse_json(text, &why);
-    if (j.is_discarded()) throw ConfigError(a.augment_json + " is not valid JSON: " + why);
+    const nlohmann::json j = core::read_json_file(a.augment_json, "the augmentation config");
     // Either a whole pipeline config or just its "augment" object.
     data.augment = augment::AugmentOptions::from_json(j.contains("augment") ? j.at("augment") : j);
   }

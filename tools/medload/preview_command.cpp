@@ -22,7 +22,6 @@
 #include "medload/augment/target_hook.h"
 #include "medload/core/error.h"
 #include "medload/core/json_text.h"
-#include "medload/core/regular_file.h"
 #include "medload/loader/cache/cache_reader.h"
 #include "medload/loader/serve/loader.h"
 #include "torch_commands.h"
@@ -36,12 +35,7 @@ augment::AugmentOptions load_options(const PreviewArgs& args, const loader::Cach
                                      std::string& source) {
   nlohmann::json j;
   if (!args.augment.empty()) {
-    const std::string text =
-        core::read_regular_file(args.augment, "the augmentation config", core::kMaxJsonFileBytes);
-    std::string why;
-    j = core::parse_json(text, &why);
-    if (j.is_discarded())
-      throw ConfigError("the augmentation config " + args.augment + " is not valid JSON: " + why);
+    j = core::read_json_file(args.augment, "the augmentation config");
     source = args.augment;
   } else {
     j = core::parse_json(cache.config_json());

@@ -7,8 +7,6 @@
 #include <cstring>
 #include <sstream>
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blank.h"
@@ -65,26 +63,27 @@ std::string_view describe_content(const std::uint8_t* data, std::size_t size) {
 
 std::optional<ReadFailure> read_file_bytes(const std::string& path, std::uint64_t max_bytes,
                                            std::vector<std::uint8_t>& bytes) {
-  // The system reads a name up to its first NUL: a manifest's "a.png\0x" would read a.png.
-  if (path.find('\0') != std::string::npos) {
-    return ReadFailure{Reason::kUnreadable, "the name holds a NUL byte, which no file name can; not read"};
+  // Only a regular file is opened and read: a FIFO, a device or a folder is looked at, never
+  // opened (core::try_open_regular_file).
+  const core::RegularFileOpening opened = core::try_open_regular_file(path);
+  using Failure = core::RegularFileOpening::Failure;
+  switch (opened.failure) {
+    case Failure::kNone:
+      break;
+    case Failure::kNulInName:  // the system would read the name only up to it: another file
+      return ReadFailure{Reason::kUnreadable, "the name holds a NUL byte, which no file name can; not read"};
+    case Failure::kNotRegular:
+      return ReadFailure{Reason::kUnreadable,
+                         std::string("not a regular file: ") + core::file_kind(opened.mode) + "; not read"};
+    case Failure::kOpen:
+      return ReadFailure{Reason::kUnreadable,
+                         std::string("cannot open the file: ") + std::strerror(opened.error)};
+    case Failure::kStat:
+      return ReadFailure{Reason::kUnreadable,
+                         std::string("cannot stat the file: ") + std::strerror(opened.error)};
   }
-  const auto not_regular = [](mode_t mode) {
-    return ReadFailure{Reason::kUnreadable,
-                       std::string("not a regular file: ") + core::file_kind(mode) + "; not read"};
-  };
-  // Looked at before it is opened: opening some devices has effects of its own.
-  if (const auto mode = core::special_file_mode(path)) return not_regular(*mode);
-  const core::FileDescriptor file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-  if (!file) return ReadFailure{Reason::kUnreadable, std::string("cannot open the file: ") + std::strerror(errno)};
-  struct stat st {};
-  if (::fstat(file.get(), &st) != 0) {
-    return ReadFailure{Reason::kUnreadable, std::string("cannot stat the file: ") + std::strerror(errno)};
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return not_regular(st.st_mode);
-  }
-  const auto size = static_cast<std::uint64_t>(st.st_size);
+  const core::FileDescriptor& file = opened.fd;
+  const std::uint64_t size = opened.size;
   if (size > max_bytes) {
     return ReadFailure{Reason::kTooLarge, "the file is " + std::to_string(size) + " bytes; the limit is " +
                                               std::to_string(max_bytes) + " (validate.max_file_bytes); not read"};

@@ -4,7 +4,6 @@
 #include "medload/core/hash.h"
 #include "medload/core/json_fields.h"
 #include "medload/core/json_text.h"
-#include "medload/core/regular_file.h"
 
 #include "medload/augment/augment_options.h"
 
@@ -44,10 +43,7 @@ std::string PipelineConfig::canonical_json() const {
 std::string PipelineConfig::config_hash() const { return hash_hex(hash64_text(canonical_json())); }
 
 PipelineConfig load_pipeline_config(const std::string& path) {
-  const std::string text = core::read_regular_file(path, "the config file", core::kMaxJsonFileBytes);
-  std::string why;
-  const nlohmann::json j = core::parse_json(text, &why);
-  if (j.is_discarded()) throw ConfigError("the config file " + path + " is not valid JSON: " + why);
+  const nlohmann::json j = core::read_json_file(path, "the config file");
   try {
     return PipelineConfig::from_json(j);
   } catch (const ConfigError& e) {

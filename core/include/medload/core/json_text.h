@@ -30,4 +30,9 @@ std::optional<std::string> json_nesting_problem(std::string_view text, int max_d
 /// nests deeper than kMaxJsonDepth; `*why` (when given) then says what is wrong.
 nlohmann::json parse_json(std::string_view text, std::string* why = nullptr);
 
+/// The JSON file `path` (a config, an augmentation config), read as read_regular_file reads it
+/// (at most kMaxJsonFileBytes) and parsed with parse_json. Throws IoError when it cannot be read,
+/// ConfigError "<what> <path> is not valid JSON: <why>" when it does not parse.
+nlohmann::json read_json_file(const std::string& path, const std::string& what);
+
 }  // namespace medload::core

@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <istream>
 #include <memory>
-#include <optional>
 #include <streambuf>
 #include <string>
 
@@ -22,17 +21,26 @@ namespace medload::core {
 /// "a socket", "a character device", "a block device", or "not a regular file".
 const char* file_kind(mode_t mode) noexcept;
 
-/// The mode of `path` (links followed) when it exists and is not a regular file; nullopt for a
-/// regular file and for a path stat cannot look at (opening it will say why). Every reader asks
-/// this before it opens anything: opening some devices has effects of its own, whatever is read
-/// afterwards (a watchdog device starts its timer, a tape device rewinds).
-std::optional<mode_t> special_file_mode(const std::string& path) noexcept;
+/// What opening `path` as a regular file gave, without an exception, for callers that report a
+/// failure their own way (the decoders: an outcome in the report). The steps: a name holding a
+/// NUL byte is refused (the system would read it only up to the NUL, another file); the path is
+/// looked at before it is opened, and nothing but a regular file (links followed) is opened, since
+/// opening some devices has effects of its own whatever is read afterwards (a watchdog device
+/// starts its timer, a tape device rewinds); it is opened with O_NONBLOCK, so a FIFO swapped in
+/// meanwhile does not block the open; and the descriptor is checked again with fstat, so what was
+/// checked is what will be read.
+struct RegularFileOpening {
+  enum class Failure { kNone, kNulInName, kNotRegular, kOpen, kStat };
+  Failure failure = Failure::kNone;
+  FileDescriptor fd;       ///< open when `failure` is kNone
+  std::uint64_t size = 0;  ///< bytes of the file when it was opened
+  mode_t mode = 0;         ///< kNotRegular: what the path is (file_kind)
+  int error = 0;           ///< kOpen, kStat: errno
+};
+RegularFileOpening try_open_regular_file(const std::string& path) noexcept;
 
-/// Opens `path` read-only (links followed) if it is a regular file: looked at first
-/// (special_file_mode), then opened with O_NONBLOCK, so a FIFO swapped in meanwhile does not block
-/// the open, and checked again with fstat on the descriptor, so what was checked is what will be
-/// read. Throws IoError
-/// "cannot read <what> <path>: <why>" (missing, a folder, a FIFO, a name holding a NUL byte, ...).
+/// Opens `path` read-only as try_open_regular_file does. Throws IoError "cannot read <what>
+/// <path>: <why>" (missing, a folder, a FIFO, a name holding a NUL byte, ...).
 FileDescriptor open_regular_file(const std::string& path, const std::string& what);
 
 /// The whole content of regular file `path` (see open_regular_file). Throws IoError as
