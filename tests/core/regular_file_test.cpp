@@ -86,7 +86,7 @@ TEST(RegularFile, SpecialFilesAreNeverOpened) {
   // device rewinds): they are looked at, not opened.
   TempDir dir("regular");
   ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
-  for (const std::string path : {dir / "fifo", std::string("/dev/null")}) {
+  for (const std::string& path : {dir / "fifo", std::string("/dev/null")}) {
     EXPECT_FALSE(opened_during(path, [&] {
       EXPECT_NE(io_error_of([&] { open_regular_file(path, "x"); }), "");
     })) << path;
